@@ -1,0 +1,120 @@
+-- GetTaxi: ride hailing (IoT).
+-- The apps of riders (user_position) and of drivers (taxi_position) report GPS positions every
+-- few seconds. A position is worthless after minutes, so both topics keep only one hour. The
+-- raw positions also go to the analytics store for cost computation (a connector, not SQL).
+-- region is a small map cell (e.g. a geohash prefix) computed by the app.
+-- Derived here:
+--   taxi_locations        latest position and status of each taxi
+--   user_locations        latest position and status of each user
+--   region_activity       both position streams merged and keyed by region (no join needed)
+--   region_supply_demand  per region and 5-minute hopping window: waiting users, free taxis
+--   surge_pricing         per region and window: demand/supply ratio and price multiplier
+--   taxi_offers           each waiting user paired with the free taxis of the same region
+--   nearest_taxi          per user and minute: distance to the nearest free taxi (the estimate)
+
+-- Rider positions. status: 'browsing', 'waiting' (asked for a ride) or 'riding'.
+CREATE STREAM user_position (
+  user_id STRING KEY,
+  lat DOUBLE, lon DOUBLE, region STRING, status STRING, event_ts BIGINT
+) WITH (KAFKA_TOPIC='user_position', KEY_FORMAT='KAFKA', VALUE_FORMAT='JSON',
+        PARTITIONS=8, RETENTION_MS=3600000, TIMESTAMP='event_ts');
+
+-- Taxi positions. status: 'free' or 'busy'.
+CREATE STREAM taxi_position (
+  taxi_id STRING KEY,
+  lat DOUBLE, lon DOUBLE, region STRING, status STRING, event_ts BIGINT
+) WITH (KAFKA_TOPIC='taxi_position', KEY_FORMAT='KAFKA', VALUE_FORMAT='JSON',
+        PARTITIONS=8, RETENTION_MS=3600000, TIMESTAMP='event_ts');
+
+-- Where each taxi is now. Pull: SELECT lat, lon, status FROM taxi_locations WHERE taxi_id = 't9'
+CREATE TABLE taxi_locations AS
+  SELECT taxi_id,
+         LATEST_BY_OFFSET(lat) AS lat, LATEST_BY_OFFSET(lon) AS lon,
+         LATEST_BY_OFFSET(region) AS region,
+         LATEST_BY_OFFSET(status) AS status,
+         LATEST_BY_OFFSET(event_ts) AS event_ts
+  FROM taxi_position
+  GROUP BY taxi_id
+  EMIT CHANGES;
+
+-- Where each user is now. Pull: SELECT lat, lon, status FROM user_locations WHERE user_id = 'u1'
+CREATE TABLE user_locations AS
+  SELECT user_id,
+         LATEST_BY_OFFSET(lat) AS lat, LATEST_BY_OFFSET(lon) AS lon,
+         LATEST_BY_OFFSET(region) AS region,
+         LATEST_BY_OFFSET(status) AS status,
+         LATEST_BY_OFFSET(event_ts) AS event_ts
+  FROM user_position
+  GROUP BY user_id
+  EMIT CHANGES;
+
+-- Users and taxis in one stream keyed by region, so supply and demand are counted by a single
+-- aggregation instead of joining two windowed tables. Read by region_supply_demand.
+CREATE STREAM region_activity AS
+  SELECT region, user_id AS entity_id, 'user' AS entity_type, status
+  FROM user_position
+  PARTITION BY region
+  EMIT CHANGES;
+
+INSERT INTO region_activity
+  SELECT region, taxi_id AS entity_id, 'taxi' AS entity_type, status
+  FROM taxi_position
+  PARTITION BY region
+  EMIT CHANGES;
+
+-- Demand and supply per region over the last 5 minutes, refreshed every minute: distinct users
+-- seen waiting and distinct taxis seen free (CASE without ELSE yields NULL, which
+-- COUNT_DISTINCT ignores). Windowed table: key (region, WINDOWSTART, WINDOWEND).
+CREATE TABLE region_supply_demand AS
+  SELECT region,
+         COUNT_DISTINCT(CASE WHEN entity_type = 'user' AND status = 'waiting'
+                             THEN entity_id END) AS waiting_users,
+         COUNT_DISTINCT(CASE WHEN entity_type = 'taxi' AND status = 'free'
+                             THEN entity_id END) AS free_taxis
+  FROM region_activity
+  WINDOW HOPPING (SIZE 5 MINUTES, ADVANCE BY 1 MINUTE, GRACE PERIOD 30 SECONDS)
+  GROUP BY region
+  EMIT CHANGES;
+
+-- Surge price multiplier per region and window, computed from the two counts (no join).
+-- Push: SELECT region, WINDOWSTART, surge_multiplier FROM surge_pricing EMIT CHANGES
+-- Pull: SELECT * FROM surge_pricing WHERE region = 'u09tv' AND WINDOWSTART >= 1700000000000
+CREATE TABLE surge_pricing AS
+  SELECT region,
+         waiting_users,
+         free_taxis,
+         CASE WHEN free_taxis = 0 THEN NULL
+              ELSE ROUND(CAST(waiting_users AS DOUBLE) / free_taxis, 2) END AS demand_ratio,
+         CASE WHEN waiting_users = 0 THEN 1.0
+              WHEN free_taxis = 0 OR waiting_users >= 2 * free_taxis THEN 2.0
+              WHEN waiting_users * 2 >= free_taxis * 3 THEN 1.5
+              WHEN waiting_users > free_taxis THEN 1.2
+              ELSE 1.0 END AS surge_multiplier
+  FROM region_supply_demand
+  EMIT CHANGES;
+
+-- Free taxis near a waiting user: stream-stream join on region (both sides re-keyed by
+-- region), positions at most 30 seconds apart, then GEO_DISTANCE for the distance.
+-- The dispatcher picks the closest: SELECT taxi_id, distance_km FROM taxi_offers
+--   WHERE user_id = 'u1' EMIT CHANGES
+CREATE STREAM taxi_offers AS
+  SELECT u.region AS region,
+         u.user_id AS user_id,
+         t.taxi_id AS taxi_id,
+         GEO_DISTANCE(u.lat, u.lon, t.lat, t.lon, 'KM') AS distance_km
+  FROM user_position u
+  JOIN taxi_position t WITHIN 30 SECONDS GRACE PERIOD 10 SECONDS ON u.region = t.region
+  WHERE u.status = 'waiting' AND t.status = 'free'
+    AND GEO_DISTANCE(u.lat, u.lon, t.lat, t.lon, 'KM') <= 5
+  EMIT CHANGES;
+
+-- Estimate for a user: nearest free taxi distance (and how many are near) per minute.
+-- Pull: SELECT nearest_km, taxis_nearby FROM nearest_taxi WHERE user_id = 'u1'
+CREATE TABLE nearest_taxi AS
+  SELECT user_id,
+         MIN(distance_km) AS nearest_km,
+         COUNT_DISTINCT(taxi_id) AS taxis_nearby
+  FROM taxi_offers
+  WINDOW TUMBLING (SIZE 1 MINUTE, GRACE PERIOD 10 SECONDS)
+  GROUP BY user_id
+  EMIT CHANGES;

@@ -1,0 +1,471 @@
+//! A small JSON tree that keeps numbers exactly as written.
+//!
+//! ksqlDB reads JSON with Jackson configured for exact big decimals, so
+//! `12345678987654321.2345678987654321` reaches a `DECIMAL(33, 16)` column
+//! without passing through a double. `serde_json::Value` (without the
+//! `arbitrary_precision` feature) cannot do that, hence this tree: numbers
+//! keep their source text, objects keep every member in order (lookups take
+//! the last duplicate, as Jackson's `readTree` does).
+//!
+//! The parser is strict RFC 8259 (no comments, no `NaN`, no leading zeros,
+//! nothing but whitespace after the value), checks UTF-8 up front, and
+//! bounds nesting at [`MAX_DEPTH`] (Jackson's default limit), so no input can
+//! exhaust the stack.
+
+/// Jackson's default `StreamReadConstraints` nesting limit.
+pub(crate) const MAX_DEPTH: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum JsonNode {
+    Null,
+    Bool(bool),
+    /// The number's text as written, already checked to be a JSON number.
+    Number(String),
+    String(String),
+    Array(Vec<JsonNode>),
+    Object(Vec<(String, JsonNode)>),
+}
+
+impl JsonNode {
+    /// The Jackson node class ksqlDB names in its coercion errors
+    /// ("sourceType: TextNode").
+    pub(crate) fn jackson_kind(&self) -> &'static str {
+        match self {
+            JsonNode::Null => "NullNode",
+            JsonNode::Bool(_) => "BooleanNode",
+            JsonNode::Number(n) if is_integral(n) => match n.parse::<i64>() {
+                Ok(v) if i32::try_from(v).is_ok() => "IntNode",
+                Ok(_) => "LongNode",
+                Err(_) => "BigIntegerNode",
+            },
+            JsonNode::Number(_) => "DecimalNode",
+            JsonNode::String(_) => "TextNode",
+            JsonNode::Array(_) => "ArrayNode",
+            JsonNode::Object(_) => "ObjectNode",
+        }
+    }
+
+    /// The member ksqlDB's struct reader picks for `name`: an exact match,
+    /// else a member whose upper-cased name equals `name`.
+    pub(crate) fn member(&self, name: &str) -> Option<&JsonNode> {
+        let JsonNode::Object(members) = self else {
+            return None;
+        };
+        members
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .or_else(|| members.iter().rev().find(|(k, _)| k.to_uppercase() == name))
+            .map(|(_, v)| v)
+    }
+
+    /// From a `serde_json::Value` (numbers keep serde_json's text for them).
+    pub(crate) fn from_serde(v: &serde_json::Value) -> JsonNode {
+        match v {
+            serde_json::Value::Null => JsonNode::Null,
+            serde_json::Value::Bool(b) => JsonNode::Bool(*b),
+            serde_json::Value::Number(n) => JsonNode::Number(n.to_string()),
+            serde_json::Value::String(s) => JsonNode::String(s.clone()),
+            serde_json::Value::Array(a) => {
+                JsonNode::Array(a.iter().map(Self::from_serde).collect())
+            }
+            serde_json::Value::Object(o) => JsonNode::Object(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Self::from_serde(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Jackson's `asText()` of a scalar node, and its compact JSON for
+    /// objects (ksqlDB's STRING coercion of an object).
+    pub(crate) fn write(&self, out: &mut String) {
+        match self {
+            JsonNode::Null => out.push_str("null"),
+            JsonNode::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            JsonNode::Number(n) => out.push_str(n),
+            JsonNode::String(s) => write_string(out, s),
+            JsonNode::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write(out);
+                }
+                out.push(']');
+            }
+            JsonNode::Object(members) => {
+                out.push('{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_string(out, k);
+                    out.push(':');
+                    v.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// True if a JSON number's text has no fraction or exponent.
+pub(crate) fn is_integral(n: &str) -> bool {
+    !n.contains(['.', 'e', 'E'])
+}
+
+/// Writes `s` as a JSON string literal, escaping as Jackson does.
+pub(crate) fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0C}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Parses one JSON document. Errors are short descriptions without the
+/// input (ksqlDB clears locations so record contents never reach the logs).
+pub(crate) fn parse(bytes: &[u8]) -> Result<JsonNode, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "Invalid UTF-8 in JSON".to_string())?;
+    let mut p = Parser {
+        s: text.as_bytes(),
+        text,
+        pos: 0,
+    };
+    p.skip_ws();
+    if p.pos == p.s.len() {
+        return Err("No content to map due to end-of-input".into());
+    }
+    let v = p.value(0)?;
+    p.skip_ws();
+    if p.pos != p.s.len() {
+        return Err(format!(
+            "Unexpected character after the JSON value at offset {}",
+            p.pos
+        ));
+    }
+    Ok(v)
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    text: &'a str,
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.pos) {
+            self.pos += 1;
+        }
+    }
+
+    fn err<T>(&self, what: &str) -> Result<T, String> {
+        if self.pos >= self.s.len() {
+            Err(format!("Unexpected end-of-input: {what}"))
+        } else {
+            Err(format!("{what} at offset {}", self.pos))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<JsonNode, String> {
+        if depth >= MAX_DEPTH {
+            return Err(format!(
+                "Document nesting depth exceeds the maximum allowed ({MAX_DEPTH})"
+            ));
+        }
+        match self.s.get(self.pos) {
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            Some(b'"') => Ok(JsonNode::String(self.string()?)),
+            Some(b't') => self.literal("true", JsonNode::Bool(true)),
+            Some(b'f') => self.literal("false", JsonNode::Bool(false)),
+            Some(b'n') => self.literal("null", JsonNode::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => self.err("Unexpected character, expected a JSON value"),
+        }
+    }
+
+    fn literal(&mut self, word: &str, node: JsonNode) -> Result<JsonNode, String> {
+        if self.s[self.pos..].starts_with(word.as_bytes()) {
+            self.pos += word.len();
+            Ok(node)
+        } else {
+            self.err("Unrecognized token")
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while self.s.get(self.pos).is_some_and(u8::is_ascii_digit) {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Result<JsonNode, String> {
+        let start = self.pos;
+        if self.s[self.pos] == b'-' {
+            self.pos += 1;
+        }
+        let int_start = self.pos;
+        match self.digits() {
+            0 => return self.err("Invalid number: expected a digit"),
+            n if n > 1 && self.s[int_start] == b'0' => {
+                return self.err("Invalid number: leading zeroes not allowed")
+            }
+            _ => {}
+        }
+        if self.s.get(self.pos) == Some(&b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return self.err("Invalid number: expected a digit after the decimal point");
+            }
+        }
+        if let Some(b'e' | b'E') = self.s.get(self.pos) {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.s.get(self.pos) {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return self.err("Invalid number: expected a digit in the exponent");
+            }
+        }
+        Ok(JsonNode::Number(self.text[start..self.pos].to_string()))
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let Some(h) = self.text.get(self.pos..self.pos + 4) else {
+            return self.err("Invalid unicode escape");
+        };
+        if !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return self.err("Invalid unicode escape");
+        }
+        let v = u32::from_str_radix(h, 16).or_else(|_| self.err("Invalid unicode escape"))?;
+        self.pos += 4;
+        Ok(v)
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.pos += 1; // opening quote
+        let mut out = String::new();
+        loop {
+            let start = self.pos;
+            while let Some(&b) = self.s.get(self.pos) {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.pos += 1;
+            }
+            out.push_str(&self.text[start..self.pos]);
+            match self.s.get(self.pos) {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let Some(&e) = self.s.get(self.pos) else {
+                        return self.err("Unterminated escape");
+                    };
+                    self.pos += 1;
+                    match e {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{08}'),
+                        b'f' => out.push('\u{0C}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let c = if (0xD800..0xDC00).contains(&hi)
+                                && self.s[self.pos..].starts_with(b"\\u")
+                            {
+                                let save = self.pos;
+                                self.pos += 2;
+                                let lo = self.hex4()?;
+                                if (0xDC00..0xE000).contains(&lo) {
+                                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+                                } else {
+                                    self.pos = save;
+                                    None
+                                }
+                            } else {
+                                char::from_u32(hi)
+                            };
+                            // Lone surrogates have no Rust `char`.
+                            out.push(c.unwrap_or('\u{FFFD}'));
+                        }
+                        _ => {
+                            self.pos -= 1;
+                            return self.err("Unrecognized character escape");
+                        }
+                    }
+                }
+                Some(_) => return self.err("Illegal unquoted control character in string"),
+                None => return self.err("Unterminated string"),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<JsonNode, String> {
+        self.pos += 1;
+        let mut items = Vec::new();
+        self.skip_ws();
+        if self.s.get(self.pos) == Some(&b']') {
+            self.pos += 1;
+            return Ok(JsonNode::Array(items));
+        }
+        loop {
+            self.skip_ws();
+            items.push(self.value(depth + 1)?);
+            self.skip_ws();
+            match self.s.get(self.pos) {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(JsonNode::Array(items));
+                }
+                _ => return self.err("Expected ',' or ']' in array"),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<JsonNode, String> {
+        self.pos += 1;
+        let mut members = Vec::new();
+        self.skip_ws();
+        if self.s.get(self.pos) == Some(&b'}') {
+            self.pos += 1;
+            return Ok(JsonNode::Object(members));
+        }
+        loop {
+            self.skip_ws();
+            if self.s.get(self.pos) != Some(&b'"') {
+                return self.err("Expected a field name in double quotes");
+            }
+            let key = self.string()?;
+            self.skip_ws();
+            if self.s.get(self.pos) != Some(&b':') {
+                return self.err("Expected ':' after a field name");
+            }
+            self.pos += 1;
+            self.skip_ws();
+            let v = self.value(depth + 1)?;
+            members.push((key, v));
+            self.skip_ws();
+            match self.s.get(self.pos) {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(JsonNode::Object(members));
+                }
+                _ => return self.err("Expected ',' or '}' in object"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(s: &str) -> JsonNode {
+        JsonNode::Number(s.into())
+    }
+
+    #[test]
+    fn parses_and_keeps_numbers_exact() {
+        let v = parse(br#" {"a": [1, -2.50, 1e400, null, true], "b": "x\u00e9\n\ud83d\ude00"} "#)
+            .unwrap();
+        assert_eq!(
+            v,
+            JsonNode::Object(vec![
+                (
+                    "a".into(),
+                    JsonNode::Array(vec![
+                        num("1"),
+                        num("-2.50"),
+                        num("1e400"),
+                        JsonNode::Null,
+                        JsonNode::Bool(true)
+                    ])
+                ),
+                ("b".into(), JsonNode::String("xé\n😀".into())),
+            ])
+        );
+        let mut out = String::new();
+        v.write(&mut out);
+        assert_eq!(out, "{\"a\":[1,-2.50,1e400,null,true],\"b\":\"xé\\n😀\"}");
+    }
+
+    #[test]
+    fn rejects_malformed_input_without_panicking() {
+        for bad in [
+            &b""[..],
+            b"   ",
+            b"{",
+            b"[1,",
+            b"01",
+            b"1.",
+            b"-",
+            b"1e",
+            b"tru",
+            b"NaN",
+            b"{\"a\" 1}",
+            b"{a:1}",
+            b"\"abc",
+            b"\"\\x\"",
+            b"\"\\u12\"",
+            b"\"\x01\"",
+            b"1 2",
+            b"\xff\xfe",
+            b"\"\xc3\"",
+        ] {
+            assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn bounds_nesting() {
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH - 1), "]".repeat(MAX_DEPTH - 1));
+        assert!(parse(deep.as_bytes()).is_ok());
+        let too_deep = "[".repeat(100_000);
+        assert!(parse(too_deep.as_bytes())
+            .unwrap_err()
+            .contains("nesting depth"));
+    }
+
+    #[test]
+    fn member_lookup_prefers_exact_then_upper_case() {
+        let v = parse(br#"{"foo": 1, "FOO": 2, "bar": 3, "Bar": 4}"#).unwrap();
+        assert_eq!(v.member("FOO"), Some(&num("2")));
+        assert_eq!(v.member("foo"), Some(&num("1")));
+        assert_eq!(v.member("BAR"), Some(&num("4")));
+        assert_eq!(v.member("bar"), Some(&num("3")));
+        assert_eq!(v.member("baz"), None);
+    }
+
+    #[test]
+    fn names_jackson_node_kinds() {
+        assert_eq!(num("1").jackson_kind(), "IntNode");
+        assert_eq!(num("3000000000").jackson_kind(), "LongNode");
+        assert_eq!(num("99999999999999999999").jackson_kind(), "BigIntegerNode");
+        assert_eq!(num("1.0").jackson_kind(), "DecimalNode");
+        assert_eq!(JsonNode::String("".into()).jackson_kind(), "TextNode");
+    }
+}

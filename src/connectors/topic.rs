@@ -1,0 +1,138 @@
+//! The topic abstraction the runtime reads and writes through.
+//!
+//! A topic has a fixed number of partitions; each partition is an append-only
+//! log of [`Record`]s with dense offsets from 0. Keys and values are opaque
+//! bytes (encoded by a format); `None` is a null key or a tombstone value.
+//! Keyed records go to the partition their key hashes to, so equal keys share a
+//! partition; records without a key go to partition 0 unless one is given.
+
+use std::sync::Arc;
+
+/// One record of a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub key: Option<Arc<[u8]>>,
+    pub value: Option<Arc<[u8]>>,
+    /// Milliseconds since the epoch (the Kafka record timestamp: ROWTIME).
+    pub timestamp: i64,
+    pub headers: Vec<(String, Option<Arc<[u8]>>)>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Errors of a topic store.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TopicError {
+    #[error("Topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("Topic '{topic}' has no partition {partition}")]
+    UnknownPartition { topic: String, partition: i32 },
+    #[error("Topic '{topic}' already exists with {existing} partitions, not {requested}")]
+    PartitionMismatch {
+        topic: String,
+        existing: i32,
+        requested: i32,
+    },
+}
+
+/// A set of topics: the in-memory store here, Kafka behind the same calls.
+pub(crate) trait Topics: Send + Sync {
+    /// Create a topic, or return Ok if it exists with the same partition count.
+    fn create(&self, topic: &str, partitions: i32) -> Result<(), TopicError>;
+    /// Delete a topic and its records; no-op if absent.
+    fn delete(&self, topic: &str);
+    fn exists(&self, topic: &str) -> bool;
+    /// Number of partitions, if the topic exists.
+    fn partitions(&self, topic: &str) -> Option<i32>;
+    /// All topic names, sorted.
+    fn list(&self) -> Vec<String>;
+    /// Append a record; `partition` None picks by key hash. Returns (partition, offset).
+    fn produce(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<Arc<[u8]>>,
+        value: Option<Arc<[u8]>>,
+        timestamp: i64,
+        headers: Vec<(String, Option<Arc<[u8]>>)>,
+    ) -> Result<(i32, i64), TopicError>;
+    /// Up to `max` records of one partition from `offset` on.
+    fn fetch(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max: usize,
+    ) -> Result<Vec<Record>, TopicError>;
+    /// The offset the next record of a partition will get.
+    fn end_offset(&self, topic: &str, partition: i32) -> Result<i64, TopicError>;
+}
+
+/// Kafka's default partitioner hash (murmur2 of the key bytes, as the Java
+/// clients compute it), so keyed records land where Java producers put them.
+pub(crate) fn murmur2_partition(key: &[u8], partitions: i32) -> i32 {
+    if partitions <= 1 {
+        return 0;
+    }
+    let h = murmur2(key) & 0x7fff_ffff;
+    (h % partitions as u32) as i32
+}
+
+fn murmur2(data: &[u8]) -> u32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let len = data.len();
+    let mut h: u32 = SEED ^ (len as u32);
+    let chunks = data.chunks_exact(4);
+    let tail = chunks.remainder();
+    for c in chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    match tail.len() {
+        3 => {
+            h ^= (tail[2] as u32) << 16;
+            h ^= (tail[1] as u32) << 8;
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        2 => {
+            h ^= (tail[1] as u32) << 8;
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        1 => {
+            h ^= tail[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        _ => {}
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur2_matches_java_client() {
+        // Values from Kafka's own UtilsTest (Utils.murmur2).
+        assert_eq!(murmur2(b"21") as i32, -973932308);
+        assert_eq!(murmur2(b"foobar") as i32, -790332482);
+        assert_eq!(murmur2(b"a-little-bit-long-string") as i32, -985981536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string") as i32, -1486304829);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8") as i32,
+            -58897971
+        );
+        assert_eq!(murmur2(&[b'a', b'b', b'c']) as i32, 479470107);
+    }
+}

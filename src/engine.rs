@@ -1,0 +1,1032 @@
+//! The engine: executes statements, owns the catalog, the topics, the state
+//! store and the running persistent queries.
+//!
+//! Statements that change the catalog (CREATE, INSERT INTO ... SELECT, DROP,
+//! TERMINATE) are appended to a statement log in RocksDB once they succeed;
+//! opening an engine on the same data directory replays the log, so streams,
+//! tables and queries survive a restart and queries resume from the offsets
+//! checkpointed with their state.
+//!
+//! Processing is driven by [`Engine::run_until_idle`]: every task polls its
+//! source until no task makes progress (the in-process, deterministic mode
+//! the conformance runner and tests use; a server drives the same tasks from
+//! its own loop).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::physical_expr::create_physical_expr;
+use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
+
+use crate::catalog::{Catalog, Column, ColumnKind, QueryInfo, Source};
+use crate::connectors::memory::MemoryTopics;
+use crate::connectors::Topics;
+use crate::error::{Error, Result};
+use crate::planner::ast::{CreateAs, CreateSource, ShowWhat, SourceKind, Statement};
+use crate::planner::ddl::{self, SourceOptions};
+use crate::planner::{parser, PlannedQuery, Planner};
+use crate::runtime::{SinkSpec, StateStore, StreamPlan, Task, TaskMetrics, ROWTIME};
+
+/// How to open an engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// RocksDB state and the statement log live here.
+    pub data_dir: PathBuf,
+    /// Initial session properties (`SET` changes them).
+    pub properties: BTreeMap<String, String>,
+}
+
+/// What a statement returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatementResult {
+    /// A statement that did something, with a message for the user.
+    Done {
+        message: String,
+        query_id: Option<String>,
+    },
+    /// A table of text (SHOW, LIST, DESCRIBE, EXPLAIN, PRINT).
+    Rows {
+        columns: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
+}
+
+/// A Sluice engine over in-process topics.
+pub struct Engine {
+    planner: Planner,
+    catalog: Catalog,
+    topics: Arc<dyn Topics>,
+    store: StateStore,
+    tasks: BTreeMap<String, Task>,
+    properties: BTreeMap<String, String>,
+    next_query: u64,
+    log_seq: u64,
+    replaying: bool,
+}
+
+const LOG_PREFIX: &[u8] = b"c/";
+
+impl Engine {
+    /// Open an engine on a data directory; restores the catalog and queries.
+    pub fn open(config: EngineConfig) -> Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let store = StateStore::open(&config.data_dir.join("state"))?;
+        let mut engine = Engine {
+            planner: Planner::try_new()?,
+            catalog: Catalog::default(),
+            topics: Arc::new(MemoryTopics::new()),
+            store,
+            tasks: BTreeMap::new(),
+            properties: config.properties,
+            next_query: 0,
+            log_seq: 0,
+            replaying: false,
+        };
+        engine.replay()?;
+        Ok(engine)
+    }
+
+    fn replay(&mut self) -> Result<()> {
+        let log = self.store.scan_prefix(LOG_PREFIX)?;
+        self.replaying = true;
+        for (k, v) in log {
+            self.log_seq = self.log_seq.max(
+                std::str::from_utf8(&k[LOG_PREFIX.len()..])
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0)
+                    + 1,
+            );
+            let sql = String::from_utf8_lossy(&v).to_string();
+            if let Err(e) = self.execute(&sql) {
+                tracing::error!(statement = %sql, error = %e, "could not restore statement");
+            }
+        }
+        self.replaying = false;
+        Ok(())
+    }
+
+    fn log_statement(&mut self, sql: &str) -> Result<()> {
+        if self.replaying {
+            return Ok(());
+        }
+        let mut b = crate::runtime::StateBatch::default();
+        b.put(format!("c/{:020}", self.log_seq).as_bytes(), sql.as_bytes());
+        self.log_seq += 1;
+        self.store.commit(b)
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub(crate) fn topics(&self) -> &Arc<dyn Topics> {
+        &self.topics
+    }
+
+    /// Session and server properties.
+    pub fn properties(&self) -> &BTreeMap<String, String> {
+        &self.properties
+    }
+
+    /// Counters of a running query.
+    pub(crate) fn query_metrics(&self, id: &str) -> Option<TaskMetrics> {
+        self.tasks.get(id).map(|t| t.metrics())
+    }
+
+    /// Make sure a topic exists (the conformance runner pre-creates topics).
+    pub(crate) fn ensure_topic(&self, name: &str, partitions: i32) -> Result<()> {
+        if !self.topics.exists(name) {
+            self.topics
+                .create(name, partitions)
+                .map_err(|e| Error::internal(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Run every query until none makes progress.
+    pub fn run_until_idle(&mut self) -> Result<()> {
+        loop {
+            let mut progress = 0;
+            let ids: Vec<String> = self.tasks.keys().cloned().collect();
+            for id in ids {
+                if let Some(task) = self.tasks.get_mut(&id) {
+                    match task.poll(1) {
+                        Ok(n) => progress += n,
+                        Err(e) => {
+                            tracing::error!(query_id = %id, error = %e, "query stopped");
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+            if progress == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Execute a script of statements; stops at the first error.
+    pub fn execute(&mut self, sql: &str) -> Result<Vec<StatementResult>> {
+        let parsed = parser::parse(sql)?;
+        let mut out = Vec::new();
+        for p in parsed {
+            out.push(self.execute_statement(p.statement, &p.text)?);
+        }
+        Ok(out)
+    }
+
+    fn execute_statement(&mut self, stmt: Statement, text: &str) -> Result<StatementResult> {
+        match stmt {
+            Statement::CreateSource(c) => self.create_source(c, text),
+            Statement::CreateAs(c) => self.create_as(c, text),
+            Statement::InsertInto { target, query } => {
+                let t = self
+                    .catalog
+                    .source(&target)
+                    .ok_or_else(|| Error::NotFound(format!("{target} does not exist.")))?
+                    .clone();
+                if t.kind == SourceKind::Table {
+                    return Err(Error::semantic(format!(
+                        "INSERT INTO can only be used to insert into a stream. {target} is a table."
+                    )));
+                }
+                if t.read_only {
+                    return Err(Error::semantic(format!("Cannot insert into read-only stream: {target}")));
+                }
+                let planned = self.planner.plan_query(&self.catalog, &query, &target)?;
+                check_insert_schema(&t, &planned)?;
+                if planned.is_table {
+                    return Err(Error::semantic(format!(
+                        "Incompatible data sink and query result. Data sink ({target}) type is STREAM but select query result is TABLE."
+                    )));
+                }
+                let id = self.next_id("INSERTQUERY", &target);
+                self.start_query(id.clone(), planned, &t, text)?;
+                self.log_statement(text)?;
+                Ok(StatementResult::Done { message: format!("Created query with ID {id}"), query_id: Some(id) })
+            }
+            Statement::InsertValues { target, columns, values, position } => {
+                self.insert_values(&target, columns, values).map_err(|e| e.with_position(position))?;
+                Ok(StatementResult::Done { message: String::new(), query_id: None })
+            }
+            Statement::Select(_) => Err(Error::Unsupported(
+                "Transient SELECT in this interface (pull and push queries are served over the Postgres protocol)".into(),
+            )),
+            Statement::Drop { kind, name, if_exists, delete_topic } => self.drop(kind, &name, if_exists, delete_topic, text),
+            Statement::Terminate { query_id } => {
+                let ids: Vec<String> = match query_id {
+                    Some(id) => {
+                        if self.catalog.query(&id).is_none() {
+                            return Err(Error::NotFound(format!("Unknown queryId: {id}")));
+                        }
+                        vec![id]
+                    }
+                    None => self.catalog.queries().map(|q| q.id.clone()).collect(),
+                };
+                for id in &ids {
+                    self.terminate(id)?;
+                }
+                self.log_statement(text)?;
+                Ok(StatementResult::Done { message: "Query terminated.".into(), query_id: None })
+            }
+            Statement::Show { what, extended } => Ok(self.show(what, extended)),
+            Statement::Describe { name, extended } => self.describe(&name, extended),
+            Statement::DescribeFunction(name) => {
+                let all = crate::functions::catalog();
+                let f = all
+                    .iter()
+                    .find(|(n, _, _)| *n == name)
+                    .ok_or_else(|| Error::NotFound(format!("Can't find any functions with the name '{name}'")))?;
+                Ok(StatementResult::Rows {
+                    columns: vec!["Name".into(), "Type".into(), "Description".into()],
+                    rows: vec![vec![f.0.to_string(), f.1.to_string(), f.2.to_string()]],
+                })
+            }
+            Statement::Explain(inner) => self.explain(*inner),
+            Statement::ExplainQuery(id) => {
+                let task = self.tasks.get(&id).ok_or_else(|| Error::NotFound(format!("Query with id:{id} does not exist")))?;
+                Ok(rows_of_text(&task.plan().explain()))
+            }
+            Statement::Set { name, value } => {
+                self.properties.insert(name.clone(), value.clone());
+                Ok(StatementResult::Done { message: format!("Successfully changed local property '{name}' to '{value}'."), query_id: None })
+            }
+            Statement::Unset { name } => {
+                self.properties.remove(&name);
+                Ok(StatementResult::Done { message: format!("Successfully unset local property '{name}'."), query_id: None })
+            }
+            Statement::Print { topic, from_beginning, limit } => {
+                // In-process, pending records are processed before reading.
+                self.run_until_idle()?;
+                self.print(&topic, from_beginning, limit)
+            }
+        }
+    }
+
+    fn next_id(&mut self, prefix: &str, name: &str) -> String {
+        let id = format!("{prefix}_{name}_{}", self.next_query);
+        self.next_query += 1;
+        id
+    }
+
+    fn create_source(&mut self, c: CreateSource, text: &str) -> Result<StatementResult> {
+        let kind_word = match c.kind {
+            SourceKind::Stream => "stream",
+            SourceKind::Table => "table",
+        };
+        if let Some(existing) = self.catalog.source(&c.name) {
+            if c.if_not_exists {
+                return Ok(StatementResult::Done {
+                    message: format!("{} already exists.", c.name),
+                    query_id: None,
+                });
+            }
+            if !c.or_replace {
+                return Err(Error::AlreadyExists(format!(
+                    "Cannot add {kind_word} '{}': A {} with the same name already exists",
+                    c.name,
+                    match existing.kind {
+                        SourceKind::Stream => "stream",
+                        SourceKind::Table => "table",
+                    }
+                )));
+            }
+            if existing.read_only || c.is_source {
+                return Err(Error::semantic(format!(
+                    "Cannot add {kind_word} '{}': CREATE OR REPLACE is not supported on source {kind_word}s.",
+                    c.name
+                )));
+            }
+        }
+        let topic_name = c.with.get("KAFKA_TOPIC").map(|(v, _)| v.as_string());
+        let existing_partitions = topic_name
+            .as_deref()
+            .and_then(|t| self.topics.partitions(t));
+        let (source, opts) = ddl::create_source(&c, text, &self.properties, existing_partitions)?;
+        self.ensure_source_topic(&source, &opts)?;
+        self.catalog.insert_source(source);
+        self.log_statement(text)?;
+        Ok(StatementResult::Done {
+            message: format!(
+                "{} created",
+                if c.kind == SourceKind::Stream {
+                    "Stream"
+                } else {
+                    "Table"
+                }
+            ),
+            query_id: None,
+        })
+    }
+
+    fn ensure_source_topic(&self, source: &Source, opts: &SourceOptions) -> Result<()> {
+        if self.topics.exists(&source.topic) {
+            if let (Some(p), Some(actual)) =
+                (opts.partitions, self.topics.partitions(&source.topic))
+            {
+                if p != actual {
+                    return Err(Error::semantic(format!(
+                        "A Kafka topic with the name '{}' already exists, with different partition/replica configuration than required. KSQL expects {p} partitions (topic has {actual}).",
+                        source.topic
+                    )));
+                }
+            }
+            return Ok(());
+        }
+        match opts.partitions {
+            Some(p) => self.topics.create(&source.topic, p).map_err(|e| Error::internal(e.to_string())),
+            None => Err(Error::semantic(format!(
+                "Topic '{}' does not exist. If you want to create a new topic for the stream/table please re-run the statement providing the required 'PARTITIONS' configuration in the WITH clause (and optionally 'REPLICAS').",
+                source.topic
+            ))),
+        }
+    }
+
+    fn create_as(&mut self, c: CreateAs, text: &str) -> Result<StatementResult> {
+        if let Some(existing) = self.catalog.source(&c.name) {
+            if c.if_not_exists {
+                return Ok(StatementResult::Done {
+                    message: format!("{} already exists.", c.name),
+                    query_id: None,
+                });
+            }
+            if !c.or_replace {
+                return Err(Error::AlreadyExists(format!(
+                    "Cannot add {} '{}': A {} with the same name already exists",
+                    c.kind.to_string().to_lowercase(),
+                    c.name,
+                    existing.kind.to_string().to_lowercase()
+                )));
+            }
+        }
+        let opts = SourceOptions::parse(&c.with, &BTreeMap::new())?;
+        let planned = self.planner.plan_query(&self.catalog, &c.query, &c.name)?;
+        match (c.kind, planned.is_table) {
+            (SourceKind::Stream, true) => {
+                return Err(Error::semantic(
+                    "Invalid result type. Your SELECT query produces a TABLE. Please use CREATE TABLE AS SELECT statement instead.",
+                ))
+            }
+            (SourceKind::Table, false) => {
+                return Err(Error::semantic(
+                    "Invalid result type. Your SELECT query produces a STREAM. Please use CREATE STREAM AS SELECT statement instead.",
+                ))
+            }
+            _ => {}
+        }
+        let input = self
+            .catalog
+            .source(&c.query.from.name)
+            .ok_or_else(|| Error::internal("planned source vanished"))?
+            .clone();
+        let schema = planned.output_schema.clone();
+        let mut columns = Vec::new();
+        for &k in &planned.key_columns {
+            let f = schema.field(k);
+            columns.push(Column {
+                name: f.name().clone(),
+                data_type: f.data_type().clone(),
+                kind: ColumnKind::Key,
+            });
+        }
+        for &v in &planned.value_columns {
+            let f = schema.field(v);
+            columns.push(Column {
+                name: f.name().clone(),
+                data_type: f.data_type().clone(),
+                kind: ColumnKind::Value,
+            });
+        }
+        let key_format = opts
+            .key_format
+            .clone()
+            .unwrap_or_else(|| input.key_format.clone());
+        let mut value_format = opts.value_format.clone().unwrap_or_else(|| {
+            let mut f = input.value_format.clone();
+            f.wrap_single = None;
+            f
+        });
+        if opts.wrap_single_value.is_some() {
+            value_format = value_format.with_wrap_single(opts.wrap_single_value);
+        }
+        ddl::check_formats(&key_format, &value_format, &columns)?;
+        let timestamp = match &opts.timestamp {
+            Some(ts) => {
+                if !columns.iter().any(|c| &c.name == ts) {
+                    return Err(Error::semantic(format!(
+                        "The TIMESTAMP column set in the WITH clause does not exist in the schema: '{ts}'"
+                    )));
+                }
+                Some((ts.clone(), opts.timestamp_format.clone()))
+            }
+            None => None,
+        };
+        let sink = Source {
+            name: c.name.clone(),
+            kind: c.kind,
+            topic: opts.topic.clone().unwrap_or_else(|| c.name.clone()),
+            key_format,
+            value_format,
+            columns,
+            timestamp,
+            window: planned.window,
+            partitions: opts.partitions.unwrap_or(input.partitions),
+            read_only: false,
+            sql: text.to_string(),
+            query: None,
+        };
+        if !self.topics.exists(&sink.topic) {
+            self.topics
+                .create(&sink.topic, sink.partitions)
+                .map_err(|e| Error::internal(e.to_string()))?;
+        }
+        // Replacing a query: stop the old one first.
+        if let Some(old) = self.catalog.source(&c.name).and_then(|s| s.query.clone()) {
+            self.terminate(&old)?;
+        }
+        let prefix = match c.kind {
+            SourceKind::Stream => "CSAS",
+            SourceKind::Table => "CTAS",
+        };
+        let id = self.next_id(prefix, &c.name);
+        let mut sink = sink;
+        sink.query = Some(id.clone());
+        self.start_query(id.clone(), planned, &sink, text)?;
+        self.catalog.insert_source(sink);
+        self.log_statement(text)?;
+        Ok(StatementResult::Done {
+            message: format!("Created query with ID {id}"),
+            query_id: Some(id),
+        })
+    }
+
+    fn sink_spec(planned: &PlannedQuery, sink: &Source) -> Result<SinkSpec> {
+        let schema = &planned.output_schema;
+        // The sink's key and value columns in its own order, by name.
+        let by_name = |name: &str, among: &[usize]| -> Result<usize> {
+            among
+                .iter()
+                .copied()
+                .find(|&i| schema.field(i).name() == name)
+                .ok_or_else(|| {
+                    Error::semantic(format!("Column {name} is missing from the query result"))
+                })
+        };
+        let key_columns = sink
+            .key_columns()
+            .map(|c| by_name(&c.name, &planned.key_columns))
+            .collect::<Result<Vec<_>>>()?;
+        let value_columns = sink
+            .value_columns()
+            .map(|c| by_name(&c.name, &planned.value_columns))
+            .collect::<Result<Vec<_>>>()?;
+        let rowtime_column = match &sink.timestamp {
+            Some((ts, None)) => by_name(ts, &planned.value_columns)
+                .or_else(|_| by_name(ts, &planned.key_columns))?,
+            _ => planned.rowtime_column,
+        };
+        Ok(SinkSpec {
+            name: sink.name.clone(),
+            topic: sink.topic.clone(),
+            key_format: sink.key_format.clone(),
+            value_format: sink.value_format.clone(),
+            key_columns,
+            key_fields: sink.key_columns().map(|c| c.field()).collect(),
+            value_columns,
+            value_fields: sink.value_columns().map(|c| c.field()).collect(),
+            window: planned.window,
+            is_table: sink.kind == SourceKind::Table,
+            rowtime_column,
+            window_columns: planned.window_columns,
+        })
+    }
+
+    fn start_query(
+        &mut self,
+        id: String,
+        planned: PlannedQuery,
+        sink: &Source,
+        text: &str,
+    ) -> Result<()> {
+        let sink_spec = Self::sink_spec(&planned, sink)?;
+        let plan = StreamPlan {
+            query_id: id.clone(),
+            source: planned.source,
+            ops: planned.ops,
+            sink: sink_spec,
+        };
+        let task = Task::try_new(plan, self.topics.clone(), self.store.clone())?;
+        self.tasks.insert(id.clone(), task);
+        self.catalog.insert_query(QueryInfo {
+            id,
+            sql: text.to_string(),
+            sink: sink.name.clone(),
+            sources: planned.sources,
+        });
+        Ok(())
+    }
+
+    fn terminate(&mut self, id: &str) -> Result<()> {
+        self.tasks.remove(id);
+        self.catalog.remove_query(id);
+        self.store
+            .delete_prefix(&crate::runtime::query_prefix(id))?;
+        Ok(())
+    }
+
+    fn drop(
+        &mut self,
+        kind: SourceKind,
+        name: &str,
+        if_exists: bool,
+        delete_topic: bool,
+        text: &str,
+    ) -> Result<StatementResult> {
+        let Some(src) = self.catalog.source(name).cloned() else {
+            if if_exists {
+                return Ok(StatementResult::Done {
+                    message: format!("Source `{name}` does not exist."),
+                    query_id: None,
+                });
+            }
+            return Err(Error::NotFound(format!("Source {name} does not exist.")));
+        };
+        if src.kind != kind {
+            return Err(Error::semantic(format!(
+                "Incompatible data source type is {}, but statement was DROP {kind}",
+                src.kind
+            )));
+        }
+        if delete_topic && src.read_only {
+            return Err(Error::semantic(format!(
+                "Cannot delete topic for read-only source: {name}"
+            )));
+        }
+        let readers: Vec<String> = self
+            .catalog
+            .readers_of(name)
+            .into_iter()
+            .filter(|q| q.sink != name)
+            .map(|q| q.sink.clone())
+            .collect();
+        if !readers.is_empty() {
+            return Err(Error::semantic(format!(
+                "Cannot drop {name}.\nThe following streams and/or tables read from this source: [{}].\nYou need to drop them before dropping {name}.",
+                readers.join(", ")
+            )));
+        }
+        let writers: Vec<String> = self
+            .catalog
+            .writers_of(name)
+            .into_iter()
+            .map(|q| q.id.clone())
+            .collect();
+        for w in writers {
+            self.terminate(&w)?;
+        }
+        self.catalog.remove_source(name);
+        if delete_topic {
+            self.topics.delete(&src.topic);
+        }
+        self.log_statement(text)?;
+        Ok(StatementResult::Done {
+            message: format!("Source `{name}` (topic: {}) was dropped.", src.topic),
+            query_id: None,
+        })
+    }
+
+    fn show(&self, what: ShowWhat, _extended: bool) -> StatementResult {
+        match what {
+            ShowWhat::Streams | ShowWhat::Tables => {
+                let kind = if what == ShowWhat::Streams {
+                    SourceKind::Stream
+                } else {
+                    SourceKind::Table
+                };
+                let rows = self
+                    .catalog
+                    .sources()
+                    .filter(|s| s.kind == kind)
+                    .map(|s| {
+                        vec![
+                            s.name.clone(),
+                            s.topic.clone(),
+                            s.key_format.kind.to_string(),
+                            s.value_format.kind.to_string(),
+                            s.is_windowed().to_string(),
+                        ]
+                    })
+                    .collect();
+                StatementResult::Rows {
+                    columns: vec![
+                        format!(
+                            "{} Name",
+                            if kind == SourceKind::Stream {
+                                "Stream"
+                            } else {
+                                "Table"
+                            }
+                        ),
+                        "Kafka Topic".into(),
+                        "Key Format".into(),
+                        "Value Format".into(),
+                        "Windowed".into(),
+                    ],
+                    rows,
+                }
+            }
+            ShowWhat::Queries => StatementResult::Rows {
+                columns: vec![
+                    "Query ID".into(),
+                    "Status".into(),
+                    "Sink Name".into(),
+                    "Query String".into(),
+                ],
+                rows: self
+                    .catalog
+                    .queries()
+                    .map(|q| {
+                        let status = match self.tasks.get(&q.id).and_then(|t| t.last_error()) {
+                            Some(e) => format!("ERROR: {e}"),
+                            None => "RUNNING".into(),
+                        };
+                        vec![q.id.clone(), status, q.sink.clone(), q.sql.clone()]
+                    })
+                    .collect(),
+            },
+            ShowWhat::Topics => StatementResult::Rows {
+                columns: vec!["Kafka Topic".into(), "Partitions".into()],
+                rows: self
+                    .topics
+                    .list()
+                    .into_iter()
+                    .map(|t| {
+                        let p = self.topics.partitions(&t).unwrap_or(0);
+                        vec![t, p.to_string()]
+                    })
+                    .collect(),
+            },
+            ShowWhat::Functions => StatementResult::Rows {
+                columns: vec!["Function Name".into(), "Type".into(), "Description".into()],
+                rows: crate::functions::catalog()
+                    .into_iter()
+                    .map(|(n, k, d)| vec![n.to_string(), k.to_string(), d.to_string()])
+                    .collect(),
+            },
+            ShowWhat::Properties => StatementResult::Rows {
+                columns: vec!["Property".into(), "Value".into()],
+                rows: self
+                    .properties
+                    .iter()
+                    .map(|(k, v)| vec![k.clone(), v.clone()])
+                    .collect(),
+            },
+        }
+    }
+
+    fn describe(&self, name: &str, extended: bool) -> Result<StatementResult> {
+        let s = self.catalog.source(name).ok_or_else(|| {
+            Error::NotFound(format!(
+                "Could not find STREAM/TABLE '{name}' in the Metastore"
+            ))
+        })?;
+        let mut rows: Vec<Vec<String>> = s
+            .columns
+            .iter()
+            .map(|c| {
+                let extra = match (&c.kind, s.kind) {
+                    (ColumnKind::Key, SourceKind::Table) => " (primary key)".to_string(),
+                    (ColumnKind::Key, SourceKind::Stream) => " (key)".to_string(),
+                    (ColumnKind::Header(Some(k)), _) => format!(" (header('{k}'))"),
+                    (ColumnKind::Header(None), _) => " (headers)".to_string(),
+                    (ColumnKind::Value, _) => String::new(),
+                };
+                vec![c.name.clone(), format!("{}{extra}", c.type_name())]
+            })
+            .collect();
+        if extended {
+            rows.push(vec!["Type".into(), s.kind.to_string()]);
+            rows.push(vec!["Kafka topic".into(), s.topic.clone()]);
+            rows.push(vec!["Key format".into(), s.key_format.kind.to_string()]);
+            rows.push(vec!["Value format".into(), s.value_format.kind.to_string()]);
+            rows.push(vec!["Partitions".into(), s.partitions.to_string()]);
+            if let Some(q) = &s.query {
+                rows.push(vec!["Written by query".into(), q.clone()]);
+                if let Some(m) = self.query_metrics(q) {
+                    rows.push(vec!["Records in".into(), m.records_in.to_string()]);
+                    rows.push(vec!["Records out".into(), m.records_out.to_string()]);
+                    rows.push(vec![
+                        "Records skipped (cannot decode)".into(),
+                        m.decode_errors.to_string(),
+                    ]);
+                    rows.push(vec![
+                        "Late records dropped".into(),
+                        m.late_records.to_string(),
+                    ]);
+                }
+            }
+        }
+        Ok(StatementResult::Rows {
+            columns: vec!["Field".into(), "Type".into()],
+            rows,
+        })
+    }
+
+    fn explain(&mut self, stmt: Statement) -> Result<StatementResult> {
+        let (query, target, kind) = match &stmt {
+            Statement::CreateAs(c) => (&c.query, c.name.clone(), Some(c.kind)),
+            Statement::InsertInto { target, query } => (query, target.clone(), None),
+            Statement::Select(q) => (q, "RESULT".to_string(), None),
+            other => return Err(Error::Unsupported(format!("EXPLAIN of {other:?}"))),
+        };
+        let planned = self.planner.plan_query(&self.catalog, query, &target)?;
+        let mut text = String::new();
+        text.push_str("Logical plan (DataFusion):\n");
+        for l in planned.logical_plan.lines() {
+            text.push_str("  ");
+            text.push_str(l);
+            text.push('\n');
+        }
+        text.push_str("Stream plan:\n");
+        let schema = &planned.output_schema;
+        let names = |idx: &[usize]| {
+            idx.iter()
+                .map(|&i| schema.field(i).name().clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        text.push_str(&format!(
+            "  Sink: {} {} key=[{}] value=[{}]{}\n",
+            match kind {
+                Some(k) => k.to_string(),
+                None if planned.is_table => "TABLE".into(),
+                None => "STREAM".into(),
+            },
+            target,
+            names(&planned.key_columns),
+            names(&planned.value_columns),
+            match planned.window {
+                Some(w) => format!(" windowed={:?}", w.kind),
+                None => String::new(),
+            }
+        ));
+        for (depth, op) in planned.ops.iter().rev().enumerate() {
+            for (i, line) in op.display().lines().enumerate() {
+                let indent = "  ".repeat(depth + 2 + usize::from(i > 0));
+                text.push_str(&format!("{indent}{line}\n"));
+            }
+        }
+        let src = &planned.source;
+        text.push_str(&format!(
+            "{}Source: {} {} topic={} key_format={} value_format={}\n",
+            "  ".repeat(planned.ops.len() + 2),
+            if src.is_table { "TABLE" } else { "STREAM" },
+            src.name,
+            src.topic,
+            src.key_format.kind,
+            src.value_format.kind
+        ));
+        Ok(rows_of_text(&text))
+    }
+
+    fn print(
+        &self,
+        topic: &str,
+        from_beginning: bool,
+        limit: Option<u64>,
+    ) -> Result<StatementResult> {
+        let partitions = self
+            .topics
+            .partitions(topic)
+            .ok_or_else(|| Error::NotFound(format!("Could not find topic '{topic}', or the KSQL user does not have permissions to list the topic.")))?;
+        let mut rows = Vec::new();
+        for p in 0..partitions {
+            let end = self
+                .topics
+                .end_offset(topic, p)
+                .map_err(|e| Error::internal(e.to_string()))?;
+            let start = if from_beginning { 0 } else { end };
+            for r in self
+                .topics
+                .fetch(topic, p, start, usize::MAX)
+                .map_err(|e| Error::internal(e.to_string()))?
+            {
+                let text = |b: &Option<Arc<[u8]>>| match b {
+                    None => "<null>".to_string(),
+                    Some(b) => String::from_utf8_lossy(b).to_string(),
+                };
+                rows.push(vec![
+                    r.timestamp.to_string(),
+                    p.to_string(),
+                    r.offset.to_string(),
+                    text(&r.key),
+                    text(&r.value),
+                ]);
+            }
+        }
+        rows.sort_by(|a, b| {
+            a[0].parse::<i64>()
+                .unwrap_or(0)
+                .cmp(&b[0].parse::<i64>().unwrap_or(0))
+        });
+        if let Some(l) = limit {
+            rows.truncate(l as usize);
+        }
+        Ok(StatementResult::Rows {
+            columns: vec![
+                "rowtime".into(),
+                "partition".into(),
+                "offset".into(),
+                "key".into(),
+                "value".into(),
+            ],
+            rows,
+        })
+    }
+
+    /// `INSERT INTO t [(cols)] VALUES (...)`: evaluate the values, encode
+    /// them with the target's formats and append one record to its topic.
+    fn insert_values(
+        &mut self,
+        target: &str,
+        columns: Option<Vec<String>>,
+        values: Vec<datafusion::sql::sqlparser::ast::Expr>,
+    ) -> Result<()> {
+        let src = self
+            .catalog
+            .source(target)
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "Cannot insert values into an unknown stream/table: {target}"
+                ))
+            })?
+            .clone();
+        if src.read_only {
+            return Err(Error::semantic(format!(
+                "Cannot insert values into read-only {}: {target}",
+                src.kind.to_string().to_lowercase()
+            )));
+        }
+        let all: Vec<String> = src
+            .key_columns()
+            .chain(src.value_columns())
+            .map(|c| c.name.clone())
+            .collect();
+        let names = columns.unwrap_or_else(|| all.clone());
+        if names.len() != values.len() {
+            return Err(Error::semantic(format!(
+                "Expected number columns and values to match: {}, {}",
+                names.len(),
+                values.len()
+            )));
+        }
+        let mut given: BTreeMap<String, ScalarValue> = BTreeMap::new();
+        let provider = crate::planner::values_provider(self.planner.state());
+        let mut opts = ParserOptions::new();
+        opts.enable_ident_normalization = false;
+        opts.map_string_types_to_utf8view = false;
+        let sql_to_rel = SqlToRel::new_with_options(&provider, opts);
+        let empty = DFSchema::empty();
+        let batch = RecordBatch::try_new_with_options(
+            Arc::new(Schema::empty()),
+            vec![],
+            &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(1)),
+        )?;
+        for (name, mut e) in names.iter().zip(values) {
+            crate::planner::rewrite_expr(&mut e)?;
+            let want = if name == ROWTIME {
+                DataType::Int64
+            } else {
+                src.columns
+                    .iter()
+                    .find(|c| &c.name == name)
+                    .map(|c| c.data_type.clone())
+                    .ok_or_else(|| Error::semantic(format!("Column name {name} does not exist.")))?
+            };
+            let expr = sql_to_rel.sql_to_expr(e, &empty, &mut PlannerContext::new())?;
+            let phys = create_physical_expr(
+                &expr,
+                &empty,
+                self.planner.state().execution_props(),
+                &PhysicalPlanningContext::default(),
+            )?;
+            let v = phys.evaluate(&batch)?.into_array(1)?;
+            let v = datafusion::arrow::compute::cast(&v, &want).map_err(|_| {
+                Error::semantic(format!(
+                    "Expected type {} for field {name} but got {}",
+                    crate::catalog::sql_type_name(&want),
+                    crate::catalog::sql_type_name(v.data_type())
+                ))
+            })?;
+            given.insert(name.clone(), ScalarValue::try_from_array(&v, 0)?);
+        }
+        let cell = |c: &Column| -> Result<ScalarValue> {
+            match given.get(&c.name) {
+                Some(v) => Ok(v.clone()),
+                None => Ok(ScalarValue::try_from(&c.data_type)?),
+            }
+        };
+        let key_fields: Vec<_> = src.key_columns().map(|c| c.field()).collect();
+        let value_fields: Vec<_> = src.value_columns().map(|c| c.field()).collect();
+        let key_vals = src.key_columns().map(cell).collect::<Result<Vec<_>>>()?;
+        let value_vals = src.value_columns().map(cell).collect::<Result<Vec<_>>>()?;
+        let key = if key_fields.is_empty() {
+            None
+        } else {
+            src.key_format.encode(&key_vals, &key_fields, true)?
+        };
+        let value = src.value_format.encode(&value_vals, &value_fields, false)?;
+        let ts = match given.get(ROWTIME) {
+            Some(ScalarValue::Int64(Some(t))) => *t,
+            _ => match &src.timestamp {
+                Some((col, None)) => match given.get(col) {
+                    Some(ScalarValue::Int64(Some(t))) => *t,
+                    Some(ScalarValue::TimestampMillisecond(Some(t), _)) => *t,
+                    _ => now_millis(),
+                },
+                _ => now_millis(),
+            },
+        };
+        self.topics
+            .produce(
+                &src.topic,
+                None,
+                key.map(Arc::from),
+                value.map(Arc::from),
+                ts,
+                vec![],
+            )
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let _ = Field::new("unused", DataType::Null, true);
+        Ok(())
+    }
+}
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn rows_of_text(text: &str) -> StatementResult {
+    StatementResult::Rows {
+        columns: vec!["plan".into()],
+        rows: text.lines().map(|l| vec![l.to_string()]).collect(),
+    }
+}
+
+/// INSERT INTO ... SELECT must produce exactly the target's columns.
+fn check_insert_schema(target: &Source, planned: &PlannedQuery) -> Result<()> {
+    let schema = &planned.output_schema;
+    let got: Vec<(String, DataType, bool)> = planned
+        .key_columns
+        .iter()
+        .map(|&i| {
+            (
+                schema.field(i).name().clone(),
+                schema.field(i).data_type().clone(),
+                true,
+            )
+        })
+        .chain(planned.value_columns.iter().map(|&i| {
+            (
+                schema.field(i).name().clone(),
+                schema.field(i).data_type().clone(),
+                false,
+            )
+        }))
+        .collect();
+    let want: Vec<(String, DataType, bool)> = target
+        .key_columns()
+        .map(|c| (c.name.clone(), c.data_type.clone(), true))
+        .chain(
+            target
+                .value_columns()
+                .map(|c| (c.name.clone(), c.data_type.clone(), false)),
+        )
+        .collect();
+    if got != want {
+        let show = |cols: &[(String, DataType, bool)]| {
+            cols.iter()
+                .map(|(n, t, k)| {
+                    format!(
+                        "`{n}` {}{}",
+                        crate::catalog::sql_type_name(t),
+                        if *k { " KEY" } else { "" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(Error::semantic(format!(
+            "Incompatible schema between results and sink.\nResult schema is {}\nSink schema is {}",
+            show(&got),
+            show(&want)
+        )));
+    }
+    Ok(())
+}

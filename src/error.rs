@@ -1,0 +1,133 @@
+//! The crate's error type.
+//!
+//! Each top-level module has its own error kind; [`Error`] wraps them, keeps
+//! their source, knows its Postgres SQLSTATE (for the wire server) and, for
+//! mistakes in a statement, the position (line and column, 1-based) where the
+//! mistake is.
+
+use std::fmt;
+
+/// A position in a statement's text: 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Position {
+    pub line: u64,
+    pub column: u64,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}:{}", self.line, self.column)
+    }
+}
+
+/// Everything that can go wrong in Sluice.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The statement text is not valid ksqlDB SQL.
+    #[error("{message}{}", at(.position))]
+    Syntax {
+        message: String,
+        position: Option<Position>,
+    },
+    /// The statement is valid SQL but cannot run: unknown names, wrong
+    /// types, illegal shapes.
+    #[error("{message}{}", at(.position))]
+    Semantic {
+        message: String,
+        position: Option<Position>,
+    },
+    /// A construct Sluice does not support (yet), named.
+    #[error("{0} is not supported")]
+    Unsupported(String),
+    /// A stream, table, query or topic that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A name that is already taken.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// A record could not be encoded or decoded.
+    #[error(transparent)]
+    Format(#[from] crate::connectors::formats::FormatError),
+    /// DataFusion rejected or failed a plan or an expression.
+    #[error("{0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// Arrow failed on a batch.
+    #[error("{0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// RocksDB failed.
+    #[error("state store: {0}")]
+    State(#[from] rocksdb::Error),
+    /// File system or network failure.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A broken invariant inside Sluice: a bug, never the user's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn at(position: &Option<Position>) -> String {
+    match position {
+        Some(p) => format!(" (at {p})"),
+        None => String::new(),
+    }
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn semantic(message: impl Into<String>) -> Self {
+        Error::Semantic {
+            message: message.into(),
+            position: None,
+        }
+    }
+
+    pub(crate) fn syntax(message: impl Into<String>, position: Option<Position>) -> Self {
+        Error::Syntax {
+            message: message.into(),
+            position,
+        }
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Error::Internal(message.into())
+    }
+
+    /// The Postgres SQLSTATE for this error.
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            Error::Syntax { .. } => "42601",
+            Error::Semantic { .. } => "42000",
+            Error::Unsupported(_) => "0A000",
+            Error::NotFound(_) => "42P01",
+            Error::AlreadyExists(_) => "42P07",
+            Error::Format(_) => "22P02",
+            Error::DataFusion(_) => "42000",
+            _ => "XX000",
+        }
+    }
+
+    /// Where in the statement the mistake is, when known.
+    pub fn position(&self) -> Option<Position> {
+        match self {
+            Error::Syntax { position, .. } | Error::Semantic { position, .. } => *position,
+            _ => None,
+        }
+    }
+
+    /// Attach a position to a statement error that has none yet.
+    pub(crate) fn with_position(self, pos: Position) -> Self {
+        match self {
+            Error::Syntax { message, position } => Error::Syntax {
+                message,
+                position: position.or(Some(pos)),
+            },
+            Error::Semantic { message, position } => Error::Semantic {
+                message,
+                position: position.or(Some(pos)),
+            },
+            other => other,
+        }
+    }
+}

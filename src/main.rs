@@ -1,0 +1,146 @@
+//! The `sluice` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sluice::{Engine, EngineConfig, StatementResult};
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A SQL streaming engine in the family of ksqlDB"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run ksqlDB's conformance cases (query-validation tests) in-process.
+    Qtt {
+        /// Test files or folders of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Do not list the failing cases with their first difference.
+        #[arg(long)]
+        quiet: bool,
+        /// Fail (exit 1) if fewer cases pass than the number in this file.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+    },
+    /// Execute a SQL script against an in-process engine and print results.
+    Run {
+        /// The script.
+        file: PathBuf,
+        /// Data directory (state and catalog); a temporary one if absent.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Qtt {
+            paths,
+            filter,
+            quiet,
+            baseline,
+        } => {
+            let reports = match sluice::qtt::run_paths(&paths, filter.as_deref()) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let (passed, _failed) = sluice::qtt::print_report(&reports, !quiet);
+            if let Some(b) = baseline {
+                let want: usize = match std::fs::read_to_string(&b).map(|s| s.trim().parse()) {
+                    Ok(Ok(n)) => n,
+                    _ => {
+                        eprintln!("error: cannot read a number from {}", b.display());
+                        return ExitCode::from(2);
+                    }
+                };
+                if passed < want {
+                    eprintln!(
+                        "conformance fell below the baseline: {passed} passed, baseline {want}"
+                    );
+                    return ExitCode::from(1);
+                }
+                println!("baseline {want}: ok ({passed} passed)");
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Run { file, data_dir } => {
+            let sql = match std::fs::read_to_string(&file) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", file.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let tmp = tempfile::tempdir();
+            let dir = match (&data_dir, &tmp) {
+                (Some(d), _) => d.clone(),
+                (None, Ok(t)) => t.path().to_path_buf(),
+                (None, Err(e)) => {
+                    eprintln!("error: cannot create a temporary directory: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let mut engine = match Engine::open(EngineConfig {
+                data_dir: dir,
+                properties: Default::default(),
+            }) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match engine.execute(&sql) {
+                Ok(results) => {
+                    for r in results {
+                        print_result(&r);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn print_result(r: &StatementResult) {
+    match r {
+        StatementResult::Done { message, .. } => {
+            if !message.is_empty() {
+                println!("{message}");
+            }
+        }
+        StatementResult::Rows { columns, rows } => {
+            println!("{}", columns.join(" | "));
+            for row in rows {
+                println!("{}", row.join(" | "));
+            }
+        }
+    }
+}

@@ -1,0 +1,682 @@
+//! The planner: ksqlDB SQL text → statements → DataFusion logical plans →
+//! the runtime's `StreamPlan`.
+//!
+//! 1. [`parser`] turns text into [`ast::Statement`]s (sqlparser tokens and
+//!    expressions, ksqlDB's statement grammar).
+//! 2. [`rewrite`] maps ksqlDB expression semantics onto DataFusion's.
+//! 3. A persistent query's SELECT becomes a sqlparser `Query` over the source
+//!    as a table, planned by DataFusion's `SqlToRel` (types, function
+//!    resolution) and its analyzer (type coercion).
+//! 4. [`lower`] turns the logical plan into operator specs; the key and
+//!    value columns of the result follow ksqlDB's rules (source key, GROUP
+//!    BY, PARTITION BY), checked here with ksqlDB's messages.
+
+pub(crate) mod ast;
+mod context;
+pub(crate) mod ddl;
+mod lower;
+pub(crate) mod parser;
+mod rewrite;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::execution::session_state::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::planner::{ParserOptions, SqlToRel};
+use datafusion::sql::sqlparser::ast::{
+    Expr as SqlExpr, GroupByExpr, Ident, SelectItem, SelectItemQualifiedWildcardKind, SetExpr,
+    Statement as SqlStatement,
+};
+use datafusion::sql::sqlparser::parser::Parser as SqlParser;
+
+use crate::catalog::{Catalog, ColumnKind, Source};
+use crate::connectors::formats::WindowKind;
+use crate::error::{Error, Result};
+use crate::runtime::{
+    KeyWindow, OpSpec, SourceSpec, TimestampSpec, WindowAssign, WindowConfig, DEFAULT_GRACE_MS,
+    ROWOFFSET, ROWPARTITION, ROWTIME, WINDOWEND, WINDOWSTART,
+};
+use ast::{Emit, Query, SourceKind, WindowSpec};
+use ddl::RESERVED_COLUMNS;
+use parser::KsqlDialect;
+
+/// Plans statements against a catalog; holds the DataFusion session with
+/// ksqlDB's functions registered.
+pub(crate) struct Planner {
+    state: SessionState,
+}
+
+/// A planned persistent query, before its sink is attached.
+pub(crate) struct PlannedQuery {
+    pub source: SourceSpec,
+    pub ops: Vec<OpSpec>,
+    /// The schema of the last operator's batches.
+    pub output_schema: SchemaRef,
+    /// Output columns (indices into `output_schema`) for the key and value.
+    pub key_columns: Vec<usize>,
+    pub value_columns: Vec<usize>,
+    pub rowtime_column: usize,
+    pub window_columns: Option<(usize, usize)>,
+    pub window: Option<KeyWindow>,
+    /// The result is a table (aggregation or table source).
+    pub is_table: bool,
+    pub sources: Vec<String>,
+    /// DataFusion's logical plan, indented (EXPLAIN).
+    pub logical_plan: String,
+}
+
+impl Planner {
+    pub(crate) fn try_new() -> Result<Self> {
+        let ctx = SessionContext::new();
+        crate::functions::register_all(&ctx)?;
+        Ok(Self { state: ctx.state() })
+    }
+
+    pub(crate) fn state(&self) -> &SessionState {
+        &self.state
+    }
+
+    /// The batch a source decodes into.
+    pub(crate) fn source_spec(src: &Source, window_columns: bool) -> Result<SourceSpec> {
+        let mut fields: Vec<Field> = Vec::new();
+        let key_fields: Vec<_> = src.key_columns().map(|c| c.field()).collect();
+        let value_fields: Vec<_> = src.value_columns().map(|c| c.field()).collect();
+        let header_fields: Vec<_> = src
+            .header_columns()
+            .map(|c| {
+                let key = match &c.kind {
+                    ColumnKind::Header(k) => k.clone(),
+                    _ => None,
+                };
+                (c.field(), key)
+            })
+            .collect();
+        for f in key_fields
+            .iter()
+            .chain(&value_fields)
+            .chain(header_fields.iter().map(|h| &h.0))
+        {
+            fields.push(f.as_ref().clone());
+        }
+        let timestamp = match &src.timestamp {
+            None => TimestampSpec::Record,
+            Some((col, fmt)) => {
+                let idx = fields
+                    .iter()
+                    .position(|f| f.name() == col)
+                    .ok_or_else(|| Error::semantic(format!("Unknown TIMESTAMP column {col}")))?;
+                match fmt {
+                    Some(format) => TimestampSpec::Formatted {
+                        column: idx,
+                        format: format.clone(),
+                    },
+                    None => TimestampSpec::Column(idx),
+                }
+            }
+        };
+        fields.push(Field::new(ROWTIME, DataType::Int64, false));
+        fields.push(Field::new(ROWPARTITION, DataType::Int32, false));
+        fields.push(Field::new(ROWOFFSET, DataType::Int64, false));
+        let window_columns = window_columns || src.window.is_some();
+        if window_columns {
+            fields.push(Field::new(WINDOWSTART, DataType::Int64, true));
+            fields.push(Field::new(WINDOWEND, DataType::Int64, true));
+        }
+        Ok(SourceSpec {
+            name: src.name.clone(),
+            topic: src.topic.clone(),
+            key_format: src.key_format.clone(),
+            value_format: src.value_format.clone(),
+            key_fields,
+            value_fields,
+            header_fields,
+            timestamp,
+            is_table: src.kind == SourceKind::Table,
+            window: src.window,
+            window_columns,
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+
+    /// Plan the SELECT of a persistent query writing `target`.
+    pub(crate) fn plan_query(
+        &self,
+        catalog: &Catalog,
+        q: &Query,
+        target: &str,
+    ) -> Result<PlannedQuery> {
+        if let Some(j) = q.joins.first() {
+            return Err(Error::Unsupported(format!(
+                "JOIN (of {} with {})",
+                q.from.name, j.right.name
+            )));
+        }
+        let src = catalog.source(&q.from.name).ok_or_else(|| {
+            Error::semantic(format!("Source `{}` does not exist.", q.from.name))
+                .with_position(q.from.position)
+        })?;
+        let window = q
+            .window
+            .map(|w| window_config(w, q.emit == Some(Emit::Final)));
+        let spec = Self::source_spec(src, window.is_some())?;
+        let windowed_source = src.window.is_some();
+        let qualifier = q.from.alias.clone().unwrap_or_else(|| src.name.clone());
+
+        // Select items: expand wildcards, rewrite, name.
+        let mut items: Vec<(SqlExpr, String)> = Vec::new();
+        let mut generated = 0;
+        let star_columns: Vec<String> = src
+            .columns
+            .iter()
+            .map(|c| c.name.clone())
+            .chain(
+                windowed_source
+                    .then(|| [WINDOWSTART.to_string(), WINDOWEND.to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
+            .collect();
+        for item in &q.items {
+            match item {
+                SelectItem::Wildcard(_) => {
+                    for c in &star_columns {
+                        items.push((SqlExpr::Identifier(Ident::with_quote('"', c)), c.clone()));
+                    }
+                }
+                SelectItem::QualifiedWildcard(
+                    SelectItemQualifiedWildcardKind::ObjectName(name),
+                    _,
+                ) => {
+                    let n = name.to_string().trim_matches('"').to_string();
+                    if n != qualifier && n != src.name {
+                        return Err(Error::semantic(format!(
+                            "'{n}' is not a valid stream/table name or alias."
+                        )));
+                    }
+                    for c in &star_columns {
+                        items.push((SqlExpr::Identifier(Ident::with_quote('"', c)), c.clone()));
+                    }
+                }
+                SelectItem::UnnamedExpr(e) => {
+                    let mut e = e.clone();
+                    rewrite::rewrite(&mut e)?;
+                    let name = match default_name(&e) {
+                        Some(n) => n,
+                        None => {
+                            let n = format!("KSQL_COL_{generated}");
+                            generated += 1;
+                            n
+                        }
+                    };
+                    items.push((e, name));
+                }
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    let mut e = expr.clone();
+                    rewrite::rewrite(&mut e)?;
+                    if RESERVED_COLUMNS.contains(&alias.value.as_str()) {
+                        return Err(Error::semantic(format!(
+                            "`{}` is a reserved column name. You cannot use it as an alias for a column.",
+                            alias.value
+                        )));
+                    }
+                    items.push((e, alias.value.clone()));
+                }
+                other => return Err(Error::Unsupported(format!("select item {other}"))),
+            }
+        }
+        for (e, name) in &items {
+            if RESERVED_COLUMNS.contains(&name.as_str())
+                && !(windowed_source && is_window_bound(name))
+            {
+                if matches!(e, SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_))
+                    && is_window_bound(name)
+                    && window.is_some()
+                {
+                    continue;
+                }
+                return Err(Error::semantic(format!(
+                    "Reserved column name in select: `{name}`. Please remove or alias the column."
+                )));
+            }
+        }
+        let mut seen = HashMap::new();
+        for (_, name) in &items {
+            if seen.insert(name.clone(), ()).is_some() {
+                return Err(Error::semantic(format!(
+                    "Duplicate value columns found in schema: `{name}`"
+                )));
+            }
+        }
+
+        let mut selection = q.selection.clone();
+        if let Some(s) = selection.as_mut() {
+            rewrite::rewrite(s)?;
+        }
+        let mut having = q.having.clone();
+        if let Some(h) = having.as_mut() {
+            rewrite::rewrite(h)?;
+        }
+        let mut group_by = q.group_by.clone();
+        for g in group_by.iter_mut() {
+            rewrite::rewrite(g)?;
+        }
+        let mut partition_by = q.partition_by.clone();
+        for p in partition_by.iter_mut() {
+            rewrite::rewrite(p)?;
+        }
+        // Window bounds are only for the SELECT of windowed aggregations.
+        let bound_allowed_in_select = window.is_some() || windowed_source;
+        for (clause, exprs) in [
+            ("WHERE", selection.iter().collect::<Vec<_>>()),
+            ("GROUP BY", group_by.iter().collect()),
+            ("PARTITION BY", partition_by.iter().collect()),
+        ] {
+            for e in exprs {
+                if let Some(b) = window_bound_in(e) {
+                    if !(windowed_source && clause == "WHERE") {
+                        return Err(Error::semantic(format!(
+                            "Window bounds column {b} can only be used in the SELECT clause of windowed aggregations and can not be passed to aggregate functions."
+                        )));
+                    }
+                }
+            }
+        }
+        if !bound_allowed_in_select {
+            for (e, _) in &items {
+                if let Some(b) = window_bound_in(e) {
+                    return Err(Error::semantic(format!(
+                        "Window bounds column {b} can only be used in the SELECT clause of windowed aggregations and can not be passed to aggregate functions."
+                    )));
+                }
+            }
+        }
+        if window.is_some() && group_by.is_empty() {
+            return Err(Error::semantic("WINDOW clause requires a GROUP BY clause."));
+        }
+        if !group_by.is_empty() && !partition_by.is_empty() {
+            return Err(Error::semantic(
+                "PARTITION BY and GROUP BY in the same query is not supported.",
+            ));
+        }
+        let aggregate_query = !group_by.is_empty();
+        for g in &group_by {
+            if let Some(name) = aggregate_function_in(self, g) {
+                return Err(Error::semantic(format!(
+                    "GROUP BY does not support aggregate functions: {name} is an aggregate function."
+                )));
+            }
+        }
+        if aggregate_query {
+            let has_agg = items
+                .iter()
+                .any(|(e, _)| aggregate_function_in(self, e).is_some())
+                || having
+                    .as_ref()
+                    .is_some_and(|h| aggregate_function_in(self, h).is_some());
+            if !has_agg {
+                return Err(Error::semantic(
+                    "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.",
+                ));
+            }
+        } else if let Some((e, _)) = items
+            .iter()
+            .find(|(e, _)| aggregate_function_in(self, e).is_some())
+        {
+            let _ = e;
+            return Err(Error::semantic(format!(
+                "Use of aggregate function {} requires a GROUP BY clause.",
+                aggregate_function_in(self, e).unwrap_or_default()
+            )));
+        }
+        let mut df_group_by = group_by.clone();
+        if window.is_some() {
+            df_group_by.push(SqlExpr::Identifier(Ident::with_quote('"', WINDOWSTART)));
+            df_group_by.push(SqlExpr::Identifier(Ident::with_quote('"', WINDOWEND)));
+        }
+
+        // The DataFusion query: SELECT items FROM source WHERE .. GROUP BY .. HAVING ..
+        let template = match &q.from.alias {
+            Some(a) => format!("SELECT 1 FROM \"{}\" AS \"{}\"", src.name, a),
+            None => format!("SELECT 1 FROM \"{}\"", src.name),
+        };
+        let mut stmts = SqlParser::parse_sql(&KsqlDialect, &template)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let mut stmt = stmts
+            .pop()
+            .ok_or_else(|| Error::internal("empty template"))?;
+        let SqlStatement::Query(query) = &mut stmt else {
+            return Err(Error::internal("template is not a query"));
+        };
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return Err(Error::internal("template is not a select"));
+        };
+        select.projection = items
+            .iter()
+            .map(|(e, n)| SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::with_quote('"', n),
+            })
+            .collect();
+        select.selection = selection;
+        select.group_by = GroupByExpr::Expressions(df_group_by, vec![]);
+        select.having = having;
+
+        let mut provider = context::Provider::new(&self.state);
+        // The planning schema is the decoded batch's.
+        provider.add_table(&src.name, spec.schema.clone());
+        let mut opts = ParserOptions::new();
+        opts.enable_ident_normalization = false;
+        opts.map_string_types_to_utf8view = false;
+        let planner = SqlToRel::new_with_options(&provider, opts);
+        let plan = planner
+            .sql_statement_to_plan(stmt)
+            .map_err(|e| planning_error(e, &items))?;
+        let plan = self
+            .state
+            .analyzer()
+            .execute_and_check(plan, self.state.config_options(), |_, _| {})
+            .map_err(|e| planning_error(e, &items))?;
+        let logical_plan = format!("{}", plan.display_indent());
+
+        let source_keys: Vec<usize> = (0..spec.key_fields.len()).collect();
+        let mut lowering = lower::Lowering::new(
+            &self.state,
+            spec.is_table,
+            window.clone(),
+            spec.schema.clone(),
+            source_keys,
+        );
+        let output_schema = lowering.lower_plan(&plan)?;
+        let is_table = lowering.is_table;
+        let mut ops = lowering.ops;
+        if let LogicalPlan::Projection(_) = &plan {
+        } else {
+            return Err(Error::internal(
+                "persistent query plan does not end in a projection",
+            ));
+        }
+
+        // Key and value columns of the result.
+        let index_of = |name: &str| output_schema.fields().iter().position(|f| f.name() == name);
+        let key_items: Vec<usize> = if aggregate_query {
+            key_items_for(&items, &group_by, target, "grouping expression")?
+        } else if !partition_by.is_empty() {
+            if partition_by.len() == 1 && is_null_literal(&partition_by[0]) {
+                vec![]
+            } else {
+                key_items_for(&items, &partition_by, target, "partitioning expression")?
+            }
+        } else {
+            let key_exprs: Vec<SqlExpr> = src
+                .key_columns()
+                .map(|c| SqlExpr::Identifier(Ident::with_quote('"', &c.name)))
+                .collect();
+            key_items_for(&items, &key_exprs, target, "key column")?
+        };
+        let key_columns: Vec<usize> = key_items.iter().map(|&i| i).collect();
+        let value_columns: Vec<usize> = (0..items.len())
+            .filter(|i| !key_items.contains(i))
+            .collect();
+        for &k in &key_columns {
+            let f = output_schema.field(k);
+            ddl::check_key_type(f.name(), f.data_type())?;
+        }
+        if value_columns.is_empty() {
+            return Err(Error::semantic("The projection contains no value columns."));
+        }
+        let rowtime_column =
+            index_of(ROWTIME).ok_or_else(|| Error::internal("no ROWTIME in output"))?;
+        let (window_columns, out_window) = if window.is_some() || windowed_source {
+            // The window bounds as carried (last occurrence: the hidden ones).
+            let ws = output_schema
+                .fields()
+                .iter()
+                .rposition(|f| f.name() == WINDOWSTART);
+            let we = output_schema
+                .fields()
+                .iter()
+                .rposition(|f| f.name() == WINDOWEND);
+            let kw = match (&window, src.window) {
+                (Some(w), _) => KeyWindow {
+                    kind: match w.assign {
+                        WindowAssign::Session { .. } => WindowKind::Session,
+                        _ => WindowKind::Time,
+                    },
+                    size: match w.assign {
+                        WindowAssign::Tumbling { size } | WindowAssign::Hopping { size, .. } => {
+                            Some(size)
+                        }
+                        WindowAssign::Session { .. } => None,
+                    },
+                },
+                (None, Some(k)) => k,
+                (None, None) => return Err(Error::internal("window without window")),
+            };
+            match (ws, we) {
+                (Some(s), Some(e)) => (Some((s, e)), Some(kw)),
+                _ => return Err(Error::internal("windowed output without window bounds")),
+            }
+        } else {
+            (None, None)
+        };
+        if let (Some(w), Some((ws, _))) = (&window, window_columns) {
+            if w.emit_final {
+                let mut id = key_columns.clone();
+                id.push(ws);
+                ops.push(OpSpec::Suppress {
+                    grace: w.grace,
+                    key_columns: id,
+                });
+            }
+        }
+        Ok(PlannedQuery {
+            source: spec,
+            ops,
+            output_schema,
+            key_columns,
+            value_columns,
+            rowtime_column,
+            window_columns,
+            window: out_window,
+            is_table,
+            sources: vec![src.name.clone()],
+            logical_plan,
+        })
+    }
+}
+
+/// A provider with no tables, for evaluating `INSERT ... VALUES`.
+pub(crate) fn values_provider(state: &SessionState) -> context::Provider<'_> {
+    context::Provider::new(state)
+}
+
+/// Rewrite an expression to DataFusion's semantics (see [`rewrite`]).
+pub(crate) fn rewrite_expr(e: &mut SqlExpr) -> Result<()> {
+    rewrite::rewrite(e)
+}
+
+fn window_config(w: WindowSpec, emit_final: bool) -> WindowConfig {
+    let (assign, grace, retention) = match w {
+        WindowSpec::Tumbling {
+            size,
+            grace,
+            retention,
+        } => (WindowAssign::Tumbling { size }, grace, retention),
+        WindowSpec::Hopping {
+            size,
+            advance,
+            grace,
+            retention,
+        } => (WindowAssign::Hopping { size, advance }, grace, retention),
+        WindowSpec::Session {
+            gap,
+            grace,
+            retention,
+        } => (WindowAssign::Session { gap }, grace, retention),
+    };
+    WindowConfig {
+        assign,
+        grace: grace.unwrap_or(DEFAULT_GRACE_MS),
+        retention,
+        emit_final,
+    }
+}
+
+fn is_window_bound(name: &str) -> bool {
+    name == WINDOWSTART || name == WINDOWEND
+}
+
+fn is_null_literal(e: &SqlExpr) -> bool {
+    matches!(e, SqlExpr::Value(v) if matches!(v.value, datafusion::sql::sqlparser::ast::Value::Null))
+}
+
+/// The column name ksqlDB gives an unaliased select expression.
+fn default_name(e: &SqlExpr) -> Option<String> {
+    match e {
+        SqlExpr::Identifier(i) => Some(i.value.clone()),
+        SqlExpr::CompoundIdentifier(is) => is.last().map(|i| i.value.clone()),
+        SqlExpr::Function(f) if f.name.to_string() == "ksql_field" => match &f.args {
+            datafusion::sql::sqlparser::ast::FunctionArguments::List(l) => match l.args.get(1) {
+                Some(datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                    datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(SqlExpr::Value(v)),
+                )) => match &v.value {
+                    datafusion::sql::sqlparser::ast::Value::SingleQuotedString(s) => {
+                        Some(s.clone())
+                    }
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A canonical text of an expression, with source qualifiers dropped.
+fn canonical(e: &SqlExpr) -> String {
+    let mut e = e.clone();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+        if let SqlExpr::CompoundIdentifier(is) = x {
+            if let Some(last) = is.last().cloned() {
+                *x = SqlExpr::Identifier(last);
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    e.to_string()
+}
+
+fn window_bound_in(e: &SqlExpr) -> Option<&'static str> {
+    let text = canonical(e);
+    if text.contains("\"WINDOWSTART\"") {
+        Some(WINDOWSTART)
+    } else if text.contains("\"WINDOWEND\"") {
+        Some(WINDOWEND)
+    } else {
+        None
+    }
+}
+
+/// The upper-case name of the first aggregate function call in `e`.
+fn aggregate_function_in(p: &Planner, e: &SqlExpr) -> Option<String> {
+    let mut found = None;
+    let mut e = e.clone();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+        if let SqlExpr::Function(f) = x {
+            let name = f.name.to_string();
+            if p.state.aggregate_functions().contains_key(&name) {
+                found = Some(name.to_uppercase());
+                return std::ops::ControlFlow::Break(());
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found
+}
+
+/// For each key expression, the one select item equal to it.
+fn key_items_for(
+    items: &[(SqlExpr, String)],
+    keys: &[SqlExpr],
+    target: &str,
+    what: &str,
+) -> Result<Vec<usize>> {
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for k in keys {
+        let kc = canonical(k);
+        let matches: Vec<usize> = (0..items.len())
+            .filter(|&i| canonical(&items[i].0) == kc)
+            .collect();
+        match matches.as_slice() {
+            [] => missing.push(kc.replace('"', "")),
+            [one] => out.push(*one),
+            [a, b, ..] => {
+                return Err(Error::semantic(format!(
+                    "The projection contains a key column more than once: `{}` and `{}`.",
+                    items[*a].1, items[*b].1
+                )))
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let (noun, list) = if missing.len() == 1 {
+            (what.to_string(), missing[0].clone())
+        } else {
+            let (last, rest) = missing
+                .split_last()
+                .map(|(l, r)| (l.clone(), r.to_vec()))
+                .unwrap_or_default();
+            (
+                format!("{what}s"),
+                format!("{} and {last}", rest.join(", ")),
+            )
+        };
+        return Err(Error::semantic(format!(
+            "The query used to build `{target}` must include the {noun} {list} in its projection (eg, SELECT {}...).",
+            missing.join(", ")
+        )));
+    }
+    Ok(out)
+}
+
+/// DataFusion planning errors in ksqlDB's words where they differ.
+fn planning_error(e: datafusion::error::DataFusionError, items: &[(SqlExpr, String)]) -> Error {
+    let msg = e.strip_backtrace();
+    let msg = msg
+        .trim_start_matches("Error during planning: ")
+        .trim_start_matches("Schema error: ")
+        .to_string();
+    if let Some(rest) = msg.strip_prefix("Invalid function '") {
+        let name = rest.split('\'').next().unwrap_or_default().to_uppercase();
+        return Error::semantic(format!("Can't find any functions with the name '{name}'"));
+    }
+    if msg.contains("must appear in the GROUP BY clause")
+        || msg.contains("could not be resolved from available columns")
+    {
+        let offending: Vec<String> = items
+            .iter()
+            .filter(|(e, _)| {
+                msg.contains(&canonical(e).replace('"', "")) || msg.contains(&e.to_string())
+            })
+            .map(|(e, _)| canonical(e).replace('"', ""))
+            .collect();
+        let what = if offending.is_empty() {
+            msg.clone()
+        } else {
+            offending.join(", ")
+        };
+        return Error::semantic(format!(
+            "Non-aggregate SELECT expression(s) not part of GROUP BY: {what}\nEither add the column(s) to the GROUP BY or remove them from the SELECT."
+        ));
+    }
+    if let Some(rest) = msg.strip_prefix("No field named ") {
+        let name = rest.split(". ").next().unwrap_or(rest).replace('"', "");
+        return Error::semantic(format!("Column '{name}' cannot be resolved."));
+    }
+    Error::semantic(msg)
+}

@@ -1,0 +1,241 @@
+//! Rewrite sqlparser expressions from ksqlDB semantics to what DataFusion's
+//! `SqlToRel` plans.
+//!
+//! - Unquoted identifiers are upper-cased (ksqlDB), all identifiers become
+//!   quoted so DataFusion keeps their case.
+//! - `s->f` becomes `ksql_field(s, 'F')`; `a[i]` becomes `ksql_subscript(a, i)`
+//!   (1-based, negative from the end, maps by key).
+//! - Function names are lower-cased (UDFs are registered lower-case);
+//!   `COUNT(*)` counts rows as `count(1)`; `EXPLODE` is DataFusion's `unnest`.
+//! - Integer literals that fit 32 bits are INT, as in ksqlDB.
+//! - ksqlDB type names in `CAST` (STRING, BYTES) are mapped.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, AccessExpr, BinaryOperator, CastKind, DataType as SqlDataType, Expr,
+    Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+    ObjectName, ObjectNamePart, Subscript, Value, ValueWithSpan,
+};
+
+use crate::error::{Error, Result};
+
+/// Table functions ksqlDB has, by upper-case name.
+pub(crate) const TABLE_FUNCTIONS: &[&str] = &["EXPLODE"];
+
+/// Rewrite an expression in place.
+pub(crate) fn rewrite(expr: &mut Expr) -> Result<()> {
+    let mut error = None;
+    let _ = visit_expressions_mut(expr, |e| {
+        if let Err(err) = rewrite_one(e) {
+            error = Some(err);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    match error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn quote(ident: &mut Ident) {
+    if ident.quote_style.is_none() {
+        ident.value = ident.value.to_uppercase();
+    }
+    ident.quote_style = Some('"');
+}
+
+/// A function call expression.
+pub(crate) fn call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|a| FunctionArg::Unnamed(FunctionArgExpr::Expr(a)))
+                .collect(),
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
+}
+
+fn string_lit(s: &str) -> Expr {
+    Expr::Value(ValueWithSpan::from(Value::SingleQuotedString(
+        s.to_string(),
+    )))
+}
+
+/// The upper-case name of a function call, if `e` is one.
+pub(crate) fn function_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.to_uppercase()),
+        _ => None,
+    }
+}
+
+fn rewrite_one(e: &mut Expr) -> Result<()> {
+    match e {
+        Expr::Identifier(ident) => quote(ident),
+        Expr::CompoundIdentifier(idents) => idents.iter_mut().for_each(quote),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Arrow,
+            right,
+        } => {
+            let field = match right.as_ref() {
+                Expr::Identifier(i) => i.value.clone(),
+                Expr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                other => {
+                    return Err(Error::syntax(
+                        format!("Expected a field name after '->', found '{other}'"),
+                        None,
+                    ))
+                }
+            };
+            let inner =
+                std::mem::replace(left.as_mut(), Expr::Value(ValueWithSpan::from(Value::Null)));
+            *e = call("ksql_field", vec![inner, string_lit(&field)]);
+        }
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            let mut acc =
+                std::mem::replace(root.as_mut(), Expr::Value(ValueWithSpan::from(Value::Null)));
+            for a in access_chain.drain(..) {
+                acc = match a {
+                    AccessExpr::Subscript(Subscript::Index { index }) => {
+                        call("ksql_subscript", vec![acc, index])
+                    }
+                    AccessExpr::Subscript(Subscript::Slice { .. }) => {
+                        return Err(Error::Unsupported("Array slices ([a:b])".into()))
+                    }
+                    AccessExpr::Dot(Expr::Identifier(i)) => {
+                        call("ksql_field", vec![acc, string_lit(&i.value)])
+                    }
+                    AccessExpr::Dot(other) => {
+                        return Err(Error::syntax(format!("Unexpected '.{other}'"), None));
+                    }
+                };
+            }
+            *e = acc;
+        }
+        Expr::Function(f) => {
+            for part in f.name.0.iter_mut() {
+                if let ObjectNamePart::Identifier(i) = part {
+                    i.value = i.value.to_lowercase();
+                    i.quote_style = None;
+                }
+            }
+            let name = f.name.to_string();
+            if let FunctionArguments::List(list) = &mut f.args {
+                if name == "count" && list.args.len() == 1 {
+                    if let FunctionArg::Unnamed(FunctionArgExpr::Wildcard) = &list.args[0] {
+                        list.args[0] = FunctionArg::Unnamed(FunctionArgExpr::Expr(int_lit(1)));
+                    }
+                }
+                for a in &list.args {
+                    if let FunctionArg::Named { .. } | FunctionArg::ExprNamed { .. } = a {
+                        return Err(Error::Unsupported(format!(
+                            "Lambda and named arguments (in {})",
+                            name.to_uppercase()
+                        )));
+                    }
+                }
+            }
+            if name == "explode" {
+                f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new("unnest"))]);
+            }
+        }
+        Expr::Value(v) => {
+            if let Value::Number(n, _) = &v.value {
+                if !n.contains(['.', 'e', 'E']) {
+                    if let Ok(i) = n.parse::<i32>() {
+                        *e = int_lit(i);
+                    }
+                }
+            }
+        }
+        Expr::Cast { data_type, .. } => map_type(data_type),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// An INT literal: `CAST(n AS INT)`.
+fn int_lit(i: i32) -> Expr {
+    Expr::Cast {
+        kind: CastKind::Cast,
+        expr: Box::new(Expr::Value(ValueWithSpan::from(Value::Number(
+            i.to_string(),
+            false,
+        )))),
+        data_type: SqlDataType::Int(None),
+        array: false,
+        format: None,
+    }
+}
+
+fn map_type(t: &mut SqlDataType) {
+    match t {
+        SqlDataType::Custom(name, _) => {
+            let n = name.to_string().to_uppercase();
+            if n == "STRING" {
+                *t = SqlDataType::Varchar(None);
+            } else if n == "BYTES" {
+                *t = SqlDataType::Bytea;
+            }
+        }
+        SqlDataType::String(_) | SqlDataType::Text => *t = SqlDataType::Varchar(None),
+        SqlDataType::Bytes(_) => *t = SqlDataType::Bytea,
+        SqlDataType::Array(datafusion::sql::sqlparser::ast::ArrayElemTypeDef::AngleBracket(
+            inner,
+        )) => map_type(inner),
+        _ => {}
+    }
+}
+
+/// True if the expression is exactly the call `name(...)` of a table function.
+pub(crate) fn is_table_function(e: &Expr) -> bool {
+    function_name(e).is_some_and(|n| n == "UNNEST" || TABLE_FUNCTIONS.contains(&n.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planner::parser::KsqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn rw(s: &str) -> String {
+        let mut e = Parser::new(&KsqlDialect)
+            .try_with_sql(s)
+            .unwrap()
+            .parse_expr()
+            .unwrap();
+        rewrite(&mut e).unwrap();
+        e.to_string()
+    }
+
+    #[test]
+    fn ksql_forms_become_datafusion_forms() {
+        assert_eq!(rw("a->b"), "ksql_field(\"A\", 'B')");
+        assert_eq!(rw("`x`[1]"), "ksql_subscript(\"x\", CAST(1 AS INT))");
+        assert_eq!(rw("COUNT(*)"), "count(CAST(1 AS INT))");
+        assert_eq!(rw("t.col + 5000000000"), "\"T\".\"COL\" + 5000000000");
+        assert_eq!(rw("EXPLODE(arr)"), "unnest(\"ARR\")");
+        assert_eq!(rw("CAST(x AS STRING)"), "CAST(\"X\" AS VARCHAR)");
+    }
+}

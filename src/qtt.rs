@@ -1,0 +1,798 @@
+//! The conformance runner: ksqlDB's query-validation test cases, run
+//! in-process against in-memory topics.
+//!
+//! A case is a list of statements, input records and expected output
+//! records (format: `../shared/conformance/ksqldb/README.md`). Each case (and
+//! each of its `format` variants) gets a fresh engine in a temporary
+//! directory; inputs are produced one at a time in file order, and after
+//! each one every query runs until idle, so emission order is exactly
+//! ksqlDB's with caching off. Outputs are decoded with the sink's formats
+//! and compared field by field; `post` checks compare the created sources'
+//! schemas and formats. Cases whose formats need a schema registry (AVRO,
+//! PROTOBUF, JSON_SR) are reported as such, not run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::connectors::formats::{
+    bytes_to_test_json, decode_windowed_key, encode_windowed_key, test_json_to_bytes,
+};
+use crate::connectors::formats::{Format, WindowKind};
+use crate::engine::{Engine, EngineConfig};
+use crate::error::{Error, Result};
+use crate::planner::ast::{OptionValue, SourceKind, Statement};
+use crate::planner::parser;
+
+/// The outcome of one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Passed,
+    Failed(String),
+    NeedsRegistry,
+    Disabled,
+}
+
+/// One case's result.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    pub name: String,
+    pub outcome: Outcome,
+}
+
+/// One file's results.
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    pub file: String,
+    pub cases: Vec<CaseResult>,
+}
+
+impl FileReport {
+    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.cases.iter().filter(|c| f(&c.outcome)).count()
+    }
+    pub fn passed(&self) -> usize {
+        self.count(|o| *o == Outcome::Passed)
+    }
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Failed(_)))
+    }
+    pub fn needs_registry(&self) -> usize {
+        self.count(|o| *o == Outcome::NeedsRegistry)
+    }
+}
+
+const REGISTRY_FORMATS: &[&str] = &["AVRO", "PROTOBUF", "JSON_SR"];
+
+/// Run the cases in these files (a folder means every `*.json` in it).
+/// `filter` keeps cases whose name contains it.
+pub fn run_paths(paths: &[PathBuf], filter: Option<&str>) -> Result<Vec<FileReport>> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut inner: Vec<PathBuf> = std::fs::read_dir(p)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "json"))
+                .collect();
+            inner.sort();
+            files.extend(inner);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut reports = Vec::new();
+    for f in files {
+        reports.push(run_file(&f, filter)?);
+    }
+    Ok(reports)
+}
+
+/// Run one file.
+pub fn run_file(path: &Path, filter: Option<&str>) -> Result<FileReport> {
+    let text = std::fs::read_to_string(path)?;
+    let stripped = strip_line_comments(&text);
+    let doc: Value = serde_json::from_str(&stripped)
+        .map_err(|e| Error::semantic(format!("{}: not a test file: {e}", path.display())))?;
+    let tests = doc
+        .get("tests")
+        .and_then(|t| t.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let mut cases = Vec::new();
+    for t in &tests {
+        let name = t
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or("<unnamed>")
+            .to_string();
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let formats: Vec<Option<String>> = match t.get("format").and_then(|f| f.as_array()) {
+            Some(fs) if !fs.is_empty() => {
+                fs.iter().map(|f| f.as_str().map(str::to_string)).collect()
+            }
+            _ => vec![None],
+        };
+        let configs: Vec<Option<String>> = match t.get("config").and_then(|f| f.as_array()) {
+            Some(cs) if !cs.is_empty() => {
+                cs.iter().map(|c| c.as_str().map(str::to_string)).collect()
+            }
+            _ => vec![None],
+        };
+        for fmt in &formats {
+            for cfg in &configs {
+                let mut full = name.clone();
+                if let Some(f) = fmt {
+                    full.push_str(&format!(" - {f}"));
+                }
+                if let Some(c) = cfg {
+                    full.push_str(&format!(" - {c}"));
+                }
+                let outcome = if t.get("enabled").and_then(|e| e.as_bool()) == Some(false) {
+                    Outcome::Disabled
+                } else {
+                    run_case(t, fmt.as_deref(), cfg.as_deref())
+                };
+                cases.push(CaseResult {
+                    name: full,
+                    outcome,
+                });
+            }
+        }
+    }
+    Ok(FileReport {
+        file: path
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default(),
+        cases,
+    })
+}
+
+/// The JSON of two files has `//` comments; drop them (outside strings).
+fn strip_line_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let mut in_str = false;
+        let mut escaped = false;
+        let mut cut = line.len();
+        let bytes = line.as_bytes();
+        for (i, &c) in bytes.iter().enumerate() {
+            if escaped {
+                escaped = false;
+                continue;
+            }
+            match c {
+                b'\\' if in_str => escaped = true,
+                b'"' => in_str = !in_str,
+                b'/' if !in_str && bytes.get(i + 1) == Some(&b'/') => {
+                    cut = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        out.push_str(&line[..cut]);
+        out.push('\n');
+    }
+    out
+}
+
+fn needs_registry(statements: &[String], fmt: Option<&str>) -> bool {
+    if fmt.is_some_and(|f| REGISTRY_FORMATS.contains(&f.to_uppercase().as_str())) {
+        return true;
+    }
+    let re =
+        regex::Regex::new(r"(?i)(format|key_format|value_format)\s*=\s*'(avro|protobuf|json_sr)'")
+            .expect("static regex");
+    statements.iter().any(|s| re.is_match(s))
+}
+
+fn run_case(t: &Value, fmt: Option<&str>, cfg: Option<&str>) -> Outcome {
+    let statements: Vec<String> = t
+        .get("statements")
+        .and_then(|s| s.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str())
+                .map(|s| {
+                    let mut s = s.to_string();
+                    if let Some(f) = fmt {
+                        s = s.replace("{FORMAT}", f);
+                    }
+                    if let Some(c) = cfg {
+                        s = s.replace("{CONFIG}", c);
+                    }
+                    s
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if needs_registry(&statements, fmt) {
+        return Outcome::NeedsRegistry;
+    }
+    let dir = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => return Outcome::Failed(format!("cannot create a temporary directory: {e}")),
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_case_in(t, &statements, dir.path())
+    }));
+    match result {
+        Ok(Ok(())) => Outcome::Passed,
+        Ok(Err(msg)) => Outcome::Failed(msg),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Outcome::Failed(format!("PANIC: {msg}"))
+        }
+    }
+}
+
+fn run_case_in(t: &Value, statements: &[String], dir: &Path) -> std::result::Result<(), String> {
+    let mut properties = BTreeMap::new();
+    if let Some(props) = t.get("properties").and_then(|p| p.as_object()) {
+        for (k, v) in props {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            properties.insert(k.clone(), s);
+        }
+    }
+    let mut engine = Engine::open(EngineConfig {
+        data_dir: dir.to_path_buf(),
+        properties,
+    })
+    .map_err(|e| format!("engine: {e}"))?;
+    let expected_error = t.get("expectedException").map(|e| {
+        e.get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("")
+            .to_string()
+    });
+
+    // Topics the harness creates up front.
+    if let Some(topics) = t.get("topics").and_then(|t| t.as_array()) {
+        for tp in topics {
+            if let Some(name) = tp.get("name").and_then(|n| n.as_str()) {
+                let parts = tp.get("partitions").and_then(|p| p.as_i64()).unwrap_or(1) as i32;
+                engine
+                    .ensure_topic(name, parts)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    for s in statements {
+        if let Ok(parsed) = parser::parse(s) {
+            for p in parsed {
+                if let Statement::CreateSource(c) = &p.statement {
+                    if let Some((topic, _)) = c.with.get("KAFKA_TOPIC") {
+                        let parts = match c.with.get("PARTITIONS") {
+                            Some((OptionValue::Number(n), _)) => n.parse().unwrap_or(1),
+                            _ => 1,
+                        };
+                        let _ = engine.ensure_topic(&topic.as_string(), parts);
+                    }
+                }
+            }
+        }
+    }
+    let inputs = t
+        .get("inputs")
+        .and_then(|i| i.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for i in &inputs {
+        if let Some(topic) = i.get("topic").and_then(|t| t.as_str()) {
+            let _ = engine.ensure_topic(topic, 1);
+        }
+    }
+
+    // Statements.
+    for s in statements {
+        match engine.execute(s) {
+            Ok(_) => {}
+            Err(e) => {
+                let msg = e.to_string();
+                return match &expected_error {
+                    Some(want) if msg.contains(want.as_str()) => Ok(()),
+                    Some(want) => Err(format!("expected error containing {want:?}, got {msg:?}")),
+                    None => Err(format!("statement failed: {msg}\n  statement: {s}")),
+                };
+            }
+        }
+    }
+    if let Err(e) = engine.run_until_idle() {
+        return check_runtime_error(&expected_error, e);
+    }
+
+    // Inputs, one at a time.
+    for (n, i) in inputs.iter().enumerate() {
+        produce_input(&engine, i).map_err(|e| format!("input {n}: {e}"))?;
+        if let Err(e) = engine.run_until_idle() {
+            return check_runtime_error(&expected_error, e);
+        }
+    }
+    if let Some(want) = &expected_error {
+        return Err(format!(
+            "expected error containing {want:?}, but every statement succeeded"
+        ));
+    }
+
+    // Outputs.
+    if let Some(outputs) = t.get("outputs").and_then(|o| o.as_array()) {
+        let mut by_topic: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+        for o in outputs {
+            let topic = o
+                .get("topic")
+                .and_then(|t| t.as_str())
+                .unwrap_or_default()
+                .to_string();
+            by_topic.entry(topic).or_default().push(o);
+        }
+        if outputs.is_empty() {
+            // Nothing may be emitted to any query's sink.
+            for q in engine.catalog().queries() {
+                if let Some(s) = engine.catalog().source(&q.sink) {
+                    by_topic.entry(s.topic.clone()).or_default();
+                }
+            }
+        }
+        for (topic, expected) in by_topic {
+            compare_topic(&engine, &topic, &expected)?;
+        }
+    }
+    if let Some(post) = t.get("post") {
+        check_post(&engine, post)?;
+    }
+    Ok(())
+}
+
+fn check_runtime_error(expected: &Option<String>, e: Error) -> std::result::Result<(), String> {
+    let msg = e.to_string();
+    match expected {
+        Some(want) if msg.contains(want.as_str()) => Ok(()),
+        _ => Err(format!("query failed while processing: {msg}")),
+    }
+}
+
+/// The source declared over a topic (the first one reading it, preferring
+/// one that is not written by a query).
+fn source_for_topic<'a>(engine: &'a Engine, topic: &str) -> Option<&'a crate::catalog::Source> {
+    let mut candidates: Vec<_> = engine
+        .catalog()
+        .sources()
+        .filter(|s| s.topic == topic)
+        .collect();
+    candidates.sort_by_key(|s| s.query.is_some());
+    candidates.into_iter().next()
+}
+
+fn produce_input(engine: &Engine, i: &Value) -> std::result::Result<(), String> {
+    let topic = i
+        .get("topic")
+        .and_then(|t| t.as_str())
+        .ok_or("input without topic")?;
+    let ts = i.get("timestamp").and_then(|t| t.as_i64()).unwrap_or(0);
+    let key_json = i.get("key").cloned().unwrap_or(Value::Null);
+    let value_json = i.get("value").cloned().unwrap_or(Value::Null);
+    let headers: Vec<(String, Option<Arc<[u8]>>)> = i
+        .get("headers")
+        .and_then(|h| h.as_array())
+        .map(|hs| {
+            hs.iter()
+                .map(|h| {
+                    let k = h
+                        .get("KEY")
+                        .and_then(|k| k.as_str())
+                        .unwrap_or_default()
+                        .to_string();
+                    let v = h
+                        .get("VALUE")
+                        .and_then(|v| v.as_str())
+                        .and_then(base64_decode)
+                        .map(Arc::from);
+                    (k, v)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (key, value) = match source_for_topic(engine, topic) {
+        Some(src) => {
+            let key_fields: Vec<_> = src.key_columns().map(|c| c.field()).collect();
+            let value_fields: Vec<_> = src.value_columns().map(|c| c.field()).collect();
+            let mut key = if key_json.is_null() {
+                None
+            } else {
+                test_json_to_bytes(&src.key_format, &key_json, &key_fields, true)
+                    .map_err(|e| e.to_string())?
+            };
+            if let (Some(w), Some(win)) = (src.window, i.get("window")) {
+                let start = win.get("start").and_then(|s| s.as_i64()).unwrap_or(0);
+                let end = win.get("end").and_then(|s| s.as_i64()).unwrap_or(0);
+                key = Some(encode_windowed_key(
+                    key.as_deref().unwrap_or(&[]),
+                    start,
+                    end,
+                    w.kind,
+                ));
+            }
+            let value = if value_json.is_null() {
+                None
+            } else {
+                test_json_to_bytes(&src.value_format, &value_json, &value_fields, false)
+                    .map_err(|e| e.to_string())?
+            };
+            (key, value)
+        }
+        None => (raw_bytes(&key_json), raw_bytes(&value_json)),
+    };
+    engine
+        .topics()
+        .produce(
+            topic,
+            Some(0),
+            key.map(Arc::from),
+            value.map(Arc::from),
+            ts,
+            headers,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn raw_bytes(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        other => Some(other.to_string().into_bytes()),
+    }
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut buf = 0u32;
+    let mut bits = 0;
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
+        buf = (buf << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+            buf &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+fn compare_topic(
+    engine: &Engine,
+    topic: &str,
+    expected: &[&Value],
+) -> std::result::Result<(), String> {
+    let topics = engine.topics();
+    let partitions = topics.partitions(topic).unwrap_or(0);
+    let mut actual = Vec::new();
+    for p in 0..partitions {
+        actual.extend(
+            topics
+                .fetch(topic, p, 0, usize::MAX)
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let sink = engine
+        .catalog()
+        .sources()
+        .filter(|s| s.topic == topic)
+        .max_by_key(|s| s.query.is_some());
+    let shown = |recs: &[crate::connectors::Record]| -> Vec<String> {
+        recs.iter().map(|r| describe_actual(sink, r)).collect()
+    };
+    if actual.len() != expected.len() {
+        return Err(format!(
+            "topic {topic}: expected {} records, got {}\n  expected: {}\n  actual:   {}",
+            expected.len(),
+            actual.len(),
+            expected
+                .iter()
+                .map(|e| compact(e))
+                .collect::<Vec<_>>()
+                .join("\n            "),
+            shown(&actual).join("\n            ")
+        ));
+    }
+    for (n, (want, got)) in expected.iter().zip(&actual).enumerate() {
+        if let Err(diff) = compare_record(sink, want, got) {
+            return Err(format!(
+                "topic {topic}, record {n}: {diff}\n  expected: {}\n  actual:   {}",
+                compact(want),
+                describe_actual(sink, got)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn compact(v: &Value) -> String {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("topic");
+    }
+    v.to_string()
+}
+
+fn decode_key(
+    sink: Option<&crate::catalog::Source>,
+    bytes: &[u8],
+) -> std::result::Result<(Value, Option<(i64, i64)>), String> {
+    let Some(s) = sink else {
+        return Ok((
+            Value::String(String::from_utf8_lossy(bytes).to_string()),
+            None,
+        ));
+    };
+    let fields: Vec<_> = s.key_columns().map(|c| c.field()).collect();
+    let (inner, window) = match s.window {
+        Some(w) => {
+            let (inner, start, end) =
+                decode_windowed_key(bytes, w.kind, w.size).map_err(|e| e.to_string())?;
+            (inner, Some((start, end)))
+        }
+        None => (bytes, None),
+    };
+    if fields.is_empty() {
+        return Ok((Value::Null, window));
+    }
+    Ok((
+        bytes_to_test_json(&s.key_format, inner, &fields, true).map_err(|e| e.to_string())?,
+        window,
+    ))
+}
+
+fn decode_value(
+    sink: Option<&crate::catalog::Source>,
+    bytes: &[u8],
+) -> std::result::Result<Value, String> {
+    let Some(s) = sink else {
+        return Ok(serde_json::from_slice(bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).to_string())));
+    };
+    let fields: Vec<_> = s.value_columns().map(|c| c.field()).collect();
+    bytes_to_test_json(&s.value_format, bytes, &fields, false).map_err(|e| e.to_string())
+}
+
+fn describe_actual(sink: Option<&crate::catalog::Source>, r: &crate::connectors::Record) -> String {
+    let (key, window) = match &r.key {
+        Some(k) => decode_key(sink, k).unwrap_or((Value::String("<undecodable>".into()), None)),
+        None => (Value::Null, None),
+    };
+    let value = match &r.value {
+        Some(v) => decode_value(sink, v).unwrap_or(Value::String("<undecodable>".into())),
+        None => Value::Null,
+    };
+    let mut o = serde_json::Map::new();
+    o.insert("key".into(), key);
+    o.insert("value".into(), value);
+    o.insert("timestamp".into(), Value::from(r.timestamp));
+    if let Some((s, e)) = window {
+        o.insert("window".into(), serde_json::json!({"start": s, "end": e}));
+    }
+    Value::Object(o).to_string()
+}
+
+fn compare_record(
+    sink: Option<&crate::catalog::Source>,
+    want: &Value,
+    got: &crate::connectors::Record,
+) -> std::result::Result<(), String> {
+    let (key, window) = match &got.key {
+        Some(k) => decode_key(sink, k)?,
+        None => (Value::Null, None),
+    };
+    let want_key = want.get("key").cloned().unwrap_or(Value::Null);
+    if !json_matches(&want_key, &key) {
+        return Err(format!("key differs: expected {want_key}, got {key}"));
+    }
+    let value = match &got.value {
+        Some(v) => decode_value(sink, v)?,
+        None => Value::Null,
+    };
+    let want_value = want.get("value").cloned().unwrap_or(Value::Null);
+    if !json_matches(&want_value, &value) {
+        return Err(format!("value differs: expected {want_value}, got {value}"));
+    }
+    if let Some(ts) = want.get("timestamp").and_then(|t| t.as_i64()) {
+        if ts != got.timestamp {
+            return Err(format!(
+                "timestamp differs: expected {ts}, got {}",
+                got.timestamp
+            ));
+        }
+    }
+    if let Some(w) = want.get("window") {
+        let start = w.get("start").and_then(|s| s.as_i64());
+        let end = w.get("end").and_then(|s| s.as_i64());
+        match window {
+            Some((s, e)) if Some(s) == start && Some(e) == end => {}
+            other => return Err(format!("window differs: expected {w}, got {other:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// Test-harness JSON equality: objects field by field (an actual field is
+/// found as written, then upper-cased), numbers within 1e-6.
+fn json_matches(want: &Value, got: &Value) -> bool {
+    match (want, got) {
+        (Value::Number(a), Value::Number(b)) => match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-6 * x.abs().max(1.0),
+            _ => a == b,
+        },
+        (Value::String(a), Value::Number(b)) | (Value::Number(b), Value::String(a)) => a
+            .parse::<f64>()
+            .ok()
+            .zip(b.as_f64())
+            .is_some_and(|(x, y)| (x - y).abs() <= 1e-6 * x.abs().max(1.0)),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| json_matches(x, y))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter().all(|(k, v)| {
+                    let found = b.get(k).or_else(|| b.get(&k.to_uppercase())).or_else(|| {
+                        b.iter()
+                            .find(|(bk, _)| bk.eq_ignore_ascii_case(k))
+                            .map(|(_, bv)| bv)
+                    });
+                    found.is_some_and(|g| json_matches(v, g))
+                })
+        }
+        _ => want == got,
+    }
+}
+
+fn normalize_schema(s: &str) -> String {
+    let s = s.replace('`', "").to_uppercase();
+    let s = regex::Regex::new(r"\s+")
+        .map(|r| r.replace_all(&s, " ").to_string())
+        .unwrap_or(s);
+    let s = s.replace("PRIMARY KEY", "KEY");
+    let s = regex::Regex::new(r"\bINT\b")
+        .map(|r| r.replace_all(&s, "INTEGER").to_string())
+        .unwrap_or(s);
+    let s = regex::Regex::new(r"\bVARCHAR\b")
+        .map(|r| r.replace_all(&s, "STRING").to_string())
+        .unwrap_or(s);
+    s.replace(", ", ",")
+        .replace(" ,", ",")
+        .replace("< ", "<")
+        .replace(" >", ">")
+        .trim()
+        .to_string()
+}
+
+fn check_post(engine: &Engine, post: &Value) -> std::result::Result<(), String> {
+    if let Some(sources) = post.get("sources").and_then(|s| s.as_array()) {
+        for want in sources {
+            let name = want
+                .get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default();
+            let Some(src) = engine.catalog().source(name) else {
+                return Err(format!("post: source {name} does not exist"));
+            };
+            if let Some(ty) = want.get("type").and_then(|t| t.as_str()) {
+                let actual = match src.kind {
+                    SourceKind::Stream => "stream",
+                    SourceKind::Table => "table",
+                };
+                if !ty.eq_ignore_ascii_case(actual) {
+                    return Err(format!("post: {name} is a {actual}, expected {ty}"));
+                }
+            }
+            if let Some(schema) = want.get("schema").and_then(|t| t.as_str()) {
+                let got = src.schema_string();
+                if normalize_schema(schema) != normalize_schema(&got) {
+                    return Err(format!(
+                        "post: {name} schema is `{got}`, expected `{schema}`"
+                    ));
+                }
+            }
+            for (field, fmt) in [
+                ("keyFormat", &src.key_format),
+                ("valueFormat", &src.value_format),
+            ] {
+                if let Some(f) = want
+                    .get(field)
+                    .and_then(|f| f.get("format"))
+                    .and_then(|f| f.as_str())
+                {
+                    if !f.eq_ignore_ascii_case(&fmt.kind.to_string()) {
+                        return Err(format!(
+                            "post: {name} {field} is {}, expected {f}",
+                            fmt.kind
+                        ));
+                    }
+                }
+            }
+            if let Some(wt) = want
+                .get("keyFormat")
+                .and_then(|f| f.get("windowType"))
+                .and_then(|w| w.as_str())
+            {
+                let got = match src.window.map(|w| w.kind) {
+                    Some(WindowKind::Session) => "SESSION",
+                    Some(WindowKind::Time) => match src.window.and_then(|w| w.size) {
+                        _ if wt.eq_ignore_ascii_case("HOPPING") => "HOPPING",
+                        _ => "TUMBLING",
+                    },
+                    None => "none",
+                };
+                if !wt.eq_ignore_ascii_case(got) {
+                    return Err(format!("post: {name} window type is {got}, expected {wt}"));
+                }
+            }
+        }
+    }
+    if let Some(bl) = post
+        .get("topics")
+        .and_then(|t| t.get("blacklist"))
+        .and_then(|b| b.as_str())
+    {
+        let re = regex::Regex::new(bl).map_err(|e| format!("post: bad blacklist regex: {e}"))?;
+        for t in engine.topics().list() {
+            if re.is_match(&t) {
+                return Err(format!("post: topic {t} must not exist"));
+            }
+        }
+    }
+    let _: Option<&Format> = None;
+    Ok(())
+}
+
+/// Print the per-file table and the failures; returns (passed, failed).
+pub fn print_report(reports: &[FileReport], show_failures: bool) -> (usize, usize) {
+    let (mut p, mut f, mut r) = (0, 0, 0);
+    println!(
+        "{:<40} {:>7} {:>7} {:>15}",
+        "file", "passed", "failed", "needs-registry"
+    );
+    for rep in reports {
+        println!(
+            "{:<40} {:>7} {:>7} {:>15}",
+            rep.file,
+            rep.passed(),
+            rep.failed(),
+            rep.needs_registry()
+        );
+        p += rep.passed();
+        f += rep.failed();
+        r += rep.needs_registry();
+    }
+    if show_failures {
+        for rep in reports {
+            for c in &rep.cases {
+                if let Outcome::Failed(msg) = &c.outcome {
+                    println!(
+                        "FAILED {} :: {}\n  {}",
+                        rep.file,
+                        c.name,
+                        msg.replace('\n', "\n  ")
+                    );
+                }
+            }
+        }
+    }
+    println!("needs registry: {r}");
+    println!("{p} passed, {f} failed");
+    (p, f)
+}

@@ -1,0 +1,29 @@
+//! The streaming runtime: operators, the driver loop, stream time and state.
+//!
+//! The planner hands the runtime a [`StreamPlan`]: a source, a chain of
+//! operator specs and a sink; the runtime never sees SQL. A [`Task`] owns the
+//! operators of one persistent query and is driven by one loop
+//! ([`Task::poll`]): read a batch of records from the source topic, decode it
+//! into an Arrow batch, push it through the operators (each a small
+//! [`Operator`] callback), encode and write what comes out, then checkpoint
+//! operator state and source offsets in one RocksDB write.
+//!
+//! Invariants:
+//! - Every row inside the engine carries a change op ([`Op`]).
+//! - Batching never changes what is emitted: operators emit one output per
+//!   input update, in input order (ksqlDB with caching off).
+//! - Source offsets are committed in the same atomic write as the state they
+//!   produced, so a restart resumes exactly where the state stands.
+//! - Nothing here blocks an async runtime or panics on user data.
+
+mod changes;
+pub(crate) mod operators;
+mod plan;
+mod rows;
+mod state;
+mod task;
+
+pub(crate) use changes::{Changes, Op};
+pub(crate) use plan::*;
+pub(crate) use state::{query_prefix, StateBatch, StateStore};
+pub(crate) use task::{Task, TaskMetrics};

@@ -1,0 +1,267 @@
+//! `Materialize`: a source table's changelog.
+//!
+//! Input: upserts (Insert) and tombstones (Delete, value columns NULL) as
+//! decoded from the table's topic. Output: Insert for a new key; UpdateBefore
+//! (old row) then UpdateAfter (new row) for a changed key; Delete (old row)
+//! for a tombstone of a present key. A tombstone for an absent key is
+//! forwarded only when `emit_unknown_deletes` (ksqlDB writes it to a sink;
+//! an aggregation must not retract a row it never saw).
+//!
+//! State: `prefix + key row` → the whole current row (arrow-row encoded).
+//! Write-back cache; dirty entries are written at checkpoint.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+
+use super::Operator;
+use crate::error::Result;
+use crate::runtime::changes::{Changes, Op};
+use crate::runtime::rows::RowCodec;
+use crate::runtime::state::{StateBatch, StateStore};
+
+pub(crate) struct Materialize {
+    key_columns: Vec<usize>,
+    emit_unknown_deletes: bool,
+    store: StateStore,
+    prefix: Vec<u8>,
+    codecs: Option<(RowCodec, RowCodec, SchemaRef)>,
+    /// key bytes → current row bytes (None: deleted), dirty entries only
+    /// until checkpoint, then kept as a read cache.
+    cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    dirty: HashMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Materialize {
+    pub(crate) fn new(
+        key_columns: Vec<usize>,
+        emit_unknown_deletes: bool,
+        store: StateStore,
+        prefix: Vec<u8>,
+    ) -> Self {
+        Self {
+            key_columns,
+            emit_unknown_deletes,
+            store,
+            prefix,
+            codecs: None,
+            cache: HashMap::new(),
+            dirty: HashMap::new(),
+        }
+    }
+
+    fn lookup(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(v) = self.cache.get(key) {
+            return Ok(v.clone());
+        }
+        let mut full = self.prefix.clone();
+        full.extend_from_slice(key);
+        let v = self.store.get(&full)?;
+        self.cache.insert(key.to_vec(), v.clone());
+        Ok(v)
+    }
+
+    fn set(&mut self, key: Vec<u8>, row: Option<Vec<u8>>) {
+        self.cache.insert(key.clone(), row.clone());
+        self.dirty.insert(key, row);
+    }
+}
+
+impl Operator for Materialize {
+    fn display(&self) -> String {
+        "Materialize: source table changelog (upserts, tombstones)".to_string()
+    }
+
+    fn process(&mut self, input: Changes) -> Result<Vec<Changes>> {
+        if input.is_empty() {
+            return Ok(vec![]);
+        }
+        let schema = input.batch.schema();
+        if self.codecs.is_none() {
+            let key_types: Vec<_> = self
+                .key_columns
+                .iter()
+                .map(|&i| schema.field(i).data_type().clone())
+                .collect();
+            let row_types: Vec<_> = schema
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect();
+            self.codecs = Some((
+                RowCodec::try_new(&key_types)?,
+                RowCodec::try_new(&row_types)?,
+                schema.clone(),
+            ));
+        }
+        let Some((key_codec, row_codec, _)) = &self.codecs else {
+            return Ok(vec![]);
+        };
+        let key_cols: Vec<ArrayRef> = self
+            .key_columns
+            .iter()
+            .map(|&i| input.batch.column(i).clone())
+            .collect();
+        let keys = key_codec.encode(&key_cols)?;
+        let rows = row_codec.encode(input.batch.columns())?;
+
+        let mut out_rows: Vec<Vec<u8>> = Vec::new();
+        let mut out_ops = Vec::new();
+        for i in 0..input.len() {
+            let key = keys.row(i).as_ref().to_vec();
+            let new_row = rows.row(i).as_ref().to_vec();
+            let old = self.lookup(&key)?;
+            match (input.ops[i].is_add(), old) {
+                (true, None) => {
+                    out_rows.push(new_row.clone());
+                    out_ops.push(Op::Insert);
+                    self.set(key, Some(new_row));
+                }
+                (true, Some(old)) => {
+                    out_rows.push(old);
+                    out_ops.push(Op::UpdateBefore);
+                    out_rows.push(new_row.clone());
+                    out_ops.push(Op::UpdateAfter);
+                    self.set(key, Some(new_row));
+                }
+                (false, Some(old)) => {
+                    out_rows.push(old);
+                    out_ops.push(Op::Delete);
+                    self.set(key, None);
+                }
+                (false, None) => {
+                    if self.emit_unknown_deletes {
+                        out_rows.push(new_row);
+                        out_ops.push(Op::Delete);
+                    }
+                }
+            }
+        }
+        if out_rows.is_empty() {
+            return Ok(vec![]);
+        }
+        let Some((_, row_codec, schema)) = &self.codecs else {
+            return Ok(vec![]);
+        };
+        let cols = row_codec.decode(out_rows.iter().map(|r| r.as_slice()))?;
+        let batch = RecordBatch::try_new(schema.clone(), cols)?;
+        Ok(vec![Changes::new(batch, out_ops)])
+    }
+
+    fn checkpoint(&mut self, batch: &mut StateBatch) -> Result<()> {
+        for (k, v) in self.dirty.drain() {
+            let mut full = self.prefix.clone();
+            full.extend_from_slice(&k);
+            match v {
+                Some(row) => batch.put(&full, &row),
+                None => batch.delete(&full),
+            }
+        }
+        if self.cache.len() > CACHE_LIMIT {
+            self.cache.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Entries kept in the read cache between checkpoints.
+const CACHE_LIMIT: usize = 100_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn batch(rows: &[(&str, Option<i64>)]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("K", DataType::Utf8, true),
+            Field::new("V", DataType::Int64, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn dump(c: &Changes) -> Vec<(String, Option<i64>, Op)> {
+        let k = c
+            .batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let v = c
+            .batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        (0..c.len())
+            .map(|i| {
+                (
+                    k.value(i).into(),
+                    v.is_valid(i).then(|| v.value(i)),
+                    c.ops[i],
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn upserts_updates_tombstones_and_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let mut m = Materialize::new(vec![0], false, store.clone(), b"s/q/0/".to_vec());
+        let input = Changes::new(
+            batch(&[("a", Some(1)), ("a", Some(2)), ("b", None), ("a", None)]),
+            vec![Op::Insert, Op::Insert, Op::Delete, Op::Delete],
+        );
+        let out = m.process(input).unwrap();
+        assert_eq!(
+            dump(&out[0]),
+            vec![
+                ("a".into(), Some(1), Op::Insert),
+                ("a".into(), Some(1), Op::UpdateBefore),
+                ("a".into(), Some(2), Op::UpdateAfter),
+                ("a".into(), Some(2), Op::Delete),
+            ]
+        );
+        let out = m
+            .process(Changes::inserts(batch(&[("c", Some(3))])))
+            .unwrap();
+        assert_eq!(dump(&out[0]), vec![("c".into(), Some(3), Op::Insert)]);
+        let mut b = StateBatch::default();
+        m.checkpoint(&mut b).unwrap();
+        store.commit(b).unwrap();
+
+        // A new instance restores from RocksDB; unknown deletes are forwarded
+        // when asked.
+        let mut m2 = Materialize::new(vec![0], true, store, b"s/q/0/".to_vec());
+        let out = m2
+            .process(Changes::new(
+                batch(&[("c", Some(4)), ("z", None)]),
+                vec![Op::Insert, Op::Delete],
+            ))
+            .unwrap();
+        assert_eq!(
+            dump(&out[0]),
+            vec![
+                ("c".into(), Some(3), Op::UpdateBefore),
+                ("c".into(), Some(4), Op::UpdateAfter),
+                ("z".into(), None, Op::Delete),
+            ]
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! `Suppress`: `EMIT FINAL` for windowed aggregations.
+//!
+//! Semantics (Kafka Streams' `suppress(untilWindowCloses)`, as ksqlDB uses
+//! it): each window's latest result is held back; stream time is the
+//! largest row time this operator has received; when `window end + grace <=
+//! stream time` the window is final and its held row is emitted, once, with
+//! the row time it carried. Windows are emitted in window-end order, ties in
+//! arrival order. A Delete (a session absorbed into a larger one) removes a
+//! held row: that window never becomes final.
+//!
+//! State: `prefix + end (8 bytes, ordered) + sequence (8 bytes) ` → the held
+//! row (arrow-row), plus `prefix + 0xff` → stream time and sequence.
+
+use std::collections::{BTreeMap, HashMap};
+
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+
+use super::accumulators::i64_at;
+use super::Operator;
+use crate::error::{Error, Result};
+use crate::runtime::changes::{Changes, Op};
+use crate::runtime::plan::{ROWTIME, WINDOWEND};
+use crate::runtime::rows::RowCodec;
+use crate::runtime::state::{decode_time, encode_time, StateBatch, StateStore};
+
+pub(crate) struct Suppress {
+    grace: i64,
+    key_columns: Vec<usize>,
+    store: StateStore,
+    prefix: Vec<u8>,
+    codecs: Option<(RowCodec, RowCodec, SchemaRef)>,
+    /// (window end, sequence) → (identity, row)
+    held: BTreeMap<(i64, u64), (Vec<u8>, Vec<u8>)>,
+    /// identity → (window end, sequence)
+    index: HashMap<Vec<u8>, (i64, u64)>,
+    seq: u64,
+    stream_time: Option<i64>,
+    loaded: bool,
+    changed: bool,
+}
+
+impl Suppress {
+    pub(crate) fn new(
+        grace: i64,
+        key_columns: Vec<usize>,
+        store: StateStore,
+        prefix: Vec<u8>,
+    ) -> Self {
+        Self {
+            grace,
+            key_columns,
+            store,
+            prefix,
+            codecs: None,
+            held: BTreeMap::new(),
+            index: HashMap::new(),
+            seq: 0,
+            stream_time: None,
+            loaded: false,
+            changed: false,
+        }
+    }
+
+    fn restore(&mut self) -> Result<()> {
+        if self.loaded {
+            return Ok(());
+        }
+        self.loaded = true;
+        let mut meta_key = self.prefix.clone();
+        meta_key.push(0xff);
+        if let Some(meta) = self.store.get(&meta_key)? {
+            self.stream_time = decode_time(&meta);
+            self.seq = meta
+                .get(8..16)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+        }
+        let entries = self.store.scan_range(&self.prefix, &meta_key)?;
+        for (k, v) in entries {
+            let body = &k[self.prefix.len()..];
+            let (Some(end), Some(seq)) = (
+                decode_time(body),
+                body.get(8..16).and_then(|b| b.try_into().ok()),
+            ) else {
+                continue;
+            };
+            let seq = u64::from_be_bytes(seq);
+            let id = body[16..].to_vec();
+            self.index.insert(id.clone(), (end, seq));
+            self.held.insert((end, seq), (id, v));
+        }
+        Ok(())
+    }
+}
+
+impl Operator for Suppress {
+    fn display(&self) -> String {
+        format!(
+            "Suppress: EMIT FINAL, until window end + grace {}ms",
+            self.grace
+        )
+    }
+
+    fn process(&mut self, input: Changes) -> Result<Vec<Changes>> {
+        if input.is_empty() {
+            return Ok(vec![]);
+        }
+        self.restore()?;
+        let batch = &input.batch;
+        let schema = batch.schema();
+        if self.codecs.is_none() {
+            let id_types: Vec<_> = self
+                .key_columns
+                .iter()
+                .map(|&i| schema.field(i).data_type().clone())
+                .collect();
+            let row_types: Vec<_> = schema
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect();
+            self.codecs = Some((
+                RowCodec::try_new(&id_types)?,
+                RowCodec::try_new(&row_types)?,
+                schema.clone(),
+            ));
+        }
+        let Some((id_codec, row_codec, _)) = &self.codecs else {
+            return Ok(vec![]);
+        };
+        let id_cols: Vec<ArrayRef> = self
+            .key_columns
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        let ids = id_codec.encode(&id_cols)?;
+        let rows = row_codec.encode(batch.columns())?;
+        let rowtime = batch
+            .column_by_name(ROWTIME)
+            .ok_or_else(|| Error::internal("no ROWTIME"))?
+            .clone();
+        let window_end = batch
+            .column_by_name(WINDOWEND)
+            .ok_or_else(|| Error::internal("no WINDOWEND"))?
+            .clone();
+
+        let mut emitted: Vec<Vec<u8>> = Vec::new();
+        for i in 0..input.len() {
+            self.changed = true;
+            let id = ids.row(i).as_ref().to_vec();
+            if let Some(pos) = self.index.remove(&id) {
+                self.held.remove(&pos);
+            }
+            if input.ops[i].is_add() {
+                let end = i64_at(window_end.as_ref(), i)?;
+                self.seq += 1;
+                self.index.insert(id.clone(), (end, self.seq));
+                self.held
+                    .insert((end, self.seq), (id, rows.row(i).as_ref().to_vec()));
+            }
+            let ts = i64_at(rowtime.as_ref(), i)?;
+            let st = self.stream_time.map_or(ts, |s| s.max(ts));
+            self.stream_time = Some(st);
+            while let Some(entry) = self.held.first_entry() {
+                if entry.key().0 + self.grace > st {
+                    break;
+                }
+                let (id, row) = entry.remove();
+                self.index.remove(&id);
+                emitted.push(row);
+            }
+        }
+        if emitted.is_empty() {
+            return Ok(vec![]);
+        }
+        let Some((_, row_codec, schema)) = &self.codecs else {
+            return Ok(vec![]);
+        };
+        let cols = row_codec.decode(emitted.iter().map(|r| r.as_slice()))?;
+        let n = emitted.len();
+        Ok(vec![Changes::new(
+            RecordBatch::try_new(schema.clone(), cols)?,
+            vec![Op::Insert; n],
+        )])
+    }
+
+    fn checkpoint(&mut self, batch: &mut StateBatch) -> Result<()> {
+        if !self.changed {
+            return Ok(());
+        }
+        self.changed = false;
+        // The buffer is small (open windows only): rewrite it whole.
+        let mut meta_key = self.prefix.clone();
+        meta_key.push(0xff);
+        batch.delete_range(&self.prefix, &meta_key);
+        for ((end, seq), (id, row)) in &self.held {
+            let mut k = self.prefix.clone();
+            k.extend_from_slice(&encode_time(*end));
+            k.extend_from_slice(&seq.to_be_bytes());
+            k.extend_from_slice(id);
+            batch.put(&k, row);
+        }
+        let mut meta = encode_time(self.stream_time.unwrap_or(i64::MIN)).to_vec();
+        meta.extend_from_slice(&self.seq.to_be_bytes());
+        batch.put(&meta_key, &meta);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    use crate::runtime::operators::testing::{dump, row, store};
+    use crate::runtime::plan::WINDOWSTART;
+
+    /// Rows: (key, window start, window end, count, rowtime).
+    fn windows(rows: &[(&str, i64, i64, i64, i64)], ops: &[Op]) -> Changes {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("K", DataType::Utf8, true),
+            Field::new(WINDOWSTART, DataType::Int64, true),
+            Field::new(WINDOWEND, DataType::Int64, true),
+            Field::new("C", DataType::Int64, true),
+            Field::new(ROWTIME, DataType::Int64, false),
+        ]));
+        let col = |f: fn(&(&str, i64, i64, i64, i64)) -> i64| {
+            Arc::new(Int64Array::from(rows.iter().map(f).collect::<Vec<_>>()))
+        };
+        let b = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                col(|r| r.1),
+                col(|r| r.2),
+                col(|r| r.3),
+                col(|r| r.4),
+            ],
+        )
+        .unwrap();
+        Changes::new(b, ops.to_vec())
+    }
+
+    #[test]
+    fn emits_each_window_once_when_it_closes() {
+        let (store, _d) = store();
+        let mut s = Suppress::new(1, vec![0, 1], store.clone(), b"s/q/1/".to_vec());
+        let ins = |n| vec![Op::Insert; n];
+        // Window [0,2) updated twice, nothing final until stream time >= 2 + 1.
+        let out = s
+            .process(windows(
+                &[("a", 0, 2, 1, 0), ("a", 0, 2, 2, 1), ("b", 0, 2, 1, 1)],
+                &ins(3),
+            ))
+            .unwrap();
+        assert!(out.is_empty());
+        let mut cp = StateBatch::default();
+        s.checkpoint(&mut cp).unwrap();
+        store.commit(cp).unwrap();
+        // A restarted operator still holds the windows.
+        let mut s = Suppress::new(1, vec![0, 1], store, b"s/q/1/".to_vec());
+        let out = s.process(windows(&[("a", 2, 4, 1, 3)], &ins(1))).unwrap();
+        assert_eq!(
+            dump(&out),
+            vec![
+                row(&["a", "0", "2", "2", "1"], Op::Insert),
+                row(&["b", "0", "2", "1", "1"], Op::Insert)
+            ]
+        );
+        // A deleted window (merged session) is never emitted.
+        let out = s
+            .process(windows(
+                &[("a", 2, 4, 1, 3), ("c", 9, 9, 1, 9)],
+                &[Op::Delete, Op::Insert],
+            ))
+            .unwrap();
+        assert!(out.is_empty());
+    }
+}

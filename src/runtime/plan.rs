@@ -1,0 +1,259 @@
+//! `StreamPlan`: the plain description of a persistent query that the
+//! planner hands to the runtime.
+//!
+//! Batches flowing between operators carry the query's columns by name plus
+//! the pseudo columns the runtime maintains: `ROWTIME` (always), and
+//! `WINDOWSTART` / `WINDOWEND` once a query is windowed.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{FieldRef, SchemaRef};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::PhysicalExpr;
+
+use crate::connectors::formats::{Format, WindowKind};
+
+/// Name of the record-time pseudo column.
+pub(crate) const ROWTIME: &str = "ROWTIME";
+pub(crate) const ROWPARTITION: &str = "ROWPARTITION";
+pub(crate) const ROWOFFSET: &str = "ROWOFFSET";
+pub(crate) const WINDOWSTART: &str = "WINDOWSTART";
+pub(crate) const WINDOWEND: &str = "WINDOWEND";
+
+/// How a source's record time is found.
+#[derive(Debug, Clone)]
+pub(crate) enum TimestampSpec {
+    /// The Kafka record timestamp.
+    Record,
+    /// A BIGINT or TIMESTAMP column (index into the decoded batch).
+    Column(usize),
+    /// A STRING column parsed with a Java-style pattern.
+    Formatted { column: usize, format: String },
+}
+
+/// Whether and how the source key is windowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyWindow {
+    pub kind: WindowKind,
+    /// Window size for time windows (session windows carry their end).
+    pub size: Option<i64>,
+}
+
+/// Where a query reads from.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceSpec {
+    pub name: String,
+    pub topic: String,
+    pub key_format: Format,
+    pub value_format: Format,
+    /// Key columns, decoded from the record key.
+    pub key_fields: Vec<FieldRef>,
+    /// Value columns, decoded from the record value.
+    pub value_fields: Vec<FieldRef>,
+    /// Header columns: field and the header key (None: all headers).
+    pub header_fields: Vec<(FieldRef, Option<String>)>,
+    pub timestamp: TimestampSpec,
+    /// A table source: records are upserts and tombstones.
+    pub is_table: bool,
+    pub window: Option<KeyWindow>,
+    /// Batches carry WINDOWSTART and WINDOWEND (from a windowed key, or
+    /// NULL placeholders a window aggregation fills).
+    pub window_columns: bool,
+    /// The decoded batch: key, value and header columns, then ROWTIME,
+    /// ROWPARTITION, ROWOFFSET (and WINDOWSTART, WINDOWEND if windowed).
+    pub schema: SchemaRef,
+}
+
+/// Window kinds of an aggregation, lengths in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WindowAssign {
+    Tumbling { size: i64 },
+    Hopping { size: i64, advance: i64 },
+    Session { gap: i64 },
+}
+
+/// ksqlDB's default grace period when a window names none (24 hours).
+pub(crate) const DEFAULT_GRACE_MS: i64 = 24 * 3_600_000;
+
+#[derive(Debug, Clone)]
+pub(crate) struct WindowConfig {
+    pub assign: WindowAssign,
+    pub grace: i64,
+    pub retention: Option<i64>,
+    /// `EMIT FINAL`: one output per window, when it closes.
+    pub emit_final: bool,
+}
+
+/// How a filter treats table changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TableMode {
+    /// Stream rows: a failing row is dropped.
+    Stream,
+    /// Table rows feeding a sink: a failing upsert becomes a delete of its
+    /// key (ksqlDB writes a tombstone), whether or not the key was present.
+    TableToSink,
+    /// Table rows feeding a stateful operator: exact changelog semantics, an
+    /// update whose old row passed and new row fails becomes a delete of the
+    /// old row; rows that never passed produce nothing.
+    TableExact,
+}
+
+/// An output column of an aggregation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupColumn {
+    /// The i-th group expression.
+    Expr(usize),
+    WindowStart,
+    WindowEnd,
+}
+
+/// A grouped aggregation, optionally windowed.
+#[derive(Clone)]
+pub(crate) struct AggregateSpec {
+    /// Group expressions over the input (window bounds excluded).
+    pub group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    /// The output's group columns, in order.
+    pub group_columns: Vec<GroupColumn>,
+    pub aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    pub window: Option<WindowConfig>,
+    /// Input is a table changelog (retract old values).
+    pub table_input: bool,
+    /// Group columns, aggregate columns, then ROWTIME.
+    pub schema: SchemaRef,
+    pub display: String,
+}
+
+/// One step of a query's operator chain.
+#[derive(Clone)]
+pub(crate) enum OpSpec {
+    /// Materialize a source table: turn upserts and tombstones into
+    /// insert / update-before / update-after / delete changes with old values.
+    Materialize {
+        key_columns: Vec<usize>,
+        /// Forward a tombstone for a key that is not present (ksqlDB does
+        /// when the table feeds a sink; an aggregation must not see it).
+        emit_unknown_deletes: bool,
+    },
+    /// Filter then project.
+    FilterProject {
+        predicate: Option<Arc<dyn PhysicalExpr>>,
+        exprs: Vec<(Arc<dyn PhysicalExpr>, String)>,
+        schema: SchemaRef,
+        table_mode: TableMode,
+        display: String,
+    },
+    /// Table functions (EXPLODE): one output row per element.
+    Explode {
+        /// Per output column: (input column, is an element of that list).
+        outputs: Vec<(usize, bool)>,
+        schema: SchemaRef,
+        display: String,
+    },
+    Aggregate(AggregateSpec),
+    /// `EMIT FINAL`: hold each window's latest row until the window closes.
+    Suppress {
+        grace: i64,
+        /// Columns identifying a window's row (group columns and bounds).
+        key_columns: Vec<usize>,
+    },
+}
+
+impl fmt::Debug for OpSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.display())
+    }
+}
+
+impl OpSpec {
+    /// One line for EXPLAIN.
+    pub(crate) fn display(&self) -> String {
+        match self {
+            OpSpec::Materialize { .. } => {
+                "Materialize: source table changelog (upserts, tombstones)".to_string()
+            }
+            OpSpec::Suppress { grace, .. } => {
+                format!("Suppress: EMIT FINAL, until window end + grace {grace}ms")
+            }
+            OpSpec::FilterProject { display, .. } | OpSpec::Explode { display, .. } => {
+                display.clone()
+            }
+            OpSpec::Aggregate(a) => a.display.clone(),
+        }
+    }
+}
+
+/// Where a query writes to.
+#[derive(Debug, Clone)]
+pub(crate) struct SinkSpec {
+    pub name: String,
+    pub topic: String,
+    pub key_format: Format,
+    pub value_format: Format,
+    /// Columns of the final batch written to the key, in order.
+    pub key_columns: Vec<usize>,
+    pub key_fields: Vec<FieldRef>,
+    /// Columns written to the value, in order.
+    pub value_columns: Vec<usize>,
+    pub value_fields: Vec<FieldRef>,
+    /// Windowed key encoding, if the output is windowed.
+    pub window: Option<KeyWindow>,
+    /// A table sink writes upserts and tombstones.
+    pub is_table: bool,
+    /// Column holding the output record time.
+    pub rowtime_column: usize,
+    pub window_columns: Option<(usize, usize)>,
+}
+
+/// A persistent query for the runtime.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamPlan {
+    pub query_id: String,
+    pub source: SourceSpec,
+    pub ops: Vec<OpSpec>,
+    pub sink: SinkSpec,
+}
+
+impl StreamPlan {
+    /// The plan as indented lines, sink first (EXPLAIN).
+    pub(crate) fn explain(&self) -> String {
+        let mut lines = Vec::new();
+        let s = &self.sink;
+        lines.push(format!(
+            "Sink: {} {} topic={} key={} value={}{}",
+            if s.is_table { "TABLE" } else { "STREAM" },
+            s.name,
+            s.topic,
+            s.key_format.kind,
+            s.value_format.kind,
+            match s.window {
+                Some(w) => format!(" windowed={:?}", w.kind),
+                None => String::new(),
+            }
+        ));
+        for op in self.ops.iter().rev() {
+            lines.push(op.display());
+        }
+        let src = &self.source;
+        lines.push(format!(
+            "Source: {} {} topic={} key={} value={} columns=[{}]",
+            if src.is_table { "TABLE" } else { "STREAM" },
+            src.name,
+            src.topic,
+            src.key_format.kind,
+            src.value_format.kind,
+            src.schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("{}{}", "  ".repeat(i), l))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}

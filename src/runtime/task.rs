@@ -1,0 +1,395 @@
+//! `Task`: the one driver loop of a persistent query.
+//!
+//! `poll` reads up to `max` records per source partition from the stored
+//! offsets on, decodes them into one Arrow batch (undecodable records are
+//! skipped, counted and logged with topic, partition and offset), pushes the
+//! batch through the operator chain, encodes what comes out and writes it to
+//! the sink topic, then checkpoints: every operator's dirty state and the new
+//! source offsets go into one RocksDB write, so state and offsets never
+//! disagree after a crash.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef};
+use datafusion::arrow::datatypes::{DataType, FieldRef, Fields, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
+
+use super::changes::{Changes, Op};
+use super::operators::{self, Operator};
+use super::plan::{SinkSpec, SourceSpec, StreamPlan, TimestampSpec};
+use super::state::{offset_key, StateBatch, StateStore};
+use crate::connectors::formats::{decode_windowed_key, encode_windowed_key};
+use crate::connectors::{Record, Topics};
+use crate::error::{Error, Result};
+
+/// Counters of one task.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TaskMetrics {
+    pub records_in: u64,
+    pub records_out: u64,
+    /// Records skipped because they could not be decoded.
+    pub decode_errors: u64,
+    /// Records dropped because their window had closed.
+    pub late_records: u64,
+}
+
+pub(crate) struct Task {
+    plan: StreamPlan,
+    operators: Vec<Box<dyn Operator>>,
+    topics: Arc<dyn Topics>,
+    store: StateStore,
+    offsets: BTreeMap<i32, i64>,
+    metrics: TaskMetrics,
+    /// The last error that stopped processing, if any.
+    last_error: Option<String>,
+}
+
+impl Task {
+    pub(crate) fn try_new(
+        plan: StreamPlan,
+        topics: Arc<dyn Topics>,
+        store: StateStore,
+    ) -> Result<Self> {
+        let operators = plan
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| operators::build(spec, &plan.query_id, i, &store))
+            .collect::<Result<Vec<_>>>()?;
+        let mut offsets = BTreeMap::new();
+        let partitions = topics.partitions(&plan.source.topic).unwrap_or(1);
+        for p in 0..partitions {
+            let stored = store
+                .get(&offset_key(&plan.query_id, &plan.source.topic, p))?
+                .and_then(|b| {
+                    b.get(..8)
+                        .and_then(|s| s.try_into().ok())
+                        .map(i64::from_be_bytes)
+                });
+            offsets.insert(p, stored.unwrap_or(0));
+        }
+        Ok(Self {
+            plan,
+            operators,
+            topics,
+            store,
+            offsets,
+            metrics: TaskMetrics::default(),
+            last_error: None,
+        })
+    }
+
+    pub(crate) fn plan(&self) -> &StreamPlan {
+        &self.plan
+    }
+
+    pub(crate) fn metrics(&self) -> TaskMetrics {
+        let mut m = self.metrics.clone();
+        m.late_records = self.operators.iter().map(|o| o.late_records()).sum();
+        m
+    }
+
+    pub(crate) fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// Process up to `max` records per partition; returns how many were read.
+    pub(crate) fn poll(&mut self, max: usize) -> Result<usize> {
+        let topic = self.plan.source.topic.clone();
+        let mut read = 0;
+        let partitions: Vec<i32> = self.offsets.keys().copied().collect();
+        for p in partitions {
+            let from = self.offsets.get(&p).copied().unwrap_or(0);
+            let records = self
+                .topics
+                .fetch(&topic, p, from, max)
+                .map_err(|e| Error::internal(e.to_string()))?;
+            if records.is_empty() {
+                continue;
+            }
+            read += records.len();
+            let next = records.last().map(|r| r.offset + 1).unwrap_or(from);
+            self.metrics.records_in += records.len() as u64;
+            let result = self.process_records(&records);
+            if let Err(e) = result {
+                self.last_error = Some(e.to_string());
+                tracing::error!(query_id = %self.plan.query_id, topic = %topic, partition = p, error = %e, "query failed on a batch");
+                return Err(e);
+            }
+            self.offsets.insert(p, next);
+            self.checkpoint()?;
+        }
+        Ok(read)
+    }
+
+    fn process_records(&mut self, records: &[Record]) -> Result<()> {
+        let Some(changes) =
+            decode_batch(&self.plan.source, records, &mut self.metrics.decode_errors)?
+        else {
+            return Ok(());
+        };
+        let mut batches = vec![changes];
+        for op in self.operators.iter_mut() {
+            let mut next = Vec::new();
+            for b in batches {
+                next.extend(op.process(b)?);
+            }
+            batches = next;
+        }
+        for b in batches {
+            self.metrics.records_out +=
+                write_sink(&self.plan.sink, &b, self.topics.as_ref())? as u64;
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&mut self) -> Result<()> {
+        let mut batch = StateBatch::default();
+        for op in self.operators.iter_mut() {
+            op.checkpoint(&mut batch)?;
+        }
+        for (p, o) in &self.offsets {
+            batch.put(
+                &offset_key(&self.plan.query_id, &self.plan.source.topic, *p),
+                &o.to_be_bytes(),
+            );
+        }
+        self.store.commit(batch)
+    }
+}
+
+/// Decode records into a change batch with the source schema.
+pub(crate) fn decode_batch(
+    src: &SourceSpec,
+    records: &[Record],
+    errors: &mut u64,
+) -> Result<Option<Changes>> {
+    let n_fields = src.schema.fields().len();
+    let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(records.len()); n_fields];
+    let mut ops = Vec::with_capacity(records.len());
+    for r in records {
+        match decode_record(src, r) {
+            Ok(Some((row, op))) => {
+                for (c, v) in columns.iter_mut().zip(row) {
+                    c.push(v);
+                }
+                ops.push(op);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                *errors += 1;
+                tracing::warn!(source = %src.name, topic = %src.topic, partition = r.partition, offset = r.offset, error = %e, "skipping record that cannot be decoded");
+            }
+        }
+    }
+    if ops.is_empty() {
+        return Ok(None);
+    }
+    let arrays = columns
+        .into_iter()
+        .zip(src.schema.fields())
+        .map(|(vals, f)| scalars_to_array(vals, f.data_type()))
+        .collect::<Result<Vec<_>>>()?;
+    let batch = RecordBatch::try_new(src.schema.clone(), arrays)?;
+    Ok(Some(Changes::new(batch, ops)))
+}
+
+pub(crate) fn scalars_to_array(vals: Vec<ScalarValue>, dt: &DataType) -> Result<ArrayRef> {
+    if vals.is_empty() {
+        return Ok(datafusion::arrow::array::new_empty_array(dt));
+    }
+    let arr = ScalarValue::iter_to_array(vals)?;
+    Ok(if arr.data_type() != dt {
+        datafusion::arrow::compute::cast(&arr, dt)?
+    } else {
+        arr
+    })
+}
+
+fn null_row(fields: &[FieldRef]) -> Result<Vec<ScalarValue>> {
+    fields
+        .iter()
+        .map(|f| ScalarValue::try_from(f.data_type()).map_err(Error::from))
+        .collect()
+}
+
+/// One record → (row values in source schema order, op). `None`: skip.
+fn decode_record(src: &SourceSpec, r: &Record) -> Result<Option<(Vec<ScalarValue>, Op)>> {
+    let mut window = None;
+    let key_vals = match &r.key {
+        None => null_row(&src.key_fields)?,
+        Some(bytes) => {
+            let inner: &[u8] = match src.window {
+                Some(w) => {
+                    let (inner, start, end) = decode_windowed_key(bytes, w.kind, w.size)?;
+                    window = Some((start, end));
+                    inner
+                }
+                None => bytes,
+            };
+            if src.key_fields.is_empty() {
+                Vec::new()
+            } else {
+                src.key_format.decode(inner, &src.key_fields, true)?
+            }
+        }
+    };
+    let (value_vals, op) = match &r.value {
+        None => {
+            if !src.is_table {
+                return Ok(None); // streams ignore null values
+            }
+            (null_row(&src.value_fields)?, Op::Delete)
+        }
+        Some(bytes) => (
+            src.value_format.decode(bytes, &src.value_fields, false)?,
+            Op::Insert,
+        ),
+    };
+    let mut row = key_vals;
+    row.extend(value_vals);
+    for (field, key) in &src.header_fields {
+        row.push(header_value(field, key.as_deref(), &r.headers)?);
+    }
+    let rowtime = match &src.timestamp {
+        TimestampSpec::Record => r.timestamp,
+        TimestampSpec::Column(i) => match row.get(*i) {
+            Some(ScalarValue::Int64(Some(v))) => *v,
+            Some(ScalarValue::TimestampMillisecond(Some(v), _)) => *v,
+            Some(v) if op == Op::Delete && v.is_null() => r.timestamp,
+            _ => return Err(Error::semantic("timestamp column is NULL or not a time")),
+        },
+        TimestampSpec::Formatted { column, format } => match row.get(*column) {
+            Some(ScalarValue::Utf8(Some(s))) => crate::functions::parse_timestamp_millis(s, format)
+                .map_err(|e| {
+                    Error::semantic(format!("cannot parse timestamp '{s}' with '{format}': {e}"))
+                })?,
+            Some(v) if op == Op::Delete && v.is_null() => r.timestamp,
+            _ => return Err(Error::semantic("timestamp column is NULL or not a string")),
+        },
+    };
+    if rowtime < 0 {
+        return Err(Error::semantic(format!("negative record time {rowtime}")));
+    }
+    row.push(ScalarValue::Int64(Some(rowtime)));
+    row.push(ScalarValue::Int32(Some(r.partition)));
+    row.push(ScalarValue::Int64(Some(r.offset)));
+    if src.window_columns {
+        row.push(ScalarValue::Int64(window.map(|w| w.0)));
+        row.push(ScalarValue::Int64(window.map(|w| w.1)));
+    }
+    Ok(Some((row, op)))
+}
+
+fn header_value(
+    field: &FieldRef,
+    key: Option<&str>,
+    headers: &[(String, Option<Arc<[u8]>>)],
+) -> Result<ScalarValue> {
+    match key {
+        Some(k) => Ok(ScalarValue::Binary(
+            headers
+                .iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .and_then(|(_, v)| v.as_ref().map(|b| b.to_vec())),
+        )),
+        None => {
+            let DataType::List(item) = field.data_type() else {
+                return Err(Error::internal(
+                    "HEADERS column is not ARRAY<STRUCT<KEY, VALUE>>",
+                ));
+            };
+            let DataType::Struct(fields) = item.data_type() else {
+                return Err(Error::internal(
+                    "HEADERS column is not ARRAY<STRUCT<KEY, VALUE>>",
+                ));
+            };
+            let items: Vec<ScalarValue> = headers
+                .iter()
+                .map(|(n, v)| header_struct(fields, n, v.as_deref()))
+                .collect::<Result<_>>()?;
+            Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+                &items,
+                item.data_type(),
+            )))
+        }
+    }
+}
+
+fn header_struct(fields: &Fields, name: &str, value: Option<&[u8]>) -> Result<ScalarValue> {
+    let arrays: Vec<ArrayRef> = vec![
+        ScalarValue::Utf8(Some(name.to_string())).to_array()?,
+        ScalarValue::Binary(value.map(|v| v.to_vec())).to_array()?,
+    ];
+    let s = datafusion::arrow::array::StructArray::try_new(fields.clone(), arrays, None)?;
+    Ok(ScalarValue::Struct(Arc::new(s)))
+}
+
+/// Encode a change batch and write it to the sink topic; returns records written.
+pub(crate) fn write_sink(sink: &SinkSpec, changes: &Changes, topics: &dyn Topics) -> Result<usize> {
+    let batch = &changes.batch;
+    let mut written = 0;
+    for row in 0..changes.len() {
+        let op = changes.ops[row];
+        if op == Op::UpdateBefore || (op == Op::Delete && !sink.is_table) {
+            continue;
+        }
+        let key_vals = cells(batch, &sink.key_columns, row)?;
+        let mut key = if sink.key_columns.is_empty() {
+            None
+        } else {
+            sink.key_format.encode(&key_vals, &sink.key_fields, true)?
+        };
+        if let (Some(w), Some((s, e))) = (sink.window, sink.window_columns) {
+            let start = time_cell(batch.column(s).as_ref(), row)?;
+            let end = time_cell(batch.column(e).as_ref(), row)?;
+            key = Some(encode_windowed_key(
+                key.as_deref().unwrap_or(&[]),
+                start,
+                end,
+                w.kind,
+            ));
+        }
+        let value = if op == Op::Delete {
+            None
+        } else {
+            let vals = cells(batch, &sink.value_columns, row)?;
+            sink.value_format.encode(&vals, &sink.value_fields, false)?
+        };
+        let ts = time_cell(batch.column(sink.rowtime_column).as_ref(), row)?;
+        topics
+            .produce(
+                &sink.topic,
+                None,
+                key.map(Arc::from),
+                value.map(Arc::from),
+                ts,
+                Vec::new(),
+            )
+            .map_err(|e| Error::internal(e.to_string()))?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+fn cells(batch: &RecordBatch, columns: &[usize], row: usize) -> Result<Vec<ScalarValue>> {
+    columns
+        .iter()
+        .map(|&c| ScalarValue::try_from_array(batch.column(c).as_ref(), row).map_err(Error::from))
+        .collect()
+}
+
+fn time_cell(arr: &dyn Array, row: usize) -> Result<i64> {
+    match ScalarValue::try_from_array(arr, row)? {
+        ScalarValue::Int64(Some(v)) => Ok(v),
+        ScalarValue::TimestampMillisecond(Some(v), _) => Ok(v),
+        ScalarValue::Int64(None) | ScalarValue::TimestampMillisecond(None, _) => Ok(0),
+        other => match other.data_type() {
+            DataType::Timestamp(TimeUnit::Millisecond, _) => Ok(0),
+            dt => Err(Error::internal(format!("record time column has type {dt}"))),
+        },
+    }
+}

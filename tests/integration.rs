@@ -1,0 +1,241 @@
+//! Integration tests through the public API: statements in, records out.
+//!
+//! One test binary (all integration tests live here). Topics are in memory;
+//! records are written with `INSERT INTO ... VALUES` and read back with
+//! `PRINT ... FROM BEGINNING`.
+
+use sluice::{Engine, EngineConfig, Error, StatementResult};
+
+fn engine() -> (Engine, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let e = Engine::open(EngineConfig {
+        data_dir: dir.path().to_path_buf(),
+        properties: Default::default(),
+    })
+    .expect("engine opens");
+    (e, dir)
+}
+
+/// (key, value) text of every record of a topic.
+fn print(e: &mut Engine, topic: &str) -> Vec<(String, String)> {
+    match e
+        .execute(&format!("PRINT '{topic}' FROM BEGINNING;"))
+        .expect("print")
+        .remove(0)
+    {
+        StatementResult::Rows { rows, .. } => rows
+            .into_iter()
+            .map(|r| (r[3].clone(), r[4].clone()))
+            .collect(),
+        other => panic!("PRINT returned {other:?}"),
+    }
+}
+
+fn rows(r: StatementResult) -> Vec<Vec<String>> {
+    match r {
+        StatementResult::Rows { rows, .. } => rows,
+        other => panic!("expected rows, got {other:?}"),
+    }
+}
+
+#[test]
+fn stream_filter_project_end_to_end() {
+    let (mut e, _d) = engine();
+    e.execute(
+        "CREATE STREAM orders (id STRING KEY, amount DOUBLE, item STRING) \
+           WITH (kafka_topic='orders', value_format='JSON', partitions=1);
+         CREATE STREAM big AS SELECT id, UCASE(item) AS item, amount * 2 AS doubled FROM orders WHERE amount > 10;",
+    )
+    .unwrap();
+    e.execute(
+        "INSERT INTO orders (id, amount, item) VALUES ('a', 5.0, 'pen');
+         INSERT INTO orders (id, amount, item) VALUES ('b', 12.5, 'book');",
+    )
+    .unwrap();
+    e.run_until_idle().unwrap();
+    assert_eq!(
+        print(&mut e, "BIG"),
+        vec![(
+            "b".to_string(),
+            r#"{"ITEM":"BOOK","DOUBLED":25.0}"#.to_string()
+        )]
+    );
+}
+
+#[test]
+fn grouped_count_emits_every_update() {
+    let (mut e, _d) = engine();
+    e.execute(
+        "CREATE STREAM clicks (user_id INT KEY, page STRING) WITH (kafka_topic='clicks', value_format='JSON', partitions=1);
+         CREATE TABLE per_page AS SELECT page, COUNT(*) AS n FROM clicks GROUP BY page;",
+    )
+    .unwrap();
+    for (u, p) in [(1, "home"), (2, "home"), (1, "cart")] {
+        e.execute(&format!(
+            "INSERT INTO clicks (user_id, page) VALUES ({u}, '{p}');"
+        ))
+        .unwrap();
+    }
+    e.run_until_idle().unwrap();
+    assert_eq!(
+        print(&mut e, "PER_PAGE"),
+        vec![
+            ("home".to_string(), r#"{"N":1}"#.to_string()),
+            ("home".to_string(), r#"{"N":2}"#.to_string()),
+            ("cart".to_string(), r#"{"N":1}"#.to_string()),
+        ]
+    );
+}
+
+#[test]
+fn a_bad_statement_says_where_and_the_engine_keeps_running() {
+    let (mut e, _d) = engine();
+    let err = e.execute("CREATE STREAM s (id INT KEY,\n  v FLOAT) WITH (kafka_topic='s', value_format='JSON', partitions=1);");
+    let err = err.unwrap_err();
+    assert_eq!(err.to_string(), "Unknown type: FLOAT (at line 2:5)");
+    assert_eq!(err.sqlstate(), "42601");
+    let err = e
+        .execute("CREATE STREAM x AS SELECT * FROM nowhere;")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Source `NOWHERE` does not exist. (at line 1:34)"
+    );
+    // Still usable.
+    e.execute("CREATE STREAM s (id INT KEY, v DOUBLE) WITH (kafka_topic='s', value_format='JSON', partitions=1);")
+        .unwrap();
+    assert_eq!(
+        rows(e.execute("SHOW STREAMS;").unwrap().remove(0))[0][0],
+        "S"
+    );
+}
+
+#[test]
+fn an_unsupported_construct_is_named() {
+    let (mut e, _d) = engine();
+    e.execute(
+        "CREATE STREAM a (id INT KEY, v INT) WITH (kafka_topic='a', value_format='JSON', partitions=1);
+         CREATE TABLE b (id INT PRIMARY KEY, w INT) WITH (kafka_topic='b', value_format='JSON', partitions=1);",
+    )
+    .unwrap();
+    let err = e
+        .execute("CREATE STREAM j AS SELECT a.id, v, w FROM a JOIN b ON a.id = b.id;")
+        .unwrap_err();
+    assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
+    assert_eq!(err.to_string(), "JOIN (of A with B) is not supported");
+    assert_eq!(err.sqlstate(), "0A000");
+}
+
+#[test]
+fn a_malformed_record_is_skipped_counted_and_processing_goes_on() {
+    let (mut e, _d) = engine();
+    // Two views of one topic: raw strings in, JSON read out.
+    e.execute(
+        "CREATE STREAM raw (line STRING) WITH (kafka_topic='events', value_format='KAFKA', partitions=1);
+         CREATE STREAM events (n INT) WITH (kafka_topic='events', value_format='JSON');
+         CREATE STREAM doubled AS SELECT n * 2 AS m FROM events;",
+    )
+    .unwrap();
+    e.execute(
+        "INSERT INTO raw (line) VALUES ('{\"N\": 1}');
+         INSERT INTO raw (line) VALUES ('not json at all');
+         INSERT INTO raw (line) VALUES ('{\"N\": 3}');",
+    )
+    .unwrap();
+    e.run_until_idle().unwrap();
+    let out: Vec<String> = print(&mut e, "DOUBLED").into_iter().map(|r| r.1).collect();
+    assert_eq!(
+        out,
+        vec![r#"{"M":2}"#.to_string(), r#"{"M":6}"#.to_string()]
+    );
+    let described = rows(e.execute("DESCRIBE DOUBLED EXTENDED;").unwrap().remove(0));
+    let skipped = described
+        .iter()
+        .find(|r| r[0] == "Records skipped (cannot decode)")
+        .expect("metric row");
+    assert_eq!(skipped[1], "1");
+}
+
+#[test]
+fn catalog_and_state_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        Engine::open(EngineConfig {
+            data_dir: dir.path().to_path_buf(),
+            properties: Default::default(),
+        })
+        .unwrap()
+    };
+    {
+        let mut e = open();
+        e.execute(
+            "CREATE STREAM s (id INT KEY, v INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);
+             CREATE TABLE t AS SELECT id, SUM(v) AS total FROM s GROUP BY id;",
+        )
+        .unwrap();
+    }
+    let mut e = open();
+    assert_eq!(
+        rows(e.execute("SHOW TABLES;").unwrap().remove(0))[0][0],
+        "T"
+    );
+    let queries = rows(e.execute("SHOW QUERIES;").unwrap().remove(0));
+    assert_eq!(queries.len(), 1);
+    assert_eq!(queries[0][0], "CTAS_T_0");
+}
+
+/// EXPLAIN of every persistent query in a case-study file, in order, with
+/// each statement executed after it is explained (so later statements see
+/// earlier results). Statements that cannot plan yet show their error.
+fn explain_file(name: &str) -> String {
+    let path = format!("{}/queries/{name}", env!("CARGO_MANIFEST_DIR"));
+    let sql = std::fs::read_to_string(&path).expect("query file");
+    let (mut e, _d) = engine();
+    let mut out = String::new();
+    for stmt in sluice::split_statements(&sql).expect("file parses") {
+        let words: Vec<String> = stmt.split_whitespace().map(|w| w.to_uppercase()).collect();
+        let persistent = words.windows(2).any(|w| w[0] == "AS" && w[1] == "SELECT")
+            || (words.first().is_some_and(|w| w == "INSERT")
+                && words.iter().any(|w| w == "SELECT"));
+        let first_line = stmt.lines().next().unwrap_or_default().to_string();
+        out.push_str(&format!("-- {first_line}\n"));
+        if persistent {
+            match e.execute(&format!("EXPLAIN {stmt}")) {
+                Ok(mut r) => {
+                    for row in rows(r.remove(0)) {
+                        out.push_str(&row.join(" | "));
+                        out.push('\n');
+                    }
+                }
+                Err(err) => out.push_str(&format!("ERROR: {err}\n")),
+            }
+        }
+        if let Err(err) = e.execute(&stmt) {
+            if !persistent {
+                out.push_str(&format!("ERROR: {err}\n"));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn explain_movieflix() {
+    insta::assert_snapshot!(explain_file("movieflix.sql"));
+}
+
+#[test]
+fn explain_gettaxi() {
+    insta::assert_snapshot!(explain_file("gettaxi.sql"));
+}
+
+#[test]
+fn explain_social() {
+    insta::assert_snapshot!(explain_file("social.sql"));
+}
+
+#[test]
+fn explain_mybank() {
+    insta::assert_snapshot!(explain_file("mybank.sql"));
+}
