@@ -403,10 +403,19 @@ impl Engine {
                 kind: ColumnKind::Value,
             });
         }
-        let key_format = opts
-            .key_format
-            .clone()
-            .unwrap_or_else(|| input.key_format.clone());
+        let key_format = if planned.key_columns.is_empty() && !c.query.partition_by.is_empty() {
+            // PARTITION BY NULL: no key, so no key format.
+            if opts.key_format.is_some() {
+                return Err(Error::semantic(
+                    "Key format specified for stream without key columns.",
+                ));
+            }
+            crate::connectors::formats::Format::new(crate::connectors::formats::FormatKind::None)
+        } else {
+            opts.key_format
+                .clone()
+                .unwrap_or_else(|| input.key_format.clone())
+        };
         let mut value_format = opts.value_format.clone().unwrap_or_else(|| {
             let mut f = input.value_format.clone();
             f.wrap_single = None;

@@ -168,8 +168,13 @@ impl Planner {
         // Select items: expand wildcards, rewrite, name.
         let mut items: Vec<(SqlExpr, String)> = Vec::new();
         let mut generated = 0;
-        let star_columns: Vec<String> = src
-            .columns
+        // `SELECT *` is the key, value and header columns; under PARTITION BY
+        // the old key columns move after the values (they become values).
+        let mut star_order: Vec<&crate::catalog::Column> = src.columns.iter().collect();
+        if !q.partition_by.is_empty() {
+            star_order.sort_by_key(|c| c.kind == ColumnKind::Key);
+        }
+        let star_columns: Vec<String> = star_order
             .iter()
             .map(|c| c.name.clone())
             .chain(
@@ -267,6 +272,32 @@ impl Planner {
         for p in partition_by.iter_mut() {
             rewrite::rewrite(p)?;
         }
+        // `SELECT *` with PARTITION BY an expression: the expression is the key.
+        let has_wildcard = q.items.iter().any(|i| {
+            matches!(
+                i,
+                SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+            )
+        });
+        if has_wildcard && !(partition_by.len() == 1 && is_null_literal(&partition_by[0])) {
+            for p in &partition_by {
+                if items.iter().any(|(e, _)| canonical(e) == canonical(p)) {
+                    continue;
+                }
+                let name = match default_name(p) {
+                    Some(n) => n,
+                    None => {
+                        let n = format!("KSQL_COL_{generated}");
+                        generated += 1;
+                        n
+                    }
+                };
+                if items.iter().any(|(_, n)| *n == name) {
+                    continue;
+                }
+                items.insert(0, (p.clone(), name));
+            }
+        }
         // Window bounds are only for the SELECT of windowed aggregations.
         let bound_allowed_in_select = window.is_some() || windowed_source;
         for (clause, exprs) in [
@@ -293,6 +324,11 @@ impl Planner {
                 }
             }
         }
+        if q.emit == Some(Emit::Final) && window.is_none() {
+            return Err(Error::semantic(
+                "EMIT FINAL is only supported for windowed aggregations.",
+            ));
+        }
         if window.is_some() && group_by.is_empty() {
             return Err(Error::semantic("WINDOW clause requires a GROUP BY clause."));
         }
@@ -301,7 +337,68 @@ impl Planner {
                 "PARTITION BY and GROUP BY in the same query is not supported.",
             ));
         }
+        // Every function must exist.
+        {
+            let mut all: Vec<&SqlExpr> = items.iter().map(|(e, _)| e).collect();
+            all.extend(selection.iter());
+            all.extend(having.iter());
+            all.extend(group_by.iter());
+            all.extend(partition_by.iter());
+            for e in all {
+                if let Some(name) = unknown_function(self, e) {
+                    return Err(Error::semantic(format!(
+                        "Can't find any functions with the name '{name}'"
+                    )));
+                }
+            }
+        }
         let aggregate_query = !group_by.is_empty();
+        if aggregate_query && src.value_format.kind == crate::connectors::formats::FormatKind::Kafka
+        {
+            return Err(Error::semantic(format!(
+                "Source(s) {} are using the 'KAFKA' value format. This format does not yet support GROUP BY.",
+                src.name
+            )));
+        }
+        {
+            let mut seen: Vec<String> = Vec::new();
+            for g in &group_by {
+                let c = canonical(g);
+                if seen.contains(&c) {
+                    return Err(Error::semantic(format!(
+                        "Duplicate GROUP BY expression: {}.{}",
+                        src.name,
+                        c.replace('"', "")
+                    )));
+                }
+                seen.push(c);
+            }
+        }
+        if aggregate_query && src.kind == SourceKind::Table {
+            let mut stream_only: Vec<String> = Vec::new();
+            let mut all: Vec<&SqlExpr> = items.iter().map(|(e, _)| e).collect();
+            all.extend(having.iter());
+            for e in all {
+                for name in aggregate_functions_in(self, e) {
+                    if !crate::functions::aggregate::supports_undo(&name.to_lowercase())
+                        && !stream_only.contains(&name)
+                    {
+                        stream_only.push(name);
+                    }
+                }
+            }
+            if !stream_only.is_empty() {
+                let list = match stream_only.split_last() {
+                    Some((last, rest)) if !rest.is_empty() => {
+                        format!("{} and {last}", rest.join(", "))
+                    }
+                    _ => stream_only.join(""),
+                };
+                return Err(Error::semantic(format!(
+                    "The aggregation functions {list} cannot be applied to a table source, only to a stream source."
+                )));
+            }
+        }
         for g in &group_by {
             if let Some(name) = aggregate_function_in(self, g) {
                 return Err(Error::semantic(format!(
@@ -466,9 +563,16 @@ impl Planner {
             if w.emit_final {
                 let mut id = key_columns.clone();
                 id.push(ws);
+                let retention = match w.assign {
+                    WindowAssign::Tumbling { size } | WindowAssign::Hopping { size, .. } => {
+                        Some(w.retention.unwrap_or(size + w.grace).max(size + w.grace))
+                    }
+                    WindowAssign::Session { .. } => None,
+                };
                 ops.push(OpSpec::Suppress {
                     grace: w.grace,
                     key_columns: id,
+                    retention,
                 });
             }
         }
@@ -519,7 +623,9 @@ fn window_config(w: WindowSpec, emit_final: bool) -> WindowConfig {
     };
     WindowConfig {
         assign,
-        grace: grace.unwrap_or(DEFAULT_GRACE_MS),
+        // ksqlDB: without GRACE PERIOD, EMIT FINAL emits at window end;
+        // EMIT CHANGES windows accept records 24 hours late.
+        grace: grace.unwrap_or(if emit_final { 0 } else { DEFAULT_GRACE_MS }),
         retention,
         emit_final,
     }
@@ -589,6 +695,44 @@ fn aggregate_function_in(p: &Planner, e: &SqlExpr) -> Option<String> {
         if let SqlExpr::Function(f) = x {
             let name = f.name.to_string();
             if p.state.aggregate_functions().contains_key(&name) {
+                found = Some(name.to_uppercase());
+                return std::ops::ControlFlow::Break(());
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found
+}
+
+/// Upper-case names of every aggregate function called in `e`, in order.
+fn aggregate_functions_in(p: &Planner, e: &SqlExpr) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut e = e.clone();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+        if let SqlExpr::Function(f) = x {
+            let name = f.name.to_string();
+            if p.state.aggregate_functions().contains_key(&name) {
+                found.push(name.to_uppercase());
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// The upper-case name of the first function in `e` that does not exist.
+fn unknown_function(p: &Planner, e: &SqlExpr) -> Option<String> {
+    let mut found = None;
+    let mut e = e.clone();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+        if let SqlExpr::Function(f) = x {
+            let name = f.name.to_string();
+            let known = p.state.scalar_functions().contains_key(&name)
+                || p.state.aggregate_functions().contains_key(&name)
+                || p.state.window_functions().contains_key(&name)
+                || p.state.higher_order_functions().contains_key(&name)
+                || name == "unnest";
+            if !known {
                 found = Some(name.to_uppercase());
                 return std::ops::ControlFlow::Break(());
             }

@@ -159,6 +159,9 @@ fn rewrite_one(e: &mut Expr) -> Result<()> {
             if name == "explode" {
                 f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new("unnest"))]);
             }
+            if name == "struct" || name == "map" {
+                *e = constructor(&name, f)?;
+            }
         }
         Expr::Value(v) => {
             if let Value::Number(n, _) = &v.value {
@@ -173,6 +176,61 @@ fn rewrite_one(e: &mut Expr) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// `STRUCT(a := x, ...)` → `named_struct('A', x, ...)`;
+/// `MAP(k := v, ...)` → `map([k, ...], [v, ...])`.
+fn constructor(name: &str, f: &Function) -> Result<Expr> {
+    let mut pairs = Vec::new();
+    if let FunctionArguments::List(list) = &f.args {
+        for a in &list.args {
+            match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::BinaryOp {
+                    left,
+                    op: BinaryOperator::Assignment,
+                    right,
+                })) => pairs.push((left.as_ref().clone(), right.as_ref().clone())),
+                other => {
+                    return Err(Error::syntax(
+                        format!(
+                            "{}(...) takes `name := value` pairs, found `{other}`",
+                            name.to_uppercase()
+                        ),
+                        None,
+                    ))
+                }
+            }
+        }
+    }
+    if name == "struct" {
+        let mut args = Vec::new();
+        for (k, v) in pairs {
+            let field = match k {
+                Expr::Identifier(i) => i.value,
+                other => {
+                    return Err(Error::syntax(
+                        format!("STRUCT field names must be identifiers, found `{other}`"),
+                        None,
+                    ))
+                }
+            };
+            args.push(string_lit(&field));
+            args.push(v);
+        }
+        if args.is_empty() {
+            return Err(Error::Unsupported("An empty STRUCT() constructor".into()));
+        }
+        return Ok(call("named_struct", args));
+    }
+    let (keys, values): (Vec<Expr>, Vec<Expr>) = pairs.into_iter().unzip();
+    Ok(call("map", vec![array(keys), array(values)]))
+}
+
+fn array(items: Vec<Expr>) -> Expr {
+    Expr::Array(datafusion::sql::sqlparser::ast::Array {
+        elem: items,
+        named: false,
+    })
 }
 
 /// An INT literal: `CAST(n AS INT)`.

@@ -156,6 +156,10 @@ pub(crate) enum OpSpec {
         grace: i64,
         /// Columns identifying a window's row (group columns and bounds).
         key_columns: Vec<usize>,
+        /// Time windows expire from the window store `retention` after
+        /// their start (stream time); an expired window is never emitted.
+        /// None for session windows.
+        retention: Option<i64>,
     },
 }
 

@@ -236,17 +236,19 @@ fn decode_record(src: &SourceSpec, r: &Record) -> Result<Option<(Vec<ScalarValue
             }
         }
     };
-    let (value_vals, op) = match &r.value {
-        None => {
-            if !src.is_table {
-                return Ok(None); // streams ignore null values
-            }
-            (null_row(&src.value_fields)?, Op::Delete)
-        }
-        Some(bytes) => (
-            src.value_format.decode(bytes, &src.value_fields, false)?,
-            Op::Insert,
-        ),
+    // A null value (or a value that decodes to null, like JSON `null`) is a
+    // tombstone on a table and a null row on a stream: projections pass it on
+    // as a null value, filters and aggregations skip it (as ksqlDB does).
+    let decoded = match &r.value {
+        None => None,
+        Some(bytes) => src
+            .value_format
+            .decode_record(bytes, &src.value_fields, false)
+            .map_err(|e| e.with_topic(&src.topic))?,
+    };
+    let (value_vals, op) = match decoded {
+        None => (null_row(&src.value_fields)?, Op::Delete),
+        Some(vals) => (vals, Op::Insert),
     };
     let mut row = key_vals;
     row.extend(value_vals);
@@ -334,7 +336,7 @@ pub(crate) fn write_sink(sink: &SinkSpec, changes: &Changes, topics: &dyn Topics
     let mut written = 0;
     for row in 0..changes.len() {
         let op = changes.ops[row];
-        if op == Op::UpdateBefore || (op == Op::Delete && !sink.is_table) {
+        if op == Op::UpdateBefore {
             continue;
         }
         let key_vals = cells(batch, &sink.key_columns, row)?;

@@ -253,6 +253,32 @@ impl RowUdf {
         }
     }
 
+    /// The coerced argument types, or why `arg_types` are not accepted.
+    pub(super) fn coerce(
+        &self,
+        arg_types: &[DataType],
+    ) -> std::result::Result<Vec<DataType>, String> {
+        match self.params {
+            Params::Fixed(lists) => lists
+                .iter()
+                .filter(|l| l.len() == arg_types.len())
+                .find_map(|l| coerce_all(l.iter().copied(), arg_types))
+                .ok_or_else(|| wrong_args(lists, arg_types)),
+            Params::Variadic { fixed, rest, min } => {
+                if arg_types.len() < min.max(fixed.len()) {
+                    Err(format!(
+                        "expects at least {} arguments",
+                        min.max(fixed.len())
+                    ))
+                } else {
+                    let specs = fixed.iter().copied().chain(std::iter::repeat(rest));
+                    coerce_all(specs, arg_types).ok_or_else(|| "unsupported argument types".into())
+                }
+            }
+            Params::Custom(f) => f(arg_types),
+        }
+    }
+
     fn upper(&self) -> String {
         self.name.to_uppercase()
     }
@@ -306,25 +332,7 @@ impl ScalarUDFImpl for RowUdf {
         (self.ret)(arg_types).or_else(|msg| plan_err!("{}: {msg}", self.upper()))
     }
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        let coerced = match self.params {
-            Params::Fixed(lists) => lists
-                .iter()
-                .filter(|l| l.len() == arg_types.len())
-                .find_map(|l| coerce_all(l.iter().copied(), arg_types))
-                .ok_or_else(|| wrong_args(lists, arg_types)),
-            Params::Variadic { fixed, rest, min } => {
-                if arg_types.len() < min.max(fixed.len()) {
-                    Err(format!(
-                        "expects at least {} arguments",
-                        min.max(fixed.len())
-                    ))
-                } else {
-                    let specs = fixed.iter().copied().chain(std::iter::repeat(rest));
-                    coerce_all(specs, arg_types).ok_or_else(|| "unsupported argument types".into())
-                }
-            }
-            Params::Custom(f) => f(arg_types),
-        };
+        let coerced = self.coerce(arg_types);
         coerced.or_else(|msg| {
             plan_err!(
                 "Function '{}' does not accept parameters ({}): {msg}",

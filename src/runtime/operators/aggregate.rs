@@ -14,7 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, UInt32Array};
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, UInt32Array};
 use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
@@ -72,6 +72,11 @@ impl Aggregate {
             _ => Ok(false),
         }
     }
+}
+
+/// True if any group column is NULL at `row`.
+pub(crate) fn has_null(groups: &[ArrayRef], row: usize) -> bool {
+    groups.iter().any(|g| g.is_null(row))
 }
 
 /// Evaluate group expressions over a batch.
@@ -161,6 +166,11 @@ impl Operator for Aggregate {
         let mut times = Vec::new();
         for i in 0..input.len() {
             let op = input.ops[i];
+            // Streams: null rows are skipped. Rows whose group key has a
+            // NULL are dropped, as ksqlDB does.
+            if (!self.spec.table_input && !op.is_add()) || has_null(&groups, i) {
+                continue;
+            }
             let key = keys.row(i).as_ref().to_vec();
             let existed = self.load(&key)?;
             if !existed {

@@ -131,8 +131,9 @@ impl Operator for FilterProject {
         }
         let pass = self.passes(&input.batch)?;
         let (rows, ops): (Vec<u32>, Vec<Op>) = match self.mode {
+            // A null row (Delete) passes a projection, never a filter.
             TableMode::Stream => (0..input.len())
-                .filter(|&i| pass[i])
+                .filter(|&i| pass[i] && (self.predicate.is_none() || input.ops[i] != Op::Delete))
                 .map(|i| (i as u32, input.ops[i]))
                 .unzip(),
             TableMode::TableToSink => (0..input.len())

@@ -97,8 +97,13 @@ pub(crate) fn build(
             }
             Some(_) => Box::new(TimeWindow::try_new(spec.clone(), store.clone(), prefix)?),
         },
-        OpSpec::Suppress { grace, key_columns } => Box::new(Suppress::new(
+        OpSpec::Suppress {
+            grace,
+            key_columns,
+            retention,
+        } => Box::new(Suppress::new(
             *grace,
+            *retention,
             key_columns.clone(),
             store.clone(),
             prefix,

@@ -137,7 +137,7 @@ impl Operator for SessionWindow {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut starts, mut ends) = (Vec::new(), Vec::new());
         for i in 0..input.len() {
-            if !input.ops[i].is_add() {
+            if !input.ops[i].is_add() || super::aggregate::has_null(&groups, i) {
                 continue;
             }
             let ts = i64_at(rowtime.as_ref(), i)?;

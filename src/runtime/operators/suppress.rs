@@ -1,15 +1,19 @@
 //! `Suppress`: `EMIT FINAL` for windowed aggregations.
 //!
-//! Semantics (Kafka Streams' `suppress(untilWindowCloses)`, as ksqlDB uses
-//! it): each window's latest result is held back; stream time is the
-//! largest row time this operator has received; when `window end + grace <=
-//! stream time` the window is final and its held row is emitted, once, with
-//! the row time it carried. Windows are emitted in window-end order, ties in
-//! arrival order. A Delete (a session absorbed into a larger one) removes a
-//! held row: that window never becomes final.
+//! Semantics (ksqlDB's EMIT FINAL, as its conformance cases pin it down):
+//! each window's latest result is held back; stream time is the largest row
+//! time this operator has received; when `window end + grace <= stream
+//! time` the window is final and its held row is emitted, once, with the
+//! row time it carried. Windows are emitted in window-end order, ties in
+//! arrival order. A time window whose start is older than stream time minus
+//! the window store's retention (size + grace unless RETENTION says
+//! otherwise) has expired from the store by the time it closes and is never
+//! emitted, so a jump in stream time skips the windows it leaps over. A
+//! Delete (a session absorbed into a larger one) removes a held row: that
+//! window never becomes final.
 //!
-//! State: `prefix + end (8 bytes, ordered) + sequence (8 bytes) ` → the held
-//! row (arrow-row), plus `prefix + 0xff` → stream time and sequence.
+//! State: `prefix + end (8 bytes, ordered) + sequence (8 bytes) + identity` →
+//! window start (8 bytes) + the held row (arrow-row), plus `prefix + 0xff` → stream time and sequence.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,12 +31,13 @@ use crate::runtime::state::{decode_time, encode_time, StateBatch, StateStore};
 
 pub(crate) struct Suppress {
     grace: i64,
+    retention: Option<i64>,
     key_columns: Vec<usize>,
     store: StateStore,
     prefix: Vec<u8>,
     codecs: Option<(RowCodec, RowCodec, SchemaRef)>,
     /// (window end, sequence) → (identity, row)
-    held: BTreeMap<(i64, u64), (Vec<u8>, Vec<u8>)>,
+    held: BTreeMap<(i64, u64), (Vec<u8>, Vec<u8>, i64)>,
     /// identity → (window end, sequence)
     index: HashMap<Vec<u8>, (i64, u64)>,
     seq: u64,
@@ -44,12 +49,14 @@ pub(crate) struct Suppress {
 impl Suppress {
     pub(crate) fn new(
         grace: i64,
+        retention: Option<i64>,
         key_columns: Vec<usize>,
         store: StateStore,
         prefix: Vec<u8>,
     ) -> Self {
         Self {
             grace,
+            retention,
             key_columns,
             store,
             prefix,
@@ -90,7 +97,11 @@ impl Suppress {
             let seq = u64::from_be_bytes(seq);
             let id = body[16..].to_vec();
             self.index.insert(id.clone(), (end, seq));
-            self.held.insert((end, seq), (id, v));
+            let start = decode_time(&v).unwrap_or(i64::MIN);
+            self.held.insert(
+                (end, seq),
+                (id, v.get(8..).unwrap_or_default().to_vec(), start),
+            );
         }
         Ok(())
     }
@@ -142,6 +153,10 @@ impl Operator for Suppress {
             .column_by_name(ROWTIME)
             .ok_or_else(|| Error::internal("no ROWTIME"))?
             .clone();
+        let window_start = batch
+            .column_by_name(crate::runtime::plan::WINDOWSTART)
+            .ok_or_else(|| Error::internal("no WINDOWSTART"))?
+            .clone();
         let window_end = batch
             .column_by_name(WINDOWEND)
             .ok_or_else(|| Error::internal("no WINDOWEND"))?
@@ -158,8 +173,9 @@ impl Operator for Suppress {
                 let end = i64_at(window_end.as_ref(), i)?;
                 self.seq += 1;
                 self.index.insert(id.clone(), (end, self.seq));
+                let start = i64_at(window_start.as_ref(), i)?;
                 self.held
-                    .insert((end, self.seq), (id, rows.row(i).as_ref().to_vec()));
+                    .insert((end, self.seq), (id, rows.row(i).as_ref().to_vec(), start));
             }
             let ts = i64_at(rowtime.as_ref(), i)?;
             let st = self.stream_time.map_or(ts, |s| s.max(ts));
@@ -168,9 +184,12 @@ impl Operator for Suppress {
                 if entry.key().0 + self.grace > st {
                     break;
                 }
-                let (id, row) = entry.remove();
+                let (id, row, start) = entry.remove();
                 self.index.remove(&id);
-                emitted.push(row);
+                let expired = self.retention.is_some_and(|r| start < st.saturating_sub(r));
+                if !expired {
+                    emitted.push(row);
+                }
             }
         }
         if emitted.is_empty() {
@@ -196,12 +215,14 @@ impl Operator for Suppress {
         let mut meta_key = self.prefix.clone();
         meta_key.push(0xff);
         batch.delete_range(&self.prefix, &meta_key);
-        for ((end, seq), (id, row)) in &self.held {
+        for ((end, seq), (id, row, start)) in &self.held {
             let mut k = self.prefix.clone();
             k.extend_from_slice(&encode_time(*end));
             k.extend_from_slice(&seq.to_be_bytes());
             k.extend_from_slice(id);
-            batch.put(&k, row);
+            let mut v = encode_time(*start).to_vec();
+            v.extend_from_slice(row);
+            batch.put(&k, &v);
         }
         let mut meta = encode_time(self.stream_time.unwrap_or(i64::MIN)).to_vec();
         meta.extend_from_slice(&self.seq.to_be_bytes());
@@ -251,7 +272,7 @@ mod tests {
     #[test]
     fn emits_each_window_once_when_it_closes() {
         let (store, _d) = store();
-        let mut s = Suppress::new(1, vec![0, 1], store.clone(), b"s/q/1/".to_vec());
+        let mut s = Suppress::new(1, None, vec![0, 1], store.clone(), b"s/q/1/".to_vec());
         let ins = |n| vec![Op::Insert; n];
         // Window [0,2) updated twice, nothing final until stream time >= 2 + 1.
         let out = s
@@ -265,7 +286,7 @@ mod tests {
         s.checkpoint(&mut cp).unwrap();
         store.commit(cp).unwrap();
         // A restarted operator still holds the windows.
-        let mut s = Suppress::new(1, vec![0, 1], store, b"s/q/1/".to_vec());
+        let mut s = Suppress::new(1, None, vec![0, 1], store, b"s/q/1/".to_vec());
         let out = s.process(windows(&[("a", 2, 4, 1, 3)], &ins(1))).unwrap();
         assert_eq!(
             dump(&out),
@@ -282,5 +303,23 @@ mod tests {
             ))
             .unwrap();
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn windows_expired_by_a_jump_in_stream_time_are_never_emitted() {
+        let (store, _d) = store();
+        // Size 2, grace 1: retention 3.
+        let mut s = Suppress::new(1, Some(3), vec![0, 1], store, b"s/q/1/".to_vec());
+        let out = s
+            .process(windows(
+                &[("a", 0, 2, 1, 0), ("a", 2, 4, 1, 2), ("a", 4, 6, 1, 5)],
+                &[Op::Insert, Op::Insert, Op::Insert],
+            ))
+            .unwrap();
+        // At stream time 5, [0,2) (start 0 < 5 - 3) expired; [2,4) is final.
+        assert_eq!(
+            dump(&out),
+            vec![row(&["a", "2", "4", "1", "2"], Op::Insert)]
+        );
     }
 }

@@ -145,7 +145,7 @@ impl Operator for TimeWindow {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut starts_out, mut ends_out) = (Vec::new(), Vec::new());
         for i in 0..input.len() {
-            if !input.ops[i].is_add() {
+            if !input.ops[i].is_add() || super::aggregate::has_null(&groups, i) {
                 continue; // windowed aggregations read streams only
             }
             let ts = i64_at(rowtime.as_ref(), i)?;
