@@ -919,12 +919,7 @@ impl Engine {
                     .ok_or_else(|| Error::semantic(format!("Column name {name} does not exist.")))?
             };
             let expr = sql_to_rel.sql_to_expr(e, &empty, &mut PlannerContext::new())?;
-            let phys = create_physical_expr(
-                &expr,
-                &empty,
-                self.planner.state().execution_props(),
-                &PhysicalPlanningContext::default(),
-            )?;
+            let phys = crate::planner::physical_expr(self.planner.state(), &expr, &empty)?;
             let v = phys.evaluate(&batch)?.into_array(1)?;
             let v = datafusion::arrow::compute::cast(&v, &want).map_err(|_| {
                 Error::semantic(format!(

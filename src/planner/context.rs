@@ -7,22 +7,31 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::config::ConfigOptions;
+use datafusion::common::DFSchema;
 use datafusion::common::{plan_err, TableReference};
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::builder::LogicalTableSource;
-use datafusion::logical_expr::planner::{ContextProvider, ExprPlanner};
+use datafusion::logical_expr::planner::{
+    ContextProvider, ExprPlanner, PlannerResult, RawBinaryExpr,
+};
 use datafusion::logical_expr::{AggregateUDF, HigherOrderUDF, ScalarUDF, TableSource, WindowUDF};
+use datafusion::logical_expr::{Expr, ExprSchemable};
+use datafusion::sql::sqlparser::ast::BinaryOperator;
 
 pub(crate) struct Provider<'a> {
     state: &'a SessionState,
     tables: HashMap<String, Arc<dyn TableSource>>,
+    planners: Vec<Arc<dyn ExprPlanner>>,
 }
 
 impl<'a> Provider<'a> {
     pub(crate) fn new(state: &'a SessionState) -> Self {
+        let mut planners: Vec<Arc<dyn ExprPlanner>> = vec![Arc::new(KsqlOperators)];
+        planners.extend(state.expr_planners().iter().cloned());
         Self {
             state,
             tables: HashMap::new(),
+            planners,
         }
     }
 
@@ -44,7 +53,7 @@ impl ContextProvider for Provider<'_> {
     }
 
     fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
-        self.state.expr_planners()
+        &self.planners
     }
 
     fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
@@ -89,5 +98,33 @@ impl ContextProvider for Provider<'_> {
 
     fn udwf_names(&self) -> Vec<String> {
         self.state.window_functions().keys().cloned().collect()
+    }
+}
+
+/// ksqlDB's operators where they differ from DataFusion's: `+` on two
+/// strings concatenates them.
+#[derive(Debug)]
+struct KsqlOperators;
+
+impl ExprPlanner for KsqlOperators {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        schema: &DFSchema,
+    ) -> datafusion::error::Result<PlannerResult<RawBinaryExpr>> {
+        if expr.op == BinaryOperator::Plus {
+            let is_string = |e: &Expr| {
+                matches!(
+                    e.get_type(schema),
+                    Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                )
+            };
+            if is_string(&expr.left) && is_string(&expr.right) {
+                return Ok(PlannerResult::Planned(
+                    datafusion::functions::string::expr_fn::concat(vec![expr.left, expr.right]),
+                ));
+            }
+        }
+        Ok(PlannerResult::Original(expr))
     }
 }

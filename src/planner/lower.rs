@@ -15,9 +15,12 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{DFSchema, DFSchemaRef};
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::physical_expr::expressions::Column as PhysColumn;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
+#[allow(deprecated)]
 use datafusion::physical_planner::create_aggregate_expr_and_maybe_filter;
 
 use crate::catalog::types::SqlType;
@@ -52,6 +55,29 @@ pub(crate) fn normal_type(dt: &DataType) -> DataType {
         Some(t) if !matches!(dt, DataType::Null) => t.to_arrow(),
         _ => dt.clone(),
     }
+}
+
+/// Simplify an expression (DataFusion's physical planner relies on it, e.g.
+/// COALESCE becomes CASE) and compile it against `schema`.
+pub(crate) fn physical_expr(
+    state: &SessionState,
+    e: &Expr,
+    schema: &DFSchema,
+) -> Result<Arc<dyn PhysicalExpr>> {
+    let simplified = simplify(e, schema)?;
+    Ok(create_physical_expr(
+        &simplified,
+        schema,
+        state.execution_props(),
+        &PhysicalPlanningContext::default(),
+    )?)
+}
+
+fn simplify(e: &Expr, schema: &DFSchema) -> Result<Expr> {
+    let ctx = SimplifyContext::builder()
+        .with_schema(Arc::new(schema.clone()))
+        .build();
+    Ok(ExprSimplifier::new(ctx).simplify(e.clone())?)
 }
 
 fn contains_aggregate(plan: &LogicalPlan) -> bool {
@@ -92,18 +118,15 @@ impl<'a> Lowering<'a> {
     }
 
     fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
-        Ok(create_physical_expr(
-            e,
-            schema,
-            self.state.execution_props(),
-            &PhysicalPlanningContext::default(),
-        )?)
+        physical_expr(self.state, e, schema)
     }
 
     fn table_mode(&self) -> TableMode {
         if !self.is_table {
             TableMode::Stream
-        } else if self.has_aggregate && !self.seen_aggregate {
+        } else if self.has_aggregate {
+            // Before an aggregation (retractions) and after it (HAVING:
+            // a tombstone only when the old result was visible).
             TableMode::TableExact
         } else {
             TableMode::TableToSink
@@ -224,6 +247,8 @@ impl<'a> Lowering<'a> {
                 let input_arrow = input.df.as_arrow();
                 let mut aggregates = Vec::new();
                 for e in &a.aggr_expr {
+                    let e = &simplify(e, &input.df)?;
+                    #[allow(deprecated)]
                     let (agg, filter, _order) = create_aggregate_expr_and_maybe_filter(
                         e,
                         &input.df,

@@ -15,6 +15,8 @@ pub(crate) mod ast;
 mod context;
 pub(crate) mod ddl;
 mod lower;
+
+pub(crate) use lower::physical_expr;
 pub(crate) mod parser;
 mod rewrite;
 
@@ -174,16 +176,8 @@ impl Planner {
         if !q.partition_by.is_empty() {
             star_order.sort_by_key(|c| c.kind == ColumnKind::Key);
         }
-        let star_columns: Vec<String> = star_order
-            .iter()
-            .map(|c| c.name.clone())
-            .chain(
-                windowed_source
-                    .then(|| [WINDOWSTART.to_string(), WINDOWEND.to_string()])
-                    .into_iter()
-                    .flatten(),
-            )
-            .collect();
+        // A windowed source's bounds live in its key: `SELECT *` omits them.
+        let star_columns: Vec<String> = star_order.iter().map(|c| c.name.clone()).collect();
         for item in &q.items {
             match item {
                 SelectItem::Wildcard(_) => {
@@ -507,11 +501,35 @@ impl Planner {
                 key_items_for(&items, &partition_by, target, "partitioning expression")?
             }
         } else {
-            let key_exprs: Vec<SqlExpr> = src
-                .key_columns()
-                .map(|c| SqlExpr::Identifier(Ident::with_quote('"', &c.name)))
-                .collect();
-            key_items_for(&items, &key_exprs, target, "key column")?
+            // The source's key columns as they appear in the projection, in
+            // projection order. A stream may drop its key; a table may not.
+            let key_names: Vec<String> = src.key_columns().map(|c| c.name.clone()).collect();
+            let mut found: Vec<usize> = Vec::new();
+            for name in &key_names {
+                let uses: Vec<usize> = (0..items.len())
+                    .filter(|&i| bare_column(&items[i].0).as_deref() == Some(name.as_str()))
+                    .collect();
+                if let [a, b, ..] = uses.as_slice() {
+                    return Err(Error::semantic(format!(
+                        "The projection contains a key column (`{name}`) more than once, aliased as: {} and {}.",
+                        items[*a].1, items[*b].1
+                    )));
+                }
+            }
+            for (i, (e, _)) in items.iter().enumerate() {
+                if bare_column(e).is_some_and(|n| key_names.contains(&n)) {
+                    found.push(i);
+                }
+            }
+            if src.kind == SourceKind::Table && found.len() < key_names.len() {
+                let key_exprs: Vec<SqlExpr> = key_names
+                    .iter()
+                    .map(|n| SqlExpr::Identifier(Ident::with_quote('"', n)))
+                    .collect();
+                key_items_for(&items, &key_exprs, target, "key column")?
+            } else {
+                found
+            }
         };
         let key_columns: Vec<usize> = key_items.iter().map(|&i| i).collect();
         let value_columns: Vec<usize> = (0..items.len())
@@ -742,6 +760,15 @@ fn unknown_function(p: &Planner, e: &SqlExpr) -> Option<String> {
     found
 }
 
+/// The column an expression names, if it is a bare (possibly qualified) column.
+fn bare_column(e: &SqlExpr) -> Option<String> {
+    match e {
+        SqlExpr::Identifier(i) => Some(i.value.clone()),
+        SqlExpr::CompoundIdentifier(is) => is.last().map(|i| i.value.clone()),
+        _ => None,
+    }
+}
+
 /// For each key expression, the one select item equal to it.
 fn key_items_for(
     items: &[(SqlExpr, String)],
@@ -819,8 +846,12 @@ fn planning_error(e: datafusion::error::DataFusionError, items: &[(SqlExpr, Stri
         ));
     }
     if let Some(rest) = msg.strip_prefix("No field named ") {
-        let name = rest.split(". ").next().unwrap_or(rest).replace('"', "");
-        return Error::semantic(format!("Column '{name}' cannot be resolved."));
+        let end = rest
+            .find(".\n")
+            .or_else(|| rest.find(". "))
+            .unwrap_or(rest.len());
+        let name = rest[..end].replace('"', "");
+        return Error::semantic(format!("SELECT column '{name}' cannot be resolved."));
     }
     Error::semantic(msg)
 }

@@ -173,6 +173,22 @@ fn rewrite_one(e: &mut Expr) -> Result<()> {
             }
         }
         Expr::Cast { data_type, .. } => map_type(data_type),
+        Expr::BinaryOp { left, op, right } if is_comparison(op) => {
+            // ksqlDB compares like Java: a comparison involving NULL is
+            // false, never NULL; comparing with a NULL literal is an error.
+            if is_null(left) || is_null(right) {
+                return Err(Error::semantic(format!(
+                    "Comparison with NULL not supported: {} {op} {}",
+                    left.to_string().to_uppercase(),
+                    right.to_string().to_uppercase()
+                )));
+            }
+            let cmp = e.clone();
+            *e = call(
+                "coalesce",
+                vec![cmp, Expr::Value(ValueWithSpan::from(Value::Boolean(false)))],
+            );
+        }
         _ => {}
     }
     Ok(())
@@ -231,6 +247,22 @@ fn array(items: Vec<Expr>) -> Expr {
         elem: items,
         named: false,
     })
+}
+
+fn is_comparison(op: &BinaryOperator) -> bool {
+    matches!(
+        op,
+        BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+    )
+}
+
+fn is_null(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if matches!(v.value, Value::Null))
 }
 
 /// An INT literal: `CAST(n AS INT)`.

@@ -12,6 +12,9 @@
 //! The lambda functions TRANSFORM, FILTER and REDUCE are not here: they need
 //! planner support for lambda arguments.
 //!
+//! GENERATE_SERIES returns NULL beyond 2^20 elements (ksqlDB has no limit
+//! and would run out of memory).
+//!
 //! Operator access (`arr[i]`, `map['k']`, `s->F`) lives in `access`.
 
 use std::collections::HashSet;
@@ -414,6 +417,9 @@ fn ret_series(t: &[DataType]) -> std::result::Result<DataType, String> {
     })
 }
 
+/// The longest array GENERATE_SERIES builds; longer series give NULL.
+const MAX_SERIES: i128 = 1 << 20;
+
 fn generate_series(c: &mut Call<'_>) -> Result<ScalarValue> {
     let (Some(start), Some(end)) = (c.i(0), c.i(1)) else {
         return c.null();
@@ -429,7 +435,7 @@ fn generate_series(c: &mut Call<'_>) -> Result<ScalarValue> {
         return c.null(); // "step cannot be zero" / "step has wrong sign"
     }
     let size = diff / i128::from(step) + 1;
-    if size > 1 << 24 {
+    if size > MAX_SERIES {
         return c.null();
     }
     let int32 = list_item(c.ret) == Some(&DataType::Int32);

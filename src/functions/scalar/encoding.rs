@@ -1,5 +1,5 @@
 //! Bytes and character codes: ENCODE, TO_BYTES, FROM_BYTES,
-//! INT/BIGINT/DOUBLE_FROM_BYTES, CHR, UUID.
+//! INT/BIGINT/DOUBLE_FROM_BYTES, CHR, UUID, MD5.
 //!
 //! Encodings are `hex`, `utf8`, `ascii` and `base64` (case-insensitive), as
 //! ksqlDB's `BytesUtils`: `FROM_BYTES(.., 'hex')` prints upper-case hex,
@@ -36,6 +36,10 @@ pub(super) const CATALOG: &[(&str, &str)] = &[
     (
         "INT_FROM_BYTES",
         "Reads an INT from 4 bytes (BIG_ENDIAN or LITTLE_ENDIAN)",
+    ),
+    (
+        "MD5",
+        "The MD5 hash of a string, as 32 lower-case hex digits",
     ),
     (
         "TO_BYTES",
@@ -110,6 +114,11 @@ pub(super) fn udfs() -> Vec<ScalarUDF> {
                     f64::from_le_bytes(b)
                 }
             })))
+        })
+        .build(),
+        RowUdf::new("md5", Params::Fixed(&[&[Str]]), ret_str, |c| match c.s(0) {
+            Some(s) => Ok(utf8(md5_hex(s.as_bytes()))),
+            None => c.null(),
         })
         .build(),
         RowUdf::new("chr", Params::Fixed(&[&[Int], &[Str]]), ret_str, chr).build(),
@@ -331,6 +340,61 @@ fn uuid(c: &mut Call<'_>) -> Result<ScalarValue> {
     )))
 }
 
+/// MD5 (RFC 1321) of `data` as lower-case hex, as commons-codec `md5Hex`.
+fn md5_hex(data: &[u8]) -> String {
+    const S: [u32; 64] = [
+        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,
+        9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10,
+        15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+    ];
+    // K[i] = floor(abs(sin(i + 1)) * 2^32)
+    let k: Vec<u32> = (0..64)
+        .map(|i: u32| (f64::from(i + 1).sin().abs() * 4_294_967_296.0) as u32)
+        .collect();
+    let mut msg = data.to_vec();
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&bit_len.to_le_bytes());
+    let mut h: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
+    for chunk in msg.chunks_exact(64) {
+        let w: Vec<u32> = chunk
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let [mut a, mut b, mut c, mut d] = h;
+        for i in 0..64 {
+            let (f, g) = match i / 16 {
+                0 => ((b & c) | (!b & d), i),
+                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
+                2 => (b ^ c ^ d, (3 * i + 5) % 16),
+                _ => (c ^ (b | !d), (7 * i) % 16),
+            };
+            let rotated = a
+                .wrapping_add(f)
+                .wrapping_add(k[i])
+                .wrapping_add(w[g])
+                .rotate_left(S[i]);
+            a = d;
+            d = c;
+            c = b;
+            b = b.wrapping_add(rotated);
+        }
+        h = [
+            h[0].wrapping_add(a),
+            h[1].wrapping_add(b),
+            h[2].wrapping_add(c),
+            h[3].wrapping_add(d),
+        ];
+    }
+    h.iter()
+        .flat_map(|x| x.to_le_bytes())
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
 /// 64 random bits from std's randomly seeded SipHash (no `rand` crate).
 pub(super) fn rand_u64() -> u64 {
     use std::collections::hash_map::RandomState;
@@ -346,6 +410,15 @@ pub(super) fn rand_u64() -> u64 {
 mod tests {
     use super::super::test_util::q1;
     use super::*;
+
+    #[test]
+    fn md5_vectors() {
+        assert_eq!(md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(md5_hex(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
+        let long =
+            b"12345678901234567890123456789012345678901234567890123456789012345678901234567890";
+        assert_eq!(md5_hex(long), "57edf4a22be3c955ac49da2e2107b67a");
+    }
 
     #[test]
     fn base64_round_trip() {

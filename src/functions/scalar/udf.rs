@@ -328,6 +328,9 @@ impl ScalarUDFImpl for RowUdf {
     fn signature(&self) -> &Signature {
         &self.signature
     }
+    fn is_strict(&self) -> bool {
+        self.strict
+    }
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         (self.ret)(arg_types).or_else(|msg| plan_err!("{}: {msg}", self.upper()))
     }

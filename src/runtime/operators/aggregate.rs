@@ -2,7 +2,9 @@
 //!
 //! Semantics (ksqlDB with caching off): every input row updates its group
 //! and emits the group's new result, so a group's output is a table
-//! changelog: Insert for a new group, UpdateAfter after. On a table input,
+//! changelog: Insert for a new group, then UpdateBefore (the old result)
+//! and UpdateAfter (the new one) for every change, so a HAVING filter
+//! downstream knows whether the old result was visible. On a table input,
 //! the old value of a changed row is retracted before the new one is added;
 //! an UpdateBefore directly followed by the UpdateAfter of the same group
 //! emits once (after both), a row that moves groups emits for each group.
@@ -164,6 +166,7 @@ impl Operator for Aggregate {
         let mut ops = Vec::new();
         let mut results = Vec::new();
         let mut times = Vec::new();
+        let mut pending_old: Option<(Vec<ScalarValue>, i64)> = None;
         for i in 0..input.len() {
             let op = input.ops[i];
             // Streams: null rows are skipped. Rows whose group key has a
@@ -190,6 +193,10 @@ impl Operator for Aggregate {
             let Some(group) = self.groups.get_mut(&key) else {
                 continue;
             };
+            // The group's result before this change, for the UpdateBefore.
+            if existed && pending_old.is_none() {
+                pending_old = Some((self.accs.evaluate(&mut group.accs)?, group.max_ts));
+            }
             self.accs.apply(&mut group.accs, &args, i, !op.is_add())?;
             group.max_ts = group.max_ts.max(ts);
             self.dirty.insert(key.clone());
@@ -199,6 +206,12 @@ impl Operator for Aggregate {
                 && keys.row(i + 1).as_ref() == key.as_slice();
             if pair_follows {
                 continue;
+            }
+            if let Some((old, old_ts)) = pending_old.take() {
+                results.push(old);
+                times.push(old_ts);
+                rows.push(i as u32);
+                ops.push(Op::UpdateBefore);
             }
             results.push(self.accs.evaluate(&mut group.accs)?);
             times.push(group.max_ts);
@@ -254,7 +267,9 @@ mod tests {
             vec![
                 row(&["a", "1", "1", "10"], Op::Insert),
                 row(&["b", "1", "5", "5"], Op::Insert),
+                row(&["a", "1", "1", "10"], Op::UpdateBefore),
                 row(&["a", "1", "1", "10"], Op::UpdateAfter),
+                row(&["a", "1", "1", "10"], Op::UpdateBefore),
                 row(&["a", "2", "3", "20"], Op::UpdateAfter),
             ]
         );
@@ -283,7 +298,9 @@ mod tests {
             dump(&out),
             vec![
                 row(&["a", "1", "1", "1"], Op::Insert),
+                row(&["a", "1", "1", "1"], Op::UpdateBefore),
                 row(&["a", "1", "4", "2"], Op::UpdateAfter),
+                row(&["a", "1", "4", "2"], Op::UpdateBefore),
                 row(&["a", "2", "7", "3"], Op::UpdateAfter),
             ]
         );
@@ -301,8 +318,10 @@ mod tests {
         assert_eq!(
             dump(&out),
             vec![
+                row(&["a", "2", "7", "3"], Op::UpdateBefore),
                 row(&["a", "1", "4", "4"], Op::UpdateAfter),
                 row(&["b", "1", "3", "4"], Op::Insert),
+                row(&["a", "1", "4", "4"], Op::UpdateBefore),
                 row(&["a", "0", "0", "5"], Op::UpdateAfter),
             ]
         );

@@ -174,6 +174,14 @@ impl Operator for TimeWindow {
                 let Some(w) = self.windows.get_mut(&key) else {
                     continue;
                 };
+                if existed {
+                    results.push(self.accs.evaluate(&mut w.accs)?);
+                    times.push(w.max_ts);
+                    rows.push(i as u32);
+                    ops.push(Op::UpdateBefore);
+                    starts_out.push(start);
+                    ends_out.push(end);
+                }
                 self.accs.apply(&mut w.accs, &args, i, false)?;
                 w.max_ts = w.max_ts.max(ts);
                 results.push(self.accs.evaluate(&mut w.accs)?);
@@ -266,6 +274,7 @@ mod tests {
             vec![
                 row(&["a", "0", "10", "1", "1", "3"], Op::Insert),
                 row(&["a", "10", "20", "1", "2", "12"], Op::Insert),
+                row(&["a", "0", "10", "1", "1", "3"], Op::UpdateBefore),
                 row(&["a", "0", "10", "2", "5", "8"], Op::UpdateAfter),
                 row(&["a", "30", "40", "1", "8", "30"], Op::Insert),
             ]
@@ -292,6 +301,7 @@ mod tests {
             vec![
                 row(&["k", "0", "10", "1", "1", "7"], Op::Insert),
                 row(&["k", "5", "15", "1", "1", "7"], Op::Insert),
+                row(&["k", "5", "15", "1", "1", "7"], Op::UpdateBefore),
                 row(&["k", "5", "15", "2", "3", "12"], Op::UpdateAfter),
                 row(&["k", "10", "20", "1", "2", "12"], Op::Insert),
             ]
@@ -312,7 +322,9 @@ mod tests {
         assert_eq!(
             dump(&out),
             vec![
+                row(&["k", "5", "15", "2", "3", "12"], Op::UpdateBefore),
                 row(&["k", "5", "15", "3", "6", "14"], Op::UpdateAfter),
+                row(&["k", "10", "20", "1", "2", "12"], Op::UpdateBefore),
                 row(&["k", "10", "20", "2", "5", "14"], Op::UpdateAfter),
             ]
         );
