@@ -280,6 +280,12 @@ impl Engine {
             SourceKind::Stream => "stream",
             SourceKind::Table => "table",
         };
+        if c.or_replace && c.is_source {
+            return Err(Error::semantic(format!(
+                "Cannot add {kind_word} '{}': CREATE OR REPLACE is not supported on source {kind_word}s.",
+                c.name
+            )));
+        }
         if let Some(existing) = self.catalog.source(&c.name) {
             if c.if_not_exists {
                 return Ok(StatementResult::Done {

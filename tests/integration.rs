@@ -92,7 +92,10 @@ fn a_bad_statement_says_where_and_the_engine_keeps_running() {
     let (mut e, _d) = engine();
     let err = e.execute("CREATE STREAM s (id INT KEY,\n  v FLOAT) WITH (kafka_topic='s', value_format='JSON', partitions=1);");
     let err = err.unwrap_err();
-    assert_eq!(err.to_string(), "Unknown type: FLOAT (at line 2:5)");
+    assert_eq!(
+        err.to_string(),
+        "Syntax Error: unknown type FLOAT (at line 2:5)"
+    );
     assert_eq!(err.sqlstate(), "42601");
     let err = e
         .execute("CREATE STREAM x AS SELECT * FROM nowhere;")

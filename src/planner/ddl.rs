@@ -362,8 +362,7 @@ pub(crate) fn create_source(
             "Tables require a PRIMARY KEY. Please define the PRIMARY KEY.",
         ));
     }
-    if !columns.iter().any(|c| c.kind == ColumnKind::Value) && value_format.kind != FormatKind::None
-    {
+    if columns.is_empty() {
         return Err(Error::semantic(
             "The statement does not define any columns.",
         ));

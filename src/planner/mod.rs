@@ -241,6 +241,13 @@ impl Planner {
                 )));
             }
         }
+        for (e, _) in &items {
+            if is_null_literal(e) {
+                return Err(Error::semantic(
+                    "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR).",
+                ));
+            }
+        }
         let mut seen = HashMap::new();
         for (_, name) in &items {
             if seen.insert(name.clone(), ()).is_some() {
@@ -689,6 +696,9 @@ fn canonical(e: &SqlExpr) -> String {
                 *x = SqlExpr::Identifier(last);
             }
         }
+        if let SqlExpr::Nested(inner) = x {
+            *x = inner.as_ref().clone();
+        }
         std::ops::ControlFlow::<()>::Continue(())
     });
     e.to_string()
@@ -786,10 +796,18 @@ fn key_items_for(
         match matches.as_slice() {
             [] => missing.push(kc.replace('"', "")),
             [one] => out.push(*one),
-            [a, b, ..] => {
+            [a, b, ..] if what == "grouping expression" => {
                 return Err(Error::semantic(format!(
                     "The projection contains a key column more than once: `{}` and `{}`.",
                     items[*a].1, items[*b].1
+                )))
+            }
+            [a, b, ..] => {
+                return Err(Error::semantic(format!(
+                    "The projection contains a key column (`{}`) more than once, aliased as: {} and {}.",
+                    kc.replace('"', ""),
+                    items[*a].1,
+                    items[*b].1
                 )))
             }
         }

@@ -94,7 +94,7 @@ fn tokenize(sql: &str) -> Result<Vec<TokenWithSpan>> {
         .tokenize_with_location()
         .map_err(|e| {
             Error::syntax(
-                format!("Syntax error: {}", e.message),
+                format!("Syntax Error: {}", e.message),
                 Some(Position {
                     line: e.location.line,
                     column: e.location.column,
@@ -279,7 +279,7 @@ impl Parser<'_> {
             t => format!("'{t}'"),
         };
         Error::syntax(
-            format!("Syntax error: mismatched input {found} expecting {expecting}"),
+            format!("Syntax Error: mismatched input {found} expecting {expecting}"),
             Some(self.pos()),
         )
     }
@@ -354,13 +354,13 @@ impl Parser<'_> {
             if let (Some(l), Some(c)) = (parts.next(), parts.next()) {
                 if let (Ok(line), Ok(column)) = (l.trim().parse(), c.trim().parse()) {
                     return Error::syntax(
-                        format!("Syntax error: {}", &msg[..idx]),
+                        format!("Syntax Error: {}", &msg[..idx]),
                         Some(Position { line, column }),
                     );
                 }
             }
         }
-        Error::syntax(format!("Syntax error: {msg}"), Some(self.pos()))
+        Error::syntax(format!("Syntax Error: {msg}"), Some(self.pos()))
     }
 
     // ---- statements ----------------------------------------------------
@@ -468,7 +468,7 @@ impl Parser<'_> {
             t => t.to_string(),
         };
         Err(Error::syntax(
-            format!("Syntax error: unknown statement '{found}'"),
+            format!("Syntax Error: unknown statement '{found}'"),
             Some(pos),
         ))
     }
@@ -675,7 +675,10 @@ impl Parser<'_> {
                 SqlType::Struct(fields)
             }
             other => {
-                return Err(Error::syntax(format!("Unknown type: {other}"), Some(pos)));
+                return Err(Error::syntax(
+                    format!("Syntax Error: unknown type {other}"),
+                    Some(pos),
+                ));
             }
         })
     }
@@ -1179,11 +1182,14 @@ mod tests {
     fn errors_say_where() {
         let e =
             parse("CREATE STREAM s (id INT KEY,\n  x FOO) WITH (kafka_topic='t');").unwrap_err();
-        assert_eq!(e.to_string(), "Unknown type: FOO (at line 2:5)");
+        assert_eq!(
+            e.to_string(),
+            "Syntax Error: unknown type FOO (at line 2:5)"
+        );
         let e = parse("SELEC * FROM x").unwrap_err();
         assert_eq!(
             e.to_string(),
-            "Syntax error: unknown statement 'SELEC' (at line 1:1)"
+            "Syntax Error: unknown statement 'SELEC' (at line 1:1)"
         );
         let e = parse("SELECT * FROM x WINDOW TUMBLING (SIZE 1 FORTNIGHT)").unwrap_err();
         assert!(

@@ -156,6 +156,25 @@ fn rewrite_one(e: &mut Expr) -> Result<()> {
                     }
                 }
             }
+            if name == "ifnull" {
+                // DataFusion's IFNULL coerces nested types to strings; COALESCE
+                // of two arguments is ksqlDB's IFNULL.
+                f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new("coalesce"))]);
+            }
+            if name == "count" {
+                if let FunctionArguments::List(list) = &mut f.args {
+                    if list.args.is_empty() {
+                        list.args
+                            .push(FunctionArg::Unnamed(FunctionArgExpr::Expr(int_lit(1))));
+                    }
+                } else if matches!(f.args, FunctionArguments::None) {
+                    f.args = FunctionArguments::List(FunctionArgumentList {
+                        duplicate_treatment: None,
+                        args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(int_lit(1)))],
+                        clauses: vec![],
+                    });
+                }
+            }
             if name == "explode" {
                 f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new("unnest"))]);
             }
