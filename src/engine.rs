@@ -218,6 +218,7 @@ impl Engine {
             Statement::Select(_) => Err(Error::Unsupported(
                 "Transient SELECT in this interface (pull and push queries are served over the Postgres protocol)".into(),
             )),
+            Statement::Alter { kind, name, columns } => self.alter(kind, &name, columns, text),
             Statement::Drop { kind, name, if_exists, delete_topic } => self.drop(kind, &name, if_exists, delete_topic, text),
             Statement::Terminate { query_id } => {
                 let ids: Vec<String> = match query_id {
@@ -865,6 +866,80 @@ impl Engine {
         })
     }
 
+    fn alter(
+        &mut self,
+        kind: SourceKind,
+        name: &str,
+        columns: Vec<(String, crate::catalog::types::SqlType)>,
+        text: &str,
+    ) -> Result<StatementResult> {
+        let kind_word = kind.to_string().to_lowercase();
+        let mut src = self
+            .catalog
+            .source(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("Source {name} does not exist.")))?;
+        if src.kind != kind {
+            return Err(Error::semantic(format!(
+                "Incompatible data source type is {}, but statement was ALTER {kind}",
+                src.kind
+            )));
+        }
+        if src.read_only {
+            return Err(Error::semantic(format!(
+                "Cannot alter {kind_word} '{name}': ALTER operations are not supported on source {kind_word}s."
+            )));
+        }
+        if src.query.is_some() {
+            return Err(Error::semantic(
+                "ALTER command is not supported for CREATE ... AS statements.",
+            ));
+        }
+        for (col, ty) in columns {
+            if src.columns.iter().any(|c| c.name == col) {
+                return Err(Error::semantic(format!(
+                    "Cannot add column `{col}` to schema. A column with the same name already exists."
+                )));
+            }
+            src.columns.push(Column {
+                name: col,
+                data_type: ty.to_arrow(),
+                kind: ColumnKind::Value,
+            });
+        }
+        ddl::check_formats(&src.key_format, &src.value_format, &src.columns)?;
+        self.catalog.insert_source(src);
+        self.log_statement(text)?;
+        Ok(StatementResult::Done {
+            message: format!("{} altered", kind_word),
+            query_id: None,
+        })
+    }
+
+    /// "Unknown source" for INSERT VALUES, with ksqlDB's hint when only the
+    /// case differs.
+    fn unknown_insert_target(&self, target: &str) -> Error {
+        let mut msg = format!("Cannot insert values into an unknown stream/table: `{target}`");
+        if let Some(other) = self
+            .catalog
+            .sources()
+            .find(|s| s.name.eq_ignore_ascii_case(target))
+        {
+            if target == target.to_uppercase() {
+                msg.push_str(&format!(
+                    "\nDid you mean \"{}\"? Hint: wrap the source name in double quotes to make it case-sensitive.",
+                    other.name
+                ));
+            } else {
+                msg.push_str(&format!(
+                    "\nDid you mean {}? Hint: try removing double quotes from the source name.",
+                    other.name
+                ));
+            }
+        }
+        Error::NotFound(msg)
+    }
+
     /// `INSERT INTO t [(cols)] VALUES (...)`: evaluate the values, encode
     /// them with the target's formats and append one record to its topic.
     fn insert_values(
@@ -876,11 +951,7 @@ impl Engine {
         let src = self
             .catalog
             .source(target)
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "Cannot insert values into an unknown stream/table: {target}"
-                ))
-            })?
+            .ok_or_else(|| self.unknown_insert_target(target))?
             .clone();
         if src.read_only {
             return Err(Error::semantic(format!(

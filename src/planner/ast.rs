@@ -195,6 +195,12 @@ pub(crate) enum Statement {
         position: Position,
     },
     Select(Query),
+    /// `ALTER STREAM|TABLE name ADD [COLUMN] c type, ...`
+    Alter {
+        kind: SourceKind,
+        name: String,
+        columns: Vec<(String, SqlType)>,
+    },
     Drop {
         kind: SourceKind,
         name: String,

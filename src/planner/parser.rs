@@ -376,6 +376,26 @@ impl Parser<'_> {
         if self.is_kw("SELECT") {
             return Ok(Statement::Select(self.query()?));
         }
+        if self.eat_kw("ALTER") {
+            let kind = self.source_kind()?;
+            let name = self.ident()?;
+            let mut columns = Vec::new();
+            loop {
+                self.expect_kw("ADD")?;
+                self.eat_kw("COLUMN");
+                let col = self.ident()?;
+                let ty = self.data_type()?;
+                columns.push((col, ty));
+                if !self.eat(&Token::Comma) {
+                    break;
+                }
+            }
+            return Ok(Statement::Alter {
+                kind,
+                name,
+                columns,
+            });
+        }
         if self.eat_kw("DROP") {
             let kind = self.source_kind()?;
             let if_exists = self.eat_kws(&["IF", "EXISTS"]);
