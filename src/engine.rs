@@ -431,6 +431,7 @@ impl Engine {
         if opts.wrap_single_value.is_some() {
             value_format = value_format.with_wrap_single(opts.wrap_single_value);
         }
+        check_intermediate_types(&planned, &value_format)?;
         ddl::check_formats(&key_format, &value_format, &columns)?;
         let timestamp = match &opts.timestamp {
             Some(ts) => {
@@ -1108,6 +1109,32 @@ fn check_insert_schema(target: &Source, planned: &PlannedQuery) -> Result<()> {
             show(&got),
             show(&want)
         )));
+    }
+    Ok(())
+}
+
+/// ksqlDB keeps aggregate state in the value format: DELIMITED and KAFKA
+/// cannot hold nested state (TOPK, COLLECT_LIST, ...).
+fn check_intermediate_types(
+    planned: &PlannedQuery,
+    value_format: &crate::connectors::formats::Format,
+) -> Result<()> {
+    use crate::connectors::formats::FormatKind;
+    if !matches!(value_format.kind, FormatKind::Delimited | FormatKind::Kafka) {
+        return Ok(());
+    }
+    for op in &planned.ops {
+        if let crate::runtime::OpSpec::Aggregate(a) = op {
+            for agg in &a.aggregates {
+                for f in agg.state_fields()? {
+                    if f.data_type().is_nested() {
+                        return Err(Error::semantic(
+                            "One of the functions used in the statement has an intermediate type that the value format can not handle. Please remove the function or change the format.",
+                        ));
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }

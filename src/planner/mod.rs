@@ -301,8 +301,16 @@ impl Planner {
         }
         // Window bounds are only for the SELECT of windowed aggregations.
         let bound_allowed_in_select = window.is_some() || windowed_source;
+        if let (Some(s), false) = (&selection, windowed_source) {
+            if let Some(b) = window_bound_in(s) {
+                return Err(Error::semantic(format!(
+                    "Error in WHERE expression: Unknown column {b}."
+                )));
+            }
+        }
         for (clause, exprs) in [
             ("WHERE", selection.iter().collect::<Vec<_>>()),
+            ("HAVING", having.iter().collect()),
             ("GROUP BY", group_by.iter().collect()),
             ("PARTITION BY", partition_by.iter().collect()),
         ] {
@@ -316,9 +324,10 @@ impl Planner {
                 }
             }
         }
-        if !bound_allowed_in_select {
-            for (e, _) in &items {
-                if let Some(b) = window_bound_in(e) {
+        for (e, _) in &items {
+            let in_aggregate = window_bound_in_aggregate(self, e);
+            if in_aggregate.is_some() || !bound_allowed_in_select {
+                if let Some(b) = in_aggregate.or_else(|| window_bound_in(e)) {
                     return Err(Error::semantic(format!(
                         "Window bounds column {b} can only be used in the SELECT clause of windowed aggregations and can not be passed to aggregate functions."
                     )));
@@ -713,6 +722,27 @@ fn window_bound_in(e: &SqlExpr) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// A window bound passed to an aggregate function inside `e`.
+fn window_bound_in_aggregate(p: &Planner, e: &SqlExpr) -> Option<&'static str> {
+    let mut found = None;
+    let mut e = e.clone();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+        if let SqlExpr::Function(f) = x {
+            if p.state
+                .aggregate_functions()
+                .contains_key(&f.name.to_string())
+            {
+                if let Some(b) = window_bound_in(&SqlExpr::Function(f.clone())) {
+                    found = Some(b);
+                    return std::ops::ControlFlow::Break(());
+                }
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found
 }
 
 /// The upper-case name of the first aggregate function call in `e`.

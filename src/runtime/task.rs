@@ -361,6 +361,12 @@ pub(crate) fn write_sink(sink: &SinkSpec, changes: &Changes, topics: &dyn Topics
             let vals = cells(batch, &sink.value_columns, row)?;
             sink.value_format.encode(&vals, &sink.value_fields, false)?
         };
+        // A NULL in the sink's TIMESTAMP column: the record cannot be
+        // timestamped and is dropped (ksqlDB does the same).
+        if batch.column(sink.rowtime_column).is_null(row) {
+            tracing::warn!(sink = %sink.name, "dropping a record whose TIMESTAMP column is NULL");
+            continue;
+        }
         let ts = time_cell(batch.column(sink.rowtime_column).as_ref(), row)?;
         topics
             .produce(
