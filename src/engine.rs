@@ -19,8 +19,6 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DFSchema, ScalarValue};
-use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::physical_expr::create_physical_expr;
 use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 
 use crate::catalog::{Catalog, Column, ColumnKind, QueryInfo, Source};
@@ -74,12 +72,18 @@ const LOG_PREFIX: &[u8] = b"c/";
 impl Engine {
     /// Open an engine on a data directory; restores the catalog and queries.
     pub fn open(config: EngineConfig) -> Result<Self> {
+        Self::open_with_topics(config, Arc::new(MemoryTopics::new()))
+    }
+
+    /// Open an engine over a given set of topics (the Kafka connector and
+    /// restart tests hand in topics that outlive the engine).
+    pub(crate) fn open_with_topics(config: EngineConfig, topics: Arc<dyn Topics>) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
         let store = StateStore::open(&config.data_dir.join("state"))?;
         let mut engine = Engine {
             planner: Planner::try_new()?,
             catalog: Catalog::default(),
-            topics: Arc::new(MemoryTopics::new()),
+            topics,
             store,
             tasks: BTreeMap::new(),
             properties: config.properties,
@@ -454,6 +458,8 @@ impl Engine {
             timestamp,
             window: planned.window,
             partitions: opts.partitions.unwrap_or(input.partitions),
+            replicas: opts.replicas.or(input.replicas),
+            retention_ms: opts.retention_ms,
             read_only: false,
             sql: text.to_string(),
             query: None,
@@ -733,6 +739,12 @@ impl Engine {
             rows.push(vec!["Key format".into(), s.key_format.kind.to_string()]);
             rows.push(vec!["Value format".into(), s.value_format.kind.to_string()]);
             rows.push(vec!["Partitions".into(), s.partitions.to_string()]);
+            if let Some(r) = s.replicas {
+                rows.push(vec!["Replicas".into(), r.to_string()]);
+            }
+            if let Some(r) = s.retention_ms {
+                rows.push(vec!["Retention (ms)".into(), r.to_string()]);
+            }
             if let Some(q) = &s.query {
                 rows.push(vec!["Written by query".into(), q.clone()]);
                 if let Some(m) = self.query_metrics(q) {
@@ -1137,4 +1149,85 @@ fn check_intermediate_types(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(e: &mut Engine, topic: &str) -> Vec<String> {
+        match e
+            .execute(&format!("PRINT '{topic}' FROM BEGINNING;"))
+            .unwrap()
+            .remove(0)
+        {
+            StatementResult::Rows { rows, .. } => rows.into_iter().map(|r| r[4].clone()).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_restart_resumes_from_checkpointed_offsets_without_double_counting() {
+        let dir = tempfile::tempdir().unwrap();
+        // The topics outlive the engine, as a Kafka cluster would.
+        let topics: Arc<dyn Topics> = Arc::new(MemoryTopics::new());
+        let config = EngineConfig {
+            data_dir: dir.path().to_path_buf(),
+            properties: Default::default(),
+        };
+        {
+            let mut e = Engine::open_with_topics(config.clone(), topics.clone()).unwrap();
+            e.execute(
+                "CREATE STREAM s (id INT KEY, v INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);
+                 CREATE TABLE t AS SELECT id, COUNT(*) AS n, SUM(v) AS total FROM s GROUP BY id;
+                 INSERT INTO s (id, v) VALUES (1, 10);
+                 INSERT INTO s (id, v) VALUES (1, 5);",
+            )
+            .unwrap();
+            e.run_until_idle().unwrap();
+            assert_eq!(
+                values(&mut e, "T"),
+                vec![r#"{"N":1,"TOTAL":10}"#, r#"{"N":2,"TOTAL":15}"#]
+            );
+        }
+        let mut e = Engine::open_with_topics(config, topics).unwrap();
+        assert_eq!(e.catalog().queries().count(), 1);
+        e.execute("INSERT INTO s (id, v) VALUES (1, 1);").unwrap();
+        e.run_until_idle().unwrap();
+        // The restarted query read only the new record, on top of its state.
+        assert_eq!(
+            values(&mut e, "T"),
+            vec![
+                r#"{"N":1,"TOTAL":10}"#,
+                r#"{"N":2,"TOTAL":15}"#,
+                r#"{"N":3,"TOTAL":16}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn terminate_and_drop_remove_queries_and_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut e = Engine::open(EngineConfig {
+            data_dir: dir.path().to_path_buf(),
+            properties: Default::default(),
+        })
+        .unwrap();
+        e.execute(
+            "CREATE STREAM s (id INT KEY, v INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);
+             CREATE TABLE t AS SELECT id, COUNT(*) AS n FROM s GROUP BY id;",
+        )
+        .unwrap();
+        let err = e.execute("DROP STREAM s;").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Cannot drop S.\nThe following streams and/or tables read from this source: [T].\nYou need to drop them before dropping S."
+        );
+        e.execute("TERMINATE CTAS_T_0;").unwrap();
+        assert_eq!(e.catalog().queries().count(), 0);
+        e.execute("DROP TABLE t DELETE TOPIC; DROP STREAM s;")
+            .unwrap();
+        assert!(e.catalog().sources().next().is_none());
+        assert!(!e.topics().exists("T"));
+    }
 }

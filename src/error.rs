@@ -45,9 +45,10 @@ pub enum Error {
     /// A name that is already taken.
     #[error("{0}")]
     AlreadyExists(String),
-    /// A record could not be encoded or decoded.
-    #[error(transparent)]
-    Format(#[from] crate::connectors::formats::FormatError),
+    /// A record could not be encoded or decoded, or a format cannot carry
+    /// the columns it was given.
+    #[error("{0}")]
+    Format(String),
     /// DataFusion rejected or failed a plan or an expression.
     #[error("{0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
@@ -69,6 +70,12 @@ fn at(position: &Option<Position>) -> String {
     match position {
         Some(p) => format!(" (at {p})"),
         None => String::new(),
+    }
+}
+
+impl From<crate::connectors::formats::FormatError> for Error {
+    fn from(e: crate::connectors::formats::FormatError) -> Self {
+        Error::Format(e.to_string())
     }
 }
 

@@ -60,6 +60,9 @@ pub struct Source {
     pub timestamp: Option<(String, Option<String>)>,
     pub(crate) window: Option<KeyWindow>,
     pub partitions: i32,
+    /// `REPLICAS` and `RETENTION_MS` for the topic, when given.
+    pub replicas: Option<i16>,
+    pub retention_ms: Option<i64>,
     /// `CREATE SOURCE`: read-only.
     pub read_only: bool,
     /// The statement that created it.

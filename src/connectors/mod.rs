@@ -8,4 +8,4 @@ pub(crate) mod formats;
 pub(crate) mod memory;
 mod topic;
 
-pub(crate) use topic::{Record, TopicError, Topics};
+pub(crate) use topic::{Record, Topics};

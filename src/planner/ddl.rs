@@ -379,11 +379,10 @@ pub(crate) fn create_source(
             let col = columns.iter().find(|c| &c.name == ts).ok_or_else(|| {
                 Error::semantic(format!("The TIMESTAMP column set in the WITH clause does not exist in the schema: '{ts}'"))
             })?;
-            let ok = match (&col.data_type, &opts.timestamp_format) {
-                (DataType::Utf8, Some(_)) => true,
-                (DataType::Int64 | DataType::Timestamp(_, _), None) => true,
-                _ => false,
-            };
+            let ok = matches!(
+                (&col.data_type, &opts.timestamp_format),
+                (DataType::Utf8, Some(_)) | (DataType::Int64 | DataType::Timestamp(_, _), None)
+            );
             if !ok {
                 return Err(Error::semantic(format!(
                     "Timestamp column, `{ts}`, should be LONG(INT64), TIMESTAMP, or a String with a timestamp_format specified. Got {}",
@@ -406,6 +405,8 @@ pub(crate) fn create_source(
             timestamp,
             window: opts.window,
             partitions,
+            replicas: opts.replicas,
+            retention_ms: opts.retention_ms,
             read_only: stmt.is_source,
             sql: sql.to_string(),
             query: None,

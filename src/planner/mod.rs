@@ -547,7 +547,7 @@ impl Planner {
                 found
             }
         };
-        let key_columns: Vec<usize> = key_items.iter().map(|&i| i).collect();
+        let key_columns: Vec<usize> = key_items.clone();
         let value_columns: Vec<usize> = (0..items.len())
             .filter(|i| !key_items.contains(i))
             .collect();

@@ -20,9 +20,6 @@ use datafusion::sql::sqlparser::ast::{
 
 use crate::error::{Error, Result};
 
-/// Table functions ksqlDB has, by upper-case name.
-pub(crate) const TABLE_FUNCTIONS: &[&str] = &["EXPLODE"];
-
 /// Rewrite an expression in place.
 pub(crate) fn rewrite(expr: &mut Expr) -> Result<()> {
     let mut error = None;
@@ -71,19 +68,6 @@ fn string_lit(s: &str) -> Expr {
     Expr::Value(ValueWithSpan::from(Value::SingleQuotedString(
         s.to_string(),
     )))
-}
-
-/// The upper-case name of a function call, if `e` is one.
-pub(crate) fn function_name(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Function(f) => f
-            .name
-            .0
-            .last()
-            .and_then(|p| p.as_ident())
-            .map(|i| i.value.to_uppercase()),
-        _ => None,
-    }
 }
 
 fn rewrite_one(e: &mut Expr) -> Result<()> {
@@ -315,11 +299,6 @@ fn map_type(t: &mut SqlDataType) {
         )) => map_type(inner),
         _ => {}
     }
-}
-
-/// True if the expression is exactly the call `name(...)` of a table function.
-pub(crate) fn is_table_function(e: &Expr) -> bool {
-    function_name(e).is_some_and(|n| n == "UNNEST" || TABLE_FUNCTIONS.contains(&n.as_str()))
 }
 
 #[cfg(test)]

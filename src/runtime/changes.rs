@@ -39,6 +39,7 @@ impl Changes {
         Self { batch, ops }
     }
 
+    #[cfg(test)]
     pub(crate) fn inserts(batch: RecordBatch) -> Self {
         let ops = vec![Op::Insert; batch.num_rows()];
         Self { batch, ops }

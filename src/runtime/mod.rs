@@ -23,7 +23,6 @@ mod rows;
 mod state;
 mod task;
 
-pub(crate) use changes::{Changes, Op};
 pub(crate) use plan::*;
 pub(crate) use state::{query_prefix, StateBatch, StateStore};
 pub(crate) use task::{Task, TaskMetrics};

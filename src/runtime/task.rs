@@ -58,6 +58,9 @@ impl Task {
             .enumerate()
             .map(|(i, spec)| operators::build(spec, &plan.query_id, i, &store))
             .collect::<Result<Vec<_>>>()?;
+        for (i, op) in operators.iter().enumerate() {
+            tracing::debug!(query_id = %plan.query_id, index = i, operator = %op.display(), "operator ready");
+        }
         let mut offsets = BTreeMap::new();
         let partitions = topics.partitions(&plan.source.topic).unwrap_or(1);
         for p in 0..partitions {

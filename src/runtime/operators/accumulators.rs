@@ -44,10 +44,6 @@ impl AccumulatorSet {
         })
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.aggregates.len()
-    }
-
     pub(crate) fn create(&self) -> Result<Accs> {
         self.aggregates
             .iter()

@@ -29,6 +29,9 @@ use crate::runtime::plan::{ROWTIME, WINDOWEND};
 use crate::runtime::rows::RowCodec;
 use crate::runtime::state::{decode_time, encode_time, StateBatch, StateStore};
 
+/// A held window: (identity, encoded row, window start).
+type Held = (Vec<u8>, Vec<u8>, i64);
+
 pub(crate) struct Suppress {
     grace: i64,
     retention: Option<i64>,
@@ -36,8 +39,8 @@ pub(crate) struct Suppress {
     store: StateStore,
     prefix: Vec<u8>,
     codecs: Option<(RowCodec, RowCodec, SchemaRef)>,
-    /// (window end, sequence) → (identity, row)
-    held: BTreeMap<(i64, u64), (Vec<u8>, Vec<u8>, i64)>,
+    /// (window end, sequence) → held window
+    held: BTreeMap<(i64, u64), Held>,
     /// identity → (window end, sequence)
     index: HashMap<Vec<u8>, (i64, u64)>,
     seq: u64,
