@@ -81,7 +81,7 @@ impl Engine {
         std::fs::create_dir_all(&config.data_dir)?;
         let store = StateStore::open(&config.data_dir.join("state"))?;
         let mut engine = Engine {
-            planner: Planner::try_new()?,
+            planner: Planner::try_new(&config.properties)?,
             catalog: Catalog::default(),
             topics,
             store,

@@ -124,10 +124,13 @@ impl<'a> Lowering<'a> {
     fn table_mode(&self) -> TableMode {
         if !self.is_table {
             TableMode::Stream
-        } else if self.has_aggregate {
-            // Before an aggregation (retractions) and after it (HAVING:
-            // a tombstone only when the old result was visible).
+        } else if self.has_aggregate && !self.seen_aggregate {
+            // Before an aggregation: exact retractions with old rows.
             TableMode::TableExact
+        } else if self.has_aggregate {
+            // After it (HAVING): a tombstone only when the old result was
+            // visible, stamped with the new record's time.
+            TableMode::TableResult
         } else {
             TableMode::TableToSink
         }

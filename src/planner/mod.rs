@@ -49,6 +49,9 @@ use parser::KsqlDialect;
 /// ksqlDB's functions registered.
 pub(crate) struct Planner {
     state: SessionState,
+    /// `ksql.new.query.planner.enabled`: a stream query may drop its key
+    /// columns, and key columns follow projection order.
+    new_planner: bool,
 }
 
 /// A planned persistent query, before its sink is attached.
@@ -71,10 +74,28 @@ pub(crate) struct PlannedQuery {
 }
 
 impl Planner {
-    pub(crate) fn try_new() -> Result<Self> {
+    /// A planner with ksqlDB's functions, configured by the server's
+    /// properties (`ksql.functions.collect_list.limit`, ...).
+    pub(crate) fn try_new(properties: &std::collections::BTreeMap<String, String>) -> Result<Self> {
         let ctx = SessionContext::new();
         crate::functions::register_all(&ctx)?;
-        Ok(Self { state: ctx.state() })
+        let limit = |k: &str| {
+            properties
+                .get(k)
+                .and_then(|v| v.trim().parse::<usize>().ok())
+        };
+        let options = crate::functions::aggregate::AggregateOptions {
+            collect_list_limit: limit("ksql.functions.collect_list.limit"),
+            collect_set_limit: limit("ksql.functions.collect_set.limit"),
+        };
+        crate::functions::aggregate::register_with_options(&ctx, &options)?;
+        let new_planner = properties
+            .get("ksql.new.query.planner.enabled")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        Ok(Self {
+            state: ctx.state(),
+            new_planner,
+        })
     }
 
     pub(crate) fn state(&self) -> &SessionState {
@@ -517,8 +538,9 @@ impl Planner {
                 key_items_for(&items, &partition_by, target, "partitioning expression")?
             }
         } else {
-            // The source's key columns as they appear in the projection, in
-            // projection order. A stream may drop its key; a table may not.
+            // The source's key columns. ksqlDB requires them all in the
+            // projection, in key order; with its new query planner a stream
+            // may drop them and keeps the projection's order.
             let key_names: Vec<String> = src.key_columns().map(|c| c.name.clone()).collect();
             let mut found: Vec<usize> = Vec::new();
             for name in &key_names {
@@ -537,7 +559,7 @@ impl Planner {
                     found.push(i);
                 }
             }
-            if src.kind == SourceKind::Table && found.len() < key_names.len() {
+            if src.kind == SourceKind::Table || !self.new_planner {
                 let key_exprs: Vec<SqlExpr> = key_names
                     .iter()
                     .map(|n| SqlExpr::Identifier(Ident::with_quote('"', n)))

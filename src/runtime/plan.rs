@@ -97,6 +97,10 @@ pub(crate) enum TableMode {
     /// update whose old row passed and new row fails becomes a delete of the
     /// old row; rows that never passed produce nothing.
     TableExact,
+    /// Like `TableExact`, over an aggregation's results (HAVING): a result
+    /// that stops passing becomes a delete stamped with the new row (its
+    /// time), since only its key matters downstream.
+    TableResult,
 }
 
 /// An output column of an aggregation.

@@ -146,7 +146,8 @@ impl Operator for FilterProject {
                     (i as u32, op)
                 })
                 .unzip(),
-            TableMode::TableExact => exact_changes(&input.ops, &pass),
+            TableMode::TableExact => exact_changes(&input.ops, &pass, false),
+            TableMode::TableResult => exact_changes(&input.ops, &pass, true),
         };
         if rows.is_empty() {
             return Ok(vec![]);
@@ -173,7 +174,7 @@ impl Operator for FilterProject {
 
 /// Exact changelog filtering; UpdateBefore is always directly followed by
 /// its UpdateAfter.
-fn exact_changes(ops: &[Op], pass: &[bool]) -> (Vec<u32>, Vec<Op>) {
+fn exact_changes(ops: &[Op], pass: &[bool], delete_with_new_row: bool) -> (Vec<u32>, Vec<Op>) {
     let mut rows = Vec::new();
     let mut out = Vec::new();
     let mut i = 0;
@@ -186,7 +187,11 @@ fn exact_changes(ops: &[Op], pass: &[bool]) -> (Vec<u32>, Vec<Op>) {
                         out.extend([Op::UpdateBefore, Op::UpdateAfter]);
                     }
                     (true, false) => {
-                        rows.push(i as u32);
+                        rows.push(if delete_with_new_row {
+                            i as u32 + 1
+                        } else {
+                            i as u32
+                        });
                         out.push(Op::Delete);
                     }
                     (false, true) => {
