@@ -1,5 +1,5 @@
-//! Record formats for keys and values: JSON, DELIMITED, KAFKA and NONE, as
-//! ksqlDB writes and reads them.
+//! Record formats for keys and values: JSON, DELIMITED, KAFKA,
+//! PROTOBUF_NOSR and NONE, as ksqlDB writes and reads them.
 //!
 //! A [`Format`] turns the bytes of one Kafka key or value into one
 //! `ScalarValue` per column, and back. Columns are Arrow fields whose types
@@ -16,6 +16,9 @@
 //!   are NULL; primitive types only.
 //! - **KAFKA** ([`kafka`]): Kafka's primitive serdes for a single INT,
 //!   BIGINT, DOUBLE, STRING or BYTES column; a NULL writes no bytes.
+//! - **PROTOBUF_NOSR** ([`protobuf`]): a proto3 message with one field per
+//!   column, numbered in column order, its schema derived from the columns
+//!   (no registry). NULL scalars are absent and read back as 0, "", false.
 //! - **NONE** ([`none`]): no columns, no bytes.
 //!
 //! Windowed keys wrap the inner key bytes with the window bounds the way
@@ -31,14 +34,15 @@
 //!
 //! The conformance runner's helpers ([`test_json_to_bytes`],
 //! [`bytes_to_test_json`]) translate the JSON notation of the qtt files:
-//! JSON records as they are, DELIMITED records as their text, KAFKA records
-//! as the single scalar.
+//! JSON and PROTOBUF_NOSR records as JSON objects, DELIMITED records as their
+//! text, KAFKA records as the single scalar.
 
 mod delimited;
 mod json;
 mod jsontree;
 mod kafka;
 mod none;
+mod protobuf;
 mod qtt;
 mod scalar;
 mod text;
@@ -61,6 +65,7 @@ pub(crate) enum FormatKind {
     Json,
     Delimited,
     Kafka,
+    ProtobufNoSr,
     None,
 }
 
@@ -72,8 +77,8 @@ impl FormatKind {
             "DELIMITED" => Ok(FormatKind::Delimited),
             "KAFKA" => Ok(FormatKind::Kafka),
             "NONE" => Ok(FormatKind::None),
+            "PROTOBUF_NOSR" => Ok(FormatKind::ProtobufNoSr),
             f @ ("AVRO" | "PROTOBUF" | "JSON_SR") => Err(FormatError::NeedsRegistry(f.into())),
-            f @ "PROTOBUF_NOSR" => Err(FormatError::Unsupported(f.into())),
             _ => Err(FormatError::UnknownFormat(name.into())),
         }
     }
@@ -83,6 +88,7 @@ impl FormatKind {
             FormatKind::Json => "JSON",
             FormatKind::Delimited => "DELIMITED",
             FormatKind::Kafka => "KAFKA",
+            FormatKind::ProtobufNoSr => "PROTOBUF_NOSR",
             FormatKind::None => "NONE",
         }
     }
@@ -119,8 +125,6 @@ pub(crate) enum FormatError {
     UnknownFormat(String),
     #[error("The '{0}' format needs a schema registry, which Sluice does not support yet")]
     NeedsRegistry(String),
-    #[error("The '{0}' format is not supported yet")]
-    Unsupported(String),
     /// The format cannot carry these columns or options (statement error).
     #[error("{0}")]
     Invalid(String),
@@ -255,7 +259,7 @@ impl Format {
             }
         } else if let Some(wrap) = self.wrap_single {
             let supported = match self.kind {
-                FormatKind::Json => true,
+                FormatKind::Json | FormatKind::ProtobufNoSr => true,
                 FormatKind::Delimited | FormatKind::Kafka => !wrap,
                 FormatKind::None => false,
             };
@@ -275,6 +279,7 @@ impl Format {
             FormatKind::Json => json::unsupported(fields),
             FormatKind::Delimited => delimited::unsupported(fields),
             FormatKind::Kafka => kafka::unsupported(fields, is_key),
+            FormatKind::ProtobufNoSr => protobuf::unsupported(fields),
             FormatKind::None => none::unsupported(fields, is_key),
         };
         match reason {
@@ -292,7 +297,12 @@ impl Format {
 
     fn features(&self, n_fields: usize, is_key: bool) -> &'static str {
         match (is_key, self.wrap_single) {
-            (true, _) if self.kind == FormatKind::Json && n_fields == 1 => "UNWRAP_SINGLES",
+            (true, _)
+                if matches!(self.kind, FormatKind::Json | FormatKind::ProtobufNoSr)
+                    && n_fields == 1 =>
+            {
+                "UNWRAP_SINGLES"
+            }
             (false, Some(true)) => "WRAP_SINGLES",
             (false, Some(false)) => "UNWRAP_SINGLES",
             _ => "",
@@ -333,6 +343,7 @@ impl Format {
             FormatKind::Json => json::decode(bytes, fields, self.unwrapped(fields.len(), is_key)),
             FormatKind::Delimited => delimited::decode(bytes, fields, self.delimiter).map(Some),
             FormatKind::Kafka => kafka::decode(bytes, fields).map(Some),
+            FormatKind::ProtobufNoSr => protobuf::decode(bytes, fields).map(Some),
             FormatKind::None => Ok(Some(Vec::new())),
         };
         result.map_err(|reason| FormatError::de(is_key, reason))
@@ -366,6 +377,9 @@ impl Format {
             FormatKind::Json => json::encode(values, fields, self.unwrapped(fields.len(), is_key)),
             FormatKind::Delimited => delimited::encode(values, self.delimiter).map(Some),
             FormatKind::Kafka => kafka::encode(values, fields),
+            FormatKind::ProtobufNoSr => {
+                protobuf::encode(values, fields, self.unwrapped(fields.len(), is_key))
+            }
             FormatKind::None => Ok(None),
         };
         result.map_err(|reason| FormatError::ser(is_key, reason))
@@ -437,9 +451,10 @@ mod tests {
             Err(FormatError::NeedsRegistry("AVRO".into()))
         );
         assert_eq!(
-            FormatKind::parse("PROTOBUF_NOSR"),
-            Err(FormatError::Unsupported("PROTOBUF_NOSR".into()))
+            FormatKind::parse("protobuf_nosr"),
+            Ok(FormatKind::ProtobufNoSr)
         );
+        assert_eq!(FormatKind::ProtobufNoSr.name(), "PROTOBUF_NOSR");
         assert_eq!(
             FormatKind::parse("xml").unwrap_err().to_string(),
             "Unknown format: xml"
@@ -652,6 +667,7 @@ mod tests {
             FormatKind::Json,
             FormatKind::Delimited,
             FormatKind::Kafka,
+            FormatKind::ProtobufNoSr,
             FormatKind::None,
         ] {
             for is_key in [true, false] {

@@ -105,7 +105,8 @@ const TRUNCATED: &str = "While parsing a protocol message, the input ended unexp
 enum Raw<'a> {
     Varint(u64),
     Fixed64(u64),
-    Fixed32(u32),
+    /// A fixed32 (no column type uses one; read and skipped).
+    Fixed32,
     Len(&'a [u8]),
 }
 
@@ -163,12 +164,7 @@ impl<'a> Reader<'a> {
                 let n = usize::try_from(n).map_err(|_| TRUNCATED.to_string())?;
                 self.take(n).map(Raw::Len)
             }
-            FIXED32 => {
-                let b = self.take(4)?;
-                Ok(Raw::Fixed32(u32::from_le_bytes(
-                    b.try_into().map_err(|_| TRUNCATED.to_string())?,
-                )))
-            }
+            FIXED32 => self.take(4).map(|_| Raw::Fixed32),
             _ => Err("Protocol message tag had invalid wire type.".into()),
         }
     }
@@ -424,8 +420,7 @@ fn i128_from_be(b: &[u8]) -> Result<i128, String> {
     let negative = b.first().is_some_and(|&x| x & 0x80 != 0);
     let fill = if negative { 0xff } else { 0x00 };
     let excess = b.len().saturating_sub(16);
-    if b[..excess].iter().any(|&x| x != fill)
-        || (excess > 0 && (b[excess] & 0x80 != 0) != negative)
+    if b[..excess].iter().any(|&x| x != fill) || (excess > 0 && (b[excess] & 0x80 != 0) != negative)
     {
         return Err("Decimal value out of range".into());
     }
@@ -554,7 +549,9 @@ fn write_field(out: &mut Vec<u8>, tag: u32, dt: &DataType, d: &Datum) -> Result<
                 put_len(out, tag, b);
             }
         }
-        (Datum::List(items), DataType::List(item)) => write_list(out, tag, item.data_type(), items)?,
+        (Datum::List(items), DataType::List(item)) => {
+            write_list(out, tag, item.data_type(), items)?
+        }
         (Datum::Map(entries), DataType::Map(entries_field, _)) => {
             let DataType::Struct(kv) = entries_field.data_type() else {
                 return Err(format!("internal: {dt} has no entries struct"));
@@ -656,4 +653,342 @@ fn write_list(out: &mut Vec<u8>, tag: u32, item: &DataType, items: &[Datum]) -> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::catalog::types::SqlType;
+    use crate::connectors::formats::{bytes_to_test_json, test_json_to_bytes, Format, FormatKind};
+    use datafusion::arrow::datatypes::Field;
+    use serde_json::json;
+
+    fn cols(cols: &[(&str, SqlType)]) -> Vec<FieldRef> {
+        cols.iter()
+            .map(|(n, t)| Arc::new(Field::new(*n, t.to_arrow(), true)))
+            .collect()
+    }
+
+    fn pb() -> Format {
+        Format::new(FormatKind::ProtobufNoSr)
+    }
+
+    fn roundtrip(fields: &[FieldRef], values: Vec<ScalarValue>) {
+        let bytes = pb().encode(&values, fields, false).unwrap().unwrap();
+        assert_eq!(pb().decode(&bytes, fields, false).unwrap(), values);
+    }
+
+    #[test]
+    fn writes_exact_proto3_bytes() {
+        let f = cols(&[
+            ("A", SqlType::Int),
+            ("B", SqlType::String),
+            ("C", SqlType::Double),
+            ("D", SqlType::Bigint),
+        ]);
+        let v = [
+            ScalarValue::Int32(Some(150)),
+            ScalarValue::Utf8(Some("hi".into())),
+            ScalarValue::Float64(Some(1.0)),
+            ScalarValue::Int64(Some(-1)),
+        ];
+        assert_eq!(
+            pb().encode(&v, &f, false).unwrap().unwrap(),
+            [
+                vec![0x08, 0x96, 0x01, 0x12, 0x02, b'h', b'i', 0x19],
+                vec![0, 0, 0, 0, 0, 0, 0xf0, 0x3f, 0x20],
+                vec![0xff; 9],
+                vec![0x01],
+            ]
+            .concat()
+        );
+        // Defaults and NULLs are absent: an all-default record is empty.
+        let zero = [
+            ScalarValue::Int32(Some(0)),
+            ScalarValue::Utf8(None),
+            ScalarValue::Float64(Some(0.0)),
+            ScalarValue::Int64(None),
+        ];
+        assert_eq!(pb().encode(&zero, &f, false).unwrap().unwrap(), b"");
+        // Packed repeated numbers, a decimal message, a map entry.
+        let f = cols(&[
+            ("L", SqlType::Array(Box::new(SqlType::Int))),
+            ("D", SqlType::Decimal(4, 2)),
+            (
+                "M",
+                SqlType::Map(Box::new(SqlType::String), Box::new(SqlType::Int)),
+            ),
+        ]);
+        let list = scalar::make_list(
+            vec![ScalarValue::Int32(Some(1)), ScalarValue::Int32(Some(300))],
+            f[0].data_type(),
+        )
+        .unwrap();
+        let map = scalar::make_map(
+            vec![ScalarValue::Utf8(Some("k".into()))],
+            vec![ScalarValue::Int32(Some(2))],
+            f[2].data_type(),
+        )
+        .unwrap();
+        let v = [list, ScalarValue::Decimal128(Some(-150), 4, 2), map];
+        assert_eq!(
+            pb().encode(&v, &f, false).unwrap().unwrap(),
+            vec![
+                0x0a, 0x03, 0x01, 0xac, 0x02, // L: packed [1, 300]
+                0x12, 0x08, 0x0a, 0x02, 0xff, 0x6a, 0x10, 0x03, 0x18, 0x02, // D: -1.50
+                0x1a, 0x05, 0x0a, 0x01, b'k', 0x10, 0x02, // M: {k: 2}
+            ]
+        );
+    }
+
+    #[test]
+    fn every_type_round_trips() {
+        let inner = SqlType::Struct(vec![
+            ("X".into(), SqlType::Int),
+            ("Y".into(), SqlType::Array(Box::new(SqlType::String))),
+        ]);
+        let f = cols(&[
+            ("B", SqlType::Boolean),
+            ("I", SqlType::Int),
+            ("L", SqlType::Bigint),
+            ("D", SqlType::Double),
+            ("S", SqlType::String),
+            ("BY", SqlType::Bytes),
+            ("DEC", SqlType::Decimal(20, 3)),
+            ("TS", SqlType::Timestamp),
+            ("DT", SqlType::Date),
+            ("TM", SqlType::Time),
+            ("ST", inner.clone()),
+            ("AD", SqlType::Array(Box::new(SqlType::Double))),
+            ("AS", SqlType::Array(Box::new(inner.clone()))),
+            (
+                "MT",
+                SqlType::Map(Box::new(SqlType::String), Box::new(SqlType::Timestamp)),
+            ),
+            (
+                "AA",
+                SqlType::Array(Box::new(SqlType::Array(Box::new(SqlType::Bigint)))),
+            ),
+        ]);
+        let dt = |i: usize| f[i].data_type().clone();
+        let DataType::Struct(inner_fields) = inner.to_arrow() else {
+            unreachable!()
+        };
+        let strs = scalar::make_list(
+            vec![
+                ScalarValue::Utf8(Some("a".into())),
+                ScalarValue::Utf8(Some(String::new())),
+            ],
+            inner_fields[1].data_type(),
+        )
+        .unwrap();
+        let st =
+            scalar::make_struct(vec![ScalarValue::Int32(Some(-7)), strs], &inner_fields).unwrap();
+        let longs = |xs: &[i64]| {
+            let DataType::List(item) = dt(14) else {
+                unreachable!()
+            };
+            scalar::make_list(
+                xs.iter().map(|x| ScalarValue::Int64(Some(*x))).collect(),
+                item.data_type(),
+            )
+            .unwrap()
+        };
+        let values = vec![
+            ScalarValue::Boolean(Some(true)),
+            ScalarValue::Int32(Some(i32::MIN)),
+            ScalarValue::Int64(Some(i64::MAX)),
+            ScalarValue::Float64(Some(-2.5)),
+            ScalarValue::Utf8(Some("héllo".into())),
+            ScalarValue::Binary(Some(vec![0, 1, 255])),
+            ScalarValue::Decimal128(Some(-123_456_789_012_345), 20, 3),
+            ScalarValue::TimestampMillisecond(Some(-1_500), None),
+            ScalarValue::Date32(Some(-719_000)),
+            ScalarValue::Time32Millisecond(Some(86_399_999)),
+            st.clone(),
+            scalar::make_list(
+                vec![
+                    ScalarValue::Float64(Some(1.5)),
+                    ScalarValue::Float64(Some(0.0)),
+                ],
+                &dt(11),
+            )
+            .unwrap(),
+            scalar::make_list(vec![st], &dt(12)).unwrap(),
+            scalar::make_map(
+                vec![
+                    ScalarValue::Utf8(Some("a".into())),
+                    ScalarValue::Utf8(Some("b".into())),
+                ],
+                vec![
+                    ScalarValue::TimestampMillisecond(Some(10), None),
+                    ScalarValue::TimestampMillisecond(None, None),
+                ],
+                &dt(13),
+            )
+            .unwrap(),
+            scalar::make_list(vec![longs(&[1, -2]), longs(&[])], &dt(14)).unwrap(),
+        ];
+        roundtrip(&f, values);
+        for days in [-1_000_000, -1, 0, 59, 60, 365, 19_000, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(59), (1970, 3, 1));
+    }
+
+    #[test]
+    fn nulls_read_back_as_proto3_defaults_except_messages() {
+        let f = cols(&[
+            ("I", SqlType::Int),
+            ("S", SqlType::String),
+            ("B", SqlType::Boolean),
+            ("D", SqlType::Decimal(4, 2)),
+            ("TS", SqlType::Timestamp),
+            ("ST", SqlType::Struct(vec![("X".into(), SqlType::String)])),
+            ("A", SqlType::Array(Box::new(SqlType::Int))),
+        ]);
+        let nulls: Vec<ScalarValue> = f
+            .iter()
+            .map(|f| scalar::null_of(f.data_type()).unwrap())
+            .collect();
+        let bytes = pb().encode(&nulls, &f, false).unwrap().unwrap();
+        assert!(bytes.is_empty());
+        let back = pb().decode(&bytes, &f, false).unwrap();
+        assert_eq!(back[0], ScalarValue::Int32(Some(0)));
+        assert_eq!(back[1], ScalarValue::Utf8(Some(String::new())));
+        assert_eq!(back[2], ScalarValue::Boolean(Some(false)));
+        assert!(back[3].is_null() && back[4].is_null() && back[5].is_null());
+        assert_eq!(
+            back[6],
+            scalar::make_list(vec![], f[6].data_type()).unwrap()
+        );
+        // A NULL inside a struct is a default too.
+        let st = DataType::Struct(Fields::from(vec![Field::new("X", DataType::Utf8, true)]));
+        let DataType::Struct(sf) = &st else {
+            unreachable!()
+        };
+        let v = scalar::make_struct(vec![ScalarValue::Utf8(None)], sf).unwrap();
+        let one = vec![Arc::new(Field::new("ST", st.clone(), true))];
+        let bytes = pb().encode(&[v], &one, false).unwrap().unwrap();
+        assert_eq!(bytes, [0x0a, 0x00]);
+        assert_eq!(
+            pb().decode(&bytes, &one, false).unwrap(),
+            vec![scalar::make_struct(vec![ScalarValue::Utf8(Some(String::new()))], sf).unwrap()]
+        );
+        // An unwrapped NULL writes no bytes.
+        let k = cols(&[("K", SqlType::Int)]);
+        assert_eq!(
+            pb().encode(&[ScalarValue::Int32(None)], &k, true).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn qtt_notation_is_a_json_object() {
+        let f = cols(&[("NAME", SqlType::String), ("VALUE", SqlType::Bigint)]);
+        let bytes = test_json_to_bytes(&pb(), &json!({"name": "x", "VALUE": null}), &f, false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(bytes, [0x0a, 0x01, b'x']);
+        assert_eq!(
+            bytes_to_test_json(&pb(), &bytes, &f, false).unwrap(),
+            json!({"NAME": "x", "VALUE": 0})
+        );
+        let k = cols(&[("K", SqlType::Int)]);
+        let bytes = test_json_to_bytes(&pb(), &json!(7), &k, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(bytes, [0x08, 0x07]);
+        assert_eq!(
+            bytes_to_test_json(&pb(), &bytes, &k, true).unwrap(),
+            json!(7)
+        );
+    }
+
+    #[test]
+    fn reads_what_protobuf_java_accepts() {
+        let f = cols(&[
+            ("I", SqlType::Int),
+            ("A", SqlType::Array(Box::new(SqlType::Int))),
+            (
+                "ST",
+                SqlType::Struct(vec![("X".into(), SqlType::Int), ("Y".into(), SqlType::Int)]),
+            ),
+        ]);
+        // Unknown field 9 skipped, wrong wire type for 1 skipped, last
+        // occurrence wins, unpacked and packed elements mixed, message merged.
+        let bytes = [
+            0x48, 0x05, 0x0d, 1, 2, 3, 4, 0x08, 0x01, 0x08, 0x02, 0x10, 0x04, 0x12, 0x02, 0x05,
+            0x06, 0x1a, 0x02, 0x08, 0x01, 0x1a, 0x02, 0x10, 0x02,
+        ];
+        let v = pb().decode(&bytes, &f, false).unwrap();
+        assert_eq!(v[0], ScalarValue::Int32(Some(2)));
+        assert_eq!(
+            v[1],
+            scalar::make_list(
+                [4, 5, 6].map(|x| ScalarValue::Int32(Some(x))).to_vec(),
+                f[1].data_type()
+            )
+            .unwrap()
+        );
+        let DataType::Struct(sf) = f[2].data_type() else {
+            unreachable!()
+        };
+        assert_eq!(
+            v[2],
+            scalar::make_struct(
+                vec![ScalarValue::Int32(Some(1)), ScalarValue::Int32(Some(2))],
+                sf
+            )
+            .unwrap()
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let f = cols(&[
+            ("I", SqlType::Int),
+            ("S", SqlType::String),
+            ("D", SqlType::Decimal(4, 2)),
+            ("DT", SqlType::Date),
+            ("A", SqlType::Array(Box::new(SqlType::Double))),
+        ]);
+        let err = |b: &[u8]| pb().decode(b, &f, false).unwrap_err().to_string();
+        assert!(err(&[0x08]).contains("input ended unexpectedly"));
+        assert!(
+            err(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])
+                .contains("malformed varint")
+        );
+        assert!(err(&[0x0b]).contains("invalid wire type"));
+        assert!(err(&[0x00, 0x01]).contains("invalid tag (zero)"));
+        assert!(err(&[0x12, 0xff, 0xff, 0xff, 0xff, 0x0f]).contains("input ended unexpectedly"));
+        assert!(err(&[0x12, 0x01, 0xff]).contains("invalid UTF-8"));
+        assert!(err(&[0x22, 0x04, 0x10, 0x0d, 0x18, 0x01]).contains("Invalid date"));
+        assert!(err(&[0x2a, 0x03, 1, 2, 3]).contains("input ended unexpectedly"));
+        assert!(err(&[0x1a, 0x05, 0x0a, 0x03, 0x0f, 0x42, 0x40]).contains("DECIMAL(4, 2)"));
+        assert_eq!(
+            err(&[0x08]),
+            format!("Failed to deserialize value. {TRUNCATED}")
+        );
+        // Every prefix and every single-byte corruption of a valid record.
+        let good = [
+            0x08, 0x96, 0x01, 0x12, 0x02, b'h', b'i', 0x1a, 0x08, 0x0a, 0x02, 0xff, 0x6a, 0x10,
+            0x03, 0x18, 0x02, 0x22, 0x07, 0x08, 0xb2, 0x0f, 0x10, 0x01, 0x18, 0x01, 0x2a, 0x08, 0,
+            0, 0, 0, 0, 0, 0xf0, 0x3f,
+        ];
+        assert!(pb().decode(&good, &f, false).is_ok());
+        for n in 0..good.len() {
+            let _ = pb().decode(&good[..n], &f, false);
+            for x in [0x00, 0x7f, 0x80, 0xff] {
+                let mut bad = good.to_vec();
+                bad[n] = x;
+                let _ = pb().decode(&bad, &f, false);
+            }
+        }
+    }
 }

@@ -39,6 +39,12 @@ pub(crate) fn test_json_to_bytes(
                 .map_err(|e| FormatError::ser(is_key, e.to_string()))?;
             format.encode(&[v], &fields[..1], is_key)
         }
+        FormatKind::ProtobufNoSr => {
+            // Read the notation as a JSON record would be, then write it.
+            let as_json = Format::new(FormatKind::Json).with_wrap_single(format.wrap_single);
+            let values = as_json.decode(json.to_string().as_bytes(), fields, is_key)?;
+            format.encode(&values, fields, is_key)
+        }
         FormatKind::None => Ok(None),
     }
 }
@@ -61,7 +67,22 @@ pub(crate) fn bytes_to_test_json(
             let values = format.decode(bytes, &fields[..1], is_key)?;
             Ok(scalar_to_json(&values[0]))
         }
-        FormatKind::Kafka | FormatKind::None => Ok(serde_json::Value::Null),
+        FormatKind::ProtobufNoSr if !fields.is_empty() => {
+            let values = format.decode(bytes, fields, is_key)?;
+            if format.unwrapped(fields.len(), is_key) {
+                return Ok(scalar_to_json(&values[0]));
+            }
+            Ok(serde_json::Value::Object(
+                fields
+                    .iter()
+                    .zip(&values)
+                    .map(|(f, v)| (f.name().clone(), scalar_to_json(v)))
+                    .collect(),
+            ))
+        }
+        FormatKind::Kafka | FormatKind::ProtobufNoSr | FormatKind::None => {
+            Ok(serde_json::Value::Null)
+        }
     }
 }
 
