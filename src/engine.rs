@@ -435,6 +435,11 @@ impl Engine {
         if opts.wrap_single_value.is_some() {
             value_format = value_format.with_wrap_single(opts.wrap_single_value);
         }
+        if let Some(d) = opts.value_delimiter {
+            if value_format.kind == crate::connectors::formats::FormatKind::Delimited {
+                value_format = value_format.with_delimiter(d);
+            }
+        }
         check_intermediate_types(&planned, &value_format)?;
         ddl::check_formats(&key_format, &value_format, &columns)?;
         let timestamp = match &opts.timestamp {

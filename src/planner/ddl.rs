@@ -57,6 +57,9 @@ pub(crate) struct SourceOptions {
     pub timestamp_format: Option<String>,
     pub wrap_single_value: Option<bool>,
     pub window: Option<KeyWindow>,
+    /// Delimiters given without a format (they apply to an inherited one).
+    pub key_delimiter: Option<char>,
+    pub value_delimiter: Option<char>,
 }
 
 fn format_error(e: crate::connectors::formats::FormatError) -> Error {
@@ -111,6 +114,7 @@ impl SourceOptions {
                 Some(n) => Some(Format::new(FormatKind::parse(&n).map_err(format_error)?)),
                 None => None,
             };
+        let (mut key_delimiter, mut value_delimiter) = (None, None);
         for (opt, fmt) in [
             ("KEY_DELIMITER", &mut key_format),
             ("VALUE_DELIMITER", &mut value_format),
@@ -127,11 +131,17 @@ impl SourceOptions {
                     }
                     Some(f) => {
                         return Err(Error::semantic(format!(
-                            "Delimiter only supported with DELIMITED format, not {}",
+                            "{} does not support the following configs: [delimiter]",
                             f.kind
                         )))
                     }
-                    None => {}
+                    None => {
+                        if opt == "KEY_DELIMITER" {
+                            key_delimiter = Some(delim);
+                        } else {
+                            value_delimiter = Some(delim);
+                        }
+                    }
                 }
             }
         }
@@ -199,6 +209,8 @@ impl SourceOptions {
             timestamp_format: string("TIMESTAMP_FORMAT"),
             wrap_single_value: wrap,
             window,
+            key_delimiter,
+            value_delimiter,
         })
     }
 }

@@ -343,7 +343,11 @@ pub(crate) fn write_sink(sink: &SinkSpec, changes: &Changes, topics: &dyn Topics
             continue;
         }
         let key_vals = cells(batch, &sink.key_columns, row)?;
-        let mut key = if sink.key_columns.is_empty() {
+        // A DELIMITED key whose columns are all NULL is a null key (ksqlDB).
+        let all_null_delimited = sink.key_format.kind
+            == crate::connectors::formats::FormatKind::Delimited
+            && key_vals.iter().all(|v| v.is_null());
+        let mut key = if sink.key_columns.is_empty() || all_null_delimited {
             None
         } else {
             sink.key_format.encode(&key_vals, &sink.key_fields, true)?
@@ -371,6 +375,10 @@ pub(crate) fn write_sink(sink: &SinkSpec, changes: &Changes, topics: &dyn Topics
             continue;
         }
         let ts = time_cell(batch.column(sink.rowtime_column).as_ref(), row)?;
+        if ts < 0 {
+            tracing::warn!(sink = %sink.name, ts, "dropping a record with a negative timestamp");
+            continue;
+        }
         topics
             .produce(
                 &sink.topic,

@@ -4,8 +4,10 @@
 //! starts the session `[t, t]`, which absorbs every existing session of the
 //! group with `end >= t - gap` and `start <= t + gap`; their aggregates merge
 //! into one. Stream time is the largest record time seen; if the merged
-//! session's `end + grace < stream time` the record is late: dropped and
-//! counted. Otherwise each absorbed session is deleted (a Delete, which a
+//! session's `end < stream time - grace - gap` the record is late: dropped
+//! and counted. Sessions that ended more than the retention (gap + grace
+//! unless RETENTION says more) before stream time have expired: they are
+//! not merged any more. Otherwise each absorbed session is deleted (a Delete, which a
 //! sink writes as a tombstone of that session's windowed key, at the
 //! session's end time) and the merged session is emitted (Insert) with row
 //! time = its end. Session bounds are inclusive: WINDOWEND is the last
@@ -149,6 +151,10 @@ impl Operator for SessionWindow {
             let Some(list) = self.sessions.get_mut(&group) else {
                 continue;
             };
+            // Sessions that ended more than the retention ago have expired
+            // from the store: they are neither found nor merged.
+            let expiry = st.saturating_sub(self.retention);
+            list.retain(|s| s.end >= expiry);
             let (overlapping, kept): (Vec<Session>, Vec<Session>) = std::mem::take(list)
                 .into_iter()
                 .partition(|s| s.end >= ts - gap && s.start <= ts + gap);
@@ -164,7 +170,7 @@ impl Operator for SessionWindow {
                 .max()
                 .unwrap_or(ts)
                 .max(ts);
-            if end + self.grace < st {
+            if end < st.saturating_sub(self.grace).saturating_sub(gap) {
                 self.late += 1;
                 let mut all = kept;
                 all.extend(overlapping);
@@ -267,7 +273,7 @@ mod tests {
             SessionWindow::try_new(count_sum_spec(Some(cfg)), store, b"s/q/0/".to_vec()).unwrap();
         // 0 and 30 are separate sessions (gap 20); 15 bridges them (within 20 of both)
         // and merges both into [0, 30]; 100 opens a new session and moves
-        // stream time; 40 would extend [0,30] to [0,40] but 40 < 100 is late.
+        // stream time (and expires [0,30]); 40 ends before 100 - gap: late.
         let out = w
             .process(inserts(&[
                 ("a", Some(1), 0),
