@@ -265,7 +265,7 @@ mod tests {
         let (store, _d) = store();
         let cfg = WindowConfig {
             assign: WindowAssign::Session { gap: 20 },
-            grace: 0,
+            grace: 30,
             retention: None,
             emit_final: false,
         };
@@ -273,7 +273,8 @@ mod tests {
             SessionWindow::try_new(count_sum_spec(Some(cfg)), store, b"s/q/0/".to_vec()).unwrap();
         // 0 and 30 are separate sessions (gap 20); 15 bridges them (within 20 of both)
         // and merges both into [0, 30]; 100 opens a new session and moves
-        // stream time (and expires [0,30]); 40 ends before 100 - gap: late.
+        // stream time (and expires [0,30], retention 50); 40 ends before
+        // 100 - grace - gap: late.
         let out = w
             .process(inserts(&[
                 ("a", Some(1), 0),
