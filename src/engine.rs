@@ -280,6 +280,34 @@ impl Engine {
         id
     }
 
+    /// A CREATE for a name that exists: `IF NOT EXISTS` is done, `OR
+    /// REPLACE` goes on, anything else is an error.
+    fn check_existing(
+        &self,
+        name: &str,
+        kind: SourceKind,
+        if_not_exists: bool,
+        or_replace: bool,
+    ) -> Result<Option<StatementResult>> {
+        let Some(existing) = self.catalog.source(name) else {
+            return Ok(None);
+        };
+        if if_not_exists {
+            return Ok(Some(StatementResult::Done {
+                message: format!("{name} already exists."),
+                query_id: None,
+            }));
+        }
+        if !or_replace {
+            return Err(Error::AlreadyExists(format!(
+                "Cannot add {} '{name}': A {} with the same name already exists",
+                kind.to_string().to_lowercase(),
+                existing.kind.to_string().to_lowercase()
+            )));
+        }
+        Ok(None)
+    }
+
     fn create_source(&mut self, c: CreateSource, text: &str) -> Result<StatementResult> {
         let kind_word = match c.kind {
             SourceKind::Stream => "stream",
@@ -291,23 +319,10 @@ impl Engine {
                 c.name
             )));
         }
+        if let Some(done) = self.check_existing(&c.name, c.kind, c.if_not_exists, c.or_replace)? {
+            return Ok(done);
+        }
         if let Some(existing) = self.catalog.source(&c.name) {
-            if c.if_not_exists {
-                return Ok(StatementResult::Done {
-                    message: format!("{} already exists.", c.name),
-                    query_id: None,
-                });
-            }
-            if !c.or_replace {
-                return Err(Error::AlreadyExists(format!(
-                    "Cannot add {kind_word} '{}': A {} with the same name already exists",
-                    c.name,
-                    match existing.kind {
-                        SourceKind::Stream => "stream",
-                        SourceKind::Table => "table",
-                    }
-                )));
-            }
             if existing.read_only || c.is_source {
                 return Err(Error::semantic(format!(
                     "Cannot add {kind_word} '{}': CREATE OR REPLACE is not supported on source {kind_word}s.",
@@ -360,21 +375,8 @@ impl Engine {
     }
 
     fn create_as(&mut self, c: CreateAs, text: &str) -> Result<StatementResult> {
-        if let Some(existing) = self.catalog.source(&c.name) {
-            if c.if_not_exists {
-                return Ok(StatementResult::Done {
-                    message: format!("{} already exists.", c.name),
-                    query_id: None,
-                });
-            }
-            if !c.or_replace {
-                return Err(Error::AlreadyExists(format!(
-                    "Cannot add {} '{}': A {} with the same name already exists",
-                    c.kind.to_string().to_lowercase(),
-                    c.name,
-                    existing.kind.to_string().to_lowercase()
-                )));
-            }
+        if let Some(done) = self.check_existing(&c.name, c.kind, c.if_not_exists, c.or_replace)? {
+            return Ok(done);
         }
         let opts = SourceOptions::parse(&c.with, &BTreeMap::new())?;
         let planned = self.planner.plan_query(&self.catalog, &c.query, &c.name)?;
@@ -414,7 +416,7 @@ impl Engine {
                 kind: ColumnKind::Value,
             });
         }
-        let key_format = if planned.key_columns.is_empty() && !c.query.partition_by.is_empty() {
+        let mut key_format = if planned.key_columns.is_empty() && !c.query.partition_by.is_empty() {
             // PARTITION BY NULL: no key, so no key format.
             if opts.key_format.is_some() {
                 return Err(Error::semantic(
@@ -434,6 +436,11 @@ impl Engine {
         });
         if opts.wrap_single_value.is_some() {
             value_format = value_format.with_wrap_single(opts.wrap_single_value);
+        }
+        if let (Some(d), crate::connectors::formats::FormatKind::Delimited) =
+            (opts.key_delimiter, key_format.kind)
+        {
+            key_format = key_format.with_delimiter(d);
         }
         if let Some(d) = opts.value_delimiter {
             if value_format.kind == crate::connectors::formats::FormatKind::Delimited {

@@ -1251,4 +1251,101 @@ mod tests {
         assert_eq!(v.len(), 3);
         assert_eq!(v[1].text, "LIST TABLES");
     }
+
+    #[test]
+    fn random_token_soup_never_panics() {
+        // Deterministic pseudo-random statements built from ksqlDB's
+        // vocabulary: the parser must return Ok or Err, never panic.
+        const WORDS: &[&str] = &[
+            "CREATE",
+            "STREAM",
+            "TABLE",
+            "AS",
+            "SELECT",
+            "FROM",
+            "WHERE",
+            "GROUP",
+            "BY",
+            "PARTITION",
+            "WINDOW",
+            "TUMBLING",
+            "HOPPING",
+            "SESSION",
+            "SIZE",
+            "ADVANCE",
+            "GRACE",
+            "PERIOD",
+            "EMIT",
+            "CHANGES",
+            "FINAL",
+            "LIMIT",
+            "KEY",
+            "PRIMARY",
+            "WITH",
+            "INSERT",
+            "INTO",
+            "VALUES",
+            "JOIN",
+            "LEFT",
+            "ON",
+            "WITHIN",
+            "DROP",
+            "IF",
+            "EXISTS",
+            "CASE",
+            "WHEN",
+            "THEN",
+            "ELSE",
+            "END",
+            "CAST",
+            "STRUCT",
+            "ARRAY",
+            "MAP",
+            "INT",
+            "STRING",
+            "DECIMAL",
+            "x",
+            "`q`",
+            "'s'",
+            "1",
+            "-2",
+            "3.5",
+            "(",
+            ")",
+            "<",
+            ">",
+            ",",
+            ";",
+            "->",
+            "[",
+            "]",
+            "*",
+            "=",
+            "+",
+            ":=",
+            "=>",
+            "SECONDS",
+            "NULL",
+            "TRUE",
+            "EXPLAIN",
+            "DESCRIBE",
+            "SHOW",
+            "PRINT",
+            "SET",
+            "ALTER",
+            "ADD",
+        ];
+        let mut seed: u64 = 0x5eed;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..5000 {
+            let n = 1 + next() % 24;
+            let sql: Vec<&str> = (0..n).map(|_| WORDS[next() % WORDS.len()]).collect();
+            let _ = parse(&sql.join(" "));
+        }
+    }
 }

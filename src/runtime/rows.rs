@@ -5,7 +5,7 @@
 //! so the same codec serves group keys (range-scannable) and stored rows.
 
 use datafusion::arrow::array::ArrayRef;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 
 use crate::error::Result;
@@ -36,6 +36,28 @@ impl RowCodec {
         let parsed: Vec<_> = rows.into_iter().map(|b| parser.parse(b)).collect();
         Ok(self.converter.convert_rows(parsed)?)
     }
+}
+
+/// A codec for the key columns of a schema, one for whole rows, and the
+/// schema (what keyed row stores keep).
+pub(crate) fn key_and_row_codecs(
+    schema: &SchemaRef,
+    key_columns: &[usize],
+) -> Result<(RowCodec, RowCodec, SchemaRef)> {
+    let key_types: Vec<_> = key_columns
+        .iter()
+        .map(|&i| schema.field(i).data_type().clone())
+        .collect();
+    let row_types: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    Ok((
+        RowCodec::try_new(&key_types)?,
+        RowCodec::try_new(&row_types)?,
+        schema.clone(),
+    ))
 }
 
 #[cfg(test)]

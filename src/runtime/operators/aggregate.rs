@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, UInt32Array};
 use datafusion::arrow::compute::{cast, take};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::row::Rows;
 use datafusion::common::ScalarValue;
 
 use super::accumulators::{i64_at, results_to_columns, Accs, AccumulatorSet};
@@ -59,21 +60,76 @@ impl Aggregate {
     }
 
     fn load(&mut self, key: &[u8]) -> Result<bool> {
-        if self.groups.contains_key(key) {
-            return Ok(true);
-        }
-        let mut full = self.prefix.clone();
-        full.extend_from_slice(key);
-        match self.store.get(&full)? {
-            Some(bytes) if bytes.len() >= 8 => {
-                let max_ts = i64::from_be_bytes(bytes[..8].try_into().unwrap_or_default());
-                let accs = self.accs.decode(&bytes[8..])?;
-                self.groups.insert(key.to_vec(), Group { accs, max_ts });
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        load_group(&self.store, &self.prefix, &self.accs, &mut self.groups, key)
     }
+}
+
+/// Make sure the group stored under `prefix + key` (as `max rowtime +
+/// accumulator state`) is in `cache`; false if there is no such group.
+pub(crate) fn load_group(
+    store: &StateStore,
+    prefix: &[u8],
+    accs: &AccumulatorSet,
+    cache: &mut HashMap<Vec<u8>, Group>,
+    key: &[u8],
+) -> Result<bool> {
+    if cache.contains_key(key) {
+        return Ok(true);
+    }
+    let mut full = prefix.to_vec();
+    full.extend_from_slice(key);
+    match store.get(&full)? {
+        Some(bytes) if bytes.len() >= 8 => {
+            let max_ts = i64::from_be_bytes(bytes[..8].try_into().unwrap_or_default());
+            let state = accs.decode(&bytes[8..])?;
+            cache.insert(
+                key.to_vec(),
+                Group {
+                    accs: state,
+                    max_ts,
+                },
+            );
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// What every grouped operator computes first for a batch: group values,
+/// their encoded keys, the aggregates' arguments and the row times.
+pub(crate) struct Prepared {
+    pub groups: Vec<ArrayRef>,
+    pub keys: Rows,
+    pub args: Vec<Vec<ArrayRef>>,
+    pub rowtime: ArrayRef,
+}
+
+pub(crate) fn prepare(
+    spec: &AggregateSpec,
+    codec: &mut Option<RowCodec>,
+    accs: &AccumulatorSet,
+    batch: &RecordBatch,
+) -> Result<Prepared> {
+    let groups = group_values(spec, batch)?;
+    let codec = match codec {
+        Some(c) => c,
+        None => {
+            let types: Vec<_> = groups.iter().map(|a| a.data_type().clone()).collect();
+            codec.insert(RowCodec::try_new(&types)?)
+        }
+    };
+    let keys = codec.encode(&groups)?;
+    let args = accs.arguments(batch)?;
+    let rowtime = batch
+        .column_by_name(ROWTIME)
+        .ok_or_else(|| Error::internal("aggregation input has no ROWTIME"))?
+        .clone();
+    Ok(Prepared {
+        groups,
+        keys,
+        args,
+        rowtime,
+    })
 }
 
 /// True if any group column is NULL at `row`.
@@ -146,21 +202,12 @@ impl Operator for Aggregate {
         if input.is_empty() {
             return Ok(vec![]);
         }
-        let batch = &input.batch;
-        let groups = group_values(&self.spec, batch)?;
-        if self.group_codec.is_none() {
-            let types: Vec<_> = groups.iter().map(|a| a.data_type().clone()).collect();
-            self.group_codec = Some(RowCodec::try_new(&types)?);
-        }
-        let keys = match &self.group_codec {
-            Some(c) => c.encode(&groups)?,
-            None => return Ok(vec![]),
-        };
-        let args = self.accs.arguments(batch)?;
-        let rowtime = batch
-            .column_by_name(ROWTIME)
-            .ok_or_else(|| Error::internal("aggregate input has no ROWTIME"))?
-            .clone();
+        let Prepared {
+            groups,
+            keys,
+            args,
+            rowtime,
+        } = prepare(&self.spec, &mut self.group_codec, &self.accs, &input.batch)?;
 
         let mut rows = Vec::new();
         let mut ops = Vec::new();

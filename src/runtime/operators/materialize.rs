@@ -19,7 +19,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use super::Operator;
 use crate::error::Result;
 use crate::runtime::changes::{Changes, Op};
-use crate::runtime::rows::RowCodec;
+use crate::runtime::rows::{key_and_row_codecs, RowCodec};
 use crate::runtime::state::{StateBatch, StateStore};
 
 pub(crate) struct Materialize {
@@ -80,21 +80,7 @@ impl Operator for Materialize {
         }
         let schema = input.batch.schema();
         if self.codecs.is_none() {
-            let key_types: Vec<_> = self
-                .key_columns
-                .iter()
-                .map(|&i| schema.field(i).data_type().clone())
-                .collect();
-            let row_types: Vec<_> = schema
-                .fields()
-                .iter()
-                .map(|f| f.data_type().clone())
-                .collect();
-            self.codecs = Some((
-                RowCodec::try_new(&key_types)?,
-                RowCodec::try_new(&row_types)?,
-                schema.clone(),
-            ));
+            self.codecs = Some(key_and_row_codecs(&schema, &self.key_columns)?);
         }
         let Some((key_codec, row_codec, _)) = &self.codecs else {
             return Ok(vec![]);

@@ -22,11 +22,11 @@
 use std::collections::{HashMap, HashSet};
 
 use super::accumulators::{i64_at, Accs, AccumulatorSet};
-use super::aggregate::{build_output, group_values};
+use super::aggregate::{build_output, prepare, Prepared};
 use super::Operator;
 use crate::error::{Error, Result};
 use crate::runtime::changes::{Changes, Op};
-use crate::runtime::plan::{AggregateSpec, WindowAssign, ROWTIME};
+use crate::runtime::plan::{AggregateSpec, WindowAssign};
 use crate::runtime::rows::RowCodec;
 use crate::runtime::state::{decode_time, encode_time, StateBatch, StateStore};
 
@@ -119,21 +119,12 @@ impl Operator for SessionWindow {
         if input.is_empty() {
             return Ok(vec![]);
         }
-        let batch = &input.batch;
-        let groups = group_values(&self.spec, batch)?;
-        if self.group_codec.is_none() {
-            let types: Vec<_> = groups.iter().map(|a| a.data_type().clone()).collect();
-            self.group_codec = Some(RowCodec::try_new(&types)?);
-        }
-        let keys = match &self.group_codec {
-            Some(c) => c.encode(&groups)?,
-            None => return Ok(vec![]),
-        };
-        let args = self.accs.arguments(batch)?;
-        let rowtime = batch
-            .column_by_name(ROWTIME)
-            .ok_or_else(|| Error::internal("window input has no ROWTIME"))?
-            .clone();
+        let Prepared {
+            groups,
+            keys,
+            args,
+            rowtime,
+        } = prepare(&self.spec, &mut self.group_codec, &self.accs, &input.batch)?;
 
         let (mut rows, mut ops, mut results, mut times) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());

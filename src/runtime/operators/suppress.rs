@@ -26,7 +26,7 @@ use super::Operator;
 use crate::error::{Error, Result};
 use crate::runtime::changes::{Changes, Op};
 use crate::runtime::plan::{ROWTIME, WINDOWEND};
-use crate::runtime::rows::RowCodec;
+use crate::runtime::rows::{key_and_row_codecs, RowCodec};
 use crate::runtime::state::{decode_time, encode_time, StateBatch, StateStore};
 
 /// A held window: (identity, encoded row, window start).
@@ -126,21 +126,7 @@ impl Operator for Suppress {
         let batch = &input.batch;
         let schema = batch.schema();
         if self.codecs.is_none() {
-            let id_types: Vec<_> = self
-                .key_columns
-                .iter()
-                .map(|&i| schema.field(i).data_type().clone())
-                .collect();
-            let row_types: Vec<_> = schema
-                .fields()
-                .iter()
-                .map(|f| f.data_type().clone())
-                .collect();
-            self.codecs = Some((
-                RowCodec::try_new(&id_types)?,
-                RowCodec::try_new(&row_types)?,
-                schema.clone(),
-            ));
+            self.codecs = Some(key_and_row_codecs(&schema, &self.key_columns)?);
         }
         let Some((id_codec, row_codec, _)) = &self.codecs else {
             return Ok(vec![]);

@@ -18,11 +18,11 @@
 use std::collections::{HashMap, HashSet};
 
 use super::accumulators::{i64_at, AccumulatorSet};
-use super::aggregate::{build_output, group_values, Group, GROUP_CACHE_LIMIT};
+use super::aggregate::{build_output, load_group, prepare, Group, Prepared, GROUP_CACHE_LIMIT};
 use super::Operator;
 use crate::error::{Error, Result};
 use crate::runtime::changes::{Changes, Op};
-use crate::runtime::plan::{AggregateSpec, WindowAssign, ROWTIME};
+use crate::runtime::plan::{AggregateSpec, WindowAssign};
 use crate::runtime::rows::RowCodec;
 use crate::runtime::state::{decode_time, encode_time, StateBatch, StateStore};
 
@@ -95,20 +95,13 @@ impl TimeWindow {
     }
 
     fn load(&mut self, key: &[u8]) -> Result<bool> {
-        if self.windows.contains_key(key) {
-            return Ok(true);
-        }
-        let mut full = self.prefix.clone();
-        full.extend_from_slice(key);
-        match self.store.get(&full)? {
-            Some(bytes) if bytes.len() >= 8 => {
-                let max_ts = i64::from_be_bytes(bytes[..8].try_into().unwrap_or_default());
-                let accs = self.accs.decode(&bytes[8..])?;
-                self.windows.insert(key.to_vec(), Group { accs, max_ts });
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        load_group(
+            &self.store,
+            &self.prefix,
+            &self.accs,
+            &mut self.windows,
+            key,
+        )
     }
 }
 
@@ -125,21 +118,12 @@ impl Operator for TimeWindow {
         if input.is_empty() {
             return Ok(vec![]);
         }
-        let batch = &input.batch;
-        let groups = group_values(&self.spec, batch)?;
-        if self.group_codec.is_none() {
-            let types: Vec<_> = groups.iter().map(|a| a.data_type().clone()).collect();
-            self.group_codec = Some(RowCodec::try_new(&types)?);
-        }
-        let keys = match &self.group_codec {
-            Some(c) => c.encode(&groups)?,
-            None => return Ok(vec![]),
-        };
-        let args = self.accs.arguments(batch)?;
-        let rowtime = batch
-            .column_by_name(ROWTIME)
-            .ok_or_else(|| Error::internal("window input has no ROWTIME"))?
-            .clone();
+        let Prepared {
+            groups,
+            keys,
+            args,
+            rowtime,
+        } = prepare(&self.spec, &mut self.group_codec, &self.accs, &input.batch)?;
 
         let (mut rows, mut ops, mut results, mut times) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
