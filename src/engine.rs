@@ -846,6 +846,8 @@ impl Engine {
             .topics
             .partitions(topic)
             .ok_or_else(|| Error::NotFound(format!("Could not find topic '{topic}', or the KSQL user does not have permissions to list the topic.")))?;
+        // Keys are shown decoded with the formats of a source over the topic.
+        let source = self.catalog.sources().find(|s| s.topic == topic);
         let mut rows = Vec::new();
         for p in 0..partitions {
             let end = self
@@ -858,16 +860,15 @@ impl Engine {
                 .fetch(topic, p, start, usize::MAX)
                 .map_err(|e| Error::internal(e.to_string()))?
             {
-                let text = |b: &Option<Arc<[u8]>>| match b {
-                    None => "<null>".to_string(),
-                    Some(b) => String::from_utf8_lossy(b).to_string(),
-                };
                 rows.push(vec![
                     r.timestamp.to_string(),
                     p.to_string(),
                     r.offset.to_string(),
-                    text(&r.key),
-                    text(&r.value),
+                    printable_key(source, r.key.as_deref()),
+                    match &r.value {
+                        None => "<null>".to_string(),
+                        Some(b) => String::from_utf8_lossy(b).to_string(),
+                    },
                 ]);
             }
         }
@@ -1242,4 +1243,36 @@ mod tests {
         assert!(e.catalog().sources().next().is_none());
         assert!(!e.topics().exists("T"));
     }
+}
+
+/// A record key as PRINT shows it: decoded with the source's key format
+/// (`key@start/end` for windowed keys), else as text.
+fn printable_key(source: Option<&Source>, key: Option<&[u8]>) -> String {
+    use crate::connectors::formats::{bytes_to_test_json, decode_windowed_key};
+    let Some(bytes) = key else {
+        return "<null>".to_string();
+    };
+    let decoded = source.and_then(|s| {
+        let fields: Vec<_> = s.key_columns().map(|c| c.field()).collect();
+        let (inner, window) = match s.window {
+            Some(w) => {
+                let (inner, start, end) = decode_windowed_key(bytes, w.kind, w.size).ok()?;
+                (inner, Some((start, end)))
+            }
+            None => (bytes, None),
+        };
+        let text = if fields.is_empty() {
+            String::new()
+        } else {
+            match bytes_to_test_json(&s.key_format, inner, &fields, true).ok()? {
+                serde_json::Value::String(t) => t,
+                other => other.to_string(),
+            }
+        };
+        Some(match window {
+            Some((start, end)) => format!("{text}@{start}/{end}"),
+            None => text,
+        })
+    });
+    decoded.unwrap_or_else(|| String::from_utf8_lossy(bytes).to_string())
 }
