@@ -180,7 +180,8 @@ impl Engine {
         let parsed = parser::parse(sql)?;
         let mut out = Vec::new();
         for p in parsed {
-            out.push(self.execute_statement(p.statement, &p.text)?);
+            let result = self.execute_statement(p.statement.clone(), &p.text);
+            out.push(result.map_err(|e| locate(e, &p))?);
         }
         Ok(out)
     }
@@ -1275,4 +1276,28 @@ fn printable_key(source: Option<&Source>, key: Option<&[u8]>) -> String {
         })
     });
     decoded.unwrap_or_else(|| String::from_utf8_lossy(bytes).to_string())
+}
+
+/// Give a semantic error without a position the position of the name it
+/// quotes (`'X'` or `` `X` ``) in the statement, so every statement error
+/// says where.
+fn locate(e: Error, p: &parser::Parsed) -> Error {
+    if e.position().is_some() {
+        return e;
+    }
+    let Error::Semantic { message, .. } = &e else {
+        return e;
+    };
+    let quoted = message
+        .split(['\'', '`'])
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s.rsplit('.').next().unwrap_or(s).to_string())
+        .collect::<Vec<_>>();
+    for name in quoted {
+        if let Some(pos) = p.find(&name) {
+            return e.with_position(pos);
+        }
+    }
+    e
 }

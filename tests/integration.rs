@@ -104,6 +104,16 @@ fn a_bad_statement_says_where_and_the_engine_keeps_running() {
         err.to_string(),
         "Source `NOWHERE` does not exist. (at line 1:34)"
     );
+    e.execute("CREATE STREAM s (id INT KEY, v DOUBLE) WITH (kafka_topic='s', value_format='JSON', partitions=1);")
+        .unwrap();
+    let err = e
+        .execute("CREATE STREAM bad AS\n  SELECT id, nope FROM s;")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "SELECT column 'NOPE' cannot be resolved. (at line 2:14)"
+    );
+    e.execute("DROP STREAM s;").unwrap();
     // Still usable.
     e.execute("CREATE STREAM s (id INT KEY, v DOUBLE) WITH (kafka_topic='s', value_format='JSON', partitions=1);")
         .unwrap();

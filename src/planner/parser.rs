@@ -53,6 +53,44 @@ impl Dialect for KsqlDialect {
 pub(crate) struct Parsed {
     pub statement: Statement,
     pub text: String,
+    /// Where the statement starts in the script.
+    pub start: Position,
+}
+
+impl Parsed {
+    /// The position in the script of the first whole-word, case-insensitive
+    /// occurrence of `name` in this statement.
+    pub(crate) fn find(&self, name: &str) -> Option<Position> {
+        if name.is_empty() {
+            return None;
+        }
+        let hay = self.text.to_uppercase();
+        let needle = name.to_uppercase();
+        let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        let mut from = 0;
+        while let Some(i) = hay
+            .get(from..)
+            .and_then(|h| h.find(&needle))
+            .map(|i| i + from)
+        {
+            let before = hay[..i].chars().next_back();
+            let after = hay[i + needle.len()..].chars().next();
+            if !is_word(before) && !is_word(after) {
+                let prefix = &self.text[..i.min(self.text.len())];
+                let line = prefix.matches('\n').count() as u64;
+                let column = match prefix.rfind('\n') {
+                    Some(nl) => prefix[nl + 1..].chars().count() as u64 + 1,
+                    None => self.start.column + prefix.chars().count() as u64,
+                };
+                return Some(Position {
+                    line: self.start.line + line,
+                    column,
+                });
+            }
+            from = i + needle.len();
+        }
+        None
+    }
 }
 
 /// Parse a script of `;`-separated statements.
@@ -81,7 +119,16 @@ pub(crate) fn parse(sql: &str) -> Result<Vec<Parsed>> {
             };
             let statement = p.statement()?;
             p.expect_end()?;
-            out.push(Parsed { statement, text });
+            let loc = tokens[start].span.start;
+            let start_pos = Position {
+                line: loc.line.max(1),
+                column: loc.column.max(1),
+            };
+            out.push(Parsed {
+                statement,
+                text,
+                start: start_pos,
+            });
         }
         start = i + 1;
     }
