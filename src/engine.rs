@@ -1165,6 +1165,62 @@ fn check_intermediate_types(
     Ok(())
 }
 
+/// A record key as PRINT shows it: decoded with the source's key format
+/// (`key@start/end` for windowed keys), else as text.
+fn printable_key(source: Option<&Source>, key: Option<&[u8]>) -> String {
+    use crate::connectors::formats::{bytes_to_test_json, decode_windowed_key};
+    let Some(bytes) = key else {
+        return "<null>".to_string();
+    };
+    let decoded = source.and_then(|s| {
+        let fields: Vec<_> = s.key_columns().map(|c| c.field()).collect();
+        let (inner, window) = match s.window {
+            Some(w) => {
+                let (inner, start, end) = decode_windowed_key(bytes, w.kind, w.size).ok()?;
+                (inner, Some((start, end)))
+            }
+            None => (bytes, None),
+        };
+        let text = if fields.is_empty() {
+            String::new()
+        } else {
+            match bytes_to_test_json(&s.key_format, inner, &fields, true).ok()? {
+                serde_json::Value::String(t) => t,
+                other => other.to_string(),
+            }
+        };
+        Some(match window {
+            Some((start, end)) => format!("{text}@{start}/{end}"),
+            None => text,
+        })
+    });
+    decoded.unwrap_or_else(|| String::from_utf8_lossy(bytes).to_string())
+}
+
+/// Give a semantic error without a position the position of the name it
+/// quotes (`'X'` or `` `X` ``) in the statement, so every statement error
+/// says where.
+fn locate(e: Error, p: &parser::Parsed) -> Error {
+    if e.position().is_some() {
+        return e;
+    }
+    let Error::Semantic { message, .. } = &e else {
+        return e;
+    };
+    let quoted = message
+        .split(['\'', '`'])
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s.rsplit('.').next().unwrap_or(s).to_string())
+        .collect::<Vec<_>>();
+    for name in quoted {
+        if let Some(pos) = p.find(&name) {
+            return e.with_position(pos);
+        }
+    }
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1244,60 +1300,4 @@ mod tests {
         assert!(e.catalog().sources().next().is_none());
         assert!(!e.topics().exists("T"));
     }
-}
-
-/// A record key as PRINT shows it: decoded with the source's key format
-/// (`key@start/end` for windowed keys), else as text.
-fn printable_key(source: Option<&Source>, key: Option<&[u8]>) -> String {
-    use crate::connectors::formats::{bytes_to_test_json, decode_windowed_key};
-    let Some(bytes) = key else {
-        return "<null>".to_string();
-    };
-    let decoded = source.and_then(|s| {
-        let fields: Vec<_> = s.key_columns().map(|c| c.field()).collect();
-        let (inner, window) = match s.window {
-            Some(w) => {
-                let (inner, start, end) = decode_windowed_key(bytes, w.kind, w.size).ok()?;
-                (inner, Some((start, end)))
-            }
-            None => (bytes, None),
-        };
-        let text = if fields.is_empty() {
-            String::new()
-        } else {
-            match bytes_to_test_json(&s.key_format, inner, &fields, true).ok()? {
-                serde_json::Value::String(t) => t,
-                other => other.to_string(),
-            }
-        };
-        Some(match window {
-            Some((start, end)) => format!("{text}@{start}/{end}"),
-            None => text,
-        })
-    });
-    decoded.unwrap_or_else(|| String::from_utf8_lossy(bytes).to_string())
-}
-
-/// Give a semantic error without a position the position of the name it
-/// quotes (`'X'` or `` `X` ``) in the statement, so every statement error
-/// says where.
-fn locate(e: Error, p: &parser::Parsed) -> Error {
-    if e.position().is_some() {
-        return e;
-    }
-    let Error::Semantic { message, .. } = &e else {
-        return e;
-    };
-    let quoted = message
-        .split(['\'', '`'])
-        .enumerate()
-        .filter(|(i, _)| i % 2 == 1)
-        .map(|(_, s)| s.rsplit('.').next().unwrap_or(s).to_string())
-        .collect::<Vec<_>>();
-    for name in quoted {
-        if let Some(pos) = p.find(&name) {
-            return e.with_position(pos);
-        }
-    }
-    e
 }
