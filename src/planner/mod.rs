@@ -14,6 +14,7 @@
 pub(crate) mod ast;
 mod context;
 pub(crate) mod ddl;
+mod display;
 mod lower;
 
 pub(crate) use lower::physical_expr;
@@ -449,15 +450,61 @@ impl Planner {
                     "GROUP BY requires aggregate functions in either the SELECT or HAVING clause.",
                 ));
             }
-        } else if let Some((e, _)) = items
-            .iter()
-            .find(|(e, _)| aggregate_function_in(self, e).is_some())
-        {
-            let _ = e;
-            return Err(Error::semantic(format!(
-                "Use of aggregate function {} requires a GROUP BY clause.",
-                aggregate_function_in(self, e).unwrap_or_default()
-            )));
+        }
+        // ksqlDB: with aggregation, every select expression is an aggregate,
+        // a GROUP BY expression, or built from those and literals.
+        let aggregating = !group_by.is_empty()
+            || items
+                .iter()
+                .any(|(e, _)| aggregate_function_in(self, e).is_some())
+            || window.is_some();
+        for (e, _) in &items {
+            if let Some(nested) = nested_aggregate(self, e) {
+                return Err(Error::semantic(format!(
+                    "Aggregate functions can not be nested: {nested}"
+                )));
+            }
+        }
+        if aggregating {
+            let mut groups: Vec<String> = group_by.iter().map(canonical).collect();
+            if window.is_some() {
+                for b in [WINDOWSTART, WINDOWEND] {
+                    groups.push(canonical(&SqlExpr::Identifier(Ident::with_quote('"', b))));
+                }
+            }
+            let bad: Vec<String> = items
+                .iter()
+                .filter(|(e, _)| not_grouped(self, e, &groups).is_some())
+                .map(|(e, _)| display::ksql(e))
+                .collect();
+            if !bad.is_empty() {
+                let list = bad.join(", ");
+                let hint = if window.is_some() && group_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {list}\nEither add the column(s) to the GROUP BY or remove them from the SELECT.")
+                };
+                return Err(Error::semantic(format!(
+                    "Non-aggregate SELECT expression(s) not part of GROUP BY{hint}"
+                )));
+            }
+            if let Some(h) = &having {
+                if let Some(col) = not_grouped(self, h, &groups) {
+                    return Err(Error::semantic(format!(
+                        "Non-aggregate HAVING expression not part of GROUP BY: {col}"
+                    )));
+                }
+            }
+        }
+        if group_by.is_empty() && window.is_none() {
+            if let Some(name) = items
+                .iter()
+                .find_map(|(e, _)| aggregate_function_in(self, e))
+            {
+                return Err(Error::semantic(format!(
+                    "Use of aggregate function {name} requires a GROUP BY clause."
+                )));
+            }
         }
         let mut df_group_by = group_by.clone();
         if window.is_some() {
@@ -782,6 +829,97 @@ fn aggregate_function_in(p: &Planner, e: &SqlExpr) -> Option<String> {
         std::ops::ControlFlow::Continue(())
     });
     found
+}
+
+/// An aggregate call with another aggregate call among its arguments.
+fn nested_aggregate(p: &Planner, e: &SqlExpr) -> Option<String> {
+    let mut found = None;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(e, |x| {
+        if let SqlExpr::Function(f) = x {
+            if found.is_none()
+                && p.state
+                    .aggregate_functions()
+                    .contains_key(&f.name.to_string())
+            {
+                if let datafusion::sql::sqlparser::ast::FunctionArguments::List(l) = &f.args {
+                    let inner = l.args.iter().any(|a| match a {
+                        datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                            datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(arg),
+                        ) => aggregate_function_in(p, arg).is_some(),
+                        _ => false,
+                    });
+                    if inner {
+                        found = Some(display::ksql(x));
+                    }
+                }
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// The first column of `e` that is neither inside an aggregate call nor
+/// part of a GROUP BY expression (`groups` are canonical texts).
+fn not_grouped(p: &Planner, e: &SqlExpr, groups: &[String]) -> Option<String> {
+    if groups.contains(&canonical(e)) {
+        return None;
+    }
+    match e {
+        SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_) => Some(display::ksql(e)),
+        SqlExpr::Value(_) => None,
+        SqlExpr::Function(f)
+            if p.state
+                .aggregate_functions()
+                .contains_key(&f.name.to_string()) =>
+        {
+            None
+        }
+        SqlExpr::Function(f) => match &f.args {
+            datafusion::sql::sqlparser::ast::FunctionArguments::List(l) => {
+                l.args.iter().find_map(|a| match a {
+                    datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                        datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(x),
+                    ) => not_grouped(p, x, groups),
+                    _ => None,
+                })
+            }
+            _ => None,
+        },
+        SqlExpr::BinaryOp { left, right, .. } => {
+            not_grouped(p, left, groups).or_else(|| not_grouped(p, right, groups))
+        }
+        SqlExpr::UnaryOp { expr, .. }
+        | SqlExpr::Nested(expr)
+        | SqlExpr::Cast { expr, .. }
+        | SqlExpr::IsNull(expr)
+        | SqlExpr::IsNotNull(expr) => not_grouped(p, expr, groups),
+        // Other forms (CASE, IN, BETWEEN, ...): check every column inside.
+        other => {
+            let mut found = None;
+            let mut e = other.clone();
+            // Columns inside aggregates and GROUP BY expressions are fine:
+            // replace those subtrees (children first) before looking.
+            let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+                let is_aggregate = matches!(x, SqlExpr::Function(f) if p.state.aggregate_functions().contains_key(&f.name.to_string()));
+                if is_aggregate || groups.contains(&canonical(x)) {
+                    *x = SqlExpr::Value(datafusion::sql::sqlparser::ast::Value::Null.into());
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+            let _ = datafusion::sql::sqlparser::ast::visit_expressions(&e, |x| {
+                if found.is_none()
+                    && matches!(x, SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_))
+                {
+                    if !groups.contains(&canonical(x)) {
+                        found = Some(display::ksql(x));
+                    }
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+            found
+        }
+    }
 }
 
 /// Upper-case names of every aggregate function called in `e`, in order.

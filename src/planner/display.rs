@@ -1,0 +1,94 @@
+//! Expressions printed the way ksqlDB prints them in its messages:
+//! upper-case names, binary operations in parentheses, `a[i]` and `s->F`
+//! for subscripts and field access, ksqlDB's literals.
+
+use datafusion::sql::sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
+};
+
+/// `SUBSTRING(SOURCE, 0, 1)`, `(F1 * SUM(F2))`, `COL1['foo']`.
+pub(crate) fn ksql(e: &Expr) -> String {
+    match e {
+        Expr::Identifier(i) => i.value.clone(),
+        Expr::CompoundIdentifier(is) => is
+            .iter()
+            .map(|i| i.value.clone())
+            .collect::<Vec<_>>()
+            .join("."),
+        Expr::Nested(inner) => ksql(inner),
+        Expr::BinaryOp { left, op, right } => format!("({} {op} {})", ksql(left), ksql(right)),
+        Expr::UnaryOp { op, expr } => format!("{op}{}", ksql(expr)),
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => format!("'{s}'"),
+            Value::Null => "null".to_string(),
+            other => other.to_string(),
+        },
+        // The planner's INT literals.
+        Expr::Cast { expr, .. } if matches!(expr.as_ref(), Expr::Value(_)) => ksql(expr),
+        Expr::IsNull(inner) => format!("({} IS NULL)", ksql(inner)),
+        Expr::IsNotNull(inner) => format!("({} IS NOT NULL)", ksql(inner)),
+        Expr::Function(f) => {
+            let name = f.name.to_string();
+            let args: Vec<&Expr> = match &f.args {
+                FunctionArguments::List(l) => l
+                    .args
+                    .iter()
+                    .filter_map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            match (name.as_str(), args.as_slice()) {
+                ("ksql_subscript", [a, i]) => format!("{}[{}]", ksql(a), ksql(i)),
+                ("ksql_field", [s, Expr::Value(v)]) => match &v.value {
+                    Value::SingleQuotedString(f) => format!("{}->{f}", ksql(s)),
+                    other => format!("{}->{other}", ksql(s)),
+                },
+                // A comparison wrapped for ksqlDB's NULL semantics.
+                ("coalesce", [cmp @ Expr::BinaryOp { .. }, Expr::Value(v)])
+                    if matches!(v.value, Value::Boolean(false)) =>
+                {
+                    ksql(cmp)
+                }
+                // COUNT(*) and COUNT() count rows.
+                ("count", [Expr::Cast { .. }]) => "COUNT()".to_string(),
+                _ => format!(
+                    "{}({})",
+                    name.to_uppercase(),
+                    args.iter().map(|a| ksql(a)).collect::<Vec<_>>().join(", ")
+                ),
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planner::parser::KsqlDialect;
+    use crate::planner::rewrite::rewrite;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn show(s: &str) -> String {
+        let mut e = Parser::new(&KsqlDialect)
+            .try_with_sql(s)
+            .unwrap()
+            .parse_expr()
+            .unwrap();
+        rewrite(&mut e).unwrap();
+        ksql(&e)
+    }
+
+    #[test]
+    fn prints_like_ksqldb() {
+        assert_eq!(show("substring(source, 0, 1)"), "SUBSTRING(SOURCE, 0, 1)");
+        assert_eq!(show("f1 * sum(f2)"), "(F1 * SUM(F2))");
+        assert_eq!(show("as_value(col1)"), "AS_VALUE(COL1)");
+        assert_eq!(show("col1['foo']"), "COL1['foo']");
+        assert_eq!(show("s->f + 1"), "(S->F + 1)");
+        assert_eq!(show("a = b"), "(A = B)");
+    }
+}
