@@ -26,6 +26,17 @@ pub(crate) fn ksql(e: &Expr) -> String {
         // The planner's INT literals.
         Expr::Cast { expr, .. } if matches!(expr.as_ref(), Expr::Value(_)) => ksql(expr),
         Expr::IsNull(inner) => format!("({} IS NULL)", ksql(inner)),
+        Expr::Substring {
+            expr,
+            substring_from,
+            substring_for,
+            ..
+        } => {
+            let mut args = vec![ksql(expr)];
+            args.extend(substring_from.iter().map(|e| ksql(e)));
+            args.extend(substring_for.iter().map(|e| ksql(e)));
+            format!("SUBSTRING({})", args.join(", "))
+        }
         Expr::IsNotNull(inner) => format!("({} IS NOT NULL)", ksql(inner)),
         Expr::Function(f) => {
             let name = f.name.to_string();

@@ -910,10 +910,9 @@ fn not_grouped(p: &Planner, e: &SqlExpr, groups: &[String]) -> Option<String> {
             let _ = datafusion::sql::sqlparser::ast::visit_expressions(&e, |x| {
                 if found.is_none()
                     && matches!(x, SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_))
+                    && !groups.contains(&canonical(x))
                 {
-                    if !groups.contains(&canonical(x)) {
-                        found = Some(display::ksql(x));
-                    }
+                    found = Some(display::ksql(x));
                 }
                 std::ops::ControlFlow::<()>::Continue(())
             });
