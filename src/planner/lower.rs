@@ -329,7 +329,7 @@ impl<'a> Lowering<'a> {
                 let input = self.lower(&u.input)?;
                 if self.is_table {
                     return Err(Error::semantic(
-                        "Table functions (EXPLODE) can only be used on streams",
+                        "Table source is not supported with table functions",
                     ));
                 }
                 let mut outputs = Vec::new();

@@ -295,6 +295,35 @@ impl Planner {
         for p in partition_by.iter_mut() {
             rewrite::rewrite(p)?;
         }
+        if partition_by.len() > 1 && partition_by.iter().any(is_null_literal) {
+            return Err(Error::semantic(
+                "Cannot PARTITION BY multiple columns including NULL",
+            ));
+        }
+        // PARTITION BY applies to the input: its columns are the source's.
+        for p in &partition_by {
+            let mut unknown = None;
+            let _ = datafusion::sql::sqlparser::ast::visit_expressions(p, |x| {
+                if let Some(name) = bare_column(x) {
+                    let known = src.columns.iter().any(|c| c.name == name)
+                        || [ROWTIME, ROWPARTITION, ROWOFFSET].contains(&name.as_str())
+                        || (windowed_source && is_window_bound(&name));
+                    if !known && unknown.is_none() {
+                        unknown = Some(name);
+                    }
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+            if let Some(name) = unknown {
+                let mut msg = format!("PARTITION BY column '{name}' cannot be resolved.");
+                if items.iter().any(|(_, n)| *n == name) {
+                    msg.push_str(&format!(
+                        " '{name}' must be a column in the source schema since PARTITION BY is applied on the input."
+                    ));
+                }
+                return Err(Error::semantic(msg));
+            }
+        }
         // `SELECT *` with PARTITION BY an expression: the expression is the key.
         let has_wildcard = q.items.iter().any(|i| {
             matches!(
@@ -360,9 +389,6 @@ impl Planner {
             return Err(Error::semantic(
                 "EMIT FINAL is only supported for windowed aggregations.",
             ));
-        }
-        if window.is_some() && group_by.is_empty() {
-            return Err(Error::semantic("WINDOW clause requires a GROUP BY clause."));
         }
         if !group_by.is_empty() && !partition_by.is_empty() {
             return Err(Error::semantic(
@@ -495,6 +521,9 @@ impl Planner {
                     )));
                 }
             }
+        }
+        if window.is_some() && group_by.is_empty() {
+            return Err(Error::semantic("WINDOW clause requires a GROUP BY clause."));
         }
         if group_by.is_empty() && window.is_none() {
             if let Some(name) = items
@@ -1002,6 +1031,10 @@ fn key_items_for(
         }
     }
     if !missing.is_empty() {
+        // For the source's key columns ksqlDB names them all.
+        if what == "key column" {
+            missing = keys.iter().map(|k| canonical(k).replace('"', "")).collect();
+        }
         let (noun, list) = if missing.len() == 1 {
             (what.to_string(), missing[0].clone())
         } else {

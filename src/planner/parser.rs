@@ -918,6 +918,12 @@ impl Parser<'_> {
         }
         let mut partition_by = Vec::new();
         if self.eat_kws(&["PARTITION", "BY"]) {
+            if self.peek() == &Token::LParen && self.peek_nth(1) == &Token::RParen {
+                return Err(Error::syntax(
+                    "PARTITION BY requires at least one expression",
+                    Some(self.pos()),
+                ));
+            }
             partition_by = self.expr_list()?;
         }
         let having = if self.eat_kw("HAVING") {
