@@ -79,17 +79,10 @@ pub(crate) fn ksql(e: &Expr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::planner::parser::KsqlDialect;
-    use crate::planner::rewrite::rewrite;
-    use datafusion::sql::sqlparser::parser::Parser;
+    use crate::planner::rewrite::parse_rewritten;
 
     fn show(s: &str) -> String {
-        let mut e = Parser::new(&KsqlDialect)
-            .try_with_sql(s)
-            .unwrap()
-            .parse_expr()
-            .unwrap();
-        rewrite(&mut e).unwrap();
+        let e = parse_rewritten(s);
         ksql(&e)
     }
 

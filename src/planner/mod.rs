@@ -845,19 +845,7 @@ fn window_bound_in_aggregate(p: &Planner, e: &SqlExpr) -> Option<&'static str> {
 
 /// The upper-case name of the first aggregate function call in `e`.
 fn aggregate_function_in(p: &Planner, e: &SqlExpr) -> Option<String> {
-    let mut found = None;
-    let mut e = e.clone();
-    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut e, |x| {
-        if let SqlExpr::Function(f) = x {
-            let name = f.name.to_string();
-            if p.state.aggregate_functions().contains_key(&name) {
-                found = Some(name.to_uppercase());
-                return std::ops::ControlFlow::Break(());
-            }
-        }
-        std::ops::ControlFlow::Continue(())
-    });
-    found
+    aggregate_functions_in(p, e).into_iter().next()
 }
 
 /// An aggregate call with another aggregate call among its arguments.

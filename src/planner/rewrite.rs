@@ -301,19 +301,26 @@ fn map_type(t: &mut SqlDataType) {
     }
 }
 
+/// Parse one expression and rewrite it (tests of this module and others).
+#[cfg(test)]
+pub(crate) fn parse_rewritten(s: &str) -> Expr {
+    use crate::planner::parser::KsqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let mut e = Parser::new(&KsqlDialect)
+        .try_with_sql(s)
+        .expect("tokenizes")
+        .parse_expr()
+        .expect("parses");
+    rewrite(&mut e).expect("rewrites");
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::planner::parser::KsqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
 
     fn rw(s: &str) -> String {
-        let mut e = Parser::new(&KsqlDialect)
-            .try_with_sql(s)
-            .unwrap()
-            .parse_expr()
-            .unwrap();
-        rewrite(&mut e).unwrap();
+        let e = parse_rewritten(s);
         e.to_string()
     }
 

@@ -471,15 +471,11 @@ pub(crate) fn node_to_serde(node: &JsonNode) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     use crate::catalog::types::SqlType;
-    use datafusion::arrow::datatypes::Field;
 
     fn fields(cols: &[(&str, SqlType)]) -> Vec<FieldRef> {
-        cols.iter()
-            .map(|(n, t)| Arc::new(Field::new(*n, t.to_arrow(), true)))
-            .collect()
+        crate::connectors::formats::test_fields(cols)
     }
 
     fn dec(

@@ -425,17 +425,26 @@ fn column_list(fields: &[FieldRef], is_key: bool) -> String {
     format!("[{}]", cols.join(", "))
 }
 
+/// Fields for column specs (tests of the format modules).
+#[cfg(test)]
+pub(crate) fn test_fields(cols: &[(&str, SqlType)]) -> Vec<FieldRef> {
+    cols.iter()
+        .map(|(n, t)| {
+            std::sync::Arc::new(datafusion::arrow::datatypes::Field::new(
+                *n,
+                t.to_arrow(),
+                true,
+            ))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-
-    use datafusion::arrow::datatypes::Field;
 
     fn cols(cols: &[(&str, SqlType)]) -> Vec<FieldRef> {
-        cols.iter()
-            .map(|(n, t)| Arc::new(Field::new(*n, t.to_arrow(), true)))
-            .collect()
+        crate::connectors::formats::test_fields(cols)
     }
 
     fn fmt(kind: FormatKind) -> Format {

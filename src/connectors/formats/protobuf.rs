@@ -666,9 +666,7 @@ mod tests {
     use serde_json::json;
 
     fn cols(cols: &[(&str, SqlType)]) -> Vec<FieldRef> {
-        cols.iter()
-            .map(|(n, t)| Arc::new(Field::new(*n, t.to_arrow(), true)))
-            .collect()
+        crate::connectors::formats::test_fields(cols)
     }
 
     fn pb() -> Format {

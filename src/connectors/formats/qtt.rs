@@ -89,16 +89,12 @@ pub(crate) fn bytes_to_test_json(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     use crate::catalog::types::SqlType;
-    use datafusion::arrow::datatypes::Field;
     use serde_json::json;
 
     fn cols(cols: &[(&str, SqlType)]) -> Vec<FieldRef> {
-        cols.iter()
-            .map(|(n, t)| Arc::new(Field::new(*n, t.to_arrow(), true)))
-            .collect()
+        crate::connectors::formats::test_fields(cols)
     }
 
     /// (format, columns, is_key, qtt notation, expected bytes if checked)
