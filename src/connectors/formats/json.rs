@@ -38,23 +38,7 @@ use crate::catalog::types::display_arrow;
 
 /// Why the format cannot carry these columns, if it cannot.
 pub(super) fn unsupported(fields: &[FieldRef]) -> Option<String> {
-    fn bad_map(dt: &DataType) -> bool {
-        match dt {
-            DataType::Map(entries, _) => match entries.data_type() {
-                DataType::Struct(kv) => {
-                    kv[0].data_type() != &DataType::Utf8
-                        || kv.iter().any(|f| bad_map(f.data_type()))
-                }
-                _ => true,
-            },
-            DataType::List(f) => bad_map(f.data_type()),
-            DataType::Struct(fs) => fs.iter().any(|f| bad_map(f.data_type())),
-            _ => false,
-        }
-    }
-    fields
-        .iter()
-        .any(|f| bad_map(f.data_type()))
+    super::has_non_string_map_key(fields)
         .then(|| "JSON only supports MAP types with STRING keys".to_string())
 }
 

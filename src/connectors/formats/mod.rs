@@ -425,6 +425,26 @@ fn column_list(fields: &[FieldRef], is_key: bool) -> String {
     format!("[{}]", cols.join(", "))
 }
 
+/// True if a column's type holds a MAP whose keys are not strings (JSON
+/// and Protobuf can only carry string map keys).
+pub(super) fn has_non_string_map_key(fields: &[FieldRef]) -> bool {
+    fn bad_map(dt: &DataType) -> bool {
+        match dt {
+            DataType::Map(entries, _) => match entries.data_type() {
+                DataType::Struct(kv) => {
+                    kv.first().is_none_or(|k| k.data_type() != &DataType::Utf8)
+                        || kv.iter().any(|f| bad_map(f.data_type()))
+                }
+                _ => true,
+            },
+            DataType::List(f) => bad_map(f.data_type()),
+            DataType::Struct(fs) => fs.iter().any(|f| bad_map(f.data_type())),
+            _ => false,
+        }
+    }
+    fields.iter().any(|f| bad_map(f.data_type()))
+}
+
 /// Fields for column specs (tests of the format modules).
 #[cfg(test)]
 pub(crate) fn test_fields(cols: &[(&str, SqlType)]) -> Vec<FieldRef> {
