@@ -69,6 +69,9 @@ pub struct Engine {
 
 const LOG_PREFIX: &[u8] = b"c/";
 
+/// Records read per partition per step of `run_until_idle`.
+const DEFAULT_BATCH: usize = 512;
+
 impl Engine {
     /// Open an engine on a data directory; restores the catalog and queries.
     pub fn open(config: EngineConfig) -> Result<Self> {
@@ -155,12 +158,19 @@ impl Engine {
 
     /// Run every query until none makes progress.
     pub fn run_until_idle(&mut self) -> Result<()> {
+        self.run_until_idle_in_batches(DEFAULT_BATCH)
+    }
+
+    /// Run every query until none makes progress, reading at most `batch`
+    /// records per partition per step. The batch size changes speed, never
+    /// what is emitted.
+    pub(crate) fn run_until_idle_in_batches(&mut self, batch: usize) -> Result<()> {
         loop {
             let mut progress = 0;
             let ids: Vec<String> = self.tasks.keys().cloned().collect();
             for id in ids {
                 if let Some(task) = self.tasks.get_mut(&id) {
-                    match task.poll(1) {
+                    match task.poll(batch) {
                         Ok(n) => progress += n,
                         Err(e) => {
                             tracing::error!(query_id = %id, error = %e, "query stopped");
@@ -1299,5 +1309,54 @@ mod tests {
             .unwrap();
         assert!(e.catalog().sources().next().is_none());
         assert!(!e.topics().exists("T"));
+    }
+
+    /// The same records through the same queries, one record per step or
+    /// hundreds per step, give the same outputs record for record.
+    #[test]
+    fn batching_never_changes_what_is_emitted() {
+        let run = |batch: usize| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut e = Engine::open(EngineConfig {
+                data_dir: dir.path().to_path_buf(),
+                properties: Default::default(),
+            })
+            .unwrap();
+            e.execute(
+                "CREATE STREAM s (id INT KEY, v INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);
+                 CREATE TABLE counts AS SELECT id, COUNT(*) AS n, SUM(v) AS total FROM s GROUP BY id HAVING SUM(v) > 3;
+                 CREATE TABLE windows AS SELECT id, COUNT(*) AS n FROM s WINDOW TUMBLING (SIZE 10 MILLISECONDS, GRACE PERIOD 5 MILLISECONDS) GROUP BY id;
+                 CREATE STREAM big AS SELECT id, v * 2 AS w FROM s WHERE v > 2;",
+            )
+            .unwrap();
+            for (id, v, ts) in [
+                (1, 1, 0),
+                (2, 5, 3),
+                (1, 4, 12),
+                (1, 2, 7),
+                (2, 1, 30),
+                (1, 3, 9),
+                (3, 9, 31),
+            ] {
+                e.execute(&format!(
+                    "INSERT INTO s (ROWTIME, id, v) VALUES ({ts}, {id}, {v});"
+                ))
+                .unwrap();
+            }
+            e.run_until_idle_in_batches(batch).unwrap();
+            ["COUNTS", "WINDOWS", "BIG"].map(|t| {
+                match e
+                    .execute(&format!("PRINT '{t}' FROM BEGINNING;"))
+                    .unwrap()
+                    .remove(0)
+                {
+                    StatementResult::Rows { rows, .. } => rows,
+                    other => panic!("{other:?}"),
+                }
+            })
+        };
+        let one_at_a_time = run(1);
+        assert_eq!(one_at_a_time[0].len(), 6, "{:?}", one_at_a_time[0]);
+        assert_eq!(one_at_a_time, run(500));
     }
 }
