@@ -167,15 +167,16 @@ impl Engine {
     pub(crate) fn run_until_idle_in_batches(&mut self, batch: usize) -> Result<()> {
         loop {
             let mut progress = 0;
-            let ids: Vec<String> = self.tasks.keys().cloned().collect();
-            for id in ids {
-                if let Some(task) = self.tasks.get_mut(&id) {
-                    match task.poll(batch) {
-                        Ok(n) => progress += n,
-                        Err(e) => {
-                            tracing::error!(query_id = %id, error = %e, "query stopped");
-                            return Err(e);
-                        }
+            for (id, task) in self.tasks.iter_mut() {
+                // A query that failed stays failed (SHOW QUERIES says why);
+                // the others go on.
+                if task.last_error().is_some() {
+                    continue;
+                }
+                match task.poll(batch) {
+                    Ok(n) => progress += n,
+                    Err(e) => {
+                        tracing::error!(query_id = %id, error = %e, "query failed; it stops, the others go on")
                     }
                 }
             }
@@ -183,6 +184,14 @@ impl Engine {
                 return Ok(());
             }
         }
+    }
+
+    /// Queries that failed while processing, with the reason.
+    pub fn failed_queries(&self) -> Vec<(String, String)> {
+        self.tasks
+            .iter()
+            .filter_map(|(id, t)| t.last_error().map(|e| (id.clone(), e.to_string())))
+            .collect()
     }
 
     /// Execute a script of statements; stops at the first error.

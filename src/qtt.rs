@@ -309,14 +309,14 @@ fn run_case_in(t: &Value, statements: &[String], dir: &Path) -> std::result::Res
             }
         }
     }
-    if let Err(e) = engine.run_until_idle() {
+    if let Some(e) = run(&mut engine) {
         return check_runtime_error(&expected_error, e);
     }
 
     // Inputs, one at a time.
     for (n, i) in inputs.iter().enumerate() {
         produce_input(&engine, i).map_err(|e| format!("input {n}: {e}"))?;
-        if let Err(e) = engine.run_until_idle() {
+        if let Some(e) = run(&mut engine) {
             return check_runtime_error(&expected_error, e);
         }
     }
@@ -355,8 +355,15 @@ fn run_case_in(t: &Value, statements: &[String], dir: &Path) -> std::result::Res
     Ok(())
 }
 
-fn check_runtime_error(expected: &Option<String>, e: Error) -> std::result::Result<(), String> {
-    let msg = e.to_string();
+/// Run the queries until idle; the first failure, if any query failed.
+fn run(engine: &mut Engine) -> Option<String> {
+    if let Err(e) = engine.run_until_idle() {
+        return Some(e.to_string());
+    }
+    engine.failed_queries().into_iter().next().map(|(_, e)| e)
+}
+
+fn check_runtime_error(expected: &Option<String>, msg: String) -> std::result::Result<(), String> {
     match expected {
         Some(want) if msg.contains(want.as_str()) => Ok(()),
         _ => Err(format!("query failed while processing: {msg}")),

@@ -252,3 +252,32 @@ fn explain_social() {
 fn explain_mybank() {
     insta::assert_snapshot!(explain_file("mybank.sql"));
 }
+
+#[test]
+fn a_query_that_fails_at_runtime_stops_alone() {
+    let (mut e, _d) = engine();
+    e.execute(
+        "CREATE STREAM s (id INT KEY, d DECIMAL(2, 1), v INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);
+         CREATE TABLE sums AS SELECT id, SUM(d) AS total FROM s GROUP BY id;
+         CREATE STREAM copy AS SELECT id, v FROM s;",
+    )
+    .unwrap();
+    for v in 1..=3 {
+        e.execute(&format!("INSERT INTO s (id, d, v) VALUES (1, 9.9, {v});"))
+            .unwrap();
+    }
+    e.run_until_idle().unwrap();
+    // 9.9 + 9.9 overflows DECIMAL(2, 1): that query fails, the other goes on.
+    let failed = e.failed_queries();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, "CTAS_SUMS_0");
+    assert!(failed[0].1.contains("overflow"), "{}", failed[0].1);
+    let copies: Vec<String> = print(&mut e, "COPY").into_iter().map(|r| r.1).collect();
+    assert_eq!(copies, vec![r#"{"V":1}"#, r#"{"V":2}"#, r#"{"V":3}"#]);
+    let queries = rows(e.execute("SHOW QUERIES;").unwrap().remove(0));
+    let status: Vec<(&str, bool)> = queries
+        .iter()
+        .map(|q| (q[0].as_str(), q[1].starts_with("ERROR")))
+        .collect();
+    assert_eq!(status, vec![("CSAS_COPY_1", false), ("CTAS_SUMS_0", true)]);
+}
