@@ -53,6 +53,8 @@ pub(crate) struct Planner {
     /// `ksql.new.query.planner.enabled`: a stream query may drop its key
     /// columns, and key columns follow projection order.
     new_planner: bool,
+    /// `ksql.timestamp.throw.on.invalid`.
+    fail_on_bad_timestamp: bool,
 }
 
 /// A planned persistent query, before its sink is attached.
@@ -93,9 +95,13 @@ impl Planner {
         let new_planner = properties
             .get("ksql.new.query.planner.enabled")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let fail_on_bad_timestamp = properties
+            .get("ksql.timestamp.throw.on.invalid")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
         Ok(Self {
             state: ctx.state(),
             new_planner,
+            fail_on_bad_timestamp,
         })
     }
 
@@ -104,7 +110,7 @@ impl Planner {
     }
 
     /// The batch a source decodes into.
-    pub(crate) fn source_spec(src: &Source, window_columns: bool) -> Result<SourceSpec> {
+    pub(crate) fn source_spec(&self, src: &Source, window_columns: bool) -> Result<SourceSpec> {
         let mut fields: Vec<Field> = Vec::new();
         let key_fields: Vec<_> = src.key_columns().map(|c| c.field()).collect();
         let value_fields: Vec<_> = src.value_columns().map(|c| c.field()).collect();
@@ -161,6 +167,7 @@ impl Planner {
             is_table: src.kind == SourceKind::Table,
             window: src.window,
             window_columns,
+            fail_on_bad_timestamp: self.fail_on_bad_timestamp,
             schema: Arc::new(Schema::new(fields)),
         })
     }
@@ -185,7 +192,7 @@ impl Planner {
         let window = q
             .window
             .map(|w| window_config(w, q.emit == Some(Emit::Final)));
-        let spec = Self::source_spec(src, window.is_some())?;
+        let spec = self.source_spec(src, window.is_some())?;
         let windowed_source = src.window.is_some();
         let qualifier = q.from.alias.clone().unwrap_or_else(|| src.name.clone());
 

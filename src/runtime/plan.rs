@@ -60,6 +60,9 @@ pub(crate) struct SourceSpec {
     /// Batches carry WINDOWSTART and WINDOWEND (from a windowed key, or
     /// NULL placeholders a window aggregation fills).
     pub window_columns: bool,
+    /// `ksql.timestamp.throw.on.invalid`: a record without a valid time
+    /// fails the query instead of being skipped.
+    pub fail_on_bad_timestamp: bool,
     /// The decoded batch: key, value and header columns, then ROWTIME,
     /// ROWPARTITION, ROWOFFSET (and WINDOWSTART, WINDOWEND if windowed).
     pub schema: SchemaRef,

@@ -181,6 +181,12 @@ pub(crate) fn decode_batch(
                 ops.push(op);
             }
             Ok(None) => {}
+            Err(e)
+                if src.fail_on_bad_timestamp
+                    && e.to_string().starts_with("Fatal user code error") =>
+            {
+                return Err(e);
+            }
             Err(e) => {
                 *errors += 1;
                 tracing::warn!(source = %src.name, topic = %src.topic, partition = r.partition, offset = r.offset, error = %e, "skipping record that cannot be decoded");
@@ -258,26 +264,17 @@ fn decode_record(src: &SourceSpec, r: &Record) -> Result<Option<(Vec<ScalarValue
     for (field, key) in &src.header_fields {
         row.push(header_value(field, key.as_deref(), &r.headers)?);
     }
-    let rowtime = match &src.timestamp {
-        TimestampSpec::Record => r.timestamp,
-        TimestampSpec::Column(i) => match row.get(*i) {
-            Some(ScalarValue::Int64(Some(v))) => *v,
-            Some(ScalarValue::TimestampMillisecond(Some(v), _)) => *v,
-            Some(v) if op == Op::Delete && v.is_null() => r.timestamp,
-            _ => return Err(Error::semantic("timestamp column is NULL or not a time")),
-        },
-        TimestampSpec::Formatted { column, format } => match row.get(*column) {
-            Some(ScalarValue::Utf8(Some(s))) => crate::functions::parse_timestamp_millis(s, format)
-                .map_err(|e| {
-                    Error::semantic(format!("cannot parse timestamp '{s}' with '{format}': {e}"))
-                })?,
-            Some(v) if op == Op::Delete && v.is_null() => r.timestamp,
-            _ => return Err(Error::semantic("timestamp column is NULL or not a string")),
-        },
+    let rowtime = match record_time(src, &row, r, op) {
+        Ok(t) => t,
+        Err(reason) if src.fail_on_bad_timestamp => {
+            // `ksql.timestamp.throw.on.invalid`: the query fails.
+            return Err(Error::semantic(format!(
+                "Fatal user code error in TimestampExtractor callback for record at {}/{}@{}: {reason}",
+                src.topic, r.partition, r.offset
+            )));
+        }
+        Err(reason) => return Err(Error::semantic(reason)),
     };
-    if rowtime < 0 {
-        return Err(Error::semantic(format!("negative record time {rowtime}")));
-    }
     row.push(ScalarValue::Int64(Some(rowtime)));
     row.push(ScalarValue::Int32(Some(r.partition)));
     row.push(ScalarValue::Int64(Some(r.offset)));
@@ -286,6 +283,35 @@ fn decode_record(src: &SourceSpec, r: &Record) -> Result<Option<(Vec<ScalarValue
         row.push(ScalarValue::Int64(window.map(|w| w.1)));
     }
     Ok(Some((row, op)))
+}
+
+/// A record's time (ROWTIME) from its timestamp or TIMESTAMP column; the
+/// reason when there is none.
+fn record_time(
+    src: &SourceSpec,
+    row: &[ScalarValue],
+    r: &Record,
+    op: Op,
+) -> std::result::Result<i64, String> {
+    let t = match &src.timestamp {
+        TimestampSpec::Record => r.timestamp,
+        TimestampSpec::Column(i) => match row.get(*i) {
+            Some(ScalarValue::Int64(Some(v))) => *v,
+            Some(ScalarValue::TimestampMillisecond(Some(v), _)) => *v,
+            Some(v) if op == Op::Delete && v.is_null() => r.timestamp,
+            _ => return Err("timestamp column is NULL or not a time".to_string()),
+        },
+        TimestampSpec::Formatted { column, format } => match row.get(*column) {
+            Some(ScalarValue::Utf8(Some(s))) => crate::functions::parse_timestamp_millis(s, format)
+                .map_err(|e| format!("cannot parse timestamp '{s}' with '{format}': {e}"))?,
+            Some(v) if op == Op::Delete && v.is_null() => r.timestamp,
+            _ => return Err("timestamp column is NULL or not a string".to_string()),
+        },
+    };
+    if t < 0 {
+        return Err(format!("negative record time {t}"));
+    }
+    Ok(t)
 }
 
 fn header_value(
