@@ -181,13 +181,8 @@ pub(crate) fn decode_batch(
                 ops.push(op);
             }
             Ok(None) => {}
-            Err(e)
-                if src.fail_on_bad_timestamp
-                    && e.to_string().starts_with("Fatal user code error") =>
-            {
-                return Err(e);
-            }
-            Err(e) => {
+            Err(RecordError::Fatal(e)) => return Err(e),
+            Err(RecordError::Skip(e)) => {
                 *errors += 1;
                 tracing::warn!(source = %src.name, topic = %src.topic, partition = r.partition, offset = r.offset, error = %e, "skipping record that cannot be decoded");
             }
@@ -225,7 +220,23 @@ fn null_row(fields: &[FieldRef]) -> Result<Vec<ScalarValue>> {
 }
 
 /// One record → (row values in source schema order, op). `None`: skip.
-fn decode_record(src: &SourceSpec, r: &Record) -> Result<Option<(Vec<ScalarValue>, Op)>> {
+/// Why a record was not decoded: skipped (counted, the query goes on) or
+/// fatal (the query fails).
+enum RecordError {
+    Skip(Error),
+    Fatal(Error),
+}
+
+impl<E: Into<Error>> From<E> for RecordError {
+    fn from(e: E) -> Self {
+        RecordError::Skip(e.into())
+    }
+}
+
+fn decode_record(
+    src: &SourceSpec,
+    r: &Record,
+) -> Result<Option<(Vec<ScalarValue>, Op)>, RecordError> {
     let mut window = None;
     let key_vals = match &r.key {
         None => null_row(&src.key_fields)?,
@@ -268,12 +279,12 @@ fn decode_record(src: &SourceSpec, r: &Record) -> Result<Option<(Vec<ScalarValue
         Ok(t) => t,
         Err(reason) if src.fail_on_bad_timestamp => {
             // `ksql.timestamp.throw.on.invalid`: the query fails.
-            return Err(Error::semantic(format!(
+            return Err(RecordError::Fatal(Error::semantic(format!(
                 "Fatal user code error in TimestampExtractor callback for record at {}/{}@{}: {reason}",
                 src.topic, r.partition, r.offset
-            )));
+            ))));
         }
-        Err(reason) => return Err(Error::semantic(reason)),
+        Err(reason) => return Err(RecordError::Skip(Error::semantic(reason))),
     };
     row.push(ScalarValue::Int64(Some(rowtime)));
     row.push(ScalarValue::Int32(Some(r.partition)));
