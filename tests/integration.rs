@@ -281,3 +281,16 @@ fn a_query_that_fails_at_runtime_stops_alone() {
         .collect();
     assert_eq!(status, vec![("CSAS_COPY_1", false), ("CTAS_SUMS_0", true)]);
 }
+
+#[test]
+fn lambdas_transform_and_filter_arrays() {
+    let (mut e, _d) = engine();
+    e.execute(
+        "CREATE STREAM s (id INT KEY, xs ARRAY<INT>) WITH (kafka_topic='s', value_format='JSON', partitions=1);
+         CREATE STREAM o AS SELECT id, TRANSFORM(xs, x => x * 10) AS tens, FILTER(xs, x => x > 1) AS big FROM s;
+         INSERT INTO s (id, xs) VALUES (1, ARRAY[1, 2, 3]);",
+    )
+    .unwrap();
+    let out: Vec<String> = print(&mut e, "O").into_iter().map(|r| r.1).collect();
+    assert_eq!(out, vec![r#"{"TENS":[10,20,30],"BIG":[2,3]}"#.to_string()]);
+}

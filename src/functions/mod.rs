@@ -29,13 +29,20 @@ pub(crate) use scalar::parse_timestamp_millis;
 use datafusion::prelude::SessionContext;
 
 /// Table functions, listed for SHOW FUNCTIONS (planned by the planner).
-const TABLE_FUNCTIONS: &[(&str, &str)] = &[
+/// ksqlDB's lambda functions, planned onto DataFusion's higher-order
+/// array functions (`x => body` with one parameter).
+const LAMBDA_FUNCTIONS: &[(&str, &str)] = &[
     (
-        "CUBE_EXPLODE",
-        "One row per combination of the grouping columns, NULLs included",
+        "FILTER",
+        "The elements of an array a lambda accepts: FILTER(arr, x => x > 0)",
     ),
-    ("EXPLODE", "One row per element of an array"),
+    (
+        "TRANSFORM",
+        "Apply a lambda to each element of an array: TRANSFORM(arr, x => x * 2)",
+    ),
 ];
+
+const TABLE_FUNCTIONS: &[(&str, &str)] = &[("EXPLODE", "One row per element of an array")];
 
 /// Register every ksqlDB scalar function (and, via aggregate::register, the aggregates) on the context.
 pub(crate) fn register_all(ctx: &SessionContext) -> datafusion::error::Result<()> {
@@ -49,6 +56,7 @@ pub(crate) fn catalog() -> Vec<(&'static str, &'static str, &'static str)> {
     let mut all = aggregate::catalog();
     all.extend(scalar::catalog().into_iter().map(|(n, d)| (n, "SCALAR", d)));
     all.extend(TABLE_FUNCTIONS.iter().map(|(n, d)| (*n, "TABLE", *d)));
+    all.extend(LAMBDA_FUNCTIONS.iter().map(|(n, d)| (*n, "SCALAR", *d)));
     all.sort_by(|a, b| a.0.cmp(b.0));
     all.dedup_by(|a, b| a.0 == b.0);
     all

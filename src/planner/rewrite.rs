@@ -131,12 +131,52 @@ fn rewrite_one(e: &mut Expr) -> Result<()> {
                         list.args[0] = FunctionArg::Unnamed(FunctionArgExpr::Expr(int_lit(1)));
                     }
                 }
-                for a in &list.args {
-                    if let FunctionArg::Named { .. } | FunctionArg::ExprNamed { .. } = a {
-                        return Err(Error::Unsupported(format!(
-                            "Lambda and named arguments (in {})",
-                            name.to_uppercase()
-                        )));
+                // ksqlDB lambdas: `x => body` (sqlparser reads it as a named
+                // argument) for TRANSFORM and FILTER over arrays, planned as
+                // DataFusion's higher-order array functions.
+                let lambda_target = match name.as_str() {
+                    "transform" => Some("array_transform"),
+                    "filter" => Some("array_filter"),
+                    _ => None,
+                };
+                for a in list.args.iter_mut() {
+                    match a {
+                        FunctionArg::Named { name: param, arg: FunctionArgExpr::Expr(body), operator }
+                            if lambda_target.is_some()
+                                && *operator == datafusion::sql::sqlparser::ast::FunctionArgOperator::RightArrow =>
+                        {
+                            let mut param = param.clone();
+                            quote(&mut param);
+                            *a = FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Lambda(
+                                datafusion::sql::sqlparser::ast::LambdaFunction {
+                                    params: datafusion::sql::sqlparser::ast::OneOrManyWithParens::One(
+                                        datafusion::sql::sqlparser::ast::LambdaFunctionParameter {
+                                            name: param,
+                                            data_type: None,
+                                        },
+                                    ),
+                                    body: Box::new(body.clone()),
+                                    syntax: datafusion::sql::sqlparser::ast::LambdaSyntax::Arrow,
+                                },
+                            )));
+                        }
+                        FunctionArg::Named { .. } | FunctionArg::ExprNamed { .. } => {
+                            return Err(Error::Unsupported(format!(
+                                "Named arguments and lambdas with several parameters (in {})",
+                                name.to_uppercase()
+                            )));
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(target) = lambda_target {
+                    if list.args.iter().any(|a| {
+                        matches!(
+                            a,
+                            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Lambda(_)))
+                        )
+                    }) {
+                        f.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new(target))]);
                     }
                 }
             }
@@ -332,5 +372,13 @@ mod tests {
         assert_eq!(rw("t.col + 5000000000"), "\"T\".\"COL\" + 5000000000");
         assert_eq!(rw("EXPLODE(arr)"), "unnest(\"ARR\")");
         assert_eq!(rw("CAST(x AS STRING)"), "CAST(\"X\" AS VARCHAR)");
+        assert_eq!(
+            rw("TRANSFORM(xs, x => x + 1)"),
+            "array_transform(\"XS\", \"X\" -> \"X\" + CAST(1 AS INT))"
+        );
+        assert_eq!(
+            rw("FILTER(xs, x => x > 1)"),
+            "array_filter(\"XS\", \"X\" -> coalesce(\"X\" > CAST(1 AS INT), false))"
+        );
     }
 }
