@@ -3,7 +3,7 @@
 # libclang (bindgen for RocksDB's bindings) and a C/C++ toolchain.
 set -euo pipefail
 need=()
-ldconfig -p 2>/dev/null | grep -q 'libclang' || need+=(libclang-dev)
+ldconfig -p 2>/dev/null | grep 'libclang' >/dev/null || need+=(libclang-dev)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
 if [ ${#need[@]} -gt 0 ]; then
