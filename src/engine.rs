@@ -559,6 +559,7 @@ impl Engine {
             is_table: sink.kind == SourceKind::Table,
             rowtime_column,
             window_columns: planned.window_columns,
+            key_from_source: planned.key_from_source,
         })
     }
 

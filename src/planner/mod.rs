@@ -68,6 +68,8 @@ pub(crate) struct PlannedQuery {
     pub value_columns: Vec<usize>,
     pub rowtime_column: usize,
     pub window_columns: Option<(usize, usize)>,
+    /// The output key is the source's key passed through.
+    pub key_from_source: bool,
     pub window: Option<KeyWindow>,
     /// The result is a table (aggregation or table source).
     pub is_table: bool,
@@ -271,6 +273,20 @@ impl Planner {
             }
         }
         for (e, _) in &items {
+            if let SqlExpr::Case {
+                conditions,
+                else_result,
+                ..
+            } = e
+            {
+                let all_null = conditions.iter().all(|c| is_null_literal(&c.result))
+                    && else_result.as_deref().is_none_or(is_null_literal);
+                if all_null {
+                    return Err(Error::semantic(
+                        "Invalid Case expression. All case branches have NULL type",
+                    ));
+                }
+            }
             if is_null_literal(e) {
                 return Err(Error::semantic(
                     "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR).",
@@ -724,6 +740,7 @@ impl Planner {
             rowtime_column,
             window_columns,
             window: out_window,
+            key_from_source: !aggregate_query && partition_by.is_empty(),
             is_table,
             sources: vec![src.name.clone()],
             logical_plan,

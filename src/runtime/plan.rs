@@ -214,6 +214,9 @@ pub(crate) struct SinkSpec {
     /// Column holding the output record time.
     pub rowtime_column: usize,
     pub window_columns: Option<(usize, usize)>,
+    /// The key columns are the source's, passed through (no GROUP BY or
+    /// PARTITION BY): all NULL means the record had no key.
+    pub key_from_source: bool,
 }
 
 /// A persistent query for the runtime.

@@ -380,11 +380,9 @@ pub(crate) fn write_sink(sink: &SinkSpec, changes: &Changes, topics: &dyn Topics
             continue;
         }
         let key_vals = cells(batch, &sink.key_columns, row)?;
-        // A DELIMITED key whose columns are all NULL is a null key (ksqlDB).
-        let all_null_delimited = sink.key_format.kind
-            == crate::connectors::formats::FormatKind::Delimited
-            && key_vals.iter().all(|v| v.is_null());
-        let mut key = if sink.key_columns.is_empty() || all_null_delimited {
+        // A key passed through from a record that had none stays null.
+        let null_key = sink.key_from_source && key_vals.iter().all(|v| v.is_null());
+        let mut key = if sink.key_columns.is_empty() || null_key {
             None
         } else {
             sink.key_format.encode(&key_vals, &sink.key_fields, true)?
