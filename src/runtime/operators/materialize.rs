@@ -3,7 +3,8 @@
 //! Input: upserts (Insert) and tombstones (Delete, value columns NULL) as
 //! decoded from the table's topic. Output: Insert for a new key; UpdateBefore
 //! (old row) then UpdateAfter (new row) for a changed key; Delete (old row)
-//! for a tombstone of a present key. A tombstone for an absent key is
+//! for a tombstone of a present key. Every output row carries the time of
+//! the record that caused it, old rows included. A tombstone for an absent key is
 //! forwarded only when `emit_unknown_deletes` (ksqlDB writes it to a sink;
 //! an aggregation must not retract a row it never saw).
 //!
@@ -12,13 +13,15 @@
 
 use std::collections::HashMap;
 
-use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::array::{ArrayRef, UInt32Array};
+use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::Operator;
 use crate::error::Result;
 use crate::runtime::changes::{Changes, Op};
+use crate::runtime::plan::ROWTIME;
 use crate::runtime::rows::{key_and_row_codecs, RowCodec};
 use crate::runtime::state::{StateBatch, StateStore};
 
@@ -95,7 +98,10 @@ impl Operator for Materialize {
 
         let mut out_rows: Vec<Vec<u8>> = Vec::new();
         let mut out_ops = Vec::new();
+        // The input row each output row answers (its time is the change's).
+        let mut origin: Vec<u32> = Vec::new();
         for i in 0..input.len() {
+            let before = out_rows.len();
             let key = keys.row(i).as_ref().to_vec();
             let new_row = rows.row(i).as_ref().to_vec();
             let old = self.lookup(&key)?;
@@ -124,6 +130,7 @@ impl Operator for Materialize {
                     }
                 }
             }
+            origin.extend(std::iter::repeat_n(i as u32, out_rows.len() - before));
         }
         if out_rows.is_empty() {
             return Ok(vec![]);
@@ -131,7 +138,13 @@ impl Operator for Materialize {
         let Some((_, row_codec, schema)) = &self.codecs else {
             return Ok(vec![]);
         };
-        let cols = row_codec.decode(out_rows.iter().map(|r| r.as_slice()))?;
+        let mut cols = row_codec.decode(out_rows.iter().map(|r| r.as_slice()))?;
+        // Old rows (UpdateBefore, Delete) are stamped with the time of the
+        // record that changed them, as Kafka Streams forwards a change.
+        if let Some(t) = schema.fields().iter().position(|f| f.name() == ROWTIME) {
+            let times = input.batch.column(t);
+            cols[t] = take(times.as_ref(), &UInt32Array::from(origin), None)?;
+        }
         let batch = RecordBatch::try_new(schema.clone(), cols)?;
         Ok(vec![Changes::new(batch, out_ops)])
     }
@@ -247,6 +260,56 @@ mod tests {
                 ("c".into(), Some(3), Op::UpdateBefore),
                 ("c".into(), Some(4), Op::UpdateAfter),
                 ("z".into(), None, Op::Delete),
+            ]
+        );
+    }
+
+    #[test]
+    fn old_rows_carry_the_time_of_the_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("K", DataType::Utf8, true),
+            Field::new("V", DataType::Int64, true),
+            Field::new(ROWTIME, DataType::Int64, false),
+        ]));
+        let b = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["a", "a", "a"])),
+                Arc::new(Int64Array::from(vec![Some(1), Some(2), None])),
+                Arc::new(Int64Array::from(vec![1, 5, 9])),
+            ],
+        )
+        .unwrap();
+        let mut m = Materialize::new(vec![0], false, store, b"s/q/0/".to_vec());
+        let out = m
+            .process(Changes::new(b, vec![Op::Insert, Op::Insert, Op::Delete]))
+            .unwrap();
+        let c = &out[0];
+        let v = c
+            .batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let t = c
+            .batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        let got: Vec<(i64, i64, Op)> = (0..c.len())
+            .map(|i| (v.value(i), t.value(i), c.ops[i]))
+            .collect();
+        // The UpdateBefore and the Delete hold old values at the new times.
+        assert_eq!(
+            got,
+            vec![
+                (1, 1, Op::Insert),
+                (1, 5, Op::UpdateBefore),
+                (2, 5, Op::UpdateAfter),
+                (2, 9, Op::Delete)
             ]
         );
     }
