@@ -634,7 +634,22 @@ impl Planner {
             if partition_by.len() == 1 && is_null_literal(&partition_by[0]) {
                 vec![]
             } else {
-                key_items_for(&items, &partition_by, target, "partitioning expression")?
+                let mut result =
+                    key_items_for(&items, &partition_by, target, "partitioning expression");
+                // ksqlDB names partitioning expressions with their source.
+                if let Err(Error::Semantic { message, position }) = &mut result {
+                    if message.contains("partitioning expression") {
+                        let shown: Vec<String> = partition_by
+                            .iter()
+                            .map(|p| display::ksql(&qualify(p, &qualifier)))
+                            .collect();
+                        for (p, s) in partition_by.iter().zip(&shown) {
+                            *message = message.replace(&canonical(p).replace('"', ""), s);
+                        }
+                        let _ = position;
+                    }
+                }
+                result?
             }
         } else {
             // The source's key columns. ksqlDB requires them all in the
@@ -998,6 +1013,18 @@ fn unknown_function(p: &Planner, e: &SqlExpr) -> Option<String> {
         std::ops::ControlFlow::Continue(())
     });
     found
+}
+
+/// The expression with its bare column names qualified by `source`.
+fn qualify(e: &SqlExpr, source: &str) -> SqlExpr {
+    let mut e = e.clone();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+        if let SqlExpr::Identifier(i) = x {
+            *x = SqlExpr::CompoundIdentifier(vec![Ident::with_quote('"', source), i.clone()]);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    e
 }
 
 /// The column an expression names, if it is a bare (possibly qualified) column.

@@ -180,6 +180,14 @@ fn rewrite_one(e: &mut Expr) -> Result<()> {
                     }
                 }
             }
+            if (name == "coalesce" || name == "ifnull")
+                && matches!(&f.args, FunctionArguments::List(l) if l.args.is_empty())
+            {
+                return Err(Error::semantic(format!(
+                    "Function '{}' does not accept parameters ()",
+                    name.to_uppercase()
+                )));
+            }
             if name == "ifnull" {
                 // DataFusion's IFNULL coerces nested types to strings; COALESCE
                 // of two arguments is ksqlDB's IFNULL.
