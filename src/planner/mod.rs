@@ -637,7 +637,7 @@ impl Planner {
                 let mut result =
                     key_items_for(&items, &partition_by, target, "partitioning expression");
                 // ksqlDB names partitioning expressions with their source.
-                if let Err(Error::Semantic { message, position }) = &mut result {
+                if let Err(Error::Semantic { message, .. }) = &mut result {
                     if message.contains("partitioning expression") {
                         let shown: Vec<String> = partition_by
                             .iter()
@@ -646,7 +646,6 @@ impl Planner {
                         for (p, s) in partition_by.iter().zip(&shown) {
                             *message = message.replace(&canonical(p).replace('"', ""), s);
                         }
-                        let _ = position;
                     }
                 }
                 result?
