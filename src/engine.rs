@@ -1245,6 +1245,15 @@ fn locate(e: Error, p: &parser::Parsed) -> Error {
 mod tests {
     use super::*;
 
+    fn temp_engine() -> (Engine, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EngineConfig {
+            data_dir: dir.path().to_path_buf(),
+            properties: Default::default(),
+        };
+        (Engine::open(config).unwrap(), dir)
+    }
+
     fn values(e: &mut Engine, topic: &str) -> Vec<String> {
         match e
             .execute(&format!("PRINT '{topic}' FROM BEGINNING;"))
@@ -1297,12 +1306,7 @@ mod tests {
 
     #[test]
     fn terminate_and_drop_remove_queries_and_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut e = Engine::open(EngineConfig {
-            data_dir: dir.path().to_path_buf(),
-            properties: Default::default(),
-        })
-        .unwrap();
+        let (mut e, _dir) = temp_engine();
         e.execute(
             "CREATE STREAM s (id INT KEY, v INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);
              CREATE TABLE t AS SELECT id, COUNT(*) AS n FROM s GROUP BY id;",
@@ -1326,12 +1330,7 @@ mod tests {
     #[test]
     fn batching_never_changes_what_is_emitted() {
         let run = |batch: usize| {
-            let dir = tempfile::tempdir().unwrap();
-            let mut e = Engine::open(EngineConfig {
-                data_dir: dir.path().to_path_buf(),
-                properties: Default::default(),
-            })
-            .unwrap();
+            let (mut e, _dir) = temp_engine();
             e.execute(
                 "CREATE STREAM s (id INT KEY, v INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);
                  CREATE TABLE counts AS SELECT id, COUNT(*) AS n, SUM(v) AS total FROM s GROUP BY id HAVING SUM(v) > 3;

@@ -194,6 +194,14 @@ mod tests {
         .unwrap()
     }
 
+    fn i64s(c: &Changes, col: usize) -> &Int64Array {
+        c.batch
+            .column(col)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap()
+    }
+
     fn dump(c: &Changes) -> Vec<(String, Option<i64>, Op)> {
         let k = c
             .batch
@@ -201,12 +209,7 @@ mod tests {
             .as_any()
             .downcast_ref::<StringArray>()
             .unwrap();
-        let v = c
-            .batch
-            .column(1)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
+        let v = i64s(c, 1);
         (0..c.len())
             .map(|i| {
                 (
@@ -287,18 +290,7 @@ mod tests {
             .process(Changes::new(b, vec![Op::Insert, Op::Insert, Op::Delete]))
             .unwrap();
         let c = &out[0];
-        let v = c
-            .batch
-            .column(1)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
-        let t = c
-            .batch
-            .column(2)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .unwrap();
+        let (v, t) = (i64s(c, 1), i64s(c, 2));
         let got: Vec<(i64, i64, Op)> = (0..c.len())
             .map(|i| (v.value(i), t.value(i), c.ops[i]))
             .collect();
