@@ -445,9 +445,28 @@ impl Engine {
             }
             crate::connectors::formats::Format::new(crate::connectors::formats::FormatKind::None)
         } else {
-            opts.key_format
+            let inherited = planned
+                .key_format
                 .clone()
-                .unwrap_or_else(|| input.key_format.clone())
+                .unwrap_or_else(|| input.key_format.clone());
+            match opts.key_format.clone() {
+                Some(f) => f,
+                // A keyed result of keyless sources: the default key format.
+                None if inherited.kind == crate::connectors::formats::FormatKind::None
+                    && !planned.key_columns.is_empty() =>
+                {
+                    let name = self
+                        .properties
+                        .get("ksql.persistence.default.format.key")
+                        .cloned()
+                        .unwrap_or_else(|| "KAFKA".to_string());
+                    crate::connectors::formats::Format::new(
+                        crate::connectors::formats::FormatKind::parse(&name)
+                            .map_err(|e| Error::semantic(e.to_string()))?,
+                    )
+                }
+                None => inherited,
+            }
         };
         let mut value_format = opts.value_format.clone().unwrap_or_else(|| {
             let mut f = input.value_format.clone();
@@ -574,6 +593,7 @@ impl Engine {
         let plan = StreamPlan {
             query_id: id.clone(),
             source: planned.source,
+            joins: planned.joins,
             ops: planned.ops,
             sink: sink_spec,
         };
@@ -838,22 +858,11 @@ impl Engine {
                 None => String::new(),
             }
         ));
-        for (depth, op) in planned.ops.iter().rev().enumerate() {
-            for (i, line) in op.display().lines().enumerate() {
-                let indent = "  ".repeat(depth + 2 + usize::from(i > 0));
-                text.push_str(&format!("{indent}{line}\n"));
-            }
+        for line in crate::runtime::explain_chain(&planned.ops, &planned.joins, &planned.source, 2)
+        {
+            text.push_str(&line);
+            text.push('\n');
         }
-        let src = &planned.source;
-        text.push_str(&format!(
-            "{}Source: {} {} topic={} key_format={} value_format={}\n",
-            "  ".repeat(planned.ops.len() + 2),
-            if src.is_table { "TABLE" } else { "STREAM" },
-            src.name,
-            src.topic,
-            src.key_format.kind,
-            src.value_format.kind
-        ));
         Ok(rows_of_text(&text))
     }
 

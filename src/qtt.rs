@@ -296,13 +296,27 @@ fn run_case_in(t: &Value, statements: &[String], dir: &Path) -> std::result::Res
     }
 
     // Statements.
-    for s in statements {
+    for (n, s) in statements.iter().enumerate() {
         match engine.execute(s) {
             Ok(_) => {}
             Err(e) => {
                 let msg = e.to_string();
+                // ksqlDB prefixes positions as `Line: L, Col: C: ` with the
+                // line in the whole script (one statement per line).
+                let located = match (&e, e.position()) {
+                    (
+                        crate::Error::Semantic { message, .. }
+                        | crate::Error::Syntax { message, .. },
+                        Some(p),
+                    ) => format!("Line: {}, Col: {}: {message}", n as u64 + p.line, p.column),
+                    _ => msg.clone(),
+                };
                 return match &expected_error {
-                    Some(want) if msg.contains(want.as_str()) => Ok(()),
+                    Some(want)
+                        if msg.contains(want.as_str()) || located.contains(want.as_str()) =>
+                    {
+                        Ok(())
+                    }
                     Some(want) => Err(format!("expected error containing {want:?}, got {msg:?}")),
                     None => Err(format!("statement failed: {msg}\n  statement: {s}")),
                 };
@@ -312,6 +326,8 @@ fn run_case_in(t: &Value, statements: &[String], dir: &Path) -> std::result::Res
     if let Some(e) = run(&mut engine) {
         return check_runtime_error(&expected_error, e);
     }
+    let mut arrivals = Arrivals::default();
+    arrivals.collect(&engine)?;
 
     // Inputs, one at a time.
     for (n, i) in inputs.iter().enumerate() {
@@ -319,6 +335,7 @@ fn run_case_in(t: &Value, statements: &[String], dir: &Path) -> std::result::Res
         if let Some(e) = run(&mut engine) {
             return check_runtime_error(&expected_error, e);
         }
+        arrivals.collect(&engine)?;
     }
     if let Some(want) = &expected_error {
         return Err(format!(
@@ -346,7 +363,7 @@ fn run_case_in(t: &Value, statements: &[String], dir: &Path) -> std::result::Res
             }
         }
         for (topic, expected) in by_topic {
-            compare_topic(&engine, &topic, &expected)?;
+            compare_topic(&engine, &arrivals, &topic, &expected)?;
         }
     }
     if let Some(post) = t.get("post") {
@@ -481,21 +498,42 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Records of every topic in the order they were written, as far as the
+/// runner can tell: it collects new records after each input is processed
+/// (partitions in order within one step), so records of one topic spread
+/// over partitions compare in production order as ksqlDB's harness does.
+#[derive(Default)]
+struct Arrivals {
+    records: BTreeMap<String, Vec<crate::connectors::Record>>,
+    next: BTreeMap<(String, i32), i64>,
+}
+
+impl Arrivals {
+    fn collect(&mut self, engine: &Engine) -> std::result::Result<(), String> {
+        let topics = engine.topics();
+        for topic in topics.list() {
+            for p in 0..topics.partitions(&topic).unwrap_or(0) {
+                let from = self.next.get(&(topic.clone(), p)).copied().unwrap_or(0);
+                let recs = topics
+                    .fetch(&topic, p, from, usize::MAX)
+                    .map_err(|e| e.to_string())?;
+                if let Some(last) = recs.last() {
+                    self.next.insert((topic.clone(), p), last.offset + 1);
+                }
+                self.records.entry(topic.clone()).or_default().extend(recs);
+            }
+        }
+        Ok(())
+    }
+}
+
 fn compare_topic(
     engine: &Engine,
+    arrivals: &Arrivals,
     topic: &str,
     expected: &[&Value],
 ) -> std::result::Result<(), String> {
-    let topics = engine.topics();
-    let partitions = topics.partitions(topic).unwrap_or(0);
-    let mut actual = Vec::new();
-    for p in 0..partitions {
-        actual.extend(
-            topics
-                .fetch(topic, p, 0, usize::MAX)
-                .map_err(|e| e.to_string())?,
-        );
-    }
+    let actual = arrivals.records.get(topic).cloned().unwrap_or_default();
     let sink = engine
         .catalog()
         .sources()

@@ -26,6 +26,9 @@ pub(crate) fn ksql(e: &Expr) -> String {
         // The planner's INT literals.
         Expr::Cast { expr, .. } if matches!(expr.as_ref(), Expr::Value(_)) => ksql(expr),
         Expr::IsNull(inner) => format!("({} IS NULL)", ksql(inner)),
+        Expr::Cast {
+            expr, data_type, ..
+        } => format!("CAST({} AS {})", ksql(expr), type_name(data_type)),
         Expr::Substring {
             expr,
             substring_from,
@@ -76,6 +79,19 @@ pub(crate) fn ksql(e: &Expr) -> String {
     }
 }
 
+/// A type as ksqlDB names it (`STRING`, `INTEGER`, ...).
+fn type_name(t: &datafusion::sql::sqlparser::ast::DataType) -> String {
+    use datafusion::sql::sqlparser::ast::DataType as T;
+    match t {
+        T::Varchar(_) | T::String(_) | T::Text | T::CharVarying(_) => "STRING".into(),
+        T::Int(_) | T::Integer(_) => "INTEGER".into(),
+        T::BigInt(_) => "BIGINT".into(),
+        T::Double(_) | T::DoublePrecision => "DOUBLE".into(),
+        T::Boolean | T::Bool => "BOOLEAN".into(),
+        other => other.to_string().to_uppercase(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +110,6 @@ mod tests {
         assert_eq!(show("col1['foo']"), "COL1['foo']");
         assert_eq!(show("s->f + 1"), "(S->F + 1)");
         assert_eq!(show("a = b"), "(A = B)");
+        assert_eq!(show("cast(a as string)"), "CAST(A AS STRING)");
     }
 }

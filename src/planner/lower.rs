@@ -47,6 +47,9 @@ pub(crate) struct Lowering<'a> {
     source_schema: SchemaRef,
     /// Key column indices of the source.
     source_keys: Vec<usize>,
+    /// The source is a table's raw changelog (upserts and tombstones) that
+    /// must be materialized first; joined rows arrive as changes already.
+    materialize: bool,
 }
 
 /// The ksqlDB-normal Arrow type for a computed column (e.g. Utf8View → Utf8).
@@ -91,8 +94,10 @@ impl<'a> Lowering<'a> {
         window: Option<WindowConfig>,
         source_schema: SchemaRef,
         source_keys: Vec<usize>,
+        materialize: bool,
     ) -> Self {
         Self {
+            materialize,
             state,
             ops: Vec::new(),
             is_table,
@@ -107,7 +112,7 @@ impl<'a> Lowering<'a> {
     /// Lower the plan; returns the physical schema of the last operator.
     pub(crate) fn lower_plan(&mut self, plan: &LogicalPlan) -> Result<SchemaRef> {
         self.has_aggregate = contains_aggregate(plan);
-        if self.is_table {
+        if self.is_table && self.materialize {
             self.ops.push(OpSpec::Materialize {
                 key_columns: self.source_keys.clone(),
                 emit_unknown_deletes: !self.has_aggregate,
@@ -124,6 +129,9 @@ impl<'a> Lowering<'a> {
     fn table_mode(&self) -> TableMode {
         if !self.is_table {
             TableMode::Stream
+        } else if !self.materialize && !self.seen_aggregate {
+            // Joined table rows arrive as exact changes (with old rows).
+            TableMode::TableExact
         } else if self.has_aggregate && !self.seen_aggregate {
             // Before an aggregation: exact retractions with old rows.
             TableMode::TableExact

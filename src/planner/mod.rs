@@ -6,7 +6,10 @@
 //! 2. [`rewrite`] maps ksqlDB expression semantics onto DataFusion's.
 //! 3. A persistent query's SELECT becomes a sqlparser `Query` over the source
 //!    as a table, planned by DataFusion's `SqlToRel` (types, function
-//!    resolution) and its analyzer (type coercion).
+//!    resolution) and its analyzer (type coercion). With JOINs, [`join`]
+//!    plans the FROM clause into join specs and one virtual source of
+//!    joined rows (`ALIAS_COLUMN` names, ksqlDB's), which the rest of the
+//!    query is planned over.
 //! 4. [`lower`] turns the logical plan into operator specs; the key and
 //!    value columns of the result follow ksqlDB's rules (source key, GROUP
 //!    BY, PARTITION BY), checked here with ksqlDB's messages.
@@ -15,6 +18,7 @@ pub(crate) mod ast;
 mod context;
 pub(crate) mod ddl;
 mod display;
+mod join;
 mod lower;
 
 pub(crate) use lower::physical_expr;
@@ -39,8 +43,8 @@ use crate::catalog::{Catalog, ColumnKind, Source};
 use crate::connectors::formats::WindowKind;
 use crate::error::{Error, Result};
 use crate::runtime::{
-    KeyWindow, OpSpec, SourceSpec, TimestampSpec, WindowAssign, WindowConfig, DEFAULT_GRACE_MS,
-    ROWOFFSET, ROWPARTITION, ROWTIME, WINDOWEND, WINDOWSTART,
+    JoinStage, KeyWindow, OpSpec, SourceSpec, TimestampSpec, WindowAssign, WindowConfig,
+    DEFAULT_GRACE_MS, ROWOFFSET, ROWPARTITION, ROWTIME, WINDOWEND, WINDOWSTART,
 };
 use ast::{Emit, Query, SourceKind, WindowSpec};
 use ddl::RESERVED_COLUMNS;
@@ -60,6 +64,11 @@ pub(crate) struct Planner {
 /// A planned persistent query, before its sink is attached.
 pub(crate) struct PlannedQuery {
     pub source: SourceSpec,
+    /// Joins of the source with further sources, in order.
+    pub joins: Vec<JoinStage>,
+    /// The key format the result inherits, when not the source's (a join
+    /// takes the first source's that has a key).
+    pub key_format: Option<crate::connectors::formats::Format>,
     pub ops: Vec<OpSpec>,
     /// The schema of the last operator's batches.
     pub output_schema: SchemaRef,
@@ -181,20 +190,37 @@ impl Planner {
         q: &Query,
         target: &str,
     ) -> Result<PlannedQuery> {
-        if let Some(j) = q.joins.first() {
-            return Err(Error::Unsupported(format!(
-                "JOIN (of {} with {})",
-                q.from.name, j.right.name
-            )));
-        }
-        let src = catalog.source(&q.from.name).ok_or_else(|| {
-            Error::semantic(format!("Source `{}` does not exist.", q.from.name))
-                .with_position(q.from.position)
-        })?;
         let window = q
             .window
             .map(|w| window_config(w, q.emit == Some(Emit::Final)));
-        let spec = self.source_spec(src, window.is_some())?;
+        // A query with joins reads the joined rows as its one source.
+        let joined = if q.joins.is_empty() {
+            None
+        } else {
+            Some(self.plan_joins(catalog, q, window.is_some())?)
+        };
+        let src = match &joined {
+            Some(j) => &j.source,
+            None => catalog.source(&q.from.name).ok_or_else(|| {
+                Error::semantic(format!("Source `{}` does not exist.", q.from.name))
+                    .with_position(q.from.position)
+            })?,
+        };
+        let spec = match &joined {
+            Some(j) => SourceSpec {
+                name: src.name.clone(),
+                schema: j.schema.clone(),
+                is_table: src.kind == SourceKind::Table,
+                key_fields: Vec::new(),
+                value_fields: Vec::new(),
+                header_fields: Vec::new(),
+                window: src.window,
+                window_columns: window.is_some() || src.window.is_some(),
+                ..j.primary.clone()
+            },
+            None => self.source_spec(src, window.is_some())?,
+        };
+        let scope = joined.as_ref().map(|j| &j.scope);
         let windowed_source = src.window.is_some();
         let qualifier = q.from.alias.clone().unwrap_or_else(|| src.name.clone());
 
@@ -211,6 +237,24 @@ impl Planner {
         let star_columns: Vec<String> = star_order.iter().map(|c| c.name.clone()).collect();
         for item in &q.items {
             match item {
+                SelectItem::Wildcard(_) if scope.is_some() => {
+                    for c in scope.map(|s| s.star(None)).transpose()?.unwrap_or_default() {
+                        items.push((SqlExpr::Identifier(Ident::with_quote('"', &c)), c));
+                    }
+                }
+                SelectItem::QualifiedWildcard(
+                    SelectItemQualifiedWildcardKind::ObjectName(name),
+                    _,
+                ) if scope.is_some() => {
+                    let n = name.to_string().trim_matches('"').to_uppercase();
+                    for c in scope
+                        .map(|s| s.star(Some(&n)))
+                        .transpose()?
+                        .unwrap_or_default()
+                    {
+                        items.push((SqlExpr::Identifier(Ident::with_quote('"', &c)), c));
+                    }
+                }
                 SelectItem::Wildcard(_) => {
                     for c in &star_columns {
                         items.push((SqlExpr::Identifier(Ident::with_quote('"', c)), c.clone()));
@@ -233,7 +277,15 @@ impl Planner {
                 SelectItem::UnnamedExpr(e) => {
                     let mut e = e.clone();
                     rewrite::rewrite(&mut e)?;
-                    let name = match default_name(&e) {
+                    let join_name = match scope {
+                        Some(s) => {
+                            let n = s.default_name(&e)?;
+                            s.resolve(&mut e, None)?;
+                            n
+                        }
+                        None => None,
+                    };
+                    let name = match join_name.or_else(|| default_name(&e)) {
                         Some(n) => n,
                         None => {
                             let n = format!("KSQL_COL_{generated}");
@@ -246,6 +298,9 @@ impl Planner {
                 SelectItem::ExprWithAlias { expr, alias } => {
                     let mut e = expr.clone();
                     rewrite::rewrite(&mut e)?;
+                    if let Some(s) = scope {
+                        s.resolve(&mut e, None)?;
+                    }
                     if RESERVED_COLUMNS.contains(&alias.value.as_str()) {
                         return Err(Error::semantic(format!(
                             "`{}` is a reserved column name. You cannot use it as an alias for a column.",
@@ -302,21 +357,28 @@ impl Planner {
             }
         }
 
+        let resolve = |e: &mut SqlExpr| -> Result<()> {
+            rewrite::rewrite(e)?;
+            if let Some(s) = scope {
+                s.resolve(e, None)?;
+            }
+            Ok(())
+        };
         let mut selection = q.selection.clone();
         if let Some(s) = selection.as_mut() {
-            rewrite::rewrite(s)?;
+            resolve(s)?;
         }
         let mut having = q.having.clone();
         if let Some(h) = having.as_mut() {
-            rewrite::rewrite(h)?;
+            resolve(h)?;
         }
         let mut group_by = q.group_by.clone();
         for g in group_by.iter_mut() {
-            rewrite::rewrite(g)?;
+            resolve(g)?;
         }
         let mut partition_by = q.partition_by.clone();
         for p in partition_by.iter_mut() {
-            rewrite::rewrite(p)?;
+            resolve(p)?;
         }
         if partition_by.len() > 1 && partition_by.iter().any(is_null_literal) {
             return Err(Error::semantic(
@@ -564,47 +626,41 @@ impl Planner {
             df_group_by.push(SqlExpr::Identifier(Ident::with_quote('"', WINDOWEND)));
         }
 
+        // A join's result is keyed by the join key: the select item naming
+        // it carries the key's value, whichever side's column it names.
+        let join_keys = match &joined {
+            Some(j) if group_by.is_empty() && partition_by.is_empty() => {
+                let keys = join::key_items(&items, &j.key, target)?;
+                if let join::JoinKey::Columns(parts) = &j.key {
+                    for (&k, part) in keys.iter().zip(parts) {
+                        items[k].0 = SqlExpr::Identifier(Ident::with_quote('"', &part.column));
+                    }
+                }
+                Some(keys)
+            }
+            _ => None,
+        };
         // The DataFusion query: SELECT items FROM source WHERE .. GROUP BY .. HAVING ..
-        let template = match &q.from.alias {
-            Some(a) => format!("SELECT 1 FROM \"{}\" AS \"{}\"", src.name, a),
-            None => format!("SELECT 1 FROM \"{}\"", src.name),
+        let alias = match (&q.from.alias, &joined) {
+            (Some(a), None) => Some(a.as_str()),
+            _ => None,
         };
-        let mut stmts = SqlParser::parse_sql(&KsqlDialect, &template)
-            .map_err(|e| Error::internal(e.to_string()))?;
-        let mut stmt = stmts
-            .pop()
-            .ok_or_else(|| Error::internal("empty template"))?;
-        let SqlStatement::Query(query) = &mut stmt else {
-            return Err(Error::internal("template is not a query"));
-        };
-        let SetExpr::Select(select) = query.body.as_mut() else {
-            return Err(Error::internal("template is not a select"));
-        };
-        select.projection = items
+        let projection = items
             .iter()
             .map(|(e, n)| SelectItem::ExprWithAlias {
                 expr: e.clone(),
                 alias: Ident::with_quote('"', n),
             })
             .collect();
-        select.selection = selection;
-        select.group_by = GroupByExpr::Expressions(df_group_by, vec![]);
-        select.having = having;
-
-        let mut provider = context::Provider::new(&self.state);
         // The planning schema is the decoded batch's.
-        provider.add_table(&src.name, spec.schema.clone());
-        let mut opts = ParserOptions::new();
-        opts.enable_ident_normalization = false;
-        opts.map_string_types_to_utf8view = false;
-        let planner = SqlToRel::new_with_options(&provider, opts);
-        let plan = planner
-            .sql_statement_to_plan(stmt)
-            .map_err(|e| planning_error(e, &items))?;
         let plan = self
-            .state
-            .analyzer()
-            .execute_and_check(plan, self.state.config_options(), |_, _| {})
+            .plan_select(
+                (&src.name, alias, spec.schema.clone()),
+                projection,
+                selection,
+                df_group_by,
+                having,
+            )
             .map_err(|e| planning_error(e, &items))?;
         let logical_plan = format!("{}", plan.display_indent());
 
@@ -615,6 +671,7 @@ impl Planner {
             window.clone(),
             spec.schema.clone(),
             source_keys,
+            joined.is_none(),
         );
         let output_schema = lowering.lower_plan(&plan)?;
         let is_table = lowering.is_table;
@@ -650,6 +707,8 @@ impl Planner {
                 }
                 result?
             }
+        } else if let Some(keys) = &join_keys {
+            keys.clone()
         } else {
             // The source's key columns. ksqlDB requires them all in the
             // projection, in key order; with its new query planner a stream
@@ -745,8 +804,23 @@ impl Planner {
                 });
             }
         }
+        let key_format = joined.as_ref().map(|j| j.key_format.clone());
+        let (source, joins, sources) = match joined {
+            Some(j) => {
+                let mut stages = j.stages;
+                // A table join writing straight to its sink forwards
+                // ksqlDB's tombstones; one feeding an aggregation must not.
+                if let Some(last) = stages.last_mut() {
+                    last.spec.emit_unknown_deletes = !aggregate_query;
+                }
+                (j.primary, stages, j.sources)
+            }
+            None => (spec, Vec::new(), vec![src.name.clone()]),
+        };
         Ok(PlannedQuery {
-            source: spec,
+            source,
+            joins,
+            key_format,
             ops,
             output_schema,
             key_columns,
@@ -756,9 +830,53 @@ impl Planner {
             window: out_window,
             key_from_source: !aggregate_query && partition_by.is_empty(),
             is_table,
-            sources: vec![src.name.clone()],
+            sources,
             logical_plan,
         })
+    }
+}
+
+impl Planner {
+    /// Plan `SELECT projection FROM table [AS alias] [WHERE ..] [GROUP BY ..]
+    /// [HAVING ..]` over a table of `schema` with DataFusion's `SqlToRel`,
+    /// then its analyzer (type coercion).
+    pub(crate) fn plan_select(
+        &self,
+        (table, alias, schema): (&str, Option<&str>, SchemaRef),
+        projection: Vec<SelectItem>,
+        selection: Option<SqlExpr>,
+        group_by: Vec<SqlExpr>,
+        having: Option<SqlExpr>,
+    ) -> std::result::Result<LogicalPlan, datafusion::error::DataFusionError> {
+        use datafusion::error::DataFusionError;
+        let template = match alias {
+            Some(a) => format!("SELECT 1 FROM \"{table}\" AS \"{a}\""),
+            None => format!("SELECT 1 FROM \"{table}\""),
+        };
+        let mut stmts = SqlParser::parse_sql(&KsqlDialect, &template)
+            .map_err(|e| DataFusionError::Internal(e.to_string()))?;
+        let mut stmt = stmts
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("empty template".into()))?;
+        let SqlStatement::Query(query) = &mut stmt else {
+            return Err(DataFusionError::Internal("template is not a query".into()));
+        };
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return Err(DataFusionError::Internal("template is not a select".into()));
+        };
+        select.projection = projection;
+        select.selection = selection;
+        select.group_by = GroupByExpr::Expressions(group_by, vec![]);
+        select.having = having;
+        let mut provider = context::Provider::new(&self.state);
+        provider.add_table(table, schema);
+        let mut opts = ParserOptions::new();
+        opts.enable_ident_normalization = false;
+        opts.map_string_types_to_utf8view = false;
+        let plan = SqlToRel::new_with_options(&provider, opts).sql_statement_to_plan(stmt)?;
+        self.state
+            .analyzer()
+            .execute_and_check(plan, self.state.config_options(), |_, _| {})
     }
 }
 

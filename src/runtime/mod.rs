@@ -1,11 +1,13 @@
 //! The streaming runtime: operators, the driver loop, stream time and state.
 //!
-//! The planner hands the runtime a [`StreamPlan`]: a source, a chain of
-//! operator specs and a sink; the runtime never sees SQL. A [`Task`] owns the
-//! operators of one persistent query and is driven by one loop
-//! ([`Task::poll`]): read a batch of records from the source topic, decode it
-//! into an Arrow batch, push it through the operators (each a small
-//! [`Operator`] callback), encode and write what comes out, then checkpoint
+//! The planner hands the runtime a [`StreamPlan`]: a source, its joins (each
+//! with a right source), a chain of operator specs and a sink; the runtime
+//! never sees SQL. A [`Task`] owns the operators of one persistent query and
+//! is driven by one loop ([`Task::poll`]): read records from every source
+//! topic, in record-time order across them, decode each run into an Arrow
+//! batch, push it into its join (left or right) or straight into the
+//! operators (each a small [`Operator`] callback; joins are two-input
+//! `JoinOperator`s), encode and write what comes out, then checkpoint
 //! operator state and source offsets in one RocksDB write.
 //!
 //! Invariants:
@@ -17,6 +19,7 @@
 //! - Nothing here blocks an async runtime or panics on user data.
 
 mod changes;
+mod keyed_store;
 pub(crate) mod operators;
 mod plan;
 mod rows;

@@ -219,11 +219,189 @@ pub(crate) struct SinkSpec {
     pub key_from_source: bool,
 }
 
+/// What a join combines: streams within a window, a stream with a table's
+/// current rows, two tables on their primary keys, or a table with another
+/// table through a foreign key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JoinKind {
+    StreamStream,
+    StreamTable,
+    TableTable,
+    ForeignKey,
+}
+
+impl fmt::Display for JoinKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JoinKind::StreamStream => "stream-stream",
+            JoinKind::StreamTable => "stream-table",
+            JoinKind::TableTable => "table-table",
+            JoinKind::ForeignKey => "foreign-key",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JoinType {
+    Inner,
+    Left,
+    Right,
+    Full,
+}
+
+impl JoinType {
+    /// Rows of the left side without a match are emitted (with NULLs).
+    pub(crate) fn left_outer(self) -> bool {
+        matches!(self, JoinType::Left | JoinType::Full)
+    }
+
+    /// Rows of the right side without a match are emitted (with NULLs).
+    pub(crate) fn right_outer(self) -> bool {
+        matches!(self, JoinType::Right | JoinType::Full)
+    }
+}
+
+impl fmt::Display for JoinType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JoinType::Inner => "INNER",
+            JoinType::Left => "LEFT",
+            JoinType::Right => "RIGHT",
+            JoinType::Full => "FULL OUTER",
+        })
+    }
+}
+
+/// The time bounds of a stream-stream join: a left record at `t` matches
+/// right records in `[t - before, t + after]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JoinWindow {
+    pub before: i64,
+    pub after: i64,
+    /// `GRACE PERIOD`: with one, unmatched outer rows wait until their
+    /// window closes; without, they are emitted at once and records are
+    /// kept 24 hours (ksqlDB's two behaviours).
+    pub grace: Option<i64>,
+}
+
+impl JoinWindow {
+    pub(crate) fn grace_ms(&self) -> i64 {
+        self.grace.unwrap_or(DEFAULT_GRACE_MS)
+    }
+
+    /// How long each side's records are kept (stream time).
+    pub(crate) fn retention(&self) -> i64 {
+        self.before + self.after + self.grace_ms()
+    }
+}
+
+/// A join input: its batch schema and where its pseudo columns are.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinInput {
+    pub schema: SchemaRef,
+    /// Leading columns copied into the output.
+    pub width: usize,
+    pub rowtime: usize,
+    pub partition: usize,
+    pub offset: usize,
+    /// WINDOWSTART and WINDOWEND, when the input is windowed.
+    pub window: Option<(usize, usize)>,
+}
+
+/// A two-way join. Its output is the join key (`key_width` columns; ksqlDB's
+/// synthetic ROWKEY when visible), the left input's leading columns, the right's, then ROWTIME, ROWPARTITION,
+/// ROWOFFSET and, for windowed inputs, WINDOWSTART and WINDOWEND.
+#[derive(Clone)]
+pub(crate) struct JoinSpec {
+    pub kind: JoinKind,
+    pub join_type: JoinType,
+    /// Join expressions over the left input (for a foreign-key join: the
+    /// foreign key).
+    pub left_key: Vec<Arc<dyn PhysicalExpr>>,
+    /// Join expressions over the right input (its primary key for table
+    /// joins).
+    pub right_key: Vec<Arc<dyn PhysicalExpr>>,
+    /// For a foreign-key join, the left table's primary key columns (the
+    /// output key).
+    pub left_primary_key: Vec<usize>,
+    /// How many leading key expressions are output as key columns (the
+    /// rest, window bounds of windowed inputs, only match).
+    pub key_width: usize,
+    pub left: JoinInput,
+    pub right: JoinInput,
+    pub window: Option<JoinWindow>,
+    /// The result feeds a sink directly: forward tombstones for keys the
+    /// output never held, as ksqlDB does (a stateful consumer must not see
+    /// them).
+    pub emit_unknown_deletes: bool,
+    pub schema: SchemaRef,
+    pub display: String,
+}
+
+impl fmt::Debug for JoinSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display)
+    }
+}
+
+/// One join of a query: the spec and the source of its right side. The
+/// left side is the query's source (first join) or the previous join.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinStage {
+    pub spec: JoinSpec,
+    pub right: SourceSpec,
+}
+
+fn source_line(src: &SourceSpec) -> String {
+    format!(
+        "Source: {} {} topic={} key_format={} value_format={}",
+        if src.is_table { "TABLE" } else { "STREAM" },
+        src.name,
+        src.topic,
+        src.key_format.kind,
+        src.value_format.kind,
+    )
+}
+
+/// EXPLAIN lines for an operator chain over its joins and sources, the
+/// last operator first, starting at indentation `depth`. A join's right
+/// source and its left input sit one level below the join.
+pub(crate) fn explain_chain(
+    ops: &[OpSpec],
+    joins: &[JoinStage],
+    source: &SourceSpec,
+    depth: usize,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut level = depth;
+    for op in ops.iter().rev() {
+        for (i, line) in op.display().lines().enumerate() {
+            lines.push(format!("{}{line}", "  ".repeat(level + usize::from(i > 0))));
+        }
+        level += 1;
+    }
+    for stage in joins.iter().rev() {
+        lines.push(format!("{}{}", "  ".repeat(level), stage.spec.display));
+        level += 1;
+        lines.push(format!(
+            "{}{}",
+            "  ".repeat(level),
+            source_line(&stage.right)
+        ));
+    }
+    lines.push(format!("{}{}", "  ".repeat(level), source_line(source)));
+    lines
+}
+
 /// A persistent query for the runtime.
 #[derive(Debug, Clone)]
 pub(crate) struct StreamPlan {
     pub query_id: String,
     pub source: SourceSpec,
+    /// Joins, in order: the first joins `source` with its right source,
+    /// each later one joins the previous result with its own.
+    pub joins: Vec<JoinStage>,
+    /// Operators over the (joined) rows.
     pub ops: Vec<OpSpec>,
     pub sink: SinkSpec,
 }
@@ -231,9 +409,8 @@ pub(crate) struct StreamPlan {
 impl StreamPlan {
     /// The plan as indented lines, sink first (EXPLAIN).
     pub(crate) fn explain(&self) -> String {
-        let mut lines = Vec::new();
         let s = &self.sink;
-        lines.push(format!(
+        let mut lines = vec![format!(
             "Sink: {} {} topic={} key={} value={}{}",
             if s.is_table { "TABLE" } else { "STREAM" },
             s.name,
@@ -244,30 +421,8 @@ impl StreamPlan {
                 Some(w) => format!(" windowed={:?}", w.kind),
                 None => String::new(),
             }
-        ));
-        for op in self.ops.iter().rev() {
-            lines.push(op.display());
-        }
-        let src = &self.source;
-        lines.push(format!(
-            "Source: {} {} topic={} key={} value={} columns=[{}]",
-            if src.is_table { "TABLE" } else { "STREAM" },
-            src.name,
-            src.topic,
-            src.key_format.kind,
-            src.value_format.kind,
-            src.schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        lines
-            .iter()
-            .enumerate()
-            .map(|(i, l)| format!("{}{}", "  ".repeat(i), l))
-            .collect::<Vec<_>>()
-            .join("\n")
+        )];
+        lines.extend(explain_chain(&self.ops, &self.joins, &self.source, 1));
+        lines.join("\n")
     }
 }

@@ -17,7 +17,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 
 use super::changes::{Changes, Op};
-use super::operators::{self, Operator};
+use super::operators::{self, JoinOperator, Operator, Side};
 use super::plan::{SinkSpec, SourceSpec, StreamPlan, TimestampSpec};
 use super::state::{offset_key, StateBatch, StateStore};
 use crate::connectors::formats::{decode_windowed_key, encode_windowed_key};
@@ -38,12 +38,32 @@ pub(crate) struct TaskMetrics {
 pub(crate) struct Task {
     plan: StreamPlan,
     operators: Vec<Box<dyn Operator>>,
+    joins: Vec<Box<dyn JoinOperator>>,
     topics: Arc<dyn Topics>,
     store: StateStore,
-    offsets: BTreeMap<i32, i64>,
+    /// Next offset per (source index, partition); source 0 is the query's
+    /// source, source i > 0 the right side of its (i-1)-th join.
+    offsets: BTreeMap<(usize, i32), i64>,
     metrics: TaskMetrics,
     /// The last error that stopped processing, if any.
     last_error: Option<String>,
+}
+
+/// Source 0 is the query's source, source i > 0 its (i-1)-th join's right.
+fn source_of(plan: &StreamPlan, index: usize) -> &SourceSpec {
+    match index {
+        0 => &plan.source,
+        i => &plan.joins[i - 1].right,
+    }
+}
+
+/// Where a source's offsets are checkpointed.
+fn source_offset_key(query_id: &str, source: usize, topic: &str, partition: i32) -> Vec<u8> {
+    if source == 0 {
+        offset_key(query_id, topic, partition)
+    } else {
+        offset_key(query_id, &format!("{topic}#{source}"), partition)
+    }
 }
 
 impl Task {
@@ -58,24 +78,39 @@ impl Task {
             .enumerate()
             .map(|(i, spec)| operators::build(spec, &plan.query_id, i, &store))
             .collect::<Result<Vec<_>>>()?;
+        let joins = plan
+            .joins
+            .iter()
+            .enumerate()
+            .map(|(i, stage)| operators::build_join(&stage.spec, &plan.query_id, i, &store))
+            .collect::<Result<Vec<_>>>()?;
         for (i, op) in operators.iter().enumerate() {
             tracing::debug!(query_id = %plan.query_id, index = i, operator = %op.display(), "operator ready");
         }
+        for (i, join) in joins.iter().enumerate() {
+            tracing::debug!(query_id = %plan.query_id, index = i, join = %join.display(), "join ready");
+        }
         let mut offsets = BTreeMap::new();
-        let partitions = topics.partitions(&plan.source.topic).unwrap_or(1);
-        for p in 0..partitions {
-            let stored = store
-                .get(&offset_key(&plan.query_id, &plan.source.topic, p))?
-                .and_then(|b| {
-                    b.get(..8)
-                        .and_then(|s| s.try_into().ok())
-                        .map(i64::from_be_bytes)
-                });
-            offsets.insert(p, stored.unwrap_or(0));
+        let sources: Vec<&SourceSpec> = std::iter::once(&plan.source)
+            .chain(plan.joins.iter().map(|j| &j.right))
+            .collect();
+        for (s, src) in sources.iter().enumerate() {
+            let partitions = topics.partitions(&src.topic).unwrap_or(1);
+            for p in 0..partitions {
+                let stored = store
+                    .get(&source_offset_key(&plan.query_id, s, &src.topic, p))?
+                    .and_then(|b| {
+                        b.get(..8)
+                            .and_then(|s| s.try_into().ok())
+                            .map(i64::from_be_bytes)
+                    });
+                offsets.insert((s, p), stored.unwrap_or(0));
+            }
         }
         Ok(Self {
             plan,
             operators,
+            joins,
             topics,
             store,
             offsets,
@@ -90,7 +125,8 @@ impl Task {
 
     pub(crate) fn metrics(&self) -> TaskMetrics {
         let mut m = self.metrics.clone();
-        m.late_records = self.operators.iter().map(|o| o.late_records()).sum();
+        m.late_records = self.operators.iter().map(|o| o.late_records()).sum::<u64>()
+            + self.joins.iter().map(|j| j.late_records()).sum::<u64>();
         m
     }
 
@@ -98,42 +134,99 @@ impl Task {
         self.last_error.as_deref()
     }
 
-    /// Process up to `max` records per partition; returns how many were read.
+    fn source(&self, index: usize) -> &SourceSpec {
+        source_of(&self.plan, index)
+    }
+
+    /// Process up to `max` records per source partition; returns how many
+    /// were read. Records of different partitions and sources are processed
+    /// in record-time order (the partition whose next record is oldest goes
+    /// first, as Kafka Streams chooses; at equal times tables before
+    /// streams), each partition in offset order.
     pub(crate) fn poll(&mut self, max: usize) -> Result<usize> {
-        let topic = self.plan.source.topic.clone();
+        let mut queues: Vec<((usize, i32), std::collections::VecDeque<Record>)> = Vec::new();
         let mut read = 0;
-        let partitions: Vec<i32> = self.offsets.keys().copied().collect();
-        for p in partitions {
-            let from = self.offsets.get(&p).copied().unwrap_or(0);
+        let positions: Vec<((usize, i32), i64)> =
+            self.offsets.iter().map(|(k, v)| (*k, *v)).collect();
+        for ((s, p), from) in positions {
+            let topic = self.source(s).topic.clone();
             let records = self
                 .topics
                 .fetch(&topic, p, from, max)
                 .map_err(|e| Error::internal(e.to_string()))?;
-            if records.is_empty() {
-                continue;
+            if !records.is_empty() {
+                read += records.len();
+                queues.push(((s, p), records.into()));
             }
-            read += records.len();
-            let next = records.last().map(|r| r.offset + 1).unwrap_or(from);
-            self.metrics.records_in += records.len() as u64;
-            let result = self.process_records(&records);
-            if let Err(e) = result {
+        }
+        loop {
+            // The queue whose head is oldest; at equal times a table's
+            // change goes before a stream's record (a stream record sees
+            // the table as of its own time), then source order.
+            let head = |i: usize| {
+                let ((s, _), q) = &queues[i];
+                q.front()
+                    .map(|r| (r.timestamp, !source_of(&self.plan, *s).is_table))
+            };
+            let Some(pick) = (0..queues.len())
+                .filter(|&i| !queues[i].1.is_empty())
+                .min_by_key(|&i| head(i))
+            else {
+                break;
+            };
+            let others_min = (0..queues.len())
+                .filter(|&i| i != pick)
+                .filter_map(head)
+                .min();
+            let picked_stream = !source_of(&self.plan, queues[pick].0 .0).is_table;
+            let ((s, p), queue) = &mut queues[pick];
+            let (s, p) = (*s, *p);
+            let mut run = Vec::new();
+            while let Some(r) = queue.front() {
+                if !run.is_empty() && others_min.is_some_and(|m| (r.timestamp, picked_stream) > m) {
+                    break;
+                }
+                if let Some(r) = queue.pop_front() {
+                    run.push(r);
+                }
+            }
+            let Some(next) = run.last().map(|r| r.offset + 1) else {
+                break;
+            };
+            self.metrics.records_in += run.len() as u64;
+            if let Err(e) = self.process_records(s, &run) {
                 self.last_error = Some(e.to_string());
+                let topic = &self.source(s).topic;
                 tracing::error!(query_id = %self.plan.query_id, topic = %topic, partition = p, error = %e, "query failed on a batch");
                 return Err(e);
             }
-            self.offsets.insert(p, next);
+            self.offsets.insert((s, p), next);
             self.checkpoint()?;
         }
         Ok(read)
     }
 
-    fn process_records(&mut self, records: &[Record]) -> Result<()> {
-        let Some(changes) =
-            decode_batch(&self.plan.source, records, &mut self.metrics.decode_errors)?
-        else {
+    fn process_records(&mut self, source: usize, records: &[Record]) -> Result<()> {
+        let src = source_of(&self.plan, source);
+        let Some(changes) = decode_batch(src, records, &mut self.metrics.decode_errors)? else {
             return Ok(());
         };
         let mut batches = vec![changes];
+        // Source 0 enters the first join on the left; source i > 0 enters
+        // join i-1 on the right. Each join's output is the next one's left.
+        let first = source.saturating_sub(1);
+        for (j, join) in self.joins.iter_mut().enumerate().skip(first) {
+            let side = if source > 0 && j == first {
+                Side::Right
+            } else {
+                Side::Left
+            };
+            let mut next = Vec::new();
+            for b in batches {
+                next.extend(join.process(side, b)?);
+            }
+            batches = next;
+        }
         for op in self.operators.iter_mut() {
             let mut next = Vec::new();
             for b in batches {
@@ -153,9 +246,13 @@ impl Task {
         for op in self.operators.iter_mut() {
             op.checkpoint(&mut batch)?;
         }
-        for (p, o) in &self.offsets {
+        for join in self.joins.iter_mut() {
+            join.checkpoint(&mut batch)?;
+        }
+        for ((s, p), o) in &self.offsets {
+            let topic = &self.source(*s).topic;
             batch.put(
-                &offset_key(&self.plan.query_id, &self.plan.source.topic, *p),
+                &source_offset_key(&self.plan.query_id, *s, topic, *p),
                 &o.to_be_bytes(),
             );
         }

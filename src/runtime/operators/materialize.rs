@@ -11,8 +11,6 @@
 //! State: `prefix + key row` → the whole current row (arrow-row encoded).
 //! Write-back cache; dirty entries are written at checkpoint.
 
-use std::collections::HashMap;
-
 use datafusion::arrow::array::{ArrayRef, UInt32Array};
 use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -21,6 +19,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use super::Operator;
 use crate::error::Result;
 use crate::runtime::changes::{Changes, Op};
+use crate::runtime::keyed_store::KeyedStore;
 use crate::runtime::plan::ROWTIME;
 use crate::runtime::rows::{key_and_row_codecs, RowCodec};
 use crate::runtime::state::{StateBatch, StateStore};
@@ -28,13 +27,9 @@ use crate::runtime::state::{StateBatch, StateStore};
 pub(crate) struct Materialize {
     key_columns: Vec<usize>,
     emit_unknown_deletes: bool,
-    store: StateStore,
-    prefix: Vec<u8>,
     codecs: Option<(RowCodec, RowCodec, SchemaRef)>,
-    /// key bytes → current row bytes (None: deleted), dirty entries only
-    /// until checkpoint, then kept as a read cache.
-    cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
-    dirty: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// key bytes → current row bytes.
+    rows: KeyedStore,
 }
 
 impl Materialize {
@@ -47,28 +42,17 @@ impl Materialize {
         Self {
             key_columns,
             emit_unknown_deletes,
-            store,
-            prefix,
             codecs: None,
-            cache: HashMap::new(),
-            dirty: HashMap::new(),
+            rows: KeyedStore::new(store, prefix),
         }
     }
 
     fn lookup(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(v) = self.cache.get(key) {
-            return Ok(v.clone());
-        }
-        let mut full = self.prefix.clone();
-        full.extend_from_slice(key);
-        let v = self.store.get(&full)?;
-        self.cache.insert(key.to_vec(), v.clone());
-        Ok(v)
+        self.rows.get(key)
     }
 
     fn set(&mut self, key: Vec<u8>, row: Option<Vec<u8>>) {
-        self.cache.insert(key.clone(), row.clone());
-        self.dirty.insert(key, row);
+        self.rows.set(key, row)
     }
 }
 
@@ -150,23 +134,10 @@ impl Operator for Materialize {
     }
 
     fn checkpoint(&mut self, batch: &mut StateBatch) -> Result<()> {
-        for (k, v) in self.dirty.drain() {
-            let mut full = self.prefix.clone();
-            full.extend_from_slice(&k);
-            match v {
-                Some(row) => batch.put(&full, &row),
-                None => batch.delete(&full),
-            }
-        }
-        if self.cache.len() > CACHE_LIMIT {
-            self.cache.clear();
-        }
+        self.rows.checkpoint(batch);
         Ok(())
     }
 }
-
-/// Entries kept in the read cache between checkpoints.
-const CACHE_LIMIT: usize = 100_000;
 
 #[cfg(test)]
 mod tests {

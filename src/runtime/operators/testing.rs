@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Int64Array, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, Int32Array, Int64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
@@ -12,7 +12,8 @@ use datafusion::prelude::SessionContext;
 
 use crate::runtime::changes::{Changes, Op};
 use crate::runtime::plan::{
-    AggregateSpec, GroupColumn, WindowConfig, ROWTIME, WINDOWEND, WINDOWSTART,
+    AggregateSpec, GroupColumn, JoinInput, JoinKind, JoinSpec, JoinType, JoinWindow, WindowConfig,
+    ROWOFFSET, ROWPARTITION, ROWTIME, WINDOWEND, WINDOWSTART,
 };
 use crate::runtime::state::StateStore;
 
@@ -125,4 +126,271 @@ fn cell(a: &dyn Array, i: usize) -> String {
 /// Shorthand for expected rows.
 pub(crate) fn row(cells: &[&str], op: Op) -> (Vec<String>, Op) {
     (cells.iter().map(|s| s.to_string()).collect(), op)
+}
+
+// ---- Join operators ----
+
+/// A join input row: key, value, record time and change op.
+pub(crate) type JoinIn<'a> = (Option<&'a str>, Option<i64>, i64, Op);
+
+/// A foreign-key join's left row: key, foreign key, value, time and op.
+pub(crate) type FkIn<'a> = (&'a str, Option<&'a str>, Option<i64>, i64, Op);
+
+pub(crate) const INS: Op = Op::Insert;
+pub(crate) const DEL: Op = Op::Delete;
+pub(crate) const UB: Op = Op::UpdateBefore;
+pub(crate) const UA: Op = Op::UpdateAfter;
+
+/// The prefix join operators' state lives under in the tests.
+pub(crate) const JOIN_PREFIX: &[u8] = b"s/q/1000/";
+
+fn pseudo_fields() -> [Field; 3] {
+    [
+        Field::new(ROWTIME, DataType::Int64, false),
+        Field::new(ROWPARTITION, DataType::Int32, false),
+        Field::new(ROWOFFSET, DataType::Int64, false),
+    ]
+}
+
+/// Left input: K STRING, V BIGINT, ROWTIME, ROWPARTITION, ROWOFFSET.
+pub(crate) fn join_left_schema() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("K", DataType::Utf8, true),
+        Field::new("V", DataType::Int64, true),
+    ];
+    fields.extend(pseudo_fields());
+    Arc::new(Schema::new(fields))
+}
+
+/// Right input: K STRING, W BIGINT, ROWTIME, ROWPARTITION, ROWOFFSET.
+pub(crate) fn join_right_schema() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("K", DataType::Utf8, true),
+        Field::new("W", DataType::Int64, true),
+    ];
+    fields.extend(pseudo_fields());
+    Arc::new(Schema::new(fields))
+}
+
+/// A foreign-key join's left input: K STRING, FK STRING, V BIGINT,
+/// ROWTIME, ROWPARTITION, ROWOFFSET.
+pub(crate) fn fk_left_schema() -> SchemaRef {
+    let mut fields = vec![
+        Field::new("K", DataType::Utf8, true),
+        Field::new("FK", DataType::Utf8, true),
+        Field::new("V", DataType::Int64, true),
+    ];
+    fields.extend(pseudo_fields());
+    Arc::new(Schema::new(fields))
+}
+
+fn join_input(schema: SchemaRef) -> JoinInput {
+    let width = schema.fields().len() - 3;
+    JoinInput {
+        schema,
+        width,
+        rowtime: width,
+        partition: width + 1,
+        offset: width + 2,
+        window: None,
+    }
+}
+
+/// The output schema: KEY, the left's leading columns as `L_<name>`, the
+/// right's as `R_<name>`, then ROWTIME, ROWPARTITION, ROWOFFSET.
+fn join_output_schema(left: &JoinInput, right: &JoinInput) -> SchemaRef {
+    let mut fields = vec![Field::new("KEY", DataType::Utf8, true)];
+    for (prefix, input) in [("L_", left), ("R_", right)] {
+        for f in input.schema.fields().iter().take(input.width) {
+            fields.push(Field::new(
+                format!("{prefix}{}", f.name()),
+                f.data_type().clone(),
+                true,
+            ));
+        }
+    }
+    fields.push(Field::new(ROWTIME, DataType::Int64, true));
+    fields.push(Field::new(ROWPARTITION, DataType::Int32, true));
+    fields.push(Field::new(ROWOFFSET, DataType::Int64, true));
+    Arc::new(Schema::new(fields))
+}
+
+/// A join of the left and right test inputs on `K = K`; no window, no
+/// forwarded unknown deletes (set the fields for more).
+pub(crate) fn join_spec(kind: JoinKind, join_type: JoinType) -> JoinSpec {
+    let (left, right) = (join_left_schema(), join_right_schema());
+    let (left, right, left_key) = (
+        join_input(left.clone()),
+        join_input(right.clone()),
+        col("K", &left).unwrap(),
+    );
+    JoinSpec {
+        kind,
+        join_type,
+        left_key: vec![left_key],
+        right_key: vec![col("K", &right.schema).unwrap()],
+        left_primary_key: Vec::new(),
+        key_width: 1,
+        schema: join_output_schema(&left, &right),
+        left,
+        right,
+        window: None,
+        emit_unknown_deletes: false,
+        display: format!("test {kind} {join_type} join"),
+    }
+}
+
+/// A stream-stream join within `before`/`after` (and `grace`).
+pub(crate) fn stream_join_spec(
+    join_type: JoinType,
+    before: i64,
+    after: i64,
+    grace: Option<i64>,
+) -> JoinSpec {
+    let mut spec = join_spec(JoinKind::StreamStream, join_type);
+    spec.window = Some(JoinWindow {
+        before,
+        after,
+        grace,
+    });
+    spec
+}
+
+/// A foreign-key join: the left test table's `FK` column references the
+/// right table's `K`; the left's primary key is its `K`.
+pub(crate) fn fk_join_spec(join_type: JoinType, emit_unknown_deletes: bool) -> JoinSpec {
+    let (left, right) = (
+        join_input(fk_left_schema()),
+        join_input(join_right_schema()),
+    );
+    JoinSpec {
+        kind: JoinKind::ForeignKey,
+        join_type,
+        left_key: vec![col("FK", &left.schema).unwrap()],
+        right_key: vec![col("K", &right.schema).unwrap()],
+        left_primary_key: vec![0],
+        key_width: 1,
+        schema: join_output_schema(&left, &right),
+        left,
+        right,
+        window: None,
+        emit_unknown_deletes,
+        display: format!("test foreign-key {join_type} join"),
+    }
+}
+
+/// A batch of a join input: the given leading columns, then the times, a
+/// constant partition and offsets 0, 1, ...
+fn join_batch(
+    schema: SchemaRef,
+    mut leading: Vec<ArrayRef>,
+    times: Vec<i64>,
+    partition: i32,
+    ops: Vec<Op>,
+) -> Changes {
+    let n = times.len();
+    leading.push(Arc::new(Int64Array::from(times)));
+    leading.push(Arc::new(Int32Array::from(vec![partition; n])));
+    leading.push(Arc::new(Int64Array::from(
+        (0..n as i64).collect::<Vec<_>>(),
+    )));
+    Changes::new(RecordBatch::try_new(schema, leading).unwrap(), ops)
+}
+
+fn keyed_batch(schema: SchemaRef, partition: i32, rows: &[JoinIn]) -> Changes {
+    join_batch(
+        schema,
+        vec![
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+        ],
+        rows.iter().map(|r| r.2).collect(),
+        partition,
+        rows.iter().map(|r| r.3).collect(),
+    )
+}
+
+/// Left rows (partition 0).
+pub(crate) fn left_rows(rows: &[JoinIn]) -> Changes {
+    keyed_batch(join_left_schema(), 0, rows)
+}
+
+/// Right rows (partition 1).
+pub(crate) fn right_rows(rows: &[JoinIn]) -> Changes {
+    keyed_batch(join_right_schema(), 1, rows)
+}
+
+/// A foreign-key join's left rows (partition 0).
+pub(crate) fn fk_left_rows(rows: &[FkIn]) -> Changes {
+    join_batch(
+        fk_left_schema(),
+        vec![
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| Some(r.0)).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )),
+        ],
+        rows.iter().map(|r| r.3).collect(),
+        0,
+        rows.iter().map(|r| r.4).collect(),
+    )
+}
+
+/// Join output rows as `"<op> <key> l=<left> r=<right> @<time> p<partition>"`:
+/// op `+I`, `-U`, `+U` or `-D`; a side's leading columns joined by `:`, or
+/// `null` when the side is missing (all its columns NULL).
+pub(crate) fn join_dump(out: Vec<Changes>) -> Vec<String> {
+    let mut rows = Vec::new();
+    for c in &out {
+        let schema = c.batch.schema();
+        let side = |prefix: &str, i: usize| -> String {
+            let cells: Vec<String> = schema
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.name().starts_with(prefix))
+                .map(|(j, _)| cell(c.batch.column(j).as_ref(), i))
+                .collect();
+            if cells.iter().all(|s| s == "NULL") {
+                "null".into()
+            } else {
+                cells.join(":").replace("NULL", "null")
+            }
+        };
+        let named = |name: &str, i: usize| -> String {
+            let j = schema.index_of(name).unwrap();
+            cell(c.batch.column(j).as_ref(), i).replace("NULL", "null")
+        };
+        for i in 0..c.len() {
+            let op = match c.ops[i] {
+                Op::Insert => "+I",
+                Op::UpdateBefore => "-U",
+                Op::UpdateAfter => "+U",
+                Op::Delete => "-D",
+            };
+            rows.push(format!(
+                "{op} {} l={} r={} @{} p{}",
+                named("KEY", i),
+                side("L_", i),
+                side("R_", i),
+                named(ROWTIME, i),
+                named(ROWPARTITION, i),
+            ));
+        }
+    }
+    rows
+}
+
+/// Expected rows, for `assert_eq!` against [`join_dump`].
+pub(crate) fn lines(rows: &[&str]) -> Vec<String> {
+    rows.iter().map(|s| s.to_string()).collect()
 }
