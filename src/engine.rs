@@ -69,6 +69,9 @@ pub struct Engine {
 
 const LOG_PREFIX: &[u8] = b"c/";
 
+/// The default processing-log topic.
+const PROCESSING_LOG: &str = "sluice_processing_log";
+
 /// Records read per partition per step of `run_until_idle`.
 const DEFAULT_BATCH: usize = 512;
 
@@ -76,6 +79,31 @@ impl Engine {
     /// Open an engine on a data directory; restores the catalog and queries.
     pub fn open(config: EngineConfig) -> Result<Self> {
         Self::open_with_topics(config, Arc::new(MemoryTopics::new()))
+    }
+
+    /// The topic undecodable records are reported to
+    /// (`ksql.logging.processing.topic.name`, default `sluice_processing_log`;
+    /// `ksql.logging.processing.topic.auto.create=false` turns it off).
+    fn processing_log(&self) -> Option<String> {
+        if self
+            .properties
+            .get("ksql.logging.processing.topic.auto.create")
+            .is_some_and(|v| v.eq_ignore_ascii_case("false"))
+        {
+            return None;
+        }
+        Some(
+            self.properties
+                .get("ksql.logging.processing.topic.name")
+                .cloned()
+                .unwrap_or_else(|| PROCESSING_LOG.to_string()),
+        )
+    }
+
+    /// Open an engine whose topics are on the Kafka cluster at `bootstrap`.
+    pub fn open_on_kafka(config: EngineConfig, bootstrap: &str) -> Result<Self> {
+        let topics = crate::connectors::kafka::KafkaTopics::connect(bootstrap, &[])?;
+        Self::open_with_topics(config, Arc::new(topics))
     }
 
     /// Open an engine over a given set of topics (the Kafka connector and
@@ -149,9 +177,7 @@ impl Engine {
     /// Make sure a topic exists (the conformance runner pre-creates topics).
     pub(crate) fn ensure_topic(&self, name: &str, partitions: i32) -> Result<()> {
         if !self.topics.exists(name) {
-            self.topics
-                .create(name, partitions)
-                .map_err(|e| Error::internal(e.to_string()))?;
+            self.topics.create(name, partitions).map_err(Error::from)?;
         }
         Ok(())
     }
@@ -165,25 +191,35 @@ impl Engine {
     /// records per partition per step. The batch size changes speed, never
     /// what is emitted.
     pub(crate) fn run_until_idle_in_batches(&mut self, batch: usize) -> Result<()> {
-        loop {
-            let mut progress = 0;
-            for (id, task) in self.tasks.iter_mut() {
-                // A query that failed stays failed (SHOW QUERIES says why);
-                // the others go on.
-                if task.last_error().is_some() {
-                    continue;
-                }
-                match task.poll(batch) {
-                    Ok(n) => progress += n,
-                    Err(e) => {
-                        tracing::error!(query_id = %id, error = %e, "query failed; it stops, the others go on")
-                    }
-                }
+        while self.run_round(batch) > 0 {}
+        Ok(())
+    }
+
+    /// One round: every query reads what is there (up to the default batch
+    /// per partition) and processes it. Returns the records read.
+    pub fn run_once(&mut self) -> Result<usize> {
+        Ok(self.run_round(DEFAULT_BATCH))
+    }
+
+    fn run_round(&mut self, batch: usize) -> usize {
+        let mut progress = 0;
+        for (id, task) in self.tasks.iter_mut() {
+            // A query that failed stays failed (SHOW QUERIES says why); the
+            // others go on. A topic that cannot be read is retried.
+            if task.last_error().is_some() {
+                continue;
             }
-            if progress == 0 {
-                return Ok(());
+            match task.poll(batch) {
+                Ok(n) => progress += n,
+                Err(e) if task.last_error().is_some() => {
+                    tracing::error!(query_id = %id, error = %e, "query failed; it stops, the others go on")
+                }
+                Err(e) => {
+                    tracing::warn!(query_id = %id, error = %e, "cannot read the query's input; retrying")
+                }
             }
         }
+        progress
     }
 
     /// Queries that failed while processing, with the reason.
@@ -386,7 +422,10 @@ impl Engine {
             return Ok(());
         }
         match opts.partitions {
-            Some(p) => self.topics.create(&source.topic, p).map_err(|e| Error::internal(e.to_string())),
+            Some(p) => self
+                .topics
+                .create_with(&source.topic, &topic_spec(source, p))
+                .map_err(Error::from),
             None => Err(Error::semantic(format!(
                 "Topic '{}' does not exist. If you want to create a new topic for the stream/table please re-run the statement providing the required 'PARTITIONS' configuration in the WITH clause (and optionally 'REPLICAS').",
                 source.topic
@@ -517,8 +556,8 @@ impl Engine {
         };
         if !self.topics.exists(&sink.topic) {
             self.topics
-                .create(&sink.topic, sink.partitions)
-                .map_err(|e| Error::internal(e.to_string()))?;
+                .create_with(&sink.topic, &topic_spec(&sink, sink.partitions))
+                .map_err(Error::from)?;
         }
         // Replacing a query: stop the old one first.
         if let Some(old) = self.catalog.source(&c.name).and_then(|s| s.query.clone()) {
@@ -595,6 +634,7 @@ impl Engine {
             source: planned.source,
             joins: planned.joins,
             ops: planned.ops,
+            processing_log: self.processing_log(),
             sink: sink_spec,
         };
         let task = Task::try_new(plan, self.topics.clone(), self.store.clone())?;
@@ -880,15 +920,12 @@ impl Engine {
         let source = self.catalog.sources().find(|s| s.topic == topic);
         let mut rows = Vec::new();
         for p in 0..partitions {
-            let end = self
-                .topics
-                .end_offset(topic, p)
-                .map_err(|e| Error::internal(e.to_string()))?;
+            let end = self.topics.end_offset(topic, p).map_err(Error::from)?;
             let start = if from_beginning { 0 } else { end };
             for r in self
                 .topics
                 .fetch(topic, p, start, usize::MAX)
-                .map_err(|e| Error::internal(e.to_string()))?
+                .map_err(Error::from)?
             {
                 rows.push(vec![
                     r.timestamp.to_string(),
@@ -1099,7 +1136,7 @@ impl Engine {
                 ts,
                 vec![],
             )
-            .map_err(|e| Error::internal(e.to_string()))?;
+            .map_err(Error::from)?;
         let _ = Field::new("unused", DataType::Null, true);
         Ok(())
     }
@@ -1229,6 +1266,17 @@ fn printable_key(source: Option<&Source>, key: Option<&[u8]>) -> String {
 /// Give a semantic error without a position the position of the name it
 /// quotes (`'X'` or `` `X` ``) in the statement, so every statement error
 /// says where.
+/// How a source's topic is created: its partitions, replicas and
+/// retention; a table's topic is compacted.
+fn topic_spec(source: &Source, partitions: i32) -> crate::connectors::TopicSpec {
+    crate::connectors::TopicSpec {
+        partitions,
+        replicas: source.replicas,
+        retention_ms: source.retention_ms,
+        compacted: source.kind == SourceKind::Table,
+    }
+}
+
 fn locate(e: Error, p: &parser::Parsed) -> Error {
     if e.position().is_some() {
         return e;

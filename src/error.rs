@@ -61,6 +61,9 @@ pub enum Error {
     /// File system or network failure.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The Kafka cluster refused a request or could not be reached.
+    #[error("Kafka: {0}")]
+    Kafka(String),
     /// A broken invariant inside Sluice: a bug, never the user's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -70,6 +73,15 @@ fn at(position: &Option<Position>) -> String {
     match position {
         Some(p) => format!(" (at {p})"),
         None => String::new(),
+    }
+}
+
+impl From<crate::connectors::TopicError> for Error {
+    fn from(e: crate::connectors::TopicError) -> Self {
+        match e {
+            crate::connectors::TopicError::Broker(m) => Error::Kafka(m),
+            other => Error::Internal(other.to_string()),
+        }
     }
 }
 
@@ -111,6 +123,7 @@ impl Error {
             Error::AlreadyExists(_) => "42P07",
             Error::Format(_) => "22P02",
             Error::DataFusion(_) => "42000",
+            Error::Kafka(_) => "08006",
             _ => "XX000",
         }
     }

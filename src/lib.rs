@@ -9,9 +9,10 @@
 //! - `planner`: ksqlDB SQL text to statements, DataFusion logical plans and
 //!   the runtime's `StreamPlan`.
 //! - `runtime`: operators, the driver loop, stream time and RocksDB state.
-//! - `connectors`: topics (in memory here, Kafka later) and record formats.
+//! - `connectors`: topics (in memory and on Kafka) and record formats.
 //! - `functions`: ksqlDB's function library as DataFusion UDFs.
-//! - `server`: the Postgres wire protocol (its own issue).
+//! - [`server`]: `sluice server`, the engine running continuously on Kafka
+//!   (an embedded broker by default).
 //!
 //! Dependencies point one way: `server → engine → planner → runtime → connectors`.
 
@@ -23,7 +24,7 @@ pub(crate) mod functions;
 pub(crate) mod planner;
 pub mod qtt;
 pub(crate) mod runtime;
-pub(crate) mod server;
+pub mod server;
 
 pub use engine::{Engine, EngineConfig, StatementResult};
 pub use error::{Error, Result};

@@ -33,6 +33,30 @@ enum Command {
         /// Fail (exit 1) if fewer cases pass than the number in this file.
         #[arg(long)]
         baseline: Option<PathBuf>,
+        /// Run the cases' topics on this Kafka cluster (`host:port`)
+        /// instead of in memory.
+        #[arg(long, value_name = "BOOTSTRAP")]
+        kafka: Option<String>,
+    },
+    /// Run the engine continuously on Kafka: the configured cluster, or an
+    /// embedded in-memory broker when none is configured.
+    Server {
+        /// TOML settings file (environment variables and flags override it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Kafka bootstrap servers (`host:port,...`); without one an embedded
+        /// broker is started.
+        #[arg(long, value_name = "BOOTSTRAP")]
+        kafka: Option<String>,
+        /// Data directory (state and catalog).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Statements to run when the data directory is new.
+        #[arg(long)]
+        statements: Option<PathBuf>,
+        /// Service id (names the server's consumer groups and internal topics).
+        #[arg(long)]
+        service_id: Option<String>,
     },
     /// Execute a SQL script against an in-process engine and print results.
     Run {
@@ -59,8 +83,13 @@ fn main() -> ExitCode {
             filter,
             quiet,
             baseline,
+            kafka,
         } => {
-            let reports = match sluice::qtt::run_paths(&paths, filter.as_deref()) {
+            let backend = match kafka {
+                Some(k) => sluice::qtt::Backend::Kafka(k),
+                None => sluice::qtt::Backend::Memory,
+            };
+            let reports = match sluice::qtt::run_paths_on(&paths, filter.as_deref(), &backend) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -86,6 +115,19 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Server {
+            config,
+            kafka,
+            data_dir,
+            statements,
+            service_id,
+        } => serve(sluice::server::ServerFlags {
+            config,
+            kafka,
+            data_dir,
+            statements,
+            service_id,
+        }),
         Command::Run { file, data_dir } => {
             let sql = match std::fs::read_to_string(&file) {
                 Ok(s) => s,
@@ -141,6 +183,66 @@ fn print_result(r: &StatementResult) {
             for row in rows {
                 println!("{}", row.join(" | "));
             }
+        }
+    }
+}
+
+/// `sluice server`: start, say where Kafka is, run until SIGINT or SIGTERM.
+fn serve(flags: sluice::server::ServerFlags) -> ExitCode {
+    let config = match sluice::server::ServerConfig::load(&flags, |k| std::env::var(k).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut server = match sluice::server::Server::start(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if server.is_embedded() {
+        println!(
+            "Embedded Kafka broker (in memory: it keeps nothing across restarts) at {}",
+            server.bootstrap()
+        );
+    } else {
+        println!("Kafka at {}", server.bootstrap());
+    }
+    println!(
+        "Sluice server {} running; data in {}",
+        config.service_id,
+        config.data_dir.display()
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        });
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    match server.run(&stop) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -21,6 +21,10 @@ use crate::connectors::formats::{
     bytes_to_test_json, decode_windowed_key, encode_windowed_key, test_json_to_bytes,
 };
 use crate::connectors::formats::{Format, WindowKind};
+use crate::connectors::kafka::KafkaTopics;
+use crate::connectors::memory::MemoryTopics;
+use crate::connectors::namespaced::Namespaced;
+use crate::connectors::Topics;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{Error, Result};
 use crate::planner::ast::{OptionValue, SourceKind, Statement};
@@ -66,9 +70,81 @@ impl FileReport {
 
 const REGISTRY_FORMATS: &[&str] = &["AVRO", "PROTOBUF", "JSON_SR"];
 
-/// Run the cases in these files (a folder means every `*.json` in it).
-/// `filter` keeps cases whose name contains it.
+/// Where the cases' topics live.
+pub enum Backend {
+    /// In memory, a fresh store per case.
+    Memory,
+    /// A Kafka cluster (`host:port`): each case's topics get a unique name
+    /// prefix and are deleted after the case.
+    Kafka(String),
+}
+
+/// The topics of a run: in memory, or a shared Kafka connection.
+struct Store {
+    kafka: Option<Arc<dyn Topics>>,
+    run: String,
+    cases: std::cell::Cell<usize>,
+}
+
+impl Store {
+    fn open(backend: &Backend) -> Result<Self> {
+        let kafka: Option<Arc<dyn Topics>> = match backend {
+            Backend::Memory => None,
+            Backend::Kafka(bootstrap) => Some(Arc::new(KafkaTopics::connect(bootstrap, &[])?)),
+        };
+        let run = format!(
+            "qtt-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0)
+        );
+        Ok(Self {
+            kafka,
+            run,
+            cases: std::cell::Cell::new(0),
+        })
+    }
+
+    /// Topics for one case, and the namespace to clean up after it.
+    fn for_case(&self) -> (Arc<dyn Topics>, Option<Arc<Namespaced>>) {
+        match &self.kafka {
+            None => (Arc::new(MemoryTopics::new()), None),
+            Some(k) => {
+                let n = self.cases.get();
+                self.cases.set(n + 1);
+                let ns = Arc::new(Namespaced::new(k.clone(), format!("{}-{n}-", self.run)));
+                (ns.clone(), Some(ns))
+            }
+        }
+    }
+}
+
+/// Deletes a case's Kafka topics when the case ends, however it ends.
+struct Cleanup(Option<Arc<Namespaced>>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(ns) = &self.0 {
+            ns.delete_all();
+        }
+    }
+}
+
+/// Run the cases in these files (a folder means every `*.json` in it) in
+/// memory. `filter` keeps cases whose name contains it.
 pub fn run_paths(paths: &[PathBuf], filter: Option<&str>) -> Result<Vec<FileReport>> {
+    run_paths_on(paths, filter, &Backend::Memory)
+}
+
+/// Run the cases in these files with their topics in `backend`.
+pub fn run_paths_on(
+    paths: &[PathBuf],
+    filter: Option<&str>,
+    backend: &Backend,
+) -> Result<Vec<FileReport>> {
+    let store = Store::open(backend)?;
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -84,13 +160,17 @@ pub fn run_paths(paths: &[PathBuf], filter: Option<&str>) -> Result<Vec<FileRepo
     }
     let mut reports = Vec::new();
     for f in files {
-        reports.push(run_file(&f, filter)?);
+        reports.push(run_file_in(&f, filter, &store)?);
     }
     Ok(reports)
 }
 
-/// Run one file.
+/// Run one file in memory.
 pub fn run_file(path: &Path, filter: Option<&str>) -> Result<FileReport> {
+    run_file_in(path, filter, &Store::open(&Backend::Memory)?)
+}
+
+fn run_file_in(path: &Path, filter: Option<&str>, store: &Store) -> Result<FileReport> {
     let text = std::fs::read_to_string(path)?;
     let stripped = strip_line_comments(&text);
     let doc: Value = serde_json::from_str(&stripped)
@@ -134,7 +214,7 @@ pub fn run_file(path: &Path, filter: Option<&str>) -> Result<FileReport> {
                 let outcome = if t.get("enabled").and_then(|e| e.as_bool()) == Some(false) {
                     Outcome::Disabled
                 } else {
-                    run_case(t, fmt.as_deref(), cfg.as_deref())
+                    run_case(t, fmt.as_deref(), cfg.as_deref(), store)
                 };
                 cases.push(CaseResult {
                     name: full,
@@ -191,7 +271,7 @@ fn needs_registry(statements: &[String], fmt: Option<&str>) -> bool {
     statements.iter().any(|s| re.is_match(s))
 }
 
-fn run_case(t: &Value, fmt: Option<&str>, cfg: Option<&str>) -> Outcome {
+fn run_case(t: &Value, fmt: Option<&str>, cfg: Option<&str>, store: &Store) -> Outcome {
     let statements: Vec<String> = t
         .get("statements")
         .and_then(|s| s.as_array())
@@ -219,7 +299,7 @@ fn run_case(t: &Value, fmt: Option<&str>, cfg: Option<&str>) -> Outcome {
         Err(e) => return Outcome::Failed(format!("cannot create a temporary directory: {e}")),
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_case_in(t, &statements, dir.path())
+        run_case_in(t, &statements, dir.path(), store)
     }));
     match result {
         Ok(Ok(())) => Outcome::Passed,
@@ -235,7 +315,12 @@ fn run_case(t: &Value, fmt: Option<&str>, cfg: Option<&str>) -> Outcome {
     }
 }
 
-fn run_case_in(t: &Value, statements: &[String], dir: &Path) -> std::result::Result<(), String> {
+fn run_case_in(
+    t: &Value,
+    statements: &[String],
+    dir: &Path,
+    store: &Store,
+) -> std::result::Result<(), String> {
     let mut properties = BTreeMap::new();
     if let Some(props) = t.get("properties").and_then(|p| p.as_object()) {
         for (k, v) in props {
@@ -246,10 +331,15 @@ fn run_case_in(t: &Value, statements: &[String], dir: &Path) -> std::result::Res
             properties.insert(k.clone(), s);
         }
     }
-    let mut engine = Engine::open(EngineConfig {
-        data_dir: dir.to_path_buf(),
-        properties,
-    })
+    let (topics, namespace) = store.for_case();
+    let _cleanup = Cleanup(namespace);
+    let mut engine = Engine::open_with_topics(
+        EngineConfig {
+            data_dir: dir.to_path_buf(),
+            properties,
+        },
+        topics,
+    )
     .map_err(|e| format!("engine: {e}"))?;
     let expected_error = t.get("expectedException").map(|e| {
         e.get("message")

@@ -329,6 +329,18 @@ fn a_malformed_record_is_skipped_counted_and_processing_goes_on() {
         .find(|r| r[0] == "Records skipped (cannot decode)")
         .expect("metric row");
     assert_eq!(skipped[1], "1");
+    // The processing log says which record, where, and why.
+    let log = print(&mut e, "sluice_processing_log");
+    assert_eq!(log.len(), 1, "{log:?}");
+    let entry: serde_json::Value = serde_json::from_str(&log[0].1).unwrap();
+    assert_eq!(entry["query_id"], "CSAS_DOUBLED_0");
+    assert_eq!(entry["topic"], "events");
+    assert_eq!(entry["partition"], 0);
+    assert_eq!(entry["offset"], 1);
+    assert_eq!(
+        entry["reason"],
+        "Failed to deserialize value from topic: events. Unrecognized token at offset 0"
+    );
 }
 
 #[test]

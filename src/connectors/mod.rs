@@ -1,11 +1,13 @@
 //! Connectors: where records come from and go to, and how they are encoded.
 //!
-//! The runtime reads and writes topics only through [`Topics`]; this issue
-//! implements it in memory ([`memory::MemoryTopics`]); the Kafka implementation
-//! slots in behind the same trait. Record formats live in [`formats`].
+//! The runtime reads and writes topics only through [`Topics`], implemented
+//! in memory ([`memory::MemoryTopics`]) and on Kafka ([`kafka::KafkaTopics`]).
+//! Record formats live in [`formats`].
 
 pub(crate) mod formats;
+pub(crate) mod kafka;
 pub(crate) mod memory;
+pub(crate) mod namespaced;
 mod topic;
 
-pub(crate) use topic::{Record, Topics};
+pub(crate) use topic::{Record, TopicError, TopicSpec, Topics};

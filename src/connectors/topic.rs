@@ -33,12 +33,42 @@ pub(crate) enum TopicError {
         existing: i32,
         requested: i32,
     },
+    /// The broker refused or could not be reached.
+    #[error("{0}")]
+    Broker(String),
+}
+
+/// How a topic is created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TopicSpec {
+    pub partitions: i32,
+    /// Replication factor (None: 1).
+    pub replicas: Option<i16>,
+    pub retention_ms: Option<i64>,
+    /// `cleanup.policy=compact` (a table's changelog).
+    pub compacted: bool,
+}
+
+impl Default for TopicSpec {
+    fn default() -> Self {
+        Self {
+            partitions: 1,
+            replicas: None,
+            retention_ms: None,
+            compacted: false,
+        }
+    }
 }
 
 /// A set of topics: the in-memory store here, Kafka behind the same calls.
 pub(crate) trait Topics: Send + Sync {
     /// Create a topic, or return Ok if it exists with the same partition count.
     fn create(&self, topic: &str, partitions: i32) -> Result<(), TopicError>;
+    /// Create a topic with replication, retention and cleanup policy (a
+    /// store without those settings keeps only the partitions).
+    fn create_with(&self, topic: &str, spec: &TopicSpec) -> Result<(), TopicError> {
+        self.create(topic, spec.partitions)
+    }
     /// Delete a topic and its records; no-op if absent.
     fn delete(&self, topic: &str);
     fn exists(&self, topic: &str) -> bool;

@@ -404,6 +404,8 @@ pub(crate) struct StreamPlan {
     /// Operators over the (joined) rows.
     pub ops: Vec<OpSpec>,
     pub sink: SinkSpec,
+    /// Topic that records which cannot be decoded are reported to.
+    pub processing_log: Option<String>,
 }
 
 impl StreamPlan {

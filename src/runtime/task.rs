@@ -153,7 +153,7 @@ impl Task {
             let records = self
                 .topics
                 .fetch(&topic, p, from, max)
-                .map_err(|e| Error::internal(e.to_string()))?;
+                .map_err(Error::from)?;
             if !records.is_empty() {
                 read += records.len();
                 queues.push(((s, p), records.into()));
@@ -208,7 +208,14 @@ impl Task {
 
     fn process_records(&mut self, source: usize, records: &[Record]) -> Result<()> {
         let src = source_of(&self.plan, source);
-        let Some(changes) = decode_batch(src, records, &mut self.metrics.decode_errors)? else {
+        let mut skipped = Vec::new();
+        let decoded = decode_batch(src, records, &mut skipped)?;
+        self.metrics.decode_errors += skipped.len() as u64;
+        if !skipped.is_empty() {
+            let topic = src.topic.clone();
+            self.log_skipped(&topic, &skipped)?;
+        }
+        let Some(changes) = decoded else {
             return Ok(());
         };
         let mut batches = vec![changes];
@@ -241,6 +248,36 @@ impl Task {
         Ok(())
     }
 
+    /// Write undecodable records to the processing log (when the plan names
+    /// one): the query, topic, partition, offset and reason, as JSON.
+    fn log_skipped(&self, topic: &str, skipped: &[Skipped]) -> Result<()> {
+        let Some(log) = &self.plan.processing_log else {
+            return Ok(());
+        };
+        if !self.topics.exists(log) {
+            self.topics.create(log, 1)?;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        for s in skipped {
+            let entry = serde_json::json!({
+                "query_id": self.plan.query_id,
+                "topic": topic,
+                "partition": s.partition,
+                "offset": s.offset,
+                "reason": s.reason,
+            });
+            self.topics.produce(
+                log,
+                None,
+                Some(Arc::from(self.plan.query_id.as_bytes())),
+                Some(Arc::from(entry.to_string().into_bytes())),
+                now,
+                Vec::new(),
+            )?;
+        }
+        Ok(())
+    }
+
     fn checkpoint(&mut self) -> Result<()> {
         let mut batch = StateBatch::default();
         for op in self.operators.iter_mut() {
@@ -260,11 +297,20 @@ impl Task {
     }
 }
 
-/// Decode records into a change batch with the source schema.
+/// A record that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Skipped {
+    pub partition: i32,
+    pub offset: i64,
+    pub reason: String,
+}
+
+/// Decode records into a change batch with the source schema; records that
+/// cannot be decoded are skipped and listed in `skipped`.
 pub(crate) fn decode_batch(
     src: &SourceSpec,
     records: &[Record],
-    errors: &mut u64,
+    skipped: &mut Vec<Skipped>,
 ) -> Result<Option<Changes>> {
     let n_fields = src.schema.fields().len();
     let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(records.len()); n_fields];
@@ -280,8 +326,12 @@ pub(crate) fn decode_batch(
             Ok(None) => {}
             Err(RecordError::Fatal(e)) => return Err(e),
             Err(RecordError::Skip(e)) => {
-                *errors += 1;
                 tracing::warn!(source = %src.name, topic = %src.topic, partition = r.partition, offset = r.offset, error = %e, "skipping record that cannot be decoded");
+                skipped.push(Skipped {
+                    partition: r.partition,
+                    offset: r.offset,
+                    reason: e.to_string(),
+                });
             }
         }
     }
@@ -520,7 +570,7 @@ pub(crate) fn write_sink(sink: &SinkSpec, changes: &Changes, topics: &dyn Topics
                 ts,
                 Vec::new(),
             )
-            .map_err(|e| Error::internal(e.to_string()))?;
+            .map_err(Error::from)?;
         written += 1;
     }
     Ok(written)

@@ -1,3 +1,111 @@
-//! The Postgres wire-protocol server (sessions, pull and push queries,
-//! SQLSTATE errors) lives here. It is built by its own issue on top of
-//! [`crate::Engine`]; nothing in this folder is compiled into the engine yet.
+//! `sluice server`: the engine running continuously against Kafka.
+//!
+//! The server opens the engine on a Kafka cluster: the one configured, or,
+//! when none is, an embedded in-memory broker (librdkafka's mock cluster)
+//! whose address any Kafka client can use and which keeps nothing across
+//! restarts. A statements file runs once, when the data directory is new;
+//! after that the catalog is replayed from the data directory. Queries then
+//! run until the process is asked to stop.
+//!
+//! Settings come from a TOML file, the environment and flags
+//! ([`config`]). The Postgres wire protocol is served here too once its
+//! issue lands.
+
+pub mod config;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::{ServerConfig, ServerFlags};
+
+use crate::connectors::kafka::{EmbeddedKafka, KafkaTopics};
+use crate::engine::{Engine, EngineConfig};
+use crate::error::{Error, Result};
+
+/// How long the loop sleeps when no query had anything to read.
+const IDLE: Duration = Duration::from_millis(50);
+
+/// A running server.
+pub struct Server {
+    engine: Engine,
+    bootstrap: String,
+    /// Whether Kafka is the embedded broker (it lives as long as the
+    /// engine's topics).
+    embedded: bool,
+}
+
+impl Server {
+    /// Connect to Kafka (or start the embedded broker), open the engine on
+    /// the data directory and run the statements file if the directory is
+    /// new.
+    pub fn start(config: &ServerConfig) -> Result<Self> {
+        let client: Vec<(String, String)> = config
+            .kafka_client
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let (topics, bootstrap, embedded) = match &config.kafka {
+            Some(b) => (KafkaTopics::connect(b, &client)?, b.clone(), false),
+            None => {
+                let broker = Arc::new(EmbeddedKafka::start()?);
+                let b = broker.bootstrap().to_string();
+                (KafkaTopics::embedded(broker)?, b, true)
+            }
+        };
+        std::fs::create_dir_all(&config.data_dir)?;
+        let mut engine = Engine::open_with_topics(
+            EngineConfig {
+                data_dir: config.data_dir.clone(),
+                properties: config.properties.clone(),
+            },
+            Arc::new(topics),
+        )?;
+        if let Some(file) = &config.statements {
+            if engine.catalog().sources().next().is_none() {
+                let sql = std::fs::read_to_string(file)
+                    .map_err(|e| Error::semantic(format!("cannot read {}: {e}", file.display())))?;
+                engine.execute(&sql)?;
+            } else {
+                tracing::info!(file = %file.display(), "catalog restored from the data directory; statements file not run again");
+            }
+        }
+        Ok(Self {
+            engine,
+            bootstrap,
+            embedded,
+        })
+    }
+
+    /// The Kafka bootstrap address queries read from and write to.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// Whether the Kafka broker is the embedded, in-memory one.
+    pub fn is_embedded(&self) -> bool {
+        self.embedded
+    }
+
+    pub fn engine(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// Run the queries until `stop` is set. A broker that cannot be
+    /// reached makes queries wait and retry; the loop keeps going.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<()> {
+        while !stop.load(Ordering::Relaxed) {
+            let read = match self.engine.run_once() {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "processing round failed; retrying");
+                    0
+                }
+            };
+            if read == 0 {
+                std::thread::sleep(IDLE);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! Server settings: a TOML file, then environment variables, then command
+//! line flags, each overriding the one before.
+//!
+//! ```toml
+//! service_id = "sluice"          # names consumer groups and internal topics
+//! data_dir = "/var/lib/sluice"   # RocksDB state and the catalog
+//! statements = "queries.sql"     # run once, when the data dir is new
+//!
+//! [kafka]
+//! bootstrap = "localhost:9092"   # absent: an embedded in-memory broker
+//!
+//! [kafka.client]                 # any librdkafka setting
+//! "security.protocol" = "plaintext"
+//!
+//! [properties]                   # engine properties, as SET would
+//! "ksql.timestamp.throw.on.invalid" = "false"
+//! ```
+//!
+//! Environment: `SLUICE_SERVICE_ID`, `SLUICE_DATA_DIR`, `SLUICE_STATEMENTS`,
+//! `SLUICE_KAFKA_BOOTSTRAP`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The settings a server runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub service_id: String,
+    pub data_dir: PathBuf,
+    /// A statements file run when the data directory holds no catalog yet.
+    pub statements: Option<PathBuf>,
+    /// Kafka bootstrap servers; None starts the embedded broker.
+    pub kafka: Option<String>,
+    /// Further librdkafka client settings.
+    pub kafka_client: BTreeMap<String, String>,
+    /// Engine properties.
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Settings given on the command line (they win over the rest).
+#[derive(Debug, Clone, Default)]
+pub struct ServerFlags {
+    pub config: Option<PathBuf>,
+    pub kafka: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub statements: Option<PathBuf>,
+    pub service_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    service_id: Option<String>,
+    data_dir: Option<PathBuf>,
+    statements: Option<PathBuf>,
+    kafka: Option<FileKafka>,
+    #[serde(default)]
+    properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileKafka {
+    bootstrap: Option<String>,
+    #[serde(default)]
+    client: BTreeMap<String, String>,
+}
+
+impl ServerConfig {
+    /// Settings from the flags' config file (if any), the environment (read
+    /// through `env`) and the flags.
+    pub fn load(flags: &ServerFlags, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let file = match &flags.config {
+            Some(path) => parse_file(path)?,
+            None => FileConfig::default(),
+        };
+        let kafka_file = file.kafka.unwrap_or_default();
+        let pick = |flag: Option<String>, var: &str, from_file: Option<String>| {
+            flag.or_else(|| env(var).filter(|v| !v.is_empty()))
+                .or(from_file)
+        };
+        let path = |p: Option<PathBuf>| p.map(|p| p.to_string_lossy().to_string());
+        Ok(Self {
+            service_id: pick(
+                flags.service_id.clone(),
+                "SLUICE_SERVICE_ID",
+                file.service_id,
+            )
+            .unwrap_or_else(|| "sluice".to_string()),
+            data_dir: PathBuf::from(
+                pick(
+                    path(flags.data_dir.clone()),
+                    "SLUICE_DATA_DIR",
+                    path(file.data_dir),
+                )
+                .unwrap_or_else(|| "sluice-data".to_string()),
+            ),
+            statements: pick(
+                path(flags.statements.clone()),
+                "SLUICE_STATEMENTS",
+                path(file.statements),
+            )
+            .map(PathBuf::from),
+            kafka: pick(
+                flags.kafka.clone(),
+                "SLUICE_KAFKA_BOOTSTRAP",
+                kafka_file.bootstrap,
+            ),
+            kafka_client: kafka_file.client,
+            properties: file.properties,
+        })
+    }
+}
+
+fn parse_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::semantic(format!(
+            "cannot read the config file {}: {e}",
+            path.display()
+        ))
+    })?;
+    toml::from_str(&text)
+        .map_err(|e| Error::semantic(format!("config file {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(
+            &path,
+            r#"
+service_id = "bank"
+data_dir = "/from/file"
+[kafka]
+bootstrap = "file:9092"
+[kafka.client]
+"socket.timeout.ms" = "1000"
+[properties]
+"ksql.timestamp.throw.on.invalid" = "true"
+"#,
+        )
+        .unwrap();
+        let flags = ServerFlags {
+            config: Some(path.clone()),
+            ..ServerFlags::default()
+        };
+        let c = ServerConfig::load(&flags, env(&[])).unwrap();
+        assert_eq!(c.service_id, "bank");
+        assert_eq!(c.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(c.kafka.as_deref(), Some("file:9092"));
+        assert_eq!(
+            c.kafka_client.get("socket.timeout.ms").map(String::as_str),
+            Some("1000")
+        );
+        assert_eq!(
+            c.properties
+                .get("ksql.timestamp.throw.on.invalid")
+                .map(String::as_str),
+            Some("true")
+        );
+        let c = ServerConfig::load(
+            &flags,
+            env(&[
+                ("SLUICE_KAFKA_BOOTSTRAP", "env:9092"),
+                ("SLUICE_DATA_DIR", "/from/env"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.kafka.as_deref(), Some("env:9092"));
+        assert_eq!(c.data_dir, PathBuf::from("/from/env"));
+        let flags = ServerFlags {
+            kafka: Some("flag:9092".into()),
+            ..flags
+        };
+        let c = ServerConfig::load(&flags, env(&[("SLUICE_KAFKA_BOOTSTRAP", "env:9092")])).unwrap();
+        assert_eq!(c.kafka.as_deref(), Some("flag:9092"));
+    }
+
+    #[test]
+    fn defaults_and_bad_files() {
+        let c = ServerConfig::load(&ServerFlags::default(), env(&[])).unwrap();
+        assert_eq!(c.service_id, "sluice");
+        assert_eq!(c.kafka, None);
+        assert_eq!(c.data_dir, PathBuf::from("sluice-data"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "kafkaa = 1\n").unwrap();
+        let err = ServerConfig::load(
+            &ServerFlags {
+                config: Some(path.clone()),
+                ..ServerFlags::default()
+            },
+            env(&[]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("config file {}: ", path.display())),
+            "{err}"
+        );
+        assert!(err.to_string().contains("kafkaa"), "{err}");
+    }
+}

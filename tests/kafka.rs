@@ -1,0 +1,560 @@
+//! Tests against a real Apache Kafka broker.
+//!
+//! The broker is the one at `SLUICE_TEST_KAFKA` (`host:port`), which
+//! `scripts/test.sh` starts; without it, this test binary starts one itself
+//! with `scripts/kafka.sh` (installed from Maven Central on first use) and a
+//! watchdog stops it when the tests exit. A test that cannot get a broker
+//! fails.
+//!
+//! Records are produced and read back with plain rdkafka clients, not
+//! through Sluice, and topic settings are checked through the admin API.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use sluice::{Engine, EngineConfig};
+
+/// The broker's address, starting one if none is given.
+fn broker() -> &'static str {
+    static BROKER: OnceLock<String> = OnceLock::new();
+    BROKER.get_or_init(|| {
+        if let Ok(b) = std::env::var("SLUICE_TEST_KAFKA") {
+            if !b.is_empty() {
+                return b;
+            }
+        }
+        let root = env!("CARGO_MANIFEST_DIR");
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("sluice-test-kafka-{port}"));
+        let out = Command::new("bash")
+            .arg(format!("{root}/scripts/kafka.sh"))
+            .args(["start", "--port", &port.to_string(), "--dir"])
+            .arg(&dir)
+            .output()
+            .expect("run scripts/kafka.sh");
+        assert!(
+            out.status.success(),
+            "cannot start a Kafka broker with scripts/kafka.sh:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Stop the broker when this test process is gone.
+        let watchdog = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; bash {root}/scripts/kafka.sh stop --port {port} --dir {dir}",
+            pid = std::process::id(),
+            dir = dir.display()
+        );
+        let status = Command::new("bash")
+            .args([
+                "-c",
+                &format!("setsid bash -c '{watchdog}' </dev/null >/dev/null 2>&1 &"),
+            ])
+            .status()
+            .expect("start the broker's watchdog");
+        assert!(status.success(), "cannot start the broker's watchdog");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| format!("localhost:{port}"))
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A name no earlier run used, so tests can share a long-lived broker.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{name}_{}_{nanos}", std::process::id())
+}
+
+fn engine(dir: &std::path::Path) -> Engine {
+    Engine::open_on_kafka(
+        EngineConfig {
+            data_dir: dir.to_path_buf(),
+            properties: Default::default(),
+        },
+        broker(),
+    )
+    .expect("engine on Kafka")
+}
+
+fn produce(topic: &str, records: &[(Option<&str>, Option<&str>, i64)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .create()
+        .expect("producer");
+    for (k, v, ts) in records {
+        let mut r: BaseRecord<'_, str, str> = BaseRecord::to(topic).timestamp(*ts);
+        if let Some(k) = k {
+            r = r.key(k);
+        }
+        if let Some(v) = v {
+            r = r.payload(v);
+        }
+        producer.send(r).map_err(|(e, _)| e).expect("send");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// A record read back: partition, key bytes, value text, time.
+type Received = (i32, Option<Vec<u8>>, Option<String>, i64);
+
+/// Every record of a topic, read with an independent consumer until `want`
+/// records are there.
+fn consume(topic: &str, want: usize) -> Vec<Received> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions = md.topics()[0].partitions().len() as i32;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push((
+                m.partition(),
+                m.key().map(|k| k.to_vec()),
+                m.payload().map(|v| String::from_utf8_lossy(v).to_string()),
+                m.timestamp().to_millis().unwrap_or(-1),
+            )),
+            Some(Err(e)) => panic!("consume: {e}"),
+            None if out.len() >= want => break,
+            None => {}
+        }
+    }
+    out
+}
+
+/// Run the engine's queries until `topic` holds `want` records (or time out).
+fn run_until(e: &mut Engine, topic: &str, want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        e.run_until_idle().expect("run");
+        let n: i64 = (0..partitions(topic))
+            .map(|p| high_watermark(topic, p))
+            .sum();
+        if n as usize >= want || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn partitions(topic: &str) -> i32 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .create()
+        .expect("client");
+    c.fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map(|m| m.topics()[0].partitions().len() as i32)
+        .unwrap_or(0)
+}
+
+fn high_watermark(topic: &str, partition: i32) -> i64 {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .create()
+        .expect("client");
+    c.fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .map(|(_, h)| h)
+        .unwrap_or(0)
+}
+
+/// The topic's settings as the broker reports them.
+fn topic_config(topic: &str) -> BTreeMap<String, String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .create()
+        .expect("admin");
+    let resources = [ResourceSpecifier::Topic(topic)];
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let fut = admin.describe_configs(&resources, &options);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let results = rt.block_on(fut).expect("describe configs");
+    let resource = results
+        .into_iter()
+        .next()
+        .expect("one resource")
+        .expect("resource");
+    resource
+        .entries
+        .into_iter()
+        .filter_map(|e| e.value.map(|v| (e.name, v)))
+        .collect()
+}
+
+fn replication(topic: &str) -> usize {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker())
+        .create()
+        .expect("client");
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    md.topics()[0].partitions()[0].replicas().len()
+}
+
+fn values(records: &[Received]) -> Vec<String> {
+    let mut v: Vec<String> = records
+        .iter()
+        .map(|(_, k, v, t)| {
+            format!(
+                "{} {} @{t}",
+                k.as_deref()
+                    .map(|k| String::from_utf8_lossy(k).to_string())
+                    .unwrap_or_else(|| "null".into()),
+                v.clone().unwrap_or_else(|| "null".into())
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_filtering_stream_reads_and_writes_kafka_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = engine(dir.path());
+    let input = unique("orders");
+    let output = unique("big_orders");
+    e.execute(&format!(
+        "CREATE STREAM orders (id STRING KEY, amount DOUBLE) \
+           WITH (kafka_topic='{input}', value_format='JSON', partitions=2, retention_ms=3600000);
+         CREATE STREAM big WITH (kafka_topic='{output}', partitions=3) AS \
+           SELECT id, amount FROM orders WHERE amount > 10;"
+    ))
+    .unwrap();
+    produce(
+        &input,
+        &[
+            (Some("a"), Some(r#"{"AMOUNT": 5.0}"#), 1000),
+            (Some("b"), Some(r#"{"AMOUNT": 12.5}"#), 2000),
+            (Some("c"), Some(r#"{"AMOUNT": 99.0}"#), 3000),
+            (Some("d"), Some("not json"), 4000),
+        ],
+    );
+    run_until(&mut e, &output, 2);
+    let got = consume(&output, 2);
+    assert_eq!(
+        values(&got),
+        vec![
+            r#"b {"AMOUNT":12.5} @2000"#.to_string(),
+            r#"c {"AMOUNT":99.0} @3000"#.to_string(),
+        ]
+    );
+    // Keyed records land where the Java clients' murmur2 puts them.
+    for (p, k, _, _) in &got {
+        let key = k.clone().unwrap_or_default();
+        let expected = (murmur2(&key) & 0x7fff_ffff) % 3;
+        assert_eq!(*p, expected as i32, "partition of key {key:?}");
+    }
+    assert_eq!(partitions(&input), 2);
+    assert_eq!(partitions(&output), 3);
+    assert_eq!(replication(&output), 1);
+    let config = topic_config(&input);
+    assert_eq!(
+        config.get("retention.ms").map(String::as_str),
+        Some("3600000")
+    );
+    assert_eq!(
+        config.get("cleanup.policy").map(String::as_str),
+        Some("delete")
+    );
+}
+
+#[test]
+fn a_windowed_count_is_written_with_windowed_keys_to_a_compacted_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = engine(dir.path());
+    let input = unique("clicks");
+    let output = unique("clicks_per_minute");
+    e.execute(&format!(
+        "CREATE STREAM clicks (user STRING KEY, page STRING) \
+           WITH (kafka_topic='{input}', value_format='JSON', partitions=1);
+         CREATE TABLE per_minute WITH (kafka_topic='{output}') AS \
+           SELECT user, COUNT(*) AS n FROM clicks WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY user;"
+    ))
+    .unwrap();
+    produce(
+        &input,
+        &[
+            (Some("ann"), Some(r#"{"PAGE": "a"}"#), 1_000),
+            (Some("ann"), Some(r#"{"PAGE": "b"}"#), 30_000),
+            (Some("bob"), Some(r#"{"PAGE": "a"}"#), 40_000),
+            (Some("ann"), Some(r#"{"PAGE": "c"}"#), 61_000),
+        ],
+    );
+    run_until(&mut e, &output, 4);
+    let got = consume(&output, 4);
+    // Time-windowed keys: the key's bytes, then the window start (8 bytes,
+    // big-endian), as ksqlDB writes them.
+    let shown: Vec<String> = got
+        .iter()
+        .map(|(_, k, v, t)| {
+            let k = k.clone().unwrap_or_default();
+            let (user, start) = k.split_at(k.len() - 8);
+            let start = i64::from_be_bytes(start.try_into().unwrap());
+            format!(
+                "{}@{start} {} @{t}",
+                String::from_utf8_lossy(user),
+                v.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            r#"ann@0 {"N":1} @1000"#,
+            r#"ann@0 {"N":2} @30000"#,
+            r#"bob@0 {"N":1} @40000"#,
+            r#"ann@60000 {"N":1} @61000"#,
+        ]
+    );
+    let config = topic_config(&output);
+    assert_eq!(
+        config.get("cleanup.policy").map(String::as_str),
+        Some("compact")
+    );
+}
+
+#[test]
+fn a_stream_table_join_runs_on_kafka_and_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = unique("limits");
+    let txns = unique("txns");
+    let alerts = unique("alerts");
+    {
+        let mut e = engine(dir.path());
+        e.execute(&format!(
+            "CREATE TABLE limits (user_id STRING PRIMARY KEY, threshold DOUBLE) \
+               WITH (kafka_topic='{limits}', value_format='JSON', partitions=1);
+             CREATE STREAM txns (txn_id STRING KEY, user_id STRING, amount DOUBLE) \
+               WITH (kafka_topic='{txns}', value_format='JSON', partitions=1);
+             CREATE STREAM alerts WITH (kafka_topic='{alerts}') AS \
+               SELECT t.user_id AS user_id, txn_id, amount, threshold \
+               FROM txns t JOIN limits l ON t.user_id = l.user_id WHERE amount > threshold;"
+        ))
+        .unwrap();
+        assert_eq!(
+            topic_config(&limits)
+                .get("cleanup.policy")
+                .map(String::as_str),
+            Some("compact")
+        );
+        produce(
+            &limits,
+            &[(Some("ann"), Some(r#"{"THRESHOLD": 500}"#), 1_000)],
+        );
+        e.run_until_idle().unwrap();
+        produce(
+            &txns,
+            &[
+                (
+                    Some("t1"),
+                    Some(r#"{"USER_ID": "ann", "AMOUNT": 600}"#),
+                    2_000,
+                ),
+                (
+                    Some("t2"),
+                    Some(r#"{"USER_ID": "ann", "AMOUNT": 100}"#),
+                    3_000,
+                ),
+            ],
+        );
+        run_until(&mut e, &alerts, 1);
+    }
+    // A new engine on the same data directory resumes from its offsets.
+    produce(
+        &limits,
+        &[(Some("ann"), Some(r#"{"THRESHOLD": 1000}"#), 4_000)],
+    );
+    let mut e = engine(dir.path());
+    e.run_until_idle().unwrap();
+    produce(
+        &txns,
+        &[
+            (
+                Some("t3"),
+                Some(r#"{"USER_ID": "ann", "AMOUNT": 700}"#),
+                5_000,
+            ),
+            (
+                Some("t4"),
+                Some(r#"{"USER_ID": "ann", "AMOUNT": 1500}"#),
+                6_000,
+            ),
+        ],
+    );
+    run_until(&mut e, &alerts, 2);
+    let got = consume(&alerts, 2);
+    assert_eq!(
+        values(&got),
+        vec![
+            r#"ann {"TXN_ID":"t1","AMOUNT":600.0,"THRESHOLD":500.0} @2000"#.to_string(),
+            r#"ann {"TXN_ID":"t4","AMOUNT":1500.0,"THRESHOLD":1000.0} @6000"#.to_string(),
+        ]
+    );
+}
+
+/// Kafka's murmur2 (the Java clients' default partitioner), written out
+/// here so the test does not trust Sluice's own.
+fn murmur2(data: &[u8]) -> u32 {
+    let seed: u32 = 0x9747_b28c;
+    let m: u32 = 0x5bd1_e995;
+    let r = 24;
+    let len = data.len();
+    let mut h: u32 = seed ^ (len as u32);
+    let chunks = len / 4;
+    for i in 0..chunks {
+        let mut k = u32::from_le_bytes([
+            data[i * 4],
+            data[i * 4 + 1],
+            data[i * 4 + 2],
+            data[i * 4 + 3],
+        ]);
+        k = k.wrapping_mul(m);
+        k ^= k >> r;
+        k = k.wrapping_mul(m);
+        h = h.wrapping_mul(m);
+        h ^= k;
+    }
+    let tail = &data[chunks * 4..];
+    if tail.len() >= 3 {
+        h ^= u32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= u32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= u32::from(tail[0]);
+        h = h.wrapping_mul(m);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(m);
+    h ^= h >> 15;
+    h
+}
+
+/// `sluice server` with no Kafka configured: the embedded broker, reachable
+/// by any Kafka client at the address the server prints.
+#[test]
+fn the_server_starts_an_embedded_broker_that_clients_can_use() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let statements = dir.path().join("pipeline.sql");
+    std::fs::write(
+        &statements,
+        "CREATE STREAM readings (sensor STRING KEY, celsius DOUBLE) \
+           WITH (kafka_topic='readings', value_format='JSON', partitions=1);
+         CREATE STREAM hot AS SELECT sensor, celsius FROM readings WHERE celsius > 30;",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("server")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--statements")
+        .arg(&statements)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start sluice server");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().expect("stdout");
+    let _guard = Kill(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    let bootstrap = first
+        .strip_prefix("Embedded Kafka broker (in memory: it keeps nothing across restarts) at ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_string();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("producer");
+    for (k, v) in [
+        ("s1", r#"{"CELSIUS": 21.5}"#),
+        ("s2", r#"{"CELSIUS": 35.0}"#),
+    ] {
+        producer
+            .send(
+                BaseRecord::to("readings")
+                    .key(k)
+                    .payload(v)
+                    .timestamp(1_000),
+            )
+            .map_err(|(e, _)| e)
+            .expect("send");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "test-reader")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("HOT", 0, Offset::Beginning)
+        .expect("partition");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = Vec::new();
+    while got.is_empty() && Instant::now() < deadline {
+        // The output topic appears once the query has started.
+        if consumer.assign(&tpl).is_err() {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            got.push((
+                m.key().map(|k| String::from_utf8_lossy(k).to_string()),
+                m.payload().map(|v| String::from_utf8_lossy(v).to_string()),
+            ));
+        }
+    }
+    assert_eq!(
+        got,
+        vec![(
+            Some("s2".to_string()),
+            Some(r#"{"CELSIUS":35.0}"#.to_string())
+        )]
+    );
+}
