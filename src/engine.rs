@@ -768,9 +768,14 @@ impl Engine {
                     .catalog
                     .queries()
                     .map(|q| {
-                        let status = match self.tasks.get(&q.id).and_then(|t| t.last_error()) {
-                            Some(e) => format!("ERROR: {e}"),
-                            None => "RUNNING".into(),
+                        let task = self.tasks.get(&q.id);
+                        let status = match (
+                            task.and_then(|t| t.last_error()),
+                            task.and_then(|t| t.waiting()),
+                        ) {
+                            (Some(e), _) => format!("ERROR: {e}"),
+                            (None, Some(w)) => format!("WAITING: {w}"),
+                            (None, None) => "RUNNING".into(),
                         };
                         vec![q.id.clone(), status, q.sink.clone(), q.sql.clone()]
                     })

@@ -70,6 +70,57 @@ fn broker() -> &'static str {
     })
 }
 
+/// A broker of a test's own (to stop and restart), stopped when dropped.
+struct OwnBroker {
+    port: u16,
+    dir: tempfile::TempDir,
+    bootstrap: String,
+}
+
+impl OwnBroker {
+    fn start() -> Self {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("broker dir");
+        let mut b = OwnBroker {
+            port,
+            dir,
+            bootstrap: String::new(),
+        };
+        b.bootstrap = b.kafka_sh("start");
+        b
+    }
+
+    fn kafka_sh(&self, command: &str) -> String {
+        let out = Command::new("bash")
+            .arg(format!("{}/scripts/kafka.sh", env!("CARGO_MANIFEST_DIR")))
+            .args([command, "--port", &self.port.to_string(), "--dir"])
+            .arg(self.dir.path())
+            .output()
+            .expect("run scripts/kafka.sh");
+        assert!(
+            out.status.success(),
+            "kafka.sh {command} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(format!("{}/scripts/kafka.sh", env!("CARGO_MANIFEST_DIR")))
+            .args(["stop", "--port", &self.port.to_string(), "--dir"])
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -97,9 +148,9 @@ fn engine(dir: &std::path::Path) -> Engine {
     .expect("engine on Kafka")
 }
 
-fn produce(topic: &str, records: &[(Option<&str>, Option<&str>, i64)]) {
+fn produce_to(bootstrap: &str, topic: &str, records: &[(Option<&str>, Option<&str>, i64)]) {
     let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker())
+        .set("bootstrap.servers", bootstrap)
         .create()
         .expect("producer");
     for (k, v, ts) in records {
@@ -121,8 +172,12 @@ type Received = (i32, Option<Vec<u8>>, Option<String>, i64);
 /// Every record of a topic, read with an independent consumer until `want`
 /// records are there.
 fn consume(topic: &str, want: usize) -> Vec<Received> {
+    consume_from(broker(), topic, want)
+}
+
+fn consume_from(bootstrap: &str, topic: &str, want: usize) -> Vec<Received> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker())
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("reader"))
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
@@ -156,13 +211,21 @@ fn consume(topic: &str, want: usize) -> Vec<Received> {
     out
 }
 
+fn produce(topic: &str, records: &[(Option<&str>, Option<&str>, i64)]) {
+    produce_to(broker(), topic, records)
+}
+
 /// Run the engine's queries until `topic` holds `want` records (or time out).
 fn run_until(e: &mut Engine, topic: &str, want: usize) {
+    run_until_on(broker(), e, topic, want)
+}
+
+fn run_until_on(bootstrap: &str, e: &mut Engine, topic: &str, want: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         e.run_until_idle().expect("run");
-        let n: i64 = (0..partitions(topic))
-            .map(|p| high_watermark(topic, p))
+        let n: i64 = (0..partitions_on(bootstrap, topic))
+            .map(|p| high_watermark_on(bootstrap, topic, p))
             .sum();
         if n as usize >= want || Instant::now() > deadline {
             return;
@@ -172,8 +235,12 @@ fn run_until(e: &mut Engine, topic: &str, want: usize) {
 }
 
 fn partitions(topic: &str) -> i32 {
+    partitions_on(broker(), topic)
+}
+
+fn partitions_on(bootstrap: &str, topic: &str) -> i32 {
     let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker())
+        .set("bootstrap.servers", bootstrap)
         .create()
         .expect("client");
     c.fetch_metadata(Some(topic), Duration::from_secs(10))
@@ -181,9 +248,9 @@ fn partitions(topic: &str) -> i32 {
         .unwrap_or(0)
 }
 
-fn high_watermark(topic: &str, partition: i32) -> i64 {
+fn high_watermark_on(bootstrap: &str, topic: &str, partition: i32) -> i64 {
     let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker())
+        .set("bootstrap.servers", bootstrap)
         .create()
         .expect("client");
     c.fetch_watermarks(topic, partition, Duration::from_secs(10))
@@ -428,6 +495,73 @@ fn a_stream_table_join_runs_on_kafka_and_resumes_where_it_stopped() {
             r#"ann {"TXN_ID":"t4","AMOUNT":1500.0,"THRESHOLD":1000.0} @6000"#.to_string(),
         ]
     );
+}
+
+#[test]
+fn a_query_waits_while_the_broker_is_down_and_resumes_without_loss() {
+    let broker = OwnBroker::start();
+    let b = broker.bootstrap.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = Engine::open_on_kafka(
+        EngineConfig {
+            data_dir: dir.path().to_path_buf(),
+            properties: Default::default(),
+        },
+        &b,
+    )
+    .expect("engine on Kafka");
+    e.execute(
+        "CREATE STREAM payments (id STRING KEY, amount DOUBLE) \
+           WITH (kafka_topic='payments', value_format='JSON', partitions=1);
+         CREATE STREAM large AS SELECT id, amount FROM payments WHERE amount > 10;",
+    )
+    .unwrap();
+    produce_to(
+        &b,
+        "payments",
+        &[
+            (Some("p1"), Some(r#"{"AMOUNT": 50}"#), 1_000),
+            (Some("p2"), Some(r#"{"AMOUNT": 5}"#), 2_000),
+            (Some("p3"), Some(r#"{"AMOUNT": 70}"#), 3_000),
+        ],
+    );
+    run_until_on(&b, &mut e, "LARGE", 2);
+
+    broker.kafka_sh("stop");
+    // The query cannot reach its topics: it waits, says so, and stays up.
+    e.run_once().expect("a round without the broker");
+    let status = query_status(&mut e);
+    assert!(status.starts_with("WAITING: Kafka: "), "status: {status}");
+
+    assert_eq!(broker.kafka_sh("start"), b);
+    produce_to(
+        &b,
+        "payments",
+        &[
+            (Some("p4"), Some(r#"{"AMOUNT": 80}"#), 4_000),
+            (Some("p5"), Some(r#"{"AMOUNT": 90}"#), 5_000),
+        ],
+    );
+    run_until_on(&b, &mut e, "LARGE", 4);
+    let got = consume_from(&b, "LARGE", 4);
+    assert_eq!(
+        values(&got),
+        vec![
+            r#"p1 {"AMOUNT":50.0} @1000"#.to_string(),
+            r#"p3 {"AMOUNT":70.0} @3000"#.to_string(),
+            r#"p4 {"AMOUNT":80.0} @4000"#.to_string(),
+            r#"p5 {"AMOUNT":90.0} @5000"#.to_string(),
+        ]
+    );
+    assert_eq!(query_status(&mut e), "RUNNING");
+}
+
+/// The status SHOW QUERIES gives the (only) query.
+fn query_status(e: &mut Engine) -> String {
+    match e.execute("SHOW QUERIES;").unwrap().remove(0) {
+        sluice::StatementResult::Rows { rows, .. } => rows[0][1].clone(),
+        other => panic!("SHOW QUERIES returned {other:?}"),
+    }
 }
 
 /// Kafka's murmur2 (the Java clients' default partitioner), written out

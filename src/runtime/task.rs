@@ -47,6 +47,8 @@ pub(crate) struct Task {
     metrics: TaskMetrics,
     /// The last error that stopped processing, if any.
     last_error: Option<String>,
+    /// Why the query is waiting (its topics cannot be reached), if it is.
+    waiting: Option<String>,
 }
 
 /// Source 0 is the query's source, source i > 0 its (i-1)-th join's right.
@@ -116,6 +118,7 @@ impl Task {
             offsets,
             metrics: TaskMetrics::default(),
             last_error: None,
+            waiting: None,
         })
     }
 
@@ -134,6 +137,42 @@ impl Task {
         self.last_error.as_deref()
     }
 
+    /// Why the query is waiting for its topics, if it is.
+    pub(crate) fn waiting(&self) -> Option<&str> {
+        self.waiting.as_deref()
+    }
+
+    /// Forget everything since the last checkpoint: operators reload their
+    /// state and sources their offsets from the store, so that the records
+    /// since then are processed again exactly once into the state (their
+    /// outputs may be written again: at-least-once).
+    fn rewind(&mut self) -> Result<()> {
+        let fresh = Task::try_new(self.plan.clone(), self.topics.clone(), self.store.clone())?;
+        self.operators = fresh.operators;
+        self.joins = fresh.joins;
+        self.offsets = fresh.offsets;
+        Ok(())
+    }
+
+    /// Process what is there; a Kafka failure (broker unreachable or
+    /// restarting) is not the query's fault: the query rewinds to its last
+    /// checkpoint, reports that it is waiting, and is retried.
+    pub(crate) fn poll(&mut self, max: usize) -> Result<usize> {
+        match self.poll_once(max) {
+            Ok(n) => {
+                self.waiting = None;
+                Ok(n)
+            }
+            Err(e @ Error::Kafka(_)) => {
+                tracing::warn!(query_id = %self.plan.query_id, error = %e, "Kafka unavailable; the query waits and retries from its last checkpoint");
+                self.waiting = Some(e.to_string());
+                self.rewind()?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn source(&self, index: usize) -> &SourceSpec {
         source_of(&self.plan, index)
     }
@@ -143,7 +182,7 @@ impl Task {
     /// in record-time order (the partition whose next record is oldest goes
     /// first, as Kafka Streams chooses; at equal times tables before
     /// streams), each partition in offset order.
-    pub(crate) fn poll(&mut self, max: usize) -> Result<usize> {
+    fn poll_once(&mut self, max: usize) -> Result<usize> {
         let mut queues: Vec<((usize, i32), std::collections::VecDeque<Record>)> = Vec::new();
         let mut read = 0;
         let positions: Vec<((usize, i32), i64)> =
@@ -195,6 +234,9 @@ impl Task {
             };
             self.metrics.records_in += run.len() as u64;
             if let Err(e) = self.process_records(s, &run) {
+                if matches!(e, Error::Kafka(_)) {
+                    return Err(e);
+                }
                 self.last_error = Some(e.to_string());
                 let topic = &self.source(s).topic;
                 tracing::error!(query_id = %self.plan.query_id, topic = %topic, partition = p, error = %e, "query failed on a batch");

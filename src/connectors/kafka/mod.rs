@@ -40,6 +40,10 @@ pub(crate) use embedded::EmbeddedKafka;
 /// How long one admin, metadata or produce call may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a fetch waits for the broker before reporting it unreachable
+/// (the engine's loop retries).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A Kafka cluster's topics.
 pub(crate) struct KafkaTopics {
     admin: AdminClient<DefaultClientContext>,
@@ -301,7 +305,7 @@ impl Topics for KafkaTopics {
         let _done = Timed("fetch", topic, Instant::now());
         let consumer = self.consumer();
         let (low, high) = consumer
-            .fetch_watermarks(topic, partition, TIMEOUT)
+            .fetch_watermarks(topic, partition, FETCH_TIMEOUT)
             .map_err(broker)?;
         if offset >= high || max == 0 {
             return Ok(Vec::new());
