@@ -1,5 +1,6 @@
 //! The `sluice` command line.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -203,15 +204,19 @@ fn serve(flags: sluice::server::ServerFlags) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if server.is_embedded() {
-        println!(
+    // A closed stdout must not stop the server: what it says is optional.
+    let mut out = std::io::stdout();
+    let _ = if server.is_embedded() {
+        writeln!(
+            out,
             "Embedded Kafka broker (in memory: it keeps nothing across restarts) at {}",
             server.bootstrap()
-        );
+        )
     } else {
-        println!("Kafka at {}", server.bootstrap());
-    }
-    println!(
+        writeln!(out, "Kafka at {}", server.bootstrap())
+    };
+    let _ = writeln!(
+        out,
         "Sluice server {} running; data in {}",
         config.service_id,
         config.data_dir.display()

@@ -3,8 +3,9 @@
 //! The server opens the engine on a Kafka cluster: the one configured, or,
 //! when none is, an embedded in-memory broker (librdkafka's mock cluster)
 //! whose address any Kafka client can use and which keeps nothing across
-//! restarts. A statements file runs once, when the data directory is new;
-//! after that the catalog is replayed from the data directory. Queries then
+//! restarts (so neither does the server's state then). A statements file
+//! runs once, when the data directory is new; after that the catalog is
+//! replayed from the data directory. Queries then
 //! run until the process is asked to stop.
 //!
 //! Settings come from a TOML file, the environment and flags
@@ -54,6 +55,15 @@ impl Server {
             }
         };
         std::fs::create_dir_all(&config.data_dir)?;
+        if embedded {
+            // The embedded broker starts empty: state and offsets kept from
+            // an earlier run would point past the end of its new topics.
+            let state = config.data_dir.join("state");
+            if state.exists() {
+                tracing::warn!(dir = %state.display(), "embedded broker: starting over with empty state");
+                std::fs::remove_dir_all(&state)?;
+            }
+        }
         let mut engine = Engine::open_with_topics(
             EngineConfig {
                 data_dir: config.data_dir.clone(),
