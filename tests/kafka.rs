@@ -561,82 +561,20 @@ fn a_query_waits_while_the_broker_is_down_and_resumes_without_loss() {
 /// restart is processed (stale offsets would skip it).
 #[test]
 fn an_embedded_server_restarted_on_its_data_directory_starts_over() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let statements = dir.path().join("pipeline.sql");
-    std::fs::write(
-        &statements,
-        "CREATE STREAM readings (sensor STRING KEY, celsius DOUBLE) \
-           WITH (kafka_topic='readings', value_format='JSON', partitions=1);
-         CREATE STREAM hot AS SELECT sensor, celsius FROM readings WHERE celsius > 30;",
-    )
-    .unwrap();
-    let run = |values: &[(&str, &str)]| -> Vec<(String, String)> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .arg("server")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--statements")
-            .arg(&statements)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start sluice server");
-        let stdout = child.stdout.take().expect("stdout");
-        let first = BufReader::new(stdout)
-            .lines()
-            .next()
-            .expect("a line")
-            .expect("utf-8");
-        let bootstrap = first.rsplit(' ').next().unwrap_or_default().to_string();
-        let producer: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()
-            .expect("producer");
-        for (k, v) in values {
-            producer
-                .send(
-                    BaseRecord::to("readings")
-                        .key(*k)
-                        .payload(*v)
-                        .timestamp(1_000),
-                )
-                .map_err(|(e, _)| e)
-                .expect("send");
-        }
-        producer.flush(Duration::from_secs(10)).expect("flush");
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", "test-reader")
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("HOT", 0, Offset::Beginning)
-            .expect("partition");
-        consumer.assign(&tpl).expect("assign");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut got = Vec::new();
-        while got.is_empty() && Instant::now() < deadline {
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-                got.push((
-                    String::from_utf8_lossy(m.key().unwrap_or_default()).to_string(),
-                    String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string(),
-                ));
-            }
-        }
-        // Clients first: closing them needs the broker.
-        drop(consumer);
-        drop(producer);
-        let _ = child.kill();
-        let _ = child.wait();
-        got
-    };
+    std::fs::write(&statements, HOT_READINGS).unwrap();
+    let data = dir.path().join("data");
     assert_eq!(
-        run(&[("s1", r#"{"CELSIUS": 10}"#), ("s2", r#"{"CELSIUS": 35}"#)]),
+        through_embedded_server(
+            &data,
+            &statements,
+            &[("s1", r#"{"CELSIUS": 10}"#), ("s2", r#"{"CELSIUS": 35}"#)]
+        ),
         vec![("s2".to_string(), r#"{"CELSIUS":35.0}"#.to_string())]
     );
     assert_eq!(
-        run(&[("s3", r#"{"CELSIUS": 40}"#)]),
+        through_embedded_server(&data, &statements, &[("s3", r#"{"CELSIUS": 40}"#)]),
         vec![("s3".to_string(), r#"{"CELSIUS":40.0}"#.to_string())]
     );
 }
@@ -806,41 +744,36 @@ fn murmur2(data: &[u8]) -> u32 {
     h
 }
 
-/// `sluice server` with no Kafka configured: the embedded broker, reachable
-/// by any Kafka client at the address the server prints.
-#[test]
-fn the_server_starts_an_embedded_broker_that_clients_can_use() {
+/// The statements of the embedded-server tests: hot readings.
+const HOT_READINGS: &str = "CREATE STREAM readings (sensor STRING KEY, celsius DOUBLE) \
+       WITH (kafka_topic='readings', value_format='JSON', partitions=1);
+     CREATE STREAM hot AS SELECT sensor, celsius FROM readings WHERE celsius > 30;";
+
+/// Start `sluice server` with no Kafka configured on `data`, produce
+/// `readings` (sensor, JSON value) to the embedded broker at the address it
+/// prints, and return what the query writes to `HOT` (key, value).
+fn through_embedded_server(
+    data: &std::path::Path,
+    statements: &std::path::Path,
+    readings: &[(&str, &str)],
+) -> Vec<(String, String)> {
     use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().unwrap();
-    let statements = dir.path().join("pipeline.sql");
-    std::fs::write(
-        &statements,
-        "CREATE STREAM readings (sensor STRING KEY, celsius DOUBLE) \
-           WITH (kafka_topic='readings', value_format='JSON', partitions=1);
-         CREATE STREAM hot AS SELECT sensor, celsius FROM readings WHERE celsius > 30;",
-    )
-    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("server")
         .arg("--data-dir")
-        .arg(dir.path().join("data"))
+        .arg(data)
         .arg("--statements")
-        .arg(&statements)
+        .arg(statements)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start sluice server");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let stdout = child.stdout.take().expect("stdout");
-    let _guard = Kill(child);
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("a line").expect("utf-8");
+    let first = BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("utf-8");
     let bootstrap = first
         .strip_prefix("Embedded Kafka broker (in memory: it keeps nothing across restarts) at ")
         .unwrap_or_else(|| panic!("unexpected first line: {first}"))
@@ -849,15 +782,12 @@ fn the_server_starts_an_embedded_broker_that_clients_can_use() {
         .set("bootstrap.servers", &bootstrap)
         .create()
         .expect("producer");
-    for (k, v) in [
-        ("s1", r#"{"CELSIUS": 21.5}"#),
-        ("s2", r#"{"CELSIUS": 35.0}"#),
-    ] {
+    for (k, v) in readings {
         producer
             .send(
                 BaseRecord::to("readings")
-                    .key(k)
-                    .payload(v)
+                    .key(*k)
+                    .payload(*v)
                     .timestamp(1_000),
             )
             .map_err(|(e, _)| e)
@@ -872,24 +802,41 @@ fn the_server_starts_an_embedded_broker_that_clients_can_use() {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset("HOT", 0, Offset::Beginning)
         .expect("partition");
-    // The output topic may appear only once the query has started: the
-    // consumer keeps looking for it.
     consumer.assign(&tpl).expect("assign");
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut got = Vec::new();
     while got.is_empty() && Instant::now() < deadline {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             got.push((
-                m.key().map(|k| String::from_utf8_lossy(k).to_string()),
-                m.payload().map(|v| String::from_utf8_lossy(v).to_string()),
+                String::from_utf8_lossy(m.key().unwrap_or_default()).to_string(),
+                String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string(),
             ));
         }
     }
+    // Clients first: closing them needs the broker.
+    drop(consumer);
+    drop(producer);
+    let _ = child.kill();
+    let _ = child.wait();
+    got
+}
+
+/// `sluice server` with no Kafka configured: the embedded broker, reachable
+/// by any Kafka client at the address the server prints.
+#[test]
+fn the_server_starts_an_embedded_broker_that_clients_can_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let statements = dir.path().join("pipeline.sql");
+    std::fs::write(&statements, HOT_READINGS).unwrap();
     assert_eq!(
-        got,
-        vec![(
-            Some("s2".to_string()),
-            Some(r#"{"CELSIUS":35.0}"#.to_string())
-        )]
+        through_embedded_server(
+            &dir.path().join("data"),
+            &statements,
+            &[
+                ("s1", r#"{"CELSIUS": 21.5}"#),
+                ("s2", r#"{"CELSIUS": 35.0}"#)
+            ],
+        ),
+        vec![("s2".to_string(), r#"{"CELSIUS":35.0}"#.to_string())]
     );
 }
