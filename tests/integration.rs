@@ -8,12 +8,17 @@ use sluice::{Engine, EngineConfig, Error, StatementResult};
 
 fn engine() -> (Engine, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let e = Engine::open(EngineConfig {
-        data_dir: dir.path().to_path_buf(),
+    let e = open(dir.path());
+    (e, dir)
+}
+
+/// An engine on a data directory (opened again to test restarts).
+fn open(dir: &std::path::Path) -> Engine {
+    Engine::open(EngineConfig {
+        data_dir: dir.to_path_buf(),
         properties: Default::default(),
     })
-    .expect("engine opens");
-    (e, dir)
+    .expect("engine opens")
 }
 
 /// (key, value) text of every record of a topic.
@@ -266,14 +271,7 @@ fn a_join_on_several_conditions_matches_a_composite_key() {
 #[test]
 fn a_stream_stream_join_resumes_after_a_restart_without_losing_its_window() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || {
-        Engine::open(EngineConfig {
-            data_dir: dir.path().to_path_buf(),
-            properties: Default::default(),
-        })
-        .unwrap()
-    };
-    let mut e = open();
+    let mut e = open(dir.path());
     e.execute(
         "CREATE STREAM views (id INT KEY, page STRING) WITH (kafka_topic='views', value_format='JSON', partitions=1);
          CREATE STREAM clicks (id INT KEY, button STRING) WITH (kafka_topic='clicks', value_format='JSON', partitions=1);
@@ -285,7 +283,7 @@ fn a_stream_stream_join_resumes_after_a_restart_without_losing_its_window() {
     e.run_until_idle().unwrap();
     drop(e);
     // The view waits in the join's state across the restart.
-    let mut e = open();
+    let mut e = open(dir.path());
     e.execute(
         "INSERT INTO clicks (ROWTIME, id, button) VALUES (5000, 1, 'buy');
          INSERT INTO clicks (ROWTIME, id, button) VALUES (30000, 1, 'late');",
@@ -346,22 +344,15 @@ fn a_malformed_record_is_skipped_counted_and_processing_goes_on() {
 #[test]
 fn catalog_and_state_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || {
-        Engine::open(EngineConfig {
-            data_dir: dir.path().to_path_buf(),
-            properties: Default::default(),
-        })
-        .unwrap()
-    };
     {
-        let mut e = open();
+        let mut e = open(dir.path());
         e.execute(
             "CREATE STREAM s (id INT KEY, v INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);
              CREATE TABLE t AS SELECT id, SUM(v) AS total FROM s GROUP BY id;",
         )
         .unwrap();
     }
-    let mut e = open();
+    let mut e = open(dir.path());
     assert_eq!(
         rows(e.execute("SHOW TABLES;").unwrap().remove(0))[0][0],
         "T"
