@@ -12,7 +12,7 @@
 #
 # Environment:
 #   SLUICE_KAFKA_HOME           install root (default $HOME/.cache/sluice-kafka)
-#   SLUICE_KAFKA_VERSION        Kafka version from Maven Central (default 3.9.1)
+#   SLUICE_KAFKA_VERSION        Kafka version from Maven Central (default 4.3.1; 3.x works too)
 #   SLUICE_KAFKA_MAVEN_REPO     Maven local repository to use (default: Maven's own, ~/.m2/repository)
 #   SLUICE_KAFKA_HEAP_OPTS      broker heap (default "-Xms128m -Xmx512m")
 #   SLUICE_KAFKA_JVM_OPTS       extra broker JVM options
@@ -25,13 +25,28 @@
 # its last line of stdout is the bootstrap address, localhost:PORT.
 set -euo pipefail
 
-KAFKA_VERSION="${SLUICE_KAFKA_VERSION:-3.9.1}"
+# 4.3.1: the newest 4.x whose artifacts are all on Maven Central (4.4.0's
+# kafka_2.13 pom is there, but not the kafka-tools and kafka-tools-api it needs).
+KAFKA_VERSION="${SLUICE_KAFKA_VERSION:-4.3.1}"
 KAFKA_ROOT="${SLUICE_KAFKA_HOME:-$HOME/.cache/sluice-kafka}"
 KAFKA_INST="$KAFKA_ROOT/$KAFKA_VERSION"
 SCALA_BINARY="2.13"
-SLF4J_VERSION="1.7.36"
-RELOAD4J_VERSION="1.2.25" # as in Kafka 3.9's own distribution
+SLF4J_VERSION="1.7.36"    # the slf4j API Kafka 3.x and 4.x are built against
+RELOAD4J_VERSION="1.2.25" # Kafka 3.x: as in Kafka 3.9's own distribution
+LOG4J2_VERSION="2.25.4"   # Kafka 4.x: as in Kafka 4.3's own distribution
 DEP_PLUGIN_VERSION="3.6.1"
+
+# Kafka 4.0 moved from log4j 1 (reload4j) to log4j2: pick the logging by major version.
+[[ "$KAFKA_VERSION" =~ ^([0-9]+)\.[0-9]+ ]] || { echo "kafka.sh: bad SLUICE_KAFKA_VERSION: $KAFKA_VERSION" >&2; exit 1; }
+if [ "${BASH_REMATCH[1]}" -ge 4 ]; then
+  LOGGING=log4j2
+  BROKER_LOG_CONFIG="$KAFKA_INST/config/log4j2.yaml"
+  TOOLS_LOG_CONFIG="$KAFKA_INST/config/tools-log4j2.yaml"
+else
+  LOGGING=reload4j
+  BROKER_LOG_CONFIG="$KAFKA_INST/config/log4j.properties"
+  TOOLS_LOG_CONFIG="$KAFKA_INST/config/tools-log4j.properties"
+fi
 
 PORT=9092
 DIR=""
@@ -84,12 +99,43 @@ gen_pom() {
         </exclusion>
       </exclusions>
     </dependency>
-    <!-- Logging: slf4j -> reload4j (log4j 1.2 API), as Kafka 3.x's own distribution. -->
+    <!-- Logging: the slf4j API Kafka is built against, then a binding (below). -->
     <dependency>
       <groupId>org.slf4j</groupId>
       <artifactId>slf4j-api</artifactId>
       <version>${SLF4J_VERSION}</version>
     </dependency>
+$(gen_pom_logging)
+  </dependencies>
+</project>
+EOF
+}
+
+gen_pom_logging() {
+  if [ "$LOGGING" = log4j2 ]; then
+    cat <<EOF
+    <!-- Logging: slf4j 1.7 -> log4j2 (log4j-slf4j-impl, the binding for slf4j 1.x),
+         as Kafka 4.x's own distribution; log4j2 reads YAML configuration through
+         jackson-dataformat-yaml, which kafka_${SCALA_BINARY} depends on. -->
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-api</artifactId>
+      <version>${LOG4J2_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-core</artifactId>
+      <version>${LOG4J2_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>${LOG4J2_VERSION}</version>
+    </dependency>
+EOF
+  else
+    cat <<EOF
+    <!-- Logging: slf4j -> reload4j (log4j 1.2 API), as Kafka 3.x's own distribution. -->
     <dependency>
       <groupId>org.slf4j</groupId>
       <artifactId>slf4j-reload4j</artifactId>
@@ -100,12 +146,15 @@ gen_pom() {
       <artifactId>reload4j</artifactId>
       <version>${RELOAD4J_VERSION}</version>
     </dependency>
-  </dependencies>
-</project>
 EOF
+  fi
 }
 
 gen_broker_log4j() {
+  if [ "$LOGGING" = log4j2 ]; then
+    gen_broker_log4j2
+    return
+  fi
   cat <<'EOF'
 # Broker logging (reload4j). kafka.logs.dir is set by scripts/kafka.sh start.
 log4j.rootLogger=INFO, server
@@ -123,6 +172,10 @@ EOF
 }
 
 gen_tools_log4j() {
+  if [ "$LOGGING" = log4j2 ]; then
+    gen_tools_log4j2
+    return
+  fi
   cat <<'EOF'
 # Logging for Kafka's command-line tools run by scripts/kafka.sh: warnings to stderr.
 log4j.rootLogger=WARN, stderr
@@ -131,6 +184,70 @@ log4j.appender.stderr.Target=System.err
 log4j.appender.stderr.layout=org.apache.log4j.PatternLayout
 log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
 EOF
+}
+
+gen_broker_log4j2() {
+  cat <<'EOF'
+# Broker logging (log4j2). kafka.logs.dir is set by scripts/kafka.sh start.
+# No shutdown hook: log4j2's own would stop the appender before the broker has
+# logged its shutdown (the file is flushed after every event anyway).
+Configuration:
+  status: warn
+  shutdownHook: disable
+  Appenders:
+    RollingFile:
+      name: server
+      fileName: "${sys:kafka.logs.dir}/server.log"
+      filePattern: "${sys:kafka.logs.dir}/server.log.%i"
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+      SizeBasedTriggeringPolicy:
+        size: 20MB
+      DefaultRolloverStrategy:
+        max: 2
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        ref: server
+    Logger:
+      - name: kafka.request.logger
+        level: WARN
+      - name: kafka.network.RequestChannel$
+        level: WARN
+      - name: state.change.logger
+        level: WARN
+      - name: org.apache.kafka.clients
+        level: WARN
+EOF
+}
+
+gen_tools_log4j2() {
+  cat <<'EOF'
+# Logging for Kafka's command-line tools run by scripts/kafka.sh: warnings to stderr.
+Configuration:
+  status: warn
+  Appenders:
+    Console:
+      name: stderr
+      target: SYSTEM_ERR
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: WARN
+      AppenderRef:
+        ref: stderr
+EOF
+}
+
+# The JVM option pointing the logging at a configuration file.
+log_config_opt() {
+  if [ "$LOGGING" = log4j2 ]; then
+    echo "-Dlog4j2.configurationFile=$1"
+  else
+    echo "-Dlog4j.configuration=file:$1"
+  fi
 }
 
 fingerprint() {
@@ -164,8 +281,8 @@ cmd_install() {
   rm -rf "$tmp"
   mkdir -p "$tmp/libs" "$tmp/config"
   gen_pom >"$tmp/pom.xml"
-  gen_broker_log4j >"$tmp/config/log4j.properties"
-  gen_tools_log4j >"$tmp/config/tools-log4j.properties"
+  gen_broker_log4j >"$tmp/config/${BROKER_LOG_CONFIG##*/}"
+  gen_tools_log4j >"$tmp/config/${TOOLS_LOG_CONFIG##*/}"
   log "fetching Kafka $KAFKA_VERSION and its dependencies from Maven Central..."
   local mvn_args=(-B -q -f "$tmp/pom.xml")
   [ -n "${SLUICE_KAFKA_MAVEN_REPO:-}" ] && mvn_args+=("-Dmaven.repo.local=$SLUICE_KAFKA_MAVEN_REPO")
@@ -193,7 +310,7 @@ ensure_installed() {
 # Run a Kafka class with the installed classpath, quiet logging and a small heap.
 kjava() {
   java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
-    "-Dlog4j.configuration=file:$KAFKA_INST/config/tools-log4j.properties" \
+    "$(log_config_opt "$TOOLS_LOG_CONFIG")" \
     -cp "$KAFKA_INST/libs/*" "$@"
 }
 
@@ -314,7 +431,7 @@ format_storage() {
 broker_serves() {
   printf 'request.timeout.ms=3000\ndefault.api.timeout.ms=5000\n' >"$DIR/.probe.properties"
   timeout 20 java -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto \
-    "-Dlog4j.configuration=file:$KAFKA_INST/config/tools-log4j.properties" \
+    "$(log_config_opt "$TOOLS_LOG_CONFIG")" \
     -cp "$KAFKA_INST/libs/*" org.apache.kafka.tools.TopicCommand \
     --bootstrap-server "localhost:$PORT" --command-config "$DIR/.probe.properties" --list \
     >"$DIR/logs/probe.log" 2>&1
@@ -371,7 +488,7 @@ do_start() {
       ${SLUICE_KAFKA_JVM_OPTS:-} \
       "-Dsluice.kafka.dir=$DIR" \
       "-Dkafka.logs.dir=$DIR/logs" \
-      "-Dlog4j.configuration=file:$KAFKA_INST/config/log4j.properties" \
+      "$(log_config_opt "$BROKER_LOG_CONFIG")" \
       -cp "$KAFKA_INST/libs/*" kafka.Kafka "$DIR/server.properties"
   ) </dev/null >"$DIR/logs/stdout.log" 2>&1 &
   pid=$!
@@ -458,4 +575,5 @@ main() {
   esac
 }
 
-main "$@"
+# On one line, so that bash never reads past it: the script may be replaced while it runs.
+main "$@"; exit

@@ -23,7 +23,7 @@ use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 
 use crate::catalog::{Catalog, Column, ColumnKind, QueryInfo, Source};
 use crate::connectors::memory::MemoryTopics;
-use crate::connectors::Topics;
+use crate::connectors::{OutRecord, Topics};
 use crate::error::{Error, Result};
 use crate::planner::ast::{CreateAs, CreateSource, ShowWhat, SourceKind, Statement};
 use crate::planner::ddl::{self, SourceOptions};
@@ -69,8 +69,21 @@ pub struct Engine {
 
 const LOG_PREFIX: &[u8] = b"c/";
 
+/// Prefix of the comment line that carries a logged query's own settings.
+const QUERY_SETTINGS: &str = "-- sluice query settings: ";
+
+/// The processing guarantee property.
+const GUARANTEE: &str = "processing.guarantee";
+
+/// The property naming the server (consumer groups, transactional ids).
+pub(crate) const SERVICE_ID: &str = "ksql.service.id";
+
 /// The default processing-log topic.
 const PROCESSING_LOG: &str = "sluice_processing_log";
+
+/// How often `run_until_idle` retries queries waiting for Kafka (50 ms
+/// apart) before it gives up.
+const IDLE_RETRIES: u32 = 100;
 
 /// Records read per partition per step of `run_until_idle`.
 const DEFAULT_BATCH: usize = 512;
@@ -137,10 +150,24 @@ impl Engine {
                     .unwrap_or(0)
                     + 1,
             );
-            let sql = String::from_utf8_lossy(&v).to_string();
+            let logged = String::from_utf8_lossy(&v).to_string();
+            // A query's own settings come first, on a comment line.
+            let (settings, sql) = match logged
+                .strip_prefix(QUERY_SETTINGS)
+                .and_then(|rest| rest.split_once('\n'))
+            {
+                Some((line, sql)) => (
+                    serde_json::from_str::<BTreeMap<String, String>>(line).unwrap_or_default(),
+                    sql.to_string(),
+                ),
+                None => (BTreeMap::new(), logged.clone()),
+            };
+            let session = self.properties.clone();
+            self.properties.extend(settings);
             if let Err(e) = self.execute(&sql) {
                 tracing::error!(statement = %sql, error = %e, "could not restore statement");
             }
+            self.properties = session;
         }
         self.replaying = false;
         Ok(())
@@ -154,6 +181,53 @@ impl Engine {
         b.put(format!("c/{:020}", self.log_seq).as_bytes(), sql.as_bytes());
         self.log_seq += 1;
         self.store.commit(b)
+    }
+
+    /// Log a statement that starts a persistent query, with the settings
+    /// that query keeps (its processing guarantee), so that a restart runs
+    /// it the same way whatever the server's defaults are then.
+    fn log_query_statement(&mut self, sql: &str) -> Result<()> {
+        let settings: BTreeMap<&str, String> = [(
+            GUARANTEE,
+            if self.exactly_once()? {
+                "exactly_once"
+            } else {
+                "at_least_once"
+            }
+            .to_string(),
+        )]
+        .into_iter()
+        .collect();
+        let line = serde_json::to_string(&settings)
+            .map_err(|e| Error::internal(format!("cannot log query settings: {e}")))?;
+        self.log_statement(&format!("{QUERY_SETTINGS}{line}\n{sql}"))
+    }
+
+    /// Whether new queries run exactly-once (`processing.guarantee`, or
+    /// ksqlDB's server setting `ksql.streams.processing.guarantee`).
+    fn exactly_once(&self) -> Result<bool> {
+        let value = self
+            .properties
+            .get(GUARANTEE)
+            .or_else(|| self.properties.get("ksql.streams.processing.guarantee"));
+        match value.map(|v| v.to_ascii_lowercase()) {
+            None => Ok(false),
+            Some(v) if v == "at_least_once" => Ok(false),
+            Some(v) if v == "exactly_once" || v == "exactly_once_v2" => Ok(true),
+            Some(v) => Err(Error::semantic(format!(
+                "Invalid value '{v}' for property {GUARANTEE}: expected at_least_once, exactly_once or exactly_once_v2"
+            ))),
+        }
+    }
+
+    /// The consumer group (and transactional id) of a query.
+    fn consumer_group(&self, query_id: &str) -> String {
+        let service = self
+            .properties
+            .get(SERVICE_ID)
+            .map(String::as_str)
+            .unwrap_or("sluice");
+        format!("{service}-{query_id}")
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -190,9 +264,22 @@ impl Engine {
     /// Run every query until none makes progress, reading at most `batch`
     /// records per partition per step. The batch size changes speed, never
     /// what is emitted.
+    /// A query waiting for Kafka (a broker restarting, a new topic's leader
+    /// not yet elected) is not idle: it is retried for a while.
     pub(crate) fn run_until_idle_in_batches(&mut self, batch: usize) -> Result<()> {
-        while self.run_round(batch) > 0 {}
-        Ok(())
+        let mut retries = 0;
+        loop {
+            if self.run_round(batch) > 0 {
+                retries = 0;
+                continue;
+            }
+            let waiting = self.tasks.values().any(|t| t.waiting().is_some());
+            if !waiting || retries >= IDLE_RETRIES {
+                return Ok(());
+            }
+            retries += 1;
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// One round: every query reads what is there (up to the default batch
@@ -268,7 +355,7 @@ impl Engine {
                 }
                 let id = self.next_id("INSERTQUERY", &target);
                 self.start_query(id.clone(), planned, &t, text)?;
-                self.log_statement(text)?;
+                self.log_query_statement(text)?;
                 Ok(StatementResult::Done { message: format!("Created query with ID {id}"), query_id: Some(id) })
             }
             Statement::InsertValues { target, columns, values, position } => {
@@ -636,6 +723,8 @@ impl Engine {
             ops: planned.ops,
             processing_log: self.processing_log(),
             sink: sink_spec,
+            consumer_group: self.consumer_group(&id),
+            exactly_once: self.exactly_once()?,
         };
         let task = Task::try_new(plan, self.topics.clone(), self.store.clone())?;
         self.tasks.insert(id.clone(), task);
@@ -1133,14 +1222,12 @@ impl Engine {
             },
         };
         self.topics
-            .produce(
-                &src.topic,
-                None,
+            .produce(OutRecord::new(
+                src.topic.clone(),
                 key.map(Arc::from),
                 value.map(Arc::from),
                 ts,
-                vec![],
-            )
+            ))
             .map_err(Error::from)?;
         let _ = Field::new("unused", DataType::Null, true);
         Ok(())
@@ -1429,5 +1516,212 @@ mod tests {
         let one_at_a_time = run(1);
         assert_eq!(one_at_a_time[0].len(), 6, "{:?}", one_at_a_time[0]);
         assert_eq!(one_at_a_time, run(500));
+    }
+
+    /// In-memory topics whose transactions fail as a script says, to
+    /// crash the exactly-once protocol at its two critical instants.
+    mod scripted {
+        use std::collections::VecDeque;
+        use std::sync::{Arc, Mutex};
+
+        use crate::connectors::memory::MemoryTopics;
+        use crate::connectors::{
+            GroupOffset, OutRecord, Record, TopicError, Topics, TransactionalWriter,
+        };
+
+        #[derive(Debug, Clone, Copy)]
+        pub(super) enum Fault {
+            /// The transaction fails before anything is committed.
+            Before,
+            /// The transaction commits, then the caller never learns it.
+            AfterCommit,
+        }
+
+        #[derive(Default)]
+        pub(super) struct ScriptedTopics {
+            pub inner: Arc<MemoryTopics>,
+            pub faults: Arc<Mutex<VecDeque<Fault>>>,
+            pub transactions: Arc<Mutex<usize>>,
+        }
+
+        struct Writer {
+            inner: Arc<MemoryTopics>,
+            faults: Arc<Mutex<VecDeque<Fault>>>,
+            transactions: Arc<Mutex<usize>>,
+            group: String,
+        }
+
+        impl TransactionalWriter for Writer {
+            fn commit(
+                &mut self,
+                records: &[OutRecord],
+                offsets: &[GroupOffset],
+            ) -> Result<(), TopicError> {
+                let fault = self.faults.lock().unwrap().pop_front();
+                if let Some(Fault::Before) = fault {
+                    return Err(TopicError::Broker("injected: before commit".into()));
+                }
+                self.inner.produce_all(records)?;
+                self.inner.commit_offsets(&self.group, offsets)?;
+                *self.transactions.lock().unwrap() += 1;
+                match fault {
+                    Some(Fault::AfterCommit) => {
+                        Err(TopicError::Broker("injected: after commit".into()))
+                    }
+                    _ => Ok(()),
+                }
+            }
+        }
+
+        impl Topics for ScriptedTopics {
+            fn create(&self, topic: &str, partitions: i32) -> Result<(), TopicError> {
+                self.inner.create(topic, partitions)
+            }
+            fn delete(&self, topic: &str) {
+                self.inner.delete(topic)
+            }
+            fn exists(&self, topic: &str) -> bool {
+                self.inner.exists(topic)
+            }
+            fn partitions(&self, topic: &str) -> Option<i32> {
+                self.inner.partitions(topic)
+            }
+            fn list(&self) -> Vec<String> {
+                self.inner.list()
+            }
+            fn produce(&self, record: OutRecord) -> Result<(i32, i64), TopicError> {
+                self.inner.produce(record)
+            }
+            fn fetch(
+                &self,
+                topic: &str,
+                partition: i32,
+                offset: i64,
+                max: usize,
+            ) -> Result<Vec<Record>, TopicError> {
+                self.inner.fetch(topic, partition, offset, max)
+            }
+            fn end_offset(&self, topic: &str, partition: i32) -> Result<i64, TopicError> {
+                self.inner.end_offset(topic, partition)
+            }
+            fn commit_offsets(
+                &self,
+                group: &str,
+                offsets: &[GroupOffset],
+            ) -> Result<(), TopicError> {
+                self.inner.commit_offsets(group, offsets)
+            }
+            fn committed_offsets(
+                &self,
+                group: &str,
+                partitions: &[(String, i32)],
+            ) -> Result<Vec<Option<i64>>, TopicError> {
+                self.inner.committed_offsets(group, partitions)
+            }
+            fn transactional_writer(
+                &self,
+                _id: &str,
+                group: &str,
+            ) -> Result<Option<Box<dyn TransactionalWriter>>, TopicError> {
+                Ok(Some(Box::new(Writer {
+                    inner: self.inner.clone(),
+                    faults: self.faults.clone(),
+                    transactions: self.transactions.clone(),
+                    group: group.to_string(),
+                })))
+            }
+        }
+    }
+
+    /// A transaction that committed although the engine saw it fail, and
+    /// one that failed before committing: after a crash and restart, and
+    /// after a retry, every output is there exactly once and the state is
+    /// exact.
+    #[test]
+    fn exactly_once_outputs_survive_a_crash_at_either_side_of_the_commit() {
+        use scripted::{Fault, ScriptedTopics};
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Arc::new(ScriptedTopics::default());
+        let open = || {
+            let mut properties = BTreeMap::new();
+            properties.insert(GUARANTEE.to_string(), "exactly_once".to_string());
+            Engine::open_with_topics(
+                EngineConfig {
+                    data_dir: dir.path().to_path_buf(),
+                    properties,
+                },
+                topics.clone(),
+            )
+            .unwrap()
+        };
+        let mut e = open();
+        e.execute(
+            "CREATE STREAM s (k STRING KEY, v INT) WITH (kafka_topic='s', value_format='JSON', partitions=1);
+             CREATE STREAM o AS SELECT k, v * 10 AS w FROM s;
+             CREATE TABLE t AS SELECT k, SUM(v) AS total FROM s GROUP BY k;",
+        )
+        .unwrap();
+        e.execute("INSERT INTO s (k, v) VALUES ('a', 1); INSERT INTO s (k, v) VALUES ('a', 2); INSERT INTO s (k, v) VALUES ('b', 3);")
+            .unwrap();
+        // Both queries commit their transaction, and neither learns it.
+        topics
+            .faults
+            .lock()
+            .unwrap()
+            .extend([Fault::AfterCommit, Fault::AfterCommit]);
+        assert_eq!(e.run_once().unwrap(), 0, "no query completed its poll");
+        assert_eq!(*topics.transactions.lock().unwrap(), 2);
+        // The process dies; the restart finds both outboxes committed.
+        drop(e);
+        let mut e = open();
+        e.run_until_idle().unwrap();
+        assert_eq!(
+            *topics.transactions.lock().unwrap(),
+            2,
+            "nothing written twice"
+        );
+        assert_eq!(
+            values(&mut e, "O"),
+            [r#"{"W":10}"#, r#"{"W":20}"#, r#"{"W":30}"#]
+        );
+        assert_eq!(
+            values(&mut e, "T"),
+            [r#"{"TOTAL":1}"#, r#"{"TOTAL":3}"#, r#"{"TOTAL":3}"#]
+        );
+        // Two more records; the transactions fail before committing.
+        e.execute("INSERT INTO s (k, v) VALUES ('b', 4); INSERT INTO s (k, v) VALUES ('a', 5);")
+            .unwrap();
+        topics
+            .faults
+            .lock()
+            .unwrap()
+            .extend([Fault::Before, Fault::Before]);
+        assert_eq!(e.run_once().unwrap(), 0);
+        assert!(
+            e.tasks.values().all(|t| t.waiting().is_some()),
+            "the queries report that they wait"
+        );
+        e.run_until_idle().unwrap();
+        assert_eq!(*topics.transactions.lock().unwrap(), 4);
+        assert_eq!(
+            values(&mut e, "O"),
+            [
+                r#"{"W":10}"#,
+                r#"{"W":20}"#,
+                r#"{"W":30}"#,
+                r#"{"W":40}"#,
+                r#"{"W":50}"#
+            ]
+        );
+        assert_eq!(
+            values(&mut e, "T"),
+            [
+                r#"{"TOTAL":1}"#,
+                r#"{"TOTAL":3}"#,
+                r#"{"TOTAL":3}"#,
+                r#"{"TOTAL":7}"#,
+                r#"{"TOTAL":8}"#
+            ]
+        );
     }
 }

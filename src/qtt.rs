@@ -24,7 +24,7 @@ use crate::connectors::formats::{Format, WindowKind};
 use crate::connectors::kafka::KafkaTopics;
 use crate::connectors::memory::MemoryTopics;
 use crate::connectors::namespaced::Namespaced;
-use crate::connectors::Topics;
+use crate::connectors::{OutRecord, Topics};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{Error, Result};
 use crate::planner::ast::{OptionValue, SourceKind, Statement};
@@ -550,14 +550,11 @@ fn produce_input(engine: &Engine, i: &Value) -> std::result::Result<(), String> 
     };
     engine
         .topics()
-        .produce(
-            topic,
-            Some(0),
-            key.map(Arc::from),
-            value.map(Arc::from),
-            ts,
+        .produce(OutRecord {
+            partition: Some(0),
             headers,
-        )
+            ..OutRecord::new(topic, key.map(Arc::from), value.map(Arc::from), ts)
+        })
         .map_err(|e| e.to_string())?;
     Ok(())
 }

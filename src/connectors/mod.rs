@@ -10,4 +10,6 @@ pub(crate) mod memory;
 pub(crate) mod namespaced;
 mod topic;
 
-pub(crate) use topic::{Record, TopicError, TopicSpec, Topics};
+pub(crate) use topic::{
+    GroupOffset, OutRecord, Record, TopicError, TopicSpec, Topics, TransactionalWriter,
+};

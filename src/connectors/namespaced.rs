@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use super::topic::{Record, TopicError, TopicSpec, Topics};
+use super::topic::{
+    GroupOffset, OutRecord, Record, TopicError, TopicSpec, Topics, TransactionalWriter,
+};
 
 pub(crate) struct Namespaced {
     inner: Arc<dyn Topics>,
@@ -31,6 +33,40 @@ impl Namespaced {
             self.delete(&t);
         }
     }
+}
+
+/// A transactional writer whose topics are prefixed.
+struct NamespacedWriter {
+    inner: Box<dyn TransactionalWriter>,
+    prefix: String,
+}
+
+impl TransactionalWriter for NamespacedWriter {
+    fn commit(&mut self, records: &[OutRecord], offsets: &[GroupOffset]) -> Result<(), TopicError> {
+        self.inner
+            .commit(
+                &prefixed_records(&self.prefix, records),
+                &prefixed_offsets(&self.prefix, offsets),
+            )
+            .map_err(|e| unprefix(e, &self.prefix))
+    }
+}
+
+fn prefixed_records(prefix: &str, records: &[OutRecord]) -> Vec<OutRecord> {
+    records
+        .iter()
+        .map(|r| OutRecord {
+            topic: format!("{prefix}{}", r.topic),
+            ..r.clone()
+        })
+        .collect()
+}
+
+fn prefixed_offsets(prefix: &str, offsets: &[GroupOffset]) -> Vec<GroupOffset> {
+    offsets
+        .iter()
+        .map(|(t, p, o)| (format!("{prefix}{t}"), *p, *o))
+        .collect()
 }
 
 fn unprefix(e: TopicError, prefix: &str) -> TopicError {
@@ -87,17 +123,10 @@ impl Topics for Namespaced {
             .collect()
     }
 
-    fn produce(
-        &self,
-        topic: &str,
-        partition: Option<i32>,
-        key: Option<Arc<[u8]>>,
-        value: Option<Arc<[u8]>>,
-        timestamp: i64,
-        headers: Vec<(String, Option<Arc<[u8]>>)>,
-    ) -> Result<(i32, i64), TopicError> {
+    fn produce(&self, record: OutRecord) -> Result<(i32, i64), TopicError> {
+        let topic = self.name(&record.topic);
         self.inner
-            .produce(&self.name(topic), partition, key, value, timestamp, headers)
+            .produce(OutRecord { topic, ..record })
             .map_err(|e| unprefix(e, &self.prefix))
     }
 
@@ -118,6 +147,46 @@ impl Topics for Namespaced {
             .end_offset(&self.name(topic), partition)
             .map_err(|e| unprefix(e, &self.prefix))
     }
+
+    fn produce_all(&self, records: &[OutRecord]) -> Result<(), TopicError> {
+        self.inner
+            .produce_all(&prefixed_records(&self.prefix, records))
+            .map_err(|e| unprefix(e, &self.prefix))
+    }
+
+    fn commit_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<(), TopicError> {
+        self.inner
+            .commit_offsets(&self.name(group), &prefixed_offsets(&self.prefix, offsets))
+            .map_err(|e| unprefix(e, &self.prefix))
+    }
+
+    fn committed_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<i64>>, TopicError> {
+        let partitions: Vec<(String, i32)> =
+            partitions.iter().map(|(t, p)| (self.name(t), *p)).collect();
+        self.inner
+            .committed_offsets(&self.name(group), &partitions)
+            .map_err(|e| unprefix(e, &self.prefix))
+    }
+
+    fn transactional_writer(
+        &self,
+        transactional_id: &str,
+        group: &str,
+    ) -> Result<Option<Box<dyn TransactionalWriter>>, TopicError> {
+        let inner = self
+            .inner
+            .transactional_writer(&self.name(transactional_id), &self.name(group))?;
+        Ok(inner.map(|inner| {
+            Box::new(NamespacedWriter {
+                inner,
+                prefix: self.prefix.clone(),
+            }) as Box<dyn TransactionalWriter>
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -132,8 +201,11 @@ mod tests {
         let b = Namespaced::new(inner.clone(), "b-");
         a.create("t", 2).unwrap();
         b.create("t", 1).unwrap();
-        a.produce("t", Some(1), None, Some(Arc::from(&b"x"[..])), 5, vec![])
-            .unwrap();
+        a.produce(OutRecord {
+            partition: Some(1),
+            ..OutRecord::new("t", None, Some(Arc::from(&b"x"[..])), 5)
+        })
+        .unwrap();
         assert_eq!(inner.list(), vec!["a-t".to_string(), "b-t".to_string()]);
         assert_eq!(a.list(), vec!["t".to_string()]);
         assert_eq!(a.partitions("t"), Some(2));
@@ -148,5 +220,26 @@ mod tests {
         }
         a.delete_all();
         assert_eq!(inner.list(), vec!["b-t".to_string()]);
+    }
+
+    #[test]
+    fn batches_and_group_offsets_are_prefixed_too() {
+        let inner: Arc<dyn Topics> = Arc::new(MemoryTopics::new());
+        let a = Namespaced::new(inner.clone(), "a-");
+        a.create("t", 1).unwrap();
+        let record = OutRecord::new("t", None, Some(Arc::from(&b"x"[..])), 9);
+        a.produce_all(&[record.clone(), record]).unwrap();
+        assert_eq!(inner.end_offset("a-t", 0).unwrap(), 2);
+        a.commit_offsets("g", &[("t".into(), 0, 2)]).unwrap();
+        let partition = [("t".to_string(), 0)];
+        assert_eq!(a.committed_offsets("g", &partition).unwrap(), [Some(2)]);
+        let underneath = [("a-t".to_string(), 0)];
+        assert_eq!(
+            inner.committed_offsets("a-g", &underneath).unwrap(),
+            [Some(2)]
+        );
+        assert_eq!(inner.committed_offsets("g", &underneath).unwrap(), [None]);
+        // Memory topics have no transactions: none through the namespace.
+        assert!(a.transactional_writer("q", "g").unwrap().is_none());
     }
 }

@@ -20,6 +20,50 @@ pub(crate) struct Record {
     pub offset: i64,
 }
 
+/// A record to be written: where it goes and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OutRecord {
+    pub topic: String,
+    /// None: by key hash (partition 0 without a key).
+    pub partition: Option<i32>,
+    pub key: Option<Arc<[u8]>>,
+    pub value: Option<Arc<[u8]>>,
+    pub timestamp: i64,
+    pub headers: Vec<(String, Option<Arc<[u8]>>)>,
+}
+
+impl OutRecord {
+    /// A record without headers, partitioned by its key.
+    pub(crate) fn new(
+        topic: impl Into<String>,
+        key: Option<Arc<[u8]>>,
+        value: Option<Arc<[u8]>>,
+        timestamp: i64,
+    ) -> Self {
+        Self {
+            topic: topic.into(),
+            partition: None,
+            key,
+            value,
+            timestamp,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// A consumer group's position in one partition: (topic, partition, next
+/// offset).
+pub(crate) type GroupOffset = (String, i32, i64);
+
+/// Writes a query's outputs together with its consumer group's offsets in
+/// one Kafka transaction: both become visible, or neither.
+pub(crate) trait TransactionalWriter: Send {
+    /// Commit `records` and the group's `offsets` atomically. On an error
+    /// nothing of this call is visible (the transaction is aborted or
+    /// fenced) and the call may be repeated.
+    fn commit(&mut self, records: &[OutRecord], offsets: &[GroupOffset]) -> Result<(), TopicError>;
+}
+
 /// Errors of a topic store.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum TopicError {
@@ -76,16 +120,9 @@ pub(crate) trait Topics: Send + Sync {
     fn partitions(&self, topic: &str) -> Option<i32>;
     /// All topic names, sorted.
     fn list(&self) -> Vec<String>;
-    /// Append a record; `partition` None picks by key hash. Returns (partition, offset).
-    fn produce(
-        &self,
-        topic: &str,
-        partition: Option<i32>,
-        key: Option<Arc<[u8]>>,
-        value: Option<Arc<[u8]>>,
-        timestamp: i64,
-        headers: Vec<(String, Option<Arc<[u8]>>)>,
-    ) -> Result<(i32, i64), TopicError>;
+    /// Append a record (its partition None: by key hash). Returns
+    /// (partition, offset).
+    fn produce(&self, record: OutRecord) -> Result<(i32, i64), TopicError>;
     /// Up to `max` records of one partition from `offset` on.
     fn fetch(
         &self,
@@ -96,6 +133,33 @@ pub(crate) trait Topics: Send + Sync {
     ) -> Result<Vec<Record>, TopicError>;
     /// The offset the next record of a partition will get.
     fn end_offset(&self, topic: &str, partition: i32) -> Result<i64, TopicError>;
+    /// Append records in order; returns once every one is stored.
+    fn produce_all(&self, records: &[OutRecord]) -> Result<(), TopicError> {
+        for r in records {
+            self.produce(r.clone())?;
+        }
+        Ok(())
+    }
+    /// Store a consumer group's next offsets.
+    fn commit_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<(), TopicError>;
+    /// A consumer group's committed next offsets of the given partitions
+    /// (None where it has none), as a `read_committed` reader sees them.
+    fn committed_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<i64>>, TopicError>;
+    /// A transactional writer with a stable id (a new one fences the old:
+    /// its open transaction is aborted). None: this store has no
+    /// transactions, and plain writes are already all-or-nothing with the
+    /// process (in-process topics).
+    fn transactional_writer(
+        &self,
+        _transactional_id: &str,
+        _group: &str,
+    ) -> Result<Option<Box<dyn TransactionalWriter>>, TopicError> {
+        Ok(None)
+    }
 }
 
 /// Kafka's default partitioner hash (murmur2 of the key bytes, as the Java

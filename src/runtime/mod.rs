@@ -21,6 +21,7 @@
 mod changes;
 mod keyed_store;
 pub(crate) mod operators;
+pub(crate) mod outbox;
 mod plan;
 mod rows;
 mod state;

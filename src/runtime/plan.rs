@@ -406,6 +406,12 @@ pub(crate) struct StreamPlan {
     pub sink: SinkSpec,
     /// Topic that records which cannot be decoded are reported to.
     pub processing_log: Option<String>,
+    /// The query's Kafka consumer group (also its transactional id):
+    /// `{service id}-{query id}`.
+    pub consumer_group: String,
+    /// `processing.guarantee = exactly_once`: outputs and source positions
+    /// are committed in one Kafka transaction.
+    pub exactly_once: bool,
 }
 
 impl StreamPlan {

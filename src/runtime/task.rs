@@ -1,12 +1,44 @@
 //! `Task`: the one driver loop of a persistent query.
 //!
 //! `poll` reads up to `max` records per source partition from the stored
-//! offsets on, decodes them into one Arrow batch (undecodable records are
+//! offsets on, decodes them into Arrow batches (undecodable records are
 //! skipped, counted and logged with topic, partition and offset), pushes the
-//! batch through the operator chain, encodes what comes out and writes it to
-//! the sink topic, then checkpoints: every operator's dirty state and the new
-//! source offsets go into one RocksDB write, so state and offsets never
-//! disagree after a crash.
+//! batches through the joins and operators, encodes what comes out, and
+//! checkpoints once per poll.
+//!
+//! # Checkpoints, offsets and transactions
+//!
+//! Three things must agree after a crash at any instant: the operator state
+//! in RocksDB, the positions in the source topics, and the records in the
+//! sink topics. RocksDB is the authority for state and positions: every
+//! checkpoint writes the dirty state of every operator and the next offset
+//! of every source partition in one atomic RocksDB write, so the state
+//! always reflects exactly the input before the stored positions and a
+//! restart (or a rewind after a Kafka failure) continues from there: no
+//! input is lost, none is counted twice. The query's consumer group
+//! (`{service id}-{query id}`) gets the same positions in Kafka, for Kafka's
+//! own tools (lag) and for the exactly-once check below.
+//!
+//! - **At least once** (the default): a poll's outputs are written and
+//!   acknowledged first, then the checkpoint is committed, then the group's
+//!   offsets. A crash between the write and the checkpoint processes the
+//!   records again: the state stays exact, the sink may get those outputs
+//!   twice.
+//! - **Exactly once** (`processing.guarantee = 'exactly_once'`): the
+//!   checkpoint is committed first and holds, besides state and positions,
+//!   the poll's outputs (the *outbox*, [`super::outbox`]). Then one Kafka
+//!   transaction (`transactional.id` = the group) writes the outbox and
+//!   commits the same positions for the group; then the outbox is cleared.
+//!   On restart an outbox still present was either committed in Kafka or
+//!   not: the new transactional producer first fences the old one (Kafka
+//!   completes or aborts its open transaction), then the group's committed
+//!   offsets are read (`read_committed`). Equal to the checkpoint's: the
+//!   transaction committed and the outbox is dropped; otherwise it is
+//!   written again in a new transaction. Readers with
+//!   `isolation.level=read_committed` see every output once.
+//! - A Kafka error anywhere in a poll rewinds the task to its last
+//!   checkpoint (operators reload their state, sources their offsets, an
+//!   undelivered outbox is kept) and the query waits and retries.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,10 +50,11 @@ use datafusion::common::ScalarValue;
 
 use super::changes::{Changes, Op};
 use super::operators::{self, JoinOperator, Operator, Side};
+use super::outbox::{self, outbox_key};
 use super::plan::{SinkSpec, SourceSpec, StreamPlan, TimestampSpec};
 use super::state::{offset_key, StateBatch, StateStore};
 use crate::connectors::formats::{decode_windowed_key, encode_windowed_key};
-use crate::connectors::{Record, Topics};
+use crate::connectors::{GroupOffset, OutRecord, Record, Topics, TransactionalWriter};
 use crate::error::{Error, Result};
 
 /// Counters of one task.
@@ -49,6 +82,24 @@ pub(crate) struct Task {
     last_error: Option<String>,
     /// Why the query is waiting (its topics cannot be reached), if it is.
     waiting: Option<String>,
+    /// Outputs of the poll under way.
+    outputs: Vec<OutRecord>,
+    /// Checkpointed outputs not yet known to be in Kafka (exactly-once).
+    outbox: Option<Vec<OutRecord>>,
+    /// The exactly-once writer, opened on first use (None before, and on
+    /// stores without transactions).
+    writer: Option<Box<dyn TransactionalWriter>>,
+    writer_opened: bool,
+    /// A rewind failed (the store could not be read): retried first.
+    needs_rewind: bool,
+}
+
+/// What a task restores from its last checkpoint.
+struct Restored {
+    operators: Vec<Box<dyn Operator>>,
+    joins: Vec<Box<dyn JoinOperator>>,
+    offsets: BTreeMap<(usize, i32), i64>,
+    outbox: Option<Vec<OutRecord>>,
 }
 
 /// Source 0 is the query's source, source i > 0 its (i-1)-th join's right.
@@ -74,52 +125,93 @@ impl Task {
         topics: Arc<dyn Topics>,
         store: StateStore,
     ) -> Result<Self> {
+        let restored = Self::restore(&plan, &store, None)?;
+        for (i, op) in restored.operators.iter().enumerate() {
+            tracing::debug!(query_id = %plan.query_id, index = i, operator = %op.display(), "operator ready");
+        }
+        for (i, join) in restored.joins.iter().enumerate() {
+            tracing::debug!(query_id = %plan.query_id, index = i, join = %join.display(), "join ready");
+        }
+        let mut task = Self {
+            plan,
+            operators: restored.operators,
+            joins: restored.joins,
+            topics,
+            store,
+            offsets: restored.offsets,
+            metrics: TaskMetrics::default(),
+            last_error: None,
+            waiting: None,
+            outputs: Vec::new(),
+            outbox: restored.outbox,
+            writer: None,
+            writer_opened: false,
+            needs_rewind: false,
+        };
+        // Partitions known now; ones that appear later join at `poll`.
+        task.discover_partitions();
+        Ok(task)
+    }
+
+    /// Operators, offsets and outbox as of the last checkpoint. Offsets of
+    /// the partitions in `known` are restored (the rest are discovered).
+    fn restore(
+        plan: &StreamPlan,
+        store: &StateStore,
+        known: Option<Vec<(usize, i32)>>,
+    ) -> Result<Restored> {
         let operators = plan
             .ops
             .iter()
             .enumerate()
-            .map(|(i, spec)| operators::build(spec, &plan.query_id, i, &store))
+            .map(|(i, spec)| operators::build(spec, &plan.query_id, i, store))
             .collect::<Result<Vec<_>>>()?;
         let joins = plan
             .joins
             .iter()
             .enumerate()
-            .map(|(i, stage)| operators::build_join(&stage.spec, &plan.query_id, i, &store))
+            .map(|(i, stage)| operators::build_join(&stage.spec, &plan.query_id, i, store))
             .collect::<Result<Vec<_>>>()?;
-        for (i, op) in operators.iter().enumerate() {
-            tracing::debug!(query_id = %plan.query_id, index = i, operator = %op.display(), "operator ready");
-        }
-        for (i, join) in joins.iter().enumerate() {
-            tracing::debug!(query_id = %plan.query_id, index = i, join = %join.display(), "join ready");
-        }
         let mut offsets = BTreeMap::new();
-        let sources: Vec<&SourceSpec> = std::iter::once(&plan.source)
-            .chain(plan.joins.iter().map(|j| &j.right))
-            .collect();
-        for (s, src) in sources.iter().enumerate() {
-            let partitions = topics.partitions(&src.topic).unwrap_or(1);
-            for p in 0..partitions {
-                let stored = store
-                    .get(&source_offset_key(&plan.query_id, s, &src.topic, p))?
-                    .and_then(|b| {
-                        b.get(..8)
-                            .and_then(|s| s.try_into().ok())
-                            .map(i64::from_be_bytes)
-                    });
-                offsets.insert((s, p), stored.unwrap_or(0));
-            }
+        for (s, p) in known.unwrap_or_default() {
+            offsets.insert((s, p), stored_offset(plan, store, s, p)?);
         }
-        Ok(Self {
-            plan,
+        let outbox = match store.get(&outbox_key(&plan.query_id))? {
+            Some(bytes) => Some(outbox::decode(&bytes)?),
+            None => None,
+        };
+        Ok(Restored {
             operators,
             joins,
-            topics,
-            store,
             offsets,
-            metrics: TaskMetrics::default(),
-            last_error: None,
-            waiting: None,
+            outbox,
         })
+    }
+
+    /// Add the source partitions the topics show and the task does not
+    /// read yet (a source topic created or grown after the query started,
+    /// or not reachable when it did), from their checkpointed offsets.
+    fn discover_partitions(&mut self) {
+        let sources = 1 + self.plan.joins.len();
+        for s in 0..sources {
+            let topic = &source_of(&self.plan, s).topic;
+            let Some(partitions) = self.topics.partitions(topic) else {
+                continue;
+            };
+            for p in 0..partitions {
+                if self.offsets.contains_key(&(s, p)) {
+                    continue;
+                }
+                match stored_offset(&self.plan, &self.store, s, p) {
+                    Ok(o) => {
+                        self.offsets.insert((s, p), o);
+                    }
+                    Err(e) => {
+                        tracing::error!(query_id = %self.plan.query_id, error = %e, "cannot read a checkpointed offset")
+                    }
+                }
+            }
+        }
     }
 
     pub(crate) fn plan(&self) -> &StreamPlan {
@@ -143,14 +235,18 @@ impl Task {
     }
 
     /// Forget everything since the last checkpoint: operators reload their
-    /// state and sources their offsets from the store, so that the records
-    /// since then are processed again exactly once into the state (their
-    /// outputs may be written again: at-least-once).
+    /// state, sources their offsets and an undelivered outbox comes back,
+    /// so that the records since then are processed again exactly once into
+    /// the state. Needs no broker.
     fn rewind(&mut self) -> Result<()> {
-        let fresh = Task::try_new(self.plan.clone(), self.topics.clone(), self.store.clone())?;
-        self.operators = fresh.operators;
-        self.joins = fresh.joins;
-        self.offsets = fresh.offsets;
+        let known = self.offsets.keys().copied().collect();
+        let restored = Self::restore(&self.plan, &self.store, Some(known))?;
+        self.operators = restored.operators;
+        self.joins = restored.joins;
+        self.offsets = restored.offsets;
+        self.outbox = restored.outbox;
+        self.outputs.clear();
+        self.needs_rewind = false;
         Ok(())
     }
 
@@ -158,7 +254,8 @@ impl Task {
     /// restarting) is not the query's fault: the query rewinds to its last
     /// checkpoint, reports that it is waiting, and is retried.
     pub(crate) fn poll(&mut self, max: usize) -> Result<usize> {
-        match self.poll_once(max) {
+        let result = self.poll_or_recover(max);
+        match result {
             Ok(n) => {
                 self.waiting = None;
                 Ok(n)
@@ -166,11 +263,23 @@ impl Task {
             Err(e @ Error::Kafka(_)) => {
                 tracing::warn!(query_id = %self.plan.query_id, error = %e, "Kafka unavailable; the query waits and retries from its last checkpoint");
                 self.waiting = Some(e.to_string());
-                self.rewind()?;
+                if let Err(r) = self.rewind() {
+                    tracing::error!(query_id = %self.plan.query_id, error = %r, "cannot rewind to the last checkpoint; retrying");
+                    self.needs_rewind = true;
+                }
                 Err(e)
             }
             Err(e) => Err(e),
         }
+    }
+
+    fn poll_or_recover(&mut self, max: usize) -> Result<usize> {
+        if self.needs_rewind {
+            self.rewind()?;
+        }
+        self.deliver_outbox()?;
+        self.discover_partitions();
+        self.poll_once(max)
     }
 
     fn source(&self, index: usize) -> &SourceSpec {
@@ -243,6 +352,8 @@ impl Task {
                 return Err(e);
             }
             self.offsets.insert((s, p), next);
+        }
+        if read > 0 {
             self.checkpoint()?;
         }
         Ok(read)
@@ -284,8 +395,7 @@ impl Task {
             batches = next;
         }
         for b in batches {
-            self.metrics.records_out +=
-                write_sink(&self.plan.sink, &b, self.topics.as_ref())? as u64;
+            self.metrics.records_out += write_sink(&self.plan.sink, &b, &mut self.outputs)? as u64;
         }
         Ok(())
     }
@@ -308,18 +418,18 @@ impl Task {
                 "offset": s.offset,
                 "reason": s.reason,
             });
-            self.topics.produce(
+            self.topics.produce(OutRecord::new(
                 log,
-                None,
                 Some(Arc::from(self.plan.query_id.as_bytes())),
                 Some(Arc::from(entry.to_string().into_bytes())),
                 now,
-                Vec::new(),
-            )?;
+            ))?;
         }
         Ok(())
     }
 
+    /// Commit this poll: state, positions and outputs (see the module
+    /// docs for the order per processing guarantee).
     fn checkpoint(&mut self) -> Result<()> {
         let mut batch = StateBatch::default();
         for op in self.operators.iter_mut() {
@@ -335,8 +445,109 @@ impl Task {
                 &o.to_be_bytes(),
             );
         }
+        let outputs = std::mem::take(&mut self.outputs);
+        if self.plan.exactly_once {
+            batch.put(&outbox_key(&self.plan.query_id), &outbox::encode(&outputs));
+            self.store.commit(batch)?;
+            self.outbox = Some(outputs);
+            self.deliver_outbox()
+        } else {
+            self.topics.produce_all(&outputs).map_err(Error::from)?;
+            self.store.commit(batch)?;
+            let offsets = self.group_offsets();
+            self.topics
+                .commit_offsets(&self.plan.consumer_group, &offsets)
+                .map_err(Error::from)
+        }
+    }
+
+    /// The next offset of every source partition, by topic.
+    fn group_offsets(&self) -> Vec<GroupOffset> {
+        self.offsets
+            .iter()
+            .map(|((s, p), o)| (self.source(*s).topic.clone(), *p, *o))
+            .collect()
+    }
+
+    /// The exactly-once writer of this query, opened once (None when the
+    /// topics have no transactions: then plain writes are all-or-nothing
+    /// with the process).
+    fn writer(&mut self) -> Result<Option<&mut Box<dyn TransactionalWriter>>> {
+        if !self.writer_opened {
+            let group = &self.plan.consumer_group;
+            self.writer = self
+                .topics
+                .transactional_writer(group, group)
+                .map_err(Error::from)?;
+            self.writer_opened = true;
+        }
+        Ok(self.writer.as_mut())
+    }
+
+    /// Deliver a checkpointed outbox, at most once per transaction, then
+    /// clear it (see the module docs).
+    fn deliver_outbox(&mut self) -> Result<()> {
+        let Some(records) = self.outbox.take() else {
+            return Ok(());
+        };
+        let delivered = self.deliver(&records);
+        if let Err(e) = delivered {
+            self.outbox = Some(records);
+            return Err(e);
+        }
+        let mut batch = StateBatch::default();
+        batch.delete(&outbox_key(&self.plan.query_id));
         self.store.commit(batch)
     }
+
+    fn deliver(&mut self, records: &[OutRecord]) -> Result<()> {
+        let offsets = self.group_offsets();
+        let group = self.plan.consumer_group.clone();
+        let topics = self.topics.clone();
+        match self.writer()? {
+            Some(writer) => {
+                // The fenced predecessor may have committed this very
+                // transaction before it died.
+                let partitions: Vec<(String, i32)> =
+                    offsets.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+                let committed = topics
+                    .committed_offsets(&group, &partitions)
+                    .map_err(Error::from)?;
+                let done = !offsets.is_empty()
+                    && committed
+                        .iter()
+                        .zip(&offsets)
+                        .all(|(c, (_, _, o))| *c == Some(*o));
+                if done {
+                    tracing::info!(query_id = %self.plan.query_id, records = records.len(), "outbox already committed in Kafka");
+                    return Ok(());
+                }
+                writer.commit(records, &offsets).map_err(Error::from)
+            }
+            None => {
+                topics.produce_all(records).map_err(Error::from)?;
+                topics.commit_offsets(&group, &offsets).map_err(Error::from)
+            }
+        }
+    }
+}
+
+/// A source partition's checkpointed next offset (0 if none).
+fn stored_offset(
+    plan: &StreamPlan,
+    store: &StateStore,
+    source: usize,
+    partition: i32,
+) -> Result<i64> {
+    let topic = &source_of(plan, source).topic;
+    Ok(store
+        .get(&source_offset_key(&plan.query_id, source, topic, partition))?
+        .and_then(|b| {
+            b.get(..8)
+                .and_then(|s| s.try_into().ok())
+                .map(i64::from_be_bytes)
+        })
+        .unwrap_or(0))
 }
 
 /// A record that could not be decoded.
@@ -559,8 +770,12 @@ fn header_struct(fields: &Fields, name: &str, value: Option<&[u8]>) -> Result<Sc
     Ok(ScalarValue::Struct(Arc::new(s)))
 }
 
-/// Encode a change batch and write it to the sink topic; returns records written.
-pub(crate) fn write_sink(sink: &SinkSpec, changes: &Changes, topics: &dyn Topics) -> Result<usize> {
+/// Encode a change batch into records for the sink topic; returns how many.
+pub(crate) fn write_sink(
+    sink: &SinkSpec,
+    changes: &Changes,
+    out: &mut Vec<OutRecord>,
+) -> Result<usize> {
     let batch = &changes.batch;
     let mut written = 0;
     for row in 0..changes.len() {
@@ -603,16 +818,12 @@ pub(crate) fn write_sink(sink: &SinkSpec, changes: &Changes, topics: &dyn Topics
             tracing::warn!(sink = %sink.name, ts, "dropping a record with a negative timestamp");
             continue;
         }
-        topics
-            .produce(
-                &sink.topic,
-                None,
-                key.map(Arc::from),
-                value.map(Arc::from),
-                ts,
-                Vec::new(),
-            )
-            .map_err(Error::from)?;
+        out.push(OutRecord::new(
+            sink.topic.clone(),
+            key.map(Arc::from),
+            value.map(Arc::from),
+            ts,
+        ));
         written += 1;
     }
     Ok(written)

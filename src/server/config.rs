@@ -14,6 +14,7 @@
 //!
 //! [properties]                   # engine properties, as SET would
 //! "ksql.timestamp.throw.on.invalid" = "false"
+//! "processing.guarantee" = "exactly_once"   # default: at_least_once
 //! ```
 //!
 //! Environment: `SLUICE_SERVICE_ID`, `SLUICE_DATA_DIR`, `SLUICE_STATEMENTS`,
@@ -29,6 +30,8 @@ use crate::error::{Error, Result};
 /// The settings a server runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
+    /// Names the queries' consumer groups and transactional ids
+    /// (`{service_id}-{query id}`); the engine sees it as `ksql.service.id`.
     pub service_id: String,
     pub data_dir: PathBuf,
     /// A statements file run when the data directory holds no catalog yet.

@@ -67,7 +67,12 @@ impl Server {
         let mut engine = Engine::open_with_topics(
             EngineConfig {
                 data_dir: config.data_dir.clone(),
-                properties: config.properties.clone(),
+                properties: {
+                    let mut p = config.properties.clone();
+                    p.entry(crate::engine::SERVICE_ID.to_string())
+                        .or_insert_with(|| config.service_id.clone());
+                    p
+                },
             },
             Arc::new(topics),
         )?;

@@ -14,6 +14,20 @@
 //!   Kafka (compaction, transaction markers); readers continue from the last
 //!   record's offset plus one.
 //!
+//! - **Consumer groups**: every persistent query commits its sources'
+//!   positions under its own group (`{service id}-{query id}`), so Kafka's
+//!   tools show each query's lag. The engine's own checkpoint in RocksDB
+//!   stays the authority for where a query resumes.
+//! - **Transactions** (exactly-once queries): a [`TransactionalWriter`] per
+//!   query, with `transactional.id` = the group; a new writer fences the
+//!   previous one (its open transaction is aborted). Outputs and the group's
+//!   offsets are committed in one transaction (the protocol is in
+//!   `runtime::task`).
+//! - **Record time 0**: librdkafka's producer treats a timestamp of 0 as
+//!   "now". A record Sluice writes with time 0 therefore carries the header
+//!   [`ZERO_TIME_HEADER`], and reading restores time 0 from it (and hides
+//!   the header). Other clients see the produce time and the header.
+//!
 //! Calls block the calling thread (the engine's driver loop is synchronous);
 //! rdkafka's own threads drive the network.
 
@@ -32,7 +46,17 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::topic::{murmur2_partition, Record, TopicError, TopicSpec, Topics};
+use rdkafka::consumer::CommitMode;
+use rdkafka::producer::{DeliveryFuture, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::topic::{
+    murmur2_partition, GroupOffset, OutRecord, Record, TopicError, TopicSpec, Topics,
+    TransactionalWriter,
+};
+
+/// Marks a record written with time 0 (see the module docs).
+pub(crate) const ZERO_TIME_HEADER: &str = "sluice.rowtime-zero";
 
 mod embedded;
 pub(crate) use embedded::EmbeddedKafka;
@@ -56,6 +80,10 @@ pub(crate) struct KafkaTopics {
     /// The embedded broker, which creates topics itself (it has no admin
     /// API); kept alive as long as these topics.
     embedded: Option<Arc<EmbeddedKafka>>,
+    /// Client settings new clients start from (bootstrap and extras).
+    base: Vec<(String, String)>,
+    /// One consumer per consumer group whose offsets are committed or read.
+    groups: Mutex<std::collections::HashMap<String, BaseConsumer>>,
 }
 
 fn broker(e: KafkaError) -> TopicError {
@@ -66,44 +94,21 @@ impl KafkaTopics {
     /// Connect to the cluster at `bootstrap` (`host:port,...`); `extra` are
     /// further librdkafka client settings (security, timeouts).
     pub(crate) fn connect(bootstrap: &str, extra: &[(String, String)]) -> Result<Self, TopicError> {
-        let config = |pairs: &[(&str, &str)]| {
-            let mut c = ClientConfig::new();
-            c.set("bootstrap.servers", bootstrap);
-            for (k, v) in extra {
-                c.set(k, v);
-            }
-            for (k, v) in pairs {
-                c.set(*k, *v);
-            }
-            c
-        };
-        let admin = config(&[]).create().map_err(broker)?;
-        let producer = config(&[
-            ("enable.idempotence", "true"),
-            ("acks", "all"),
-            ("linger.ms", "0"),
-            ("message.timeout.ms", "60000"),
-        ])
-        .create()
-        .map_err(broker)?;
-        let consumer = config(&[
-            ("group.id", "sluice-fetch"),
-            ("enable.auto.commit", "false"),
-            ("enable.partition.eof", "false"),
-            ("isolation.level", "read_committed"),
-            ("auto.offset.reset", "earliest"),
-            // A fetch reads what is there: the broker need not wait for more.
-            ("fetch.wait.max.ms", "10"),
-            ("fetch.error.backoff.ms", "10"),
-        ])
-        .create()
-        .map_err(broker)?;
+        let mut base = vec![("bootstrap.servers".to_string(), bootstrap.to_string())];
+        base.extend(extra.iter().cloned());
+        let admin = client_config(&base, &[]).create().map_err(broker)?;
+        let producer = client_config(&base, PRODUCER).create().map_err(broker)?;
+        let consumer = client_config(&base, &consumer_settings("sluice-fetch"))
+            .create()
+            .map_err(broker)?;
         let topics = Self {
             admin,
             producer,
             consumer: Mutex::new(consumer),
             partition_counts: Mutex::new(std::collections::HashMap::new()),
             embedded: None,
+            base,
+            groups: Mutex::new(std::collections::HashMap::new()),
         };
         // Fail early, with the address, when nothing answers.
         topics
@@ -118,6 +123,44 @@ impl KafkaTopics {
         let mut topics = Self::connect(broker.bootstrap(), &[])?;
         topics.embedded = Some(broker);
         Ok(topics)
+    }
+
+    /// The consumer of a group (created on first use).
+    fn with_group<T>(
+        &self,
+        group: &str,
+        f: impl FnOnce(&BaseConsumer) -> Result<T, TopicError>,
+    ) -> Result<T, TopicError> {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        if !groups.contains_key(group) {
+            let c: BaseConsumer = client_config(&self.base, &consumer_settings(group))
+                .create()
+                .map_err(broker)?;
+            groups.insert(group.to_string(), c);
+        }
+        match groups.get(group) {
+            Some(c) => f(c),
+            None => Err(TopicError::Broker(format!("no consumer for group {group}"))),
+        }
+    }
+
+    /// The partition a record goes to: the given one, else by key hash.
+    fn partition_of(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+    ) -> Result<i32, TopicError> {
+        Ok(match (partition, key) {
+            (Some(p), _) => p,
+            (None, Some(k)) => {
+                let n = self
+                    .partitions(topic)
+                    .ok_or_else(|| TopicError::UnknownTopic(topic.to_string()))?;
+                murmur2_partition(k, n)
+            }
+            (None, None) => 0,
+        })
     }
 
     fn consumer(&self) -> std::sync::MutexGuard<'_, BaseConsumer> {
@@ -247,52 +290,84 @@ impl Topics for KafkaTopics {
         names
     }
 
-    fn produce(
-        &self,
-        topic: &str,
-        partition: Option<i32>,
-        key: Option<Arc<[u8]>>,
-        value: Option<Arc<[u8]>>,
-        timestamp: i64,
-        headers: Vec<(String, Option<Arc<[u8]>>)>,
-    ) -> Result<(i32, i64), TopicError> {
-        let partition = match (partition, &key) {
-            (Some(p), _) => p,
-            (None, Some(k)) => {
-                let n = self
-                    .partitions(topic)
-                    .ok_or_else(|| TopicError::UnknownTopic(topic.to_string()))?;
-                murmur2_partition(k, n)
-            }
-            (None, None) => 0,
+    fn produce(&self, record: OutRecord) -> Result<(i32, i64), TopicError> {
+        let record = OutRecord {
+            partition: Some(self.partition_of(
+                &record.topic,
+                record.partition,
+                record.key.as_deref(),
+            )?),
+            ..record
         };
-        let mut hs = OwnedHeaders::new();
-        for (k, v) in &headers {
-            hs = hs.insert(Header {
-                key: k,
-                value: v.as_deref(),
-            });
-        }
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-            .partition(partition)
-            .timestamp(timestamp)
-            .headers(hs);
-        if let Some(k) = key.as_deref() {
-            record = record.key(k);
-        }
-        if let Some(v) = value.as_deref() {
-            record = record.payload(v);
-        }
+        let topic = record.topic.as_str();
         let _done = Timed("produce", topic, Instant::now());
-        let delivery = self
-            .producer
-            .send_result(record)
-            .map_err(|(e, _)| broker(e))?;
-        match block_on(delivery) {
-            Ok(Ok(d)) => Ok((d.partition, d.offset)),
-            Ok(Err((e, _))) => Err(broker(e)),
-            Err(_) => Err(TopicError::Broker("the producer shut down".into())),
+        let delivery = send(&self.producer, &record)?;
+        await_delivery(delivery)
+    }
+
+    fn produce_all(&self, records: &[OutRecord]) -> Result<(), TopicError> {
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        let _done = Timed("produce_all", &first.topic, Instant::now());
+        let records = records
+            .iter()
+            .map(|r| {
+                Ok(OutRecord {
+                    partition: Some(self.partition_of(&r.topic, r.partition, r.key.as_deref())?),
+                    ..r.clone()
+                })
+            })
+            .collect::<Result<Vec<_>, TopicError>>()?;
+        send_all(&self.producer, &records)
+    }
+
+    fn commit_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<(), TopicError> {
+        if offsets.is_empty() {
+            return Ok(());
         }
+        let tpl = offset_list(offsets)?;
+        self.with_group(group, |c| c.commit(&tpl, CommitMode::Sync).map_err(broker))
+    }
+
+    fn committed_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<i64>>, TopicError> {
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in partitions {
+            tpl.add_partition(t, *p);
+        }
+        let got = self.with_group(group, |c| c.committed_offsets(tpl, TIMEOUT).map_err(broker))?;
+        Ok(partitions
+            .iter()
+            .map(|(t, p)| {
+                got.find_partition(t, *p).and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+            })
+            .collect())
+    }
+
+    fn transactional_writer(
+        &self,
+        transactional_id: &str,
+        group: &str,
+    ) -> Result<Option<Box<dyn TransactionalWriter>>, TopicError> {
+        let mut writer = KafkaTransactions {
+            base: self.base.clone(),
+            transactional_id: transactional_id.to_string(),
+            group: client_config(&self.base, &consumer_settings(group))
+                .create()
+                .map_err(broker)?,
+            producer: None,
+            partitions: self.counts().clone(),
+        };
+        // Fence an earlier incarnation now, before its offsets are read.
+        writer.producer()?;
+        Ok(Some(Box::new(writer)))
     }
 
     fn fetch(
@@ -304,9 +379,7 @@ impl Topics for KafkaTopics {
     ) -> Result<Vec<Record>, TopicError> {
         let _done = Timed("fetch", topic, Instant::now());
         let consumer = self.consumer();
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, FETCH_TIMEOUT)
-            .map_err(broker)?;
+        let (low, high) = watermarks(&consumer, topic, partition, FETCH_TIMEOUT)?;
         if offset >= high || max == 0 {
             return Ok(Vec::new());
         }
@@ -338,7 +411,7 @@ impl Topics for KafkaTopics {
                     if m.topic() != topic || m.partition() != partition || m.offset() < start {
                         continue;
                     }
-                    let headers = m
+                    let mut headers: Vec<(String, Option<Arc<[u8]>>)> = m
                         .headers()
                         .map(|hs| {
                             hs.iter()
@@ -346,10 +419,17 @@ impl Topics for KafkaTopics {
                                 .collect()
                         })
                         .unwrap_or_default();
+                    let mut timestamp = m.timestamp().to_millis().unwrap_or(0);
+                    if matches!(m.timestamp(), rdkafka::Timestamp::CreateTime(_))
+                        && headers.last().is_some_and(|(k, _)| k == ZERO_TIME_HEADER)
+                    {
+                        headers.pop();
+                        timestamp = 0;
+                    }
                     out.push(Record {
                         key: m.key().map(Arc::from),
                         value: m.payload().map(Arc::from),
-                        timestamp: m.timestamp().to_millis().unwrap_or(0),
+                        timestamp,
                         headers,
                         partition,
                         offset: m.offset(),
@@ -364,11 +444,234 @@ impl Topics for KafkaTopics {
     }
 
     fn end_offset(&self, topic: &str, partition: i32) -> Result<i64, TopicError> {
-        let (_, high) = self
-            .consumer()
-            .fetch_watermarks(topic, partition, TIMEOUT)
-            .map_err(broker)?;
+        let (_, high) = watermarks(&self.consumer(), topic, partition, TIMEOUT)?;
         Ok(high)
+    }
+}
+
+/// Settings of the producers: idempotent, every replica acknowledges.
+const PRODUCER: &[(&str, &str)] = &[
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("linger.ms", "5"),
+    ("message.timeout.ms", "60000"),
+];
+
+/// Settings of a consumer in `group` (positions are the engine's; nothing
+/// is committed automatically; only committed transactions are read).
+fn consumer_settings(group: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("group.id", group),
+        ("enable.auto.commit", "false"),
+        ("enable.partition.eof", "false"),
+        ("isolation.level", "read_committed"),
+        ("auto.offset.reset", "earliest"),
+        // A fetch reads what is there: the broker need not wait for more.
+        ("fetch.wait.max.ms", "10"),
+        ("fetch.error.backoff.ms", "10"),
+    ]
+}
+
+fn client_config(base: &[(String, String)], pairs: &[(&str, &str)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    for (k, v) in base {
+        c.set(k, v);
+    }
+    for (k, v) in pairs {
+        c.set(*k, *v);
+    }
+    c
+}
+
+fn offset_list(offsets: &[GroupOffset]) -> Result<TopicPartitionList, TopicError> {
+    let mut tpl = TopicPartitionList::new();
+    for (t, p, o) in offsets {
+        tpl.add_partition_offset(t, *p, Offset::Offset(*o))
+            .map_err(broker)?;
+    }
+    Ok(tpl)
+}
+
+/// A partition's low and high watermarks. Right after a topic is created
+/// (or while its leader moves) the broker may answer "not leader" or
+/// "leader not available" for a moment: those answers are retried until
+/// `timeout`.
+fn watermarks(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<(i64, i64), TopicError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, timeout) {
+            Err(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::NotLeaderForPartition | RDKafkaErrorCode::LeaderNotAvailable,
+            )) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            other => return other.map_err(broker),
+        }
+    }
+}
+
+/// Queue one record (its partition already chosen) on a producer.
+fn send(producer: &FutureProducer, r: &OutRecord) -> Result<DeliveryFuture, TopicError> {
+    let mut hs = OwnedHeaders::new();
+    for (k, v) in &r.headers {
+        hs = hs.insert(Header {
+            key: k,
+            value: v.as_deref(),
+        });
+    }
+    if r.timestamp == 0 {
+        hs = hs.insert(Header {
+            key: ZERO_TIME_HEADER,
+            value: None::<&[u8]>,
+        });
+    }
+    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic)
+        .timestamp(r.timestamp)
+        .headers(hs);
+    if let Some(p) = r.partition {
+        record = record.partition(p);
+    }
+    if let Some(k) = r.key.as_deref() {
+        record = record.key(k);
+    }
+    if let Some(v) = r.value.as_deref() {
+        record = record.payload(v);
+    }
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                // The local queue is full: let librdkafka deliver some.
+                producer.poll(Duration::from_millis(10));
+                record = back;
+            }
+            Err((e, _)) => return Err(broker(e)),
+        }
+    }
+}
+
+fn await_delivery(delivery: DeliveryFuture) -> Result<(i32, i64), TopicError> {
+    match block_on(delivery) {
+        Ok(Ok(d)) => Ok((d.partition, d.offset)),
+        Ok(Err((e, _))) => Err(broker(e)),
+        Err(_) => Err(TopicError::Broker("the producer shut down".into())),
+    }
+}
+
+/// Queue every record, then wait for all acknowledgements (order within a
+/// partition is kept by the idempotent producer).
+fn send_all(producer: &FutureProducer, records: &[OutRecord]) -> Result<(), TopicError> {
+    let deliveries = records
+        .iter()
+        .map(|r| send(producer, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    for d in deliveries {
+        await_delivery(d)?;
+    }
+    Ok(())
+}
+
+/// A query's transactional producer (see [`TransactionalWriter`]).
+struct KafkaTransactions {
+    base: Vec<(String, String)>,
+    transactional_id: String,
+    /// A consumer in the query's group: its group metadata goes with the
+    /// offsets into each transaction.
+    group: BaseConsumer,
+    /// None after a failure: the next commit starts a new producer, which
+    /// fences and aborts whatever the old one left open.
+    producer: Option<FutureProducer>,
+    /// Partition counts of sink topics, for keyed records.
+    partitions: std::collections::HashMap<String, i32>,
+}
+
+impl KafkaTransactions {
+    fn producer(&mut self) -> Result<&FutureProducer, TopicError> {
+        if self.producer.is_none() {
+            let mut settings: Vec<(&str, &str)> = PRODUCER.to_vec();
+            settings.push(("transactional.id", &self.transactional_id));
+            settings.push(("transaction.timeout.ms", "60000"));
+            let p: FutureProducer = client_config(&self.base, &settings)
+                .create()
+                .map_err(broker)?;
+            p.init_transactions(TIMEOUT).map_err(broker)?;
+            self.producer = Some(p);
+        }
+        self.producer
+            .as_ref()
+            .ok_or_else(|| TopicError::Broker("no transactional producer".into()))
+    }
+
+    fn partition_count(&mut self, topic: &str) -> Result<i32, TopicError> {
+        if let Some(n) = self.partitions.get(topic) {
+            return Ok(*n);
+        }
+        let md = self
+            .group
+            .fetch_metadata(Some(topic), TIMEOUT)
+            .map_err(broker)?;
+        let n = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map(|t| t.partitions().len() as i32)
+            .filter(|n| *n > 0)
+            .ok_or_else(|| TopicError::UnknownTopic(topic.to_string()))?;
+        self.partitions.insert(topic.to_string(), n);
+        Ok(n)
+    }
+
+    fn try_commit(
+        &mut self,
+        records: &[OutRecord],
+        offsets: &[GroupOffset],
+    ) -> Result<(), TopicError> {
+        let mut placed = Vec::with_capacity(records.len());
+        for r in records {
+            let partition = match (r.partition, r.key.as_deref()) {
+                (Some(p), _) => p,
+                (None, Some(k)) => murmur2_partition(k, self.partition_count(&r.topic)?),
+                (None, None) => 0,
+            };
+            placed.push(OutRecord {
+                partition: Some(partition),
+                ..r.clone()
+            });
+        }
+        let cgm = self.group.group_metadata().ok_or_else(|| {
+            TopicError::Broker("the query's consumer has no group metadata".into())
+        })?;
+        let tpl = offset_list(offsets)?;
+        let producer = self.producer()?;
+        producer.begin_transaction().map_err(broker)?;
+        send_all(producer, &placed)?;
+        if !offsets.is_empty() {
+            producer
+                .send_offsets_to_transaction(&tpl, &cgm, TIMEOUT)
+                .map_err(broker)?;
+        }
+        producer.commit_transaction(TIMEOUT).map_err(broker)
+    }
+}
+
+impl TransactionalWriter for KafkaTransactions {
+    fn commit(&mut self, records: &[OutRecord], offsets: &[GroupOffset]) -> Result<(), TopicError> {
+        let id = self.transactional_id.clone();
+        let _done = Timed("transaction", &id, Instant::now());
+        let result = self.try_commit(records, offsets);
+        if result.is_err() {
+            let aborted = self
+                .producer
+                .as_ref()
+                .is_some_and(|p| p.abort_transaction(TIMEOUT).is_ok());
+            if !aborted {
+                self.producer = None;
+            }
+        }
+        result
     }
 }
 

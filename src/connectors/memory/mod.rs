@@ -4,14 +4,16 @@
 //! `sluice run`. Nothing is kept across restarts.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
-use super::topic::{murmur2_partition, Record, TopicError, Topics};
+use super::topic::{murmur2_partition, GroupOffset, OutRecord, Record, TopicError, Topics};
 
 /// Topics held in memory.
 #[derive(Default)]
 pub(crate) struct MemoryTopics {
     topics: RwLock<BTreeMap<String, Vec<Vec<Record>>>>,
+    /// Committed offsets per (group, topic, partition).
+    groups: RwLock<BTreeMap<(String, String, i32), i64>>,
 }
 
 impl MemoryTopics {
@@ -58,15 +60,16 @@ impl Topics for MemoryTopics {
         topics.keys().cloned().collect()
     }
 
-    fn produce(
-        &self,
-        topic: &str,
-        partition: Option<i32>,
-        key: Option<Arc<[u8]>>,
-        value: Option<Arc<[u8]>>,
-        timestamp: i64,
-        headers: Vec<(String, Option<Arc<[u8]>>)>,
-    ) -> Result<(i32, i64), TopicError> {
+    fn produce(&self, record: OutRecord) -> Result<(i32, i64), TopicError> {
+        let OutRecord {
+            topic,
+            partition,
+            key,
+            value,
+            timestamp,
+            headers,
+        } = record;
+        let topic = topic.as_str();
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
         let parts = topics
             .get_mut(topic)
@@ -114,6 +117,26 @@ impl Topics for MemoryTopics {
         let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
         Ok(partition_log(&topics, topic, partition)?.len() as i64)
     }
+
+    fn commit_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<(), TopicError> {
+        let mut groups = self.groups.write().unwrap_or_else(|e| e.into_inner());
+        for (t, p, o) in offsets {
+            groups.insert((group.to_string(), t.clone(), *p), *o);
+        }
+        Ok(())
+    }
+
+    fn committed_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<i64>>, TopicError> {
+        let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
+        Ok(partitions
+            .iter()
+            .map(|(t, p)| groups.get(&(group.to_string(), t.clone(), *p)).copied())
+            .collect())
+    }
 }
 
 fn partition_log<'a>(
@@ -135,6 +158,8 @@ fn partition_log<'a>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
@@ -143,10 +168,18 @@ mod tests {
         t.create("a", 2).unwrap();
         assert!(t.create("a", 3).is_err());
         let (p, o) = t
-            .produce("a", Some(1), None, Some(Arc::from(&b"v"[..])), 7, vec![])
+            .produce(OutRecord {
+                partition: Some(1),
+                ..OutRecord::new("a", None, Some(Arc::from(&b"v"[..])), 7)
+            })
             .unwrap();
         assert_eq!((p, o), (1, 0));
-        let (_, o2) = t.produce("a", Some(1), None, None, 8, vec![]).unwrap();
+        let (_, o2) = t
+            .produce(OutRecord {
+                partition: Some(1),
+                ..OutRecord::new("a", None, None, 8)
+            })
+            .unwrap();
         assert_eq!(o2, 1);
         let recs = t.fetch("a", 1, 1, 10).unwrap();
         assert_eq!(recs.len(), 1);
