@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what building and testing Sluice needs on a fresh Debian machine:
 # libclang (bindgen for RocksDB's bindings), a C/C++ toolchain (RocksDB,
-# librdkafka), and Java with Maven (the Kafka broker the tests run against).
+# librdkafka), Java with Maven (the Kafka broker the tests run against) and
+# psql (the Postgres wire tests drive the real client).
 set -euo pipefail
 need=()
 ldconfig -p 2>/dev/null | grep 'libclang' >/dev/null || need+=(libclang-dev)
@@ -10,6 +11,7 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing ${need[*]}; run as root or install them" >&2

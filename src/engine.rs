@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
@@ -27,7 +27,10 @@ use crate::connectors::{OutRecord, Topics};
 use crate::error::{Error, Result};
 use crate::planner::ast::{CreateAs, CreateSource, ShowWhat, SourceKind, Statement};
 use crate::planner::ddl::{self, SourceOptions};
+use crate::planner::pull::PullTables;
 use crate::planner::{parser, PlannedQuery, Planner};
+use crate::runtime::view::{view_prefix, ViewSpec};
+use crate::runtime::view_table::ViewTable;
 use crate::runtime::{SinkSpec, StateStore, StreamPlan, Task, TaskMetrics, ROWTIME};
 
 /// How to open an engine.
@@ -318,6 +321,71 @@ impl Engine {
     }
 
     /// Execute a script of statements; stops at the first error.
+    /// Execute one parsed statement (the wire server runs a script a
+    /// statement at a time, answering each); positions in its errors are
+    /// the script's.
+    pub(crate) fn execute_parsed(&mut self, p: &parser::Parsed) -> Result<StatementResult> {
+        self.execute_statement(p.statement.clone(), &p.text)
+            .map_err(|e| locate(e, p))
+    }
+
+    /// Run `f` with a session's properties in place of the server's: `SET`
+    /// and `UNSET` inside change the session's, queries started inside take
+    /// theirs.
+    pub(crate) fn in_session<T>(
+        &mut self,
+        session: &mut BTreeMap<String, String>,
+        f: impl FnOnce(&mut Self) -> T,
+    ) -> T {
+        let server = std::mem::replace(&mut self.properties, std::mem::take(session));
+        let out = f(self);
+        *session = std::mem::replace(&mut self.properties, server);
+        out
+    }
+
+    /// A pull query (`SELECT` without `EMIT`), planned by DataFusion over
+    /// the views of the tables that running queries maintain, and run at
+    /// once. It holds the engine, so it sees one consistent state: every
+    /// query's last checkpoint.
+    pub(crate) fn pull_query(&mut self, text: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let views: BTreeMap<String, ViewSpec> = self
+            .tasks
+            .values()
+            .filter_map(|t| t.plan().view.clone())
+            .map(|v| (v.table.clone(), v))
+            .collect();
+        let mut tables = PullTables::default();
+        for src in self.catalog.sources() {
+            let name = src.name.clone();
+            match views.get(&name) {
+                Some(spec) => {
+                    let table = ViewTable::new(spec.clone(), self.store.clone());
+                    tables.tables.insert(name, Arc::new(table));
+                }
+                None if src.kind == SourceKind::Stream => {
+                    let why = format!(
+                        "Pull queries on streams are not supported yet: {name} is a stream. A push query reads it: SELECT ... FROM {name} EMIT CHANGES."
+                    );
+                    tables.refused.insert(name, why);
+                }
+                None => {
+                    let why = format!(
+                        "The `{name}` table isn't queryable. To derive a queryable table, you can do 'CREATE TABLE QUERYABLE_{name} AS SELECT * FROM {name}'."
+                    );
+                    tables.refused.insert(name, why);
+                }
+            }
+        }
+        let plan = self.planner.plan_pull(text, tables)?;
+        let ctx = datafusion::prelude::SessionContext::new_with_state(self.planner.state().clone());
+        block_on(async move {
+            let frame = ctx.execute_logical_plan(plan).await?;
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let batches = frame.collect().await?;
+            Ok((schema, batches))
+        })
+    }
+
     pub fn execute(&mut self, sql: &str) -> Result<Vec<StatementResult>> {
         let parsed = parser::parse(sql)?;
         let mut out = Vec::new();
@@ -716,6 +784,7 @@ impl Engine {
         text: &str,
     ) -> Result<()> {
         let sink_spec = Self::sink_spec(&planned, sink)?;
+        let view = ViewSpec::of_sink(&sink_spec);
         let plan = StreamPlan {
             query_id: id.clone(),
             source: planned.source,
@@ -725,6 +794,7 @@ impl Engine {
             sink: sink_spec,
             consumer_group: self.consumer_group(&id),
             exactly_once: self.exactly_once()?,
+            view,
         };
         let task = Task::try_new(plan, self.topics.clone(), self.store.clone())?;
         self.tasks.insert(id.clone(), task);
@@ -796,6 +866,7 @@ impl Engine {
             self.terminate(&w)?;
         }
         self.catalog.remove_source(name);
+        self.store.delete_prefix(&view_prefix(name))?;
         if delete_topic {
             self.topics.delete(&src.topic);
         }
@@ -1231,6 +1302,19 @@ impl Engine {
             .map_err(Error::from)?;
         let _ = Field::new("unused", DataType::Null, true);
         Ok(())
+    }
+}
+
+/// Run a future to completion on this (blocking) thread: on the tokio
+/// runtime it belongs to, if any (a `spawn_blocking` thread of the wire
+/// server), else on a runtime of its own.
+fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(f),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(f),
     }
 }
 

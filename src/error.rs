@@ -128,11 +128,35 @@ impl Error {
         }
     }
 
+    /// The message without the position (which the wire protocol sends on
+    /// its own).
+    pub fn message(&self) -> String {
+        match self {
+            Error::Syntax { message, .. } | Error::Semantic { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// Where in the statement the mistake is, when known.
     pub fn position(&self) -> Option<Position> {
         match self {
             Error::Syntax { position, .. } | Error::Semantic { position, .. } => *position,
             _ => None,
+        }
+    }
+
+    /// Move a statement error's position (errors without one are kept).
+    pub(crate) fn replace_position(self, pos: Position) -> Self {
+        match self {
+            Error::Syntax { message, .. } => Error::Syntax {
+                message,
+                position: Some(pos),
+            },
+            Error::Semantic { message, .. } => Error::Semantic {
+                message,
+                position: Some(pos),
+            },
+            other => other,
         }
     }
 

@@ -58,6 +58,9 @@ enum Command {
         /// Service id (names the server's consumer groups and internal topics).
         #[arg(long)]
         service_id: Option<String>,
+        /// Address Postgres clients connect to (default 127.0.0.1:5433).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
     },
     /// Execute a SQL script against an in-process engine and print results.
     Run {
@@ -122,12 +125,14 @@ fn main() -> ExitCode {
             data_dir,
             statements,
             service_id,
+            listen,
         } => serve(sluice::server::ServerFlags {
             config,
             kafka,
             data_dir,
             statements,
             service_id,
+            listen,
         }),
         Command::Run { file, data_dir } => {
             let sql = match std::fs::read_to_string(&file) {
@@ -220,6 +225,13 @@ fn serve(flags: sluice::server::ServerFlags) -> ExitCode {
         "Sluice server {} running; data in {}",
         config.service_id,
         config.data_dir.display()
+    );
+    let at = server.listen_address();
+    let _ = writeln!(
+        out,
+        "Postgres clients: psql -h {} -p {}",
+        at.ip(),
+        at.port()
     );
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();

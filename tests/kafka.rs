@@ -627,6 +627,7 @@ fn killed_repeatedly(exactly_once: bool) {
     let server = || {
         Command::new(env!("CARGO_BIN_EXE_sluice"))
             .arg("server")
+            .args(["--listen", "127.0.0.1:0"])
             .args(["--kafka", broker()])
             .arg("--data-dir")
             .arg(&data)
@@ -813,6 +814,7 @@ fn through_embedded_server(
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .arg("server")
+        .args(["--listen", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(data)
         .arg("--statements")

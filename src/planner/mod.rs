@@ -23,6 +23,7 @@ mod lower;
 
 pub(crate) use lower::physical_expr;
 pub(crate) mod parser;
+pub(crate) mod pull;
 mod rewrite;
 
 use std::collections::HashMap;

@@ -26,6 +26,8 @@ mod plan;
 mod rows;
 mod state;
 mod task;
+pub(crate) mod view;
+pub(crate) mod view_table;
 
 pub(crate) use plan::*;
 pub(crate) use state::{query_prefix, StateBatch, StateStore};

@@ -412,6 +412,8 @@ pub(crate) struct StreamPlan {
     /// `processing.guarantee = exactly_once`: outputs and source positions
     /// are committed in one Kafka transaction.
     pub exactly_once: bool,
+    /// The table's view for pull queries (a `CREATE TABLE AS SELECT`).
+    pub view: Option<super::view::ViewSpec>,
 }
 
 impl StreamPlan {

@@ -53,6 +53,7 @@ use super::operators::{self, JoinOperator, Operator, Side};
 use super::outbox::{self, outbox_key};
 use super::plan::{SinkSpec, SourceSpec, StreamPlan, TimestampSpec};
 use super::state::{offset_key, StateBatch, StateStore};
+use super::view::ViewWriter;
 use crate::connectors::formats::{decode_windowed_key, encode_windowed_key};
 use crate::connectors::{GroupOffset, OutRecord, Record, Topics, TransactionalWriter};
 use crate::error::{Error, Result};
@@ -92,6 +93,8 @@ pub(crate) struct Task {
     writer_opened: bool,
     /// A rewind failed (the store could not be read): retried first.
     needs_rewind: bool,
+    /// The table's view, kept with the checkpoint.
+    view: Option<ViewWriter>,
 }
 
 /// What a task restores from its last checkpoint.
@@ -100,6 +103,7 @@ struct Restored {
     joins: Vec<Box<dyn JoinOperator>>,
     offsets: BTreeMap<(usize, i32), i64>,
     outbox: Option<Vec<OutRecord>>,
+    view: Option<ViewWriter>,
 }
 
 /// Source 0 is the query's source, source i > 0 its (i-1)-th join's right.
@@ -147,6 +151,7 @@ impl Task {
             writer: None,
             writer_opened: false,
             needs_rewind: false,
+            view: restored.view,
         };
         // Partitions known now; ones that appear later join at `poll`.
         task.discover_partitions();
@@ -180,11 +185,16 @@ impl Task {
             Some(bytes) => Some(outbox::decode(&bytes)?),
             None => None,
         };
+        let view = match &plan.view {
+            Some(spec) => Some(ViewWriter::try_new(spec.clone(), store)?),
+            None => None,
+        };
         Ok(Restored {
             operators,
             joins,
             offsets,
             outbox,
+            view,
         })
     }
 
@@ -245,6 +255,7 @@ impl Task {
         self.joins = restored.joins;
         self.offsets = restored.offsets;
         self.outbox = restored.outbox;
+        self.view = restored.view;
         self.outputs.clear();
         self.needs_rewind = false;
         Ok(())
@@ -395,6 +406,9 @@ impl Task {
             batches = next;
         }
         for b in batches {
+            if let Some(view) = &mut self.view {
+                view.apply(&b)?;
+            }
             self.metrics.records_out += write_sink(&self.plan.sink, &b, &mut self.outputs)? as u64;
         }
         Ok(())
@@ -437,6 +451,9 @@ impl Task {
         }
         for join in self.joins.iter_mut() {
             join.checkpoint(&mut batch)?;
+        }
+        if let Some(view) = &mut self.view {
+            view.checkpoint(&mut batch);
         }
         for ((s, p), o) in &self.offsets {
             let topic = &self.source(*s).topic;

@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! service_id = "sluice"          # names consumer groups and internal topics
+//! listen = "127.0.0.1:5433"      # the Postgres wire protocol
 //! data_dir = "/var/lib/sluice"   # RocksDB state and the catalog
 //! statements = "queries.sql"     # run once, when the data dir is new
 //!
@@ -17,8 +18,8 @@
 //! "processing.guarantee" = "exactly_once"   # default: at_least_once
 //! ```
 //!
-//! Environment: `SLUICE_SERVICE_ID`, `SLUICE_DATA_DIR`, `SLUICE_STATEMENTS`,
-//! `SLUICE_KAFKA_BOOTSTRAP`.
+//! Environment: `SLUICE_SERVICE_ID`, `SLUICE_LISTEN`, `SLUICE_DATA_DIR`,
+//! `SLUICE_STATEMENTS`, `SLUICE_KAFKA_BOOTSTRAP`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,12 +28,17 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 
+/// Where Postgres clients connect by default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5433";
+
 /// The settings a server runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Names the queries' consumer groups and transactional ids
     /// (`{service_id}-{query id}`); the engine sees it as `ksql.service.id`.
     pub service_id: String,
+    /// Where Postgres clients connect.
+    pub listen: std::net::SocketAddr,
     pub data_dir: PathBuf,
     /// A statements file run when the data directory holds no catalog yet.
     pub statements: Option<PathBuf>,
@@ -52,12 +58,14 @@ pub struct ServerFlags {
     pub data_dir: Option<PathBuf>,
     pub statements: Option<PathBuf>,
     pub service_id: Option<String>,
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     service_id: Option<String>,
+    listen: Option<String>,
     data_dir: Option<PathBuf>,
     statements: Option<PathBuf>,
     kafka: Option<FileKafka>,
@@ -94,6 +102,15 @@ impl ServerConfig {
                 file.service_id,
             )
             .unwrap_or_else(|| "sluice".to_string()),
+            listen: {
+                let text = pick(flags.listen.clone(), "SLUICE_LISTEN", file.listen)
+                    .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+                text.parse().map_err(|e| {
+                    Error::semantic(format!(
+                        "listen address '{text}' is not host:port (an IP address and a port): {e}"
+                    ))
+                })?
+            },
             data_dir: PathBuf::from(
                 pick(
                     path(flags.data_dir.clone()),
@@ -189,6 +206,11 @@ bootstrap = "file:9092"
         .unwrap();
         assert_eq!(c.kafka.as_deref(), Some("env:9092"));
         assert_eq!(c.data_dir, PathBuf::from("/from/env"));
+        let err = ServerConfig::load(&flags, env(&[("SLUICE_LISTEN", "localhost")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "listen address 'localhost' is not host:port (an IP address and a port): invalid socket address syntax"
+        );
         let flags = ServerFlags {
             kafka: Some("flag:9092".into()),
             ..flags
@@ -201,6 +223,7 @@ bootstrap = "file:9092"
     fn defaults_and_bad_files() {
         let c = ServerConfig::load(&ServerFlags::default(), env(&[])).unwrap();
         assert_eq!(c.service_id, "sluice");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:5433");
         assert_eq!(c.kafka, None);
         assert_eq!(c.data_dir, PathBuf::from("sluice-data"));
         let dir = tempfile::tempdir().unwrap();

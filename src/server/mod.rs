@@ -9,10 +9,12 @@
 //! run until the process is asked to stop.
 //!
 //! Settings come from a TOML file, the environment and flags
-//! ([`config`]). The Postgres wire protocol is served here too once its
-//! issue lands.
+//! ([`config`]). Postgres clients connect on the `listen` address
+//! (`127.0.0.1:5433` by default; [`pg`]); they share the engine with the
+//! loop that runs the persistent queries.
 
 pub mod config;
+pub(crate) mod pg;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,7 +31,10 @@ const IDLE: Duration = Duration::from_millis(50);
 
 /// A running server.
 pub struct Server {
-    engine: Engine,
+    engine: pg::SharedEngine,
+    /// Serves the Postgres connections (dropped: they end).
+    _runtime: tokio::runtime::Runtime,
+    listen: std::net::SocketAddr,
     bootstrap: String,
     /// Whether Kafka is the embedded broker (it lives as long as the
     /// engine's topics).
@@ -85,11 +90,28 @@ impl Server {
                 tracing::info!(file = %file.display(), "catalog restored from the data directory; statements file not run again");
             }
         }
+        let engine = Arc::new(std::sync::Mutex::new(engine));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sluice-pg")
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(pg::bind(config.listen))?;
+        let listen = listener.local_addr()?;
+        runtime.spawn(pg::serve(listener, engine.clone()));
         Ok(Self {
             engine,
+            _runtime: runtime,
+            listen,
             bootstrap,
             embedded,
         })
+    }
+
+    /// Where Postgres clients connect (the port is the one bound, also
+    /// when port 0 was asked for).
+    pub fn listen_address(&self) -> std::net::SocketAddr {
+        self.listen
     }
 
     /// The Kafka bootstrap address queries read from and write to.
@@ -102,15 +124,17 @@ impl Server {
         self.embedded
     }
 
-    pub fn engine(&mut self) -> &mut Engine {
-        &mut self.engine
+    /// The engine (locked: the query loop and the connections wait).
+    pub fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+        pg::lock(&self.engine)
     }
 
     /// Run the queries until `stop` is set. A broker that cannot be
     /// reached makes queries wait and retry; the loop keeps going.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<()> {
         while !stop.load(Ordering::Relaxed) {
-            let read = match self.engine.run_once() {
+            let round = pg::lock(&self.engine).run_once();
+            let read = match round {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %e, "processing round failed; retrying");

@@ -1,0 +1,214 @@
+//! Pull queries: a `SELECT` without `EMIT`, answered from the tables'
+//! current state.
+//!
+//! The text is parsed as SQL (so `ORDER BY`, `GROUP BY`, `LIMIT`, joins and
+//! subqueries are all there), its names and expressions are rewritten to
+//! ksqlDB's semantics as a persistent query's are (unquoted names upper
+//! case, `->` field access, ksqlDB's operators and functions), and the
+//! result is planned by DataFusion against the materialized tables the
+//! caller hands in.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::planner::{ParserOptions, SqlToRel};
+use datafusion::sql::sqlparser::ast::{
+    GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, OrderByKind,
+    Query, SelectItem, SetExpr, Statement as SqlStatement, TableFactor, TableWithJoins,
+};
+use datafusion::sql::sqlparser::parser::Parser as SqlParser;
+
+use super::context::Provider;
+use super::parser::KsqlDialect;
+use super::{rewrite, Planner};
+use crate::error::{Error, Result};
+
+/// The tables a pull query may read, and why the others cannot be read.
+#[derive(Default)]
+pub(crate) struct PullTables {
+    pub tables: HashMap<String, Arc<dyn TableProvider>>,
+    /// Sources that exist but cannot be pulled from, with the reason.
+    pub refused: HashMap<String, String>,
+}
+
+impl Planner {
+    /// Plan a pull query's text.
+    pub(crate) fn plan_pull(&self, text: &str, tables: PullTables) -> Result<LogicalPlan> {
+        let mut statements = SqlParser::parse_sql(&KsqlDialect, text)
+            .map_err(|e| Error::syntax(e.to_string(), None))?;
+        let (Some(mut statement), true) = (statements.pop(), statements.is_empty()) else {
+            return Err(Error::syntax("expected one SELECT statement", None));
+        };
+        let SqlStatement::Query(query) = &mut statement else {
+            return Err(Error::syntax("expected a SELECT statement", None));
+        };
+        rewrite_query(query)?;
+        let mut provider = Provider::new(self.state());
+        for (name, table) in tables.tables {
+            provider.add_provider(&name, table);
+        }
+        for (name, why) in tables.refused {
+            provider.refuse(&name, why);
+        }
+        let mut opts = ParserOptions::new();
+        opts.enable_ident_normalization = false;
+        opts.map_string_types_to_utf8view = false;
+        let plan = SqlToRel::new_with_options(&provider, opts)
+            .sql_statement_to_plan(statement)
+            .map_err(plan_error)?;
+        self.state()
+            .analyzer()
+            .execute_and_check(plan, self.state().config_options(), |_, _| {})
+            .map_err(plan_error)
+    }
+}
+
+/// DataFusion's planning errors, as statement errors where they are the
+/// user's (an unknown name, a type mismatch).
+fn plan_error(e: datafusion::error::DataFusionError) -> Error {
+    use datafusion::error::DataFusionError as D;
+    let root = e.find_root();
+    let text = root.to_string();
+    let text = text
+        .strip_prefix("Error during planning: ")
+        .map(str::to_string)
+        .unwrap_or(text);
+    match root {
+        D::NotImplemented(m) => Error::Unsupported(m.clone()),
+        D::Plan(_) | D::SchemaError(..)
+            if text.contains("does not exist") || text.contains("not found") =>
+        {
+            Error::NotFound(text)
+        }
+        D::Plan(_) | D::SchemaError(..) => Error::semantic(text),
+        _ => Error::DataFusion(e),
+    }
+}
+
+fn upper(ident: &mut Ident) {
+    if ident.quote_style.is_none() {
+        ident.value = ident.value.to_ascii_uppercase();
+    }
+}
+
+fn upper_name(name: &mut ObjectName) {
+    for part in name.0.iter_mut() {
+        let ObjectNamePart::Identifier(i) = part else {
+            continue;
+        };
+        upper(i);
+    }
+}
+
+/// Rewrite a query's names and expressions to ksqlDB's semantics.
+fn rewrite_query(query: &mut Query) -> Result<()> {
+    if let Some(with) = &mut query.with {
+        for cte in with.cte_tables.iter_mut() {
+            upper(&mut cte.alias.name);
+            rewrite_query(&mut cte.query)?;
+        }
+    }
+    rewrite_set_expr(&mut query.body)?;
+    if let Some(order) = &mut query.order_by {
+        if let OrderByKind::Expressions(exprs) = &mut order.kind {
+            for o in exprs.iter_mut() {
+                rewrite::rewrite(&mut o.expr)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rewrite_set_expr(body: &mut SetExpr) -> Result<()> {
+    match body {
+        SetExpr::Select(select) => {
+            for item in select.projection.iter_mut() {
+                match item {
+                    SelectItem::UnnamedExpr(e) => rewrite::rewrite(e)?,
+                    SelectItem::ExprWithAlias { expr, alias } => {
+                        rewrite::rewrite(expr)?;
+                        upper(alias);
+                    }
+                    SelectItem::QualifiedWildcard(kind, _) => {
+                        if let datafusion::sql::sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(n) = kind {
+                            upper_name(n);
+                        }
+                    }
+                    SelectItem::ExprWithAliases { expr, aliases } => {
+                        rewrite::rewrite(expr)?;
+                        aliases.iter_mut().for_each(upper);
+                    }
+                    SelectItem::Wildcard(_) => {}
+                }
+            }
+            for t in select.from.iter_mut() {
+                rewrite_table(t)?;
+            }
+            if let Some(e) = &mut select.selection {
+                rewrite::rewrite(e)?;
+            }
+            if let GroupByExpr::Expressions(exprs, _) = &mut select.group_by {
+                for e in exprs.iter_mut() {
+                    rewrite::rewrite(e)?;
+                }
+            }
+            if let Some(e) = &mut select.having {
+                rewrite::rewrite(e)?;
+            }
+            Ok(())
+        }
+        SetExpr::Query(q) => rewrite_query(q),
+        SetExpr::SetOperation { left, right, .. } => {
+            rewrite_set_expr(left)?;
+            rewrite_set_expr(right)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn rewrite_table(t: &mut TableWithJoins) -> Result<()> {
+    rewrite_factor(&mut t.relation)?;
+    for j in t.joins.iter_mut() {
+        rewrite_factor(&mut j.relation)?;
+        let constraint = match &mut j.join_operator {
+            JoinOperator::Join(c)
+            | JoinOperator::Inner(c)
+            | JoinOperator::Left(c)
+            | JoinOperator::LeftOuter(c)
+            | JoinOperator::Right(c)
+            | JoinOperator::RightOuter(c)
+            | JoinOperator::FullOuter(c) => Some(c),
+            _ => None,
+        };
+        if let Some(JoinConstraint::On(e)) = constraint {
+            rewrite::rewrite(e)?;
+        }
+    }
+    Ok(())
+}
+
+fn rewrite_factor(f: &mut TableFactor) -> Result<()> {
+    match f {
+        TableFactor::Table { name, alias, .. } => {
+            upper_name(name);
+            if let Some(a) = alias {
+                upper(&mut a.name);
+            }
+        }
+        TableFactor::Derived {
+            subquery, alias, ..
+        } => {
+            rewrite_query(subquery)?;
+            if let Some(a) = alias {
+                upper(&mut a.name);
+            }
+        }
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => rewrite_table(table_with_joins)?,
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! `ViewTable`: a table's view ([`super::view`]) as a DataFusion
+//! `TableProvider`, so that pull queries are planned and run by DataFusion
+//! over RocksDB.
+//!
+//! Filters on the key decide how the view is read: equality or `IN` on
+//! every key column (a non-windowed table's whole key, a windowed table's
+//! key columns) becomes point gets or prefix scans of those keys; a range on
+//! a single-column key becomes a range scan; anything else scans the view.
+//! The pushed filters are `Inexact`: DataFusion applies them again, so the
+//! answer never depends on which way the rows were found.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::state::StateStore;
+use super::view::{decode_rows, encode_key, view_prefix, ViewSpec};
+
+/// How a scan reads the view.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Access {
+    /// Every row.
+    Scan,
+    /// The rows of these keys (one value per key column each).
+    Keys(Vec<Vec<ScalarValue>>),
+    /// Rows whose single key column lies in the bounds.
+    Range {
+        low: Option<(ScalarValue, bool)>,
+        high: Option<(ScalarValue, bool)>,
+    },
+}
+
+pub(crate) struct ViewTable {
+    spec: ViewSpec,
+    store: StateStore,
+    /// Key columns proper (without window bounds).
+    key_columns: usize,
+}
+
+impl ViewTable {
+    pub(crate) fn new(spec: ViewSpec, store: StateStore) -> Self {
+        let key_columns = spec.key_len - if spec.windowed { 2 } else { 0 };
+        Self {
+            spec,
+            store,
+            key_columns,
+        }
+    }
+
+    fn key_name(&self, i: usize) -> &str {
+        self.spec.schema.field(i).name()
+    }
+
+    /// The key column a filter constrains, with the values or bounds.
+    fn key_constraint(&self, e: &Expr) -> Option<(usize, Constraint)> {
+        match e {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let (col, lit, op) = match (left.as_ref(), right.as_ref()) {
+                    (Expr::Column(c), Expr::Literal(v, _)) => (c, v, *op),
+                    (Expr::Literal(v, _), Expr::Column(c)) => (c, v, op.swap()?),
+                    _ => return None,
+                };
+                let i = (0..self.key_columns).find(|&i| self.key_name(i) == col.name)?;
+                let c = match op {
+                    Operator::Eq => Constraint::Values(vec![lit.clone()]),
+                    Operator::Gt => Constraint::Low(lit.clone(), false),
+                    Operator::GtEq => Constraint::Low(lit.clone(), true),
+                    Operator::Lt => Constraint::High(lit.clone(), false),
+                    Operator::LtEq => Constraint::High(lit.clone(), true),
+                    _ => return None,
+                };
+                Some((i, c))
+            }
+            Expr::InList(l) if !l.negated => {
+                let Expr::Column(c) = l.expr.as_ref() else {
+                    return None;
+                };
+                let i = (0..self.key_columns).find(|&i| self.key_name(i) == c.name)?;
+                let values = l
+                    .list
+                    .iter()
+                    .map(|v| match v {
+                        Expr::Literal(v, _) => Some(v.clone()),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Some((i, Constraint::Values(values)))
+            }
+            Expr::Between(b) if !b.negated => {
+                let Expr::Column(c) = b.expr.as_ref() else {
+                    return None;
+                };
+                let (Expr::Literal(lo, _), Expr::Literal(hi, _)) =
+                    (b.low.as_ref(), b.high.as_ref())
+                else {
+                    return None;
+                };
+                let i = (0..self.key_columns).find(|&i| self.key_name(i) == c.name)?;
+                Some((i, Constraint::Between(lo.clone(), hi.clone())))
+            }
+            _ => None,
+        }
+    }
+
+    /// How to read the view for these (AND-ed) filters.
+    pub(crate) fn access(&self, filters: &[Expr]) -> Access {
+        let mut values: Vec<Option<Vec<ScalarValue>>> = vec![None; self.key_columns];
+        let mut low = None;
+        let mut high = None;
+        for f in filters {
+            let Some((i, c)) = self.key_constraint(f) else {
+                continue;
+            };
+            match c {
+                Constraint::Values(v) => {
+                    // Two equalities on one column: their intersection.
+                    values[i] = Some(match values[i].take() {
+                        None => v,
+                        Some(old) => old.into_iter().filter(|x| v.contains(x)).collect(),
+                    });
+                }
+                Constraint::Low(v, inc) if self.key_columns == 1 => low = Some((v, inc)),
+                Constraint::High(v, inc) if self.key_columns == 1 => high = Some((v, inc)),
+                Constraint::Between(lo, hi) if self.key_columns == 1 => {
+                    low = Some((lo, true));
+                    high = Some((hi, true));
+                }
+                _ => {}
+            }
+        }
+        if self.key_columns > 0 && values.iter().all(Option::is_some) {
+            // Every combination of the columns' values.
+            let mut keys: Vec<Vec<ScalarValue>> = vec![vec![]];
+            for v in values.into_iter().flatten() {
+                keys = keys
+                    .into_iter()
+                    .flat_map(|k| {
+                        v.iter().map(move |x| {
+                            let mut k = k.clone();
+                            k.push(x.clone());
+                            k
+                        })
+                    })
+                    .collect();
+            }
+            return Access::Keys(keys);
+        }
+        if low.is_some() || high.is_some() {
+            return Access::Range { low, high };
+        }
+        Access::Scan
+    }
+
+    /// The stored rows `access` selects, in key order.
+    fn read(&self, access: &Access) -> crate::error::Result<Vec<Vec<u8>>> {
+        let prefix = view_prefix(&self.spec.table);
+        let key_types = &self.spec.key_types()[..self.key_columns];
+        let full = |k: &[u8]| {
+            let mut f = prefix.clone();
+            f.extend_from_slice(k);
+            f
+        };
+        let encode = |values: &[ScalarValue]| -> crate::error::Result<Option<Vec<u8>>> {
+            let mut columns: Vec<ArrayRef> = Vec::new();
+            for (v, t) in values.iter().zip(key_types) {
+                // A literal of another type (an INT literal against a BIGINT
+                // key) is cast; one that cannot be matches nothing.
+                match v.cast_to(t) {
+                    Ok(v) => columns.push(v.to_array()?),
+                    Err(_) => return Ok(None),
+                }
+            }
+            Ok(encode_key(key_types, &columns)?.pop())
+        };
+        let mut out = Vec::new();
+        match access {
+            Access::Scan => {
+                out.extend(self.store.scan_prefix(&prefix)?.into_iter().map(|(_, v)| v));
+            }
+            Access::Keys(keys) => {
+                let mut seen = BTreeSet::new();
+                for k in keys {
+                    let Some(encoded) = encode(k)? else { continue };
+                    if !seen.insert(encoded.clone()) {
+                        continue;
+                    }
+                    if self.key_columns == self.spec.key_len {
+                        out.extend(self.store.get(&full(&encoded))?);
+                    } else {
+                        // A windowed table: every window of the key.
+                        out.extend(
+                            self.store
+                                .scan_prefix(&full(&encoded))?
+                                .into_iter()
+                                .map(|(_, v)| v),
+                        );
+                    }
+                }
+            }
+            Access::Range { low, high } => {
+                let from = match low {
+                    Some((v, _)) => match encode(std::slice::from_ref(v))? {
+                        Some(k) => full(&k),
+                        None => return Ok(Vec::new()),
+                    },
+                    None => prefix.clone(),
+                };
+                let to = match high {
+                    Some((v, _)) => match encode(std::slice::from_ref(v))? {
+                        // Up to and including every row starting with the
+                        // high key (DataFusion drops the excluded bound).
+                        Some(k) => {
+                            let mut t = full(&k);
+                            t.push(0xff);
+                            t
+                        }
+                        None => return Ok(Vec::new()),
+                    },
+                    None => {
+                        let mut t = prefix.clone();
+                        t.push(0xff);
+                        t
+                    }
+                };
+                out.extend(
+                    self.store
+                        .scan_range(&from, &to)?
+                        .into_iter()
+                        .map(|(_, v)| v),
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl std::fmt::Debug for ViewTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewTable")
+            .field("table", &self.spec.table)
+            .field("key_columns", &self.key_columns)
+            .finish()
+    }
+}
+
+/// What one filter says about one key column.
+enum Constraint {
+    Values(Vec<ScalarValue>),
+    Low(ScalarValue, bool),
+    High(ScalarValue, bool),
+    Between(ScalarValue, ScalarValue),
+}
+
+#[async_trait]
+impl TableProvider for ViewTable {
+    fn schema(&self) -> SchemaRef {
+        self.spec.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match self.key_constraint(f) {
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let access = self.access(filters);
+        tracing::debug!(table = %self.spec.table, ?access, "pull query reads the view");
+        let rows = self
+            .read(&access)
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        let batch = decode_rows(&self.spec, rows.iter().map(Vec::as_slice))
+            .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+        let exec =
+            MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema(), projection.cloned())?;
+        Ok(exec)
+    }
+}

@@ -1,0 +1,525 @@
+//! One connection's session: its properties, and how a script sent over the
+//! wire is run a statement at a time.
+//!
+//! Besides Sluice's own statements, ordinary drivers send a few Postgres
+//! statements on their own: transaction control (`BEGIN`, `COMMIT`,
+//! `ROLLBACK`: answered with the right transaction status, they do nothing,
+//! as Sluice's statements are not transactional), `SET name = value` /
+//! `RESET name` of Postgres settings and `SHOW name`. Those are answered
+//! here; Sluice's `SET 'property'='value'` (quoted) and `SHOW STREAMS|...`
+//! go to the engine.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use futures::stream;
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::Type;
+
+use super::results::batches_response;
+use super::{lock, SharedEngine};
+use crate::engine::{Engine, StatementResult};
+use crate::error::{Error, Position, Result};
+use crate::planner::ast::{SourceKind, Statement};
+use crate::planner::parser;
+
+/// What a statement of a script answers.
+pub(crate) enum Answer {
+    Response(Response),
+    /// A message for the user, sent before the statement's response.
+    Notice(String),
+    /// The statement failed; the rest of the script is not run.
+    Error(Error),
+}
+
+/// A connection's session.
+pub(crate) struct Session {
+    /// Sluice properties (`SET 'name'='value'`), starting as the server's.
+    properties: Mutex<BTreeMap<String, String>>,
+    /// Postgres settings (`SET name = value`), over [`DEFAULT_SETTINGS`].
+    settings: Mutex<BTreeMap<String, String>>,
+}
+
+/// Settings drivers ask for with `SHOW`, with Sluice's answers.
+const DEFAULT_SETTINGS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("datestyle", "ISO, YMD"),
+    ("default_transaction_isolation", "read committed"),
+    ("default_transaction_read_only", "off"),
+    ("integer_datetimes", "on"),
+    ("intervalstyle", "postgres"),
+    ("is_superuser", "on"),
+    ("max_identifier_length", "63"),
+    ("search_path", "public"),
+    ("server_encoding", "UTF8"),
+    ("server_version", "16.6"),
+    ("server_version_num", "160006"),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("timezone", "Etc/UTC"),
+    ("transaction_isolation", "read committed"),
+    ("transaction_read_only", "off"),
+];
+
+impl Session {
+    /// A session with the server's properties and the settings the client
+    /// gave at startup (`application_name`, `client_encoding`, ...).
+    pub(crate) fn new(
+        engine: &Engine,
+        startup: &std::collections::HashMap<String, String>,
+    ) -> Self {
+        let settings = startup
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "user" | "database"))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect();
+        Self {
+            properties: Mutex::new(engine.properties().clone()),
+            settings: Mutex::new(settings),
+        }
+    }
+
+    /// Run every statement of `script` in order, stopping at the first
+    /// error.
+    pub(crate) fn run_script(self: Arc<Self>, engine: &SharedEngine, script: &str) -> Vec<Answer> {
+        let mut answers = Vec::new();
+        for chunk in split(script) {
+            let failed = match self.run_statement(engine, script, &chunk) {
+                Ok(mut a) => {
+                    answers.append(&mut a);
+                    false
+                }
+                Err(e) => {
+                    answers.push(Answer::Error(e));
+                    true
+                }
+            };
+            if failed {
+                break;
+            }
+        }
+        answers
+    }
+
+    fn run_statement(
+        &self,
+        engine: &SharedEngine,
+        script: &str,
+        chunk: &Chunk,
+    ) -> Result<Vec<Answer>> {
+        let text = &script[chunk.start..chunk.end];
+        if let Some(answer) = self.postgres_statement(text)? {
+            return Ok(vec![Answer::Response(answer)]);
+        }
+        let start = position_of(script, chunk.start);
+        if is_pull_query(text) {
+            let (schema, batches) = {
+                let mut engine = lock(engine);
+                let mut properties = self.properties.lock().unwrap_or_else(|e| e.into_inner());
+                engine.in_session(&mut properties, |e| e.pull_query(text))
+            }
+            .map_err(|e| shift(e, start))?;
+            return Ok(vec![Answer::Response(batches_response(&schema, batches)?)]);
+        }
+        let parsed = parser::parse(text).map_err(|e| shift(e, start))?;
+        let mut answers = Vec::new();
+        for p in parsed {
+            let result = {
+                let mut engine = lock(engine);
+                let mut properties = self.properties.lock().unwrap_or_else(|e| e.into_inner());
+                engine.in_session(&mut properties, |e| e.execute_parsed(&p))
+            };
+            let result = result.map_err(|e| shift(e, start))?;
+            answers.extend(answer(&p.statement, result));
+        }
+        Ok(answers)
+    }
+
+    /// Answer the Postgres statements drivers send (None: not one).
+    fn postgres_statement(&self, text: &str) -> Result<Option<Response>> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
+        let first = upper.first().map(String::as_str).unwrap_or("");
+        let second = upper.get(1).map(String::as_str).unwrap_or("");
+        let response = match (first, second) {
+            ("BEGIN", _) | ("START", "TRANSACTION") => {
+                Response::TransactionStart(Tag::new("BEGIN"))
+            }
+            ("COMMIT", _) | ("END", _) => Response::TransactionEnd(Tag::new("COMMIT")),
+            ("ROLLBACK", _) | ("ABORT", _) => Response::TransactionEnd(Tag::new("ROLLBACK")),
+            ("DISCARD", _) => Response::Execution(Tag::new(&format!("DISCARD {second}"))),
+            ("SET", _) if !words.get(1).is_some_and(|w| w.starts_with('\'')) => {
+                let (name, value) = parse_set(text)?;
+                self.settings().insert(name, value);
+                Response::Execution(Tag::new("SET"))
+            }
+            ("RESET", _) => {
+                let name = words
+                    .get(1)
+                    .map(|w| w.trim_end_matches(';').to_ascii_lowercase());
+                match name.as_deref() {
+                    Some("all") | None => self.settings().clear(),
+                    Some(n) => {
+                        self.settings().remove(n);
+                    }
+                }
+                Response::Execution(Tag::new("RESET"))
+            }
+            ("SHOW", noun) if !is_sluice_show(noun) => {
+                let name = words[1..].join(" ").to_ascii_lowercase();
+                let value = self.setting(&name).ok_or_else(|| {
+                    Error::NotFound(format!("unrecognized configuration parameter \"{name}\""))
+                })?;
+                text_table(vec![name], vec![vec![value]])
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(response))
+    }
+
+    fn settings(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.settings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn setting(&self, name: &str) -> Option<String> {
+        self.settings().get(name).cloned().or_else(|| {
+            DEFAULT_SETTINGS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+}
+
+/// A `SELECT` (or `WITH ... SELECT`) without `EMIT`: a pull query, which
+/// may use all of SQL (the ksqlDB parser is for persistent queries).
+fn is_pull_query(text: &str) -> bool {
+    let code = strip_comments(text).to_ascii_uppercase();
+    let mut words = code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+    let first = words.find(|w| !w.is_empty()).unwrap_or("");
+    if first != "SELECT" && first != "WITH" {
+        return false;
+    }
+    let words: Vec<&str> = code
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    !words
+        .windows(2)
+        .any(|w| w[0] == "EMIT" && matches!(w[1], "CHANGES" | "FINAL"))
+}
+
+/// Sluice's own SHOW / LIST nouns.
+fn is_sluice_show(noun: &str) -> bool {
+    matches!(
+        noun,
+        "STREAMS"
+            | "TABLES"
+            | "QUERIES"
+            | "TOPICS"
+            | "ALL"
+            | "FUNCTIONS"
+            | "PROPERTIES"
+            | "TYPES"
+            | "VARIABLES"
+            | "CONNECTORS"
+    )
+}
+
+/// `SET [SESSION | LOCAL] name { = | TO } value`: the lower-cased name and
+/// the value without quotes.
+fn parse_set(text: &str) -> Result<(String, String)> {
+    let rest = text.trim().trim_end_matches(';');
+    let rest = rest[3..].trim_start();
+    let rest = ["SESSION ", "LOCAL "]
+        .iter()
+        .find_map(|p| {
+            rest.get(..p.len())
+                .filter(|h| h.eq_ignore_ascii_case(p))
+                .map(|_| rest[p.len()..].trim_start())
+        })
+        .unwrap_or(rest);
+    let (name, value) = match rest.find('=') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => {
+            let mut parts = rest.splitn(2, char::is_whitespace);
+            let name = parts.next().unwrap_or("");
+            let value = parts.next().unwrap_or("").trim_start();
+            match value.get(..3) {
+                Some(to) if to.eq_ignore_ascii_case("TO ") => (name, &value[3..]),
+                _ => {
+                    return Err(Error::syntax(
+                        format!("syntax error in SET: expected `SET name = value` or `SET 'property'='value'`, got `{text}`"),
+                        None,
+                    ))
+                }
+            }
+        }
+    };
+    let value = value
+        .trim()
+        .trim_matches('\'')
+        .trim_matches('"')
+        .to_string();
+    Ok((name.trim().to_ascii_lowercase(), value))
+}
+
+/// What an engine statement answers: a table, or a command tag (after a
+/// notice with its message, if it has one).
+fn answer(statement: &Statement, result: StatementResult) -> Vec<Answer> {
+    match result {
+        StatementResult::Rows { columns, rows } => {
+            vec![Answer::Response(text_table(columns, rows))]
+        }
+        StatementResult::Done { message, .. } => {
+            let mut out = Vec::new();
+            if !message.is_empty() {
+                out.push(Answer::Notice(message));
+            }
+            out.push(Answer::Response(Response::Execution(command_tag(
+                statement,
+            ))));
+            out
+        }
+    }
+}
+
+/// The command tag a statement completes with.
+fn command_tag(statement: &Statement) -> Tag {
+    let kind = |k: &SourceKind| k.to_string();
+    match statement {
+        Statement::CreateSource(c) => Tag::new(&format!("CREATE {}", kind(&c.kind))),
+        Statement::CreateAs(c) => Tag::new(&format!("CREATE {}", kind(&c.kind))),
+        Statement::InsertInto { .. } => Tag::new("INSERT INTO"),
+        Statement::InsertValues { .. } => Tag::new("INSERT").with_oid(0).with_rows(1),
+        Statement::Alter { kind: k, .. } => Tag::new(&format!("ALTER {}", kind(k))),
+        Statement::Drop { kind: k, .. } => Tag::new(&format!("DROP {}", kind(k))),
+        Statement::Terminate { .. } => Tag::new("TERMINATE"),
+        Statement::Set { .. } => Tag::new("SET"),
+        Statement::Unset { .. } => Tag::new("UNSET"),
+        _ => Tag::new("OK"),
+    }
+}
+
+/// A table of text columns.
+pub(crate) fn text_table(columns: Vec<String>, rows: Vec<Vec<String>>) -> Response {
+    let fields = Arc::new(
+        columns
+            .into_iter()
+            .map(|c| FieldInfo::new(c, None, None, Type::TEXT, FieldFormat::Text))
+            .collect::<Vec<_>>(),
+    );
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    let rows = rows.into_iter().map(move |row| {
+        for cell in &row {
+            encoder.encode_field(cell)?;
+        }
+        Ok(encoder.take_row())
+    });
+    Response::Query(QueryResponse::new(fields, stream::iter(rows)))
+}
+
+/// One statement's byte range in a script (without its `;`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Chunk {
+    start: usize,
+    end: usize,
+}
+
+/// Split a script at the `;`s outside quotes and comments; empty
+/// statements are dropped.
+pub(crate) fn split(script: &str) -> Vec<Chunk> {
+    let bytes = script.as_bytes();
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    let push = |chunks: &mut Vec<Chunk>, s: usize, e: usize| {
+        let text = &script[s..e];
+        let lead = text.len() - text.trim_start().len();
+        let trail = text.len() - text.trim_end().len();
+        if !strip_comments(text).trim().is_empty() {
+            chunks.push(Chunk {
+                start: s + lead,
+                end: e - trail,
+            });
+        }
+    };
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == q {
+                        // A doubled quote is an escaped one.
+                        if bytes.get(i + 1) == Some(&q) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b';' => {
+                push(&mut chunks, start, i);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if start < bytes.len() {
+        push(&mut chunks, start, bytes.len());
+    }
+    chunks
+}
+
+/// The text without `--` and `/* */` comments (outside quotes).
+fn strip_comments(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quote = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            (Some(_), c) => out.push(c),
+            (None, '\'' | '"' | '`') => {
+                quote = Some(c);
+                out.push(c);
+            }
+            (None, '-') if chars.peek() == Some(&'-') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            (None, '/') if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut last = ' ';
+                for c in chars.by_ref() {
+                    if last == '*' && c == '/' {
+                        break;
+                    }
+                    last = c;
+                }
+            }
+            (None, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// The line and column (1-based, in characters) of a byte offset.
+fn position_of(script: &str, offset: usize) -> Position {
+    let before = &script[..offset];
+    let line = before.matches('\n').count() as u64 + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count() as u64 + 1)
+        .unwrap_or(1);
+    Position { line, column }
+}
+
+/// A position in a statement made a position in the script it starts at
+/// `start` in.
+fn shift(e: Error, start: Position) -> Error {
+    let Some(p) = e.position() else {
+        return e;
+    };
+    let moved = if p.line == 1 {
+        Position {
+            line: start.line,
+            column: start.column + p.column - 1,
+        }
+    } else {
+        Position {
+            line: start.line + p.line - 1,
+            column: p.column,
+        }
+    };
+    e.replace_position(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(script: &str) -> Vec<&str> {
+        split(script)
+            .into_iter()
+            .map(|c| &script[c.start..c.end])
+            .collect()
+    }
+
+    #[test]
+    fn scripts_split_at_semicolons_outside_quotes_and_comments() {
+        assert_eq!(
+            texts("SELECT ';' ; -- a; comment\nSET x = 'a;b';; /* ; */ SHOW y"),
+            vec![
+                "SELECT ';'",
+                "-- a; comment\nSET x = 'a;b'",
+                "/* ; */ SHOW y"
+            ]
+        );
+        assert_eq!(texts(" ; -- only a comment\n ;"), Vec::<&str>::new());
+        assert_eq!(
+            texts("INSERT INTO s VALUES ('it''s;')"),
+            vec!["INSERT INTO s VALUES ('it''s;')"]
+        );
+    }
+
+    #[test]
+    fn postgres_set_forms() {
+        assert_eq!(
+            parse_set("SET application_name = 'PostgreSQL JDBC Driver'").unwrap(),
+            ("application_name".into(), "PostgreSQL JDBC Driver".into())
+        );
+        assert_eq!(
+            parse_set("set SESSION DateStyle TO ISO").unwrap(),
+            ("datestyle".into(), "ISO".into())
+        );
+        assert_eq!(
+            parse_set("SET extra_float_digits=3;").unwrap(),
+            ("extra_float_digits".into(), "3".into())
+        );
+        assert!(parse_set("SET nonsense").is_err());
+    }
+
+    #[test]
+    fn positions_move_by_where_the_statement_starts() {
+        let script = "SET x = 1;\n  CREATE STREAM";
+        let start = position_of(script, 13);
+        assert_eq!(start, Position { line: 2, column: 3 });
+        let e = Error::syntax("bad", Some(Position { line: 1, column: 8 }));
+        assert_eq!(
+            shift(e, start).position(),
+            Some(Position {
+                line: 2,
+                column: 10
+            })
+        );
+        let e = Error::syntax("bad", Some(Position { line: 2, column: 4 }));
+        assert_eq!(
+            shift(e, start).position(),
+            Some(Position { line: 3, column: 4 })
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! The Postgres wire server driven by the real `psql` binary (Debian's
+//! postgresql-client): `sluice server` runs as a child process with its
+//! embedded Kafka broker and an OS-chosen port.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+
+/// A `sluice server` child; killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("server")
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sluice server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut port = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("utf-8");
+            if let Some(rest) = line.strip_prefix("Postgres clients: psql -h 127.0.0.1 -p ") {
+                port = Some(rest.trim().parse().expect("a port"));
+                break;
+            }
+        }
+        let port = port.expect("the server did not print where Postgres clients connect");
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// Run `sql` through `psql -c`, unaligned output, stopping at the
+    /// first error.
+    fn psql(&self, sql: &str) -> Output {
+        self.psql_commands(&[sql])
+    }
+
+    /// Run several `-c` commands (psql meta-commands among them) in order.
+    fn psql_commands(&self, commands: &[&str]) -> Output {
+        let mut psql = Command::new("psql");
+        psql.args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "sluice", "-d", "sluice", "-X", "-A", "-F", "|"])
+            .args(["-v", "ON_ERROR_STOP=1"]);
+        for c in commands {
+            psql.args(["-c", c]);
+        }
+        psql.output()
+            .expect("run psql (Debian's postgresql-client)")
+    }
+}
+
+impl Server {
+    /// Run `sql` until its output is `want` (the server processes input in
+    /// the background); the last output otherwise.
+    fn psql_until(&self, sql: &str, want: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let out = self.psql(sql);
+            let got = format!("{}{}", text(&out.stdout), text(&out.stderr));
+            if got == want || std::time::Instant::now() > deadline {
+                return got;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+#[test]
+fn psql_runs_statements_and_shows_their_results() {
+    let server = Server::start();
+    let out = server.psql(
+        "CREATE STREAM pageviews (user_id STRING KEY, page STRING, ms INT) \
+           WITH (kafka_topic='pageviews', value_format='JSON', partitions=1);",
+    );
+    assert_eq!(text(&out.stderr), "NOTICE:  Stream created\n");
+    assert_eq!(text(&out.stdout), "CREATE STREAM\n");
+    assert!(out.status.success());
+    // A script: every statement is answered, in order.
+    let out = server.psql(
+        "INSERT INTO pageviews (user_id, page, ms) VALUES ('u1', 'home', 30); \
+         INSERT INTO pageviews (user_id, page, ms) VALUES ('u2', 'cart', 45); \
+         CREATE TABLE views_per_user AS SELECT user_id, COUNT(*) AS views FROM pageviews GROUP BY user_id;",
+    );
+    assert_eq!(text(&out.stdout), "INSERT 0 1\nINSERT 0 1\nCREATE TABLE\n");
+    assert_eq!(
+        text(&out.stderr),
+        "NOTICE:  Created query with ID CTAS_VIEWS_PER_USER_0\n"
+    );
+    let out = server.psql("SHOW STREAMS;");
+    assert_eq!(
+        text(&out.stdout),
+        "Stream Name|Kafka Topic|Key Format|Value Format|Windowed\n\
+         PAGEVIEWS|pageviews|KAFKA|JSON|false\n\
+         (1 row)\n"
+    );
+    // Pull queries read the table's state: a point get, then all of it.
+    let want = "VIEWS\n1\n(1 row)\n";
+    assert_eq!(
+        server.psql_until(
+            "SELECT views FROM views_per_user WHERE user_id = 'u2';",
+            want
+        ),
+        want
+    );
+    let out = server.psql("SELECT * FROM views_per_user ORDER BY user_id;");
+    assert_eq!(text(&out.stdout), "USER_ID|VIEWS\nu1|1\nu2|1\n(2 rows)\n");
+    let out = server.psql("DESCRIBE pageviews;");
+    assert_eq!(
+        text(&out.stdout),
+        "Field|Type\n\
+         USER_ID|STRING (key)\n\
+         PAGE|STRING\n\
+         MS|INTEGER\n\
+         (3 rows)\n"
+    );
+}
+
+#[test]
+fn drivers_statements_are_answered() {
+    let server = Server::start();
+    let out = server.psql(
+        "BEGIN; SET application_name = 'app'; SHOW application_name; SHOW server_version; COMMIT;",
+    );
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(
+        text(&out.stdout),
+        "BEGIN\nSET\napplication_name\napp\n(1 row)\nserver_version\n16.6\n(1 row)\nCOMMIT\n"
+    );
+    // Settings belong to the session: a new connection has its own.
+    let out = server.psql("SHOW application_name;");
+    assert_eq!(text(&out.stdout), "application_name\npsql\n(1 row)\n");
+}
+
+#[test]
+fn psql_draws_its_caret_under_a_syntax_error() {
+    let server = Server::start();
+    let out = server
+        .psql("SHOW STREAMS;\nCREATE STREM s (a INT) WITH (kafka_topic='s', value_format='JSON');");
+    assert!(!out.status.success());
+    assert_eq!(
+        text(&out.stderr),
+        "ERROR:  Syntax Error: mismatched input 'STREM' expecting STREAM or TABLE\n\
+         LINE 2: CREATE STREM s (a INT) WITH (kafka_topic='s', value_format='...\n\
+         \x20              ^\n"
+    );
+    // With VERBOSITY=verbose psql shows the SQLSTATE: 42P01, undefined table.
+    let out = server.psql_commands(&["\\set VERBOSITY verbose", "DESCRIBE nothing_here;"]);
+    assert_eq!(
+        text(&out.stderr),
+        "ERROR:  42P01: Could not find STREAM/TABLE 'NOTHING_HERE' in the Metastore\n"
+    );
+}
+
+/// Beyond ksqlDB: a pull query joins two materialized tables, groups and
+/// orders the result.
+#[test]
+fn a_pull_query_joins_groups_and_orders_materialized_tables() {
+    let server = Server::start();
+    let out = server.psql(
+        "CREATE STREAM orders (id INT KEY, customer STRING, amount DOUBLE) \
+           WITH (kafka_topic='orders', value_format='JSON', partitions=1); \
+         CREATE STREAM customers (id STRING KEY, country STRING) \
+           WITH (kafka_topic='customers', value_format='JSON', partitions=1); \
+         CREATE TABLE spend AS SELECT customer, SUM(amount) AS total, COUNT(*) AS n \
+           FROM orders GROUP BY customer; \
+         CREATE TABLE country_of AS SELECT id, LATEST_BY_OFFSET(country) AS country \
+           FROM customers GROUP BY id; \
+         INSERT INTO customers (id, country) VALUES ('ann', 'NL'); \
+         INSERT INTO customers (id, country) VALUES ('bob', 'FR'); \
+         INSERT INTO customers (id, country) VALUES ('cid', 'NL'); \
+         INSERT INTO customers (id, country) VALUES ('bob', 'DE'); \
+         INSERT INTO orders (id, customer, amount) VALUES (1, 'ann', 10.5); \
+         INSERT INTO orders (id, customer, amount) VALUES (2, 'bob', 20.0); \
+         INSERT INTO orders (id, customer, amount) VALUES (3, 'cid', 4.5); \
+         INSERT INTO orders (id, customer, amount) VALUES (4, 'ann', 1.0);",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sql = "SELECT c.country, SUM(s.total) AS total, SUM(s.n) AS orders \
+               FROM spend s JOIN country_of c ON s.customer = c.id \
+               GROUP BY c.country ORDER BY total DESC;";
+    let want = "COUNTRY|TOTAL|ORDERS\nDE|20|1\nNL|16|3\n(2 rows)\n";
+    assert_eq!(server.psql_until(sql, want), want);
+    // Streams are not materialized: the error says what to do instead.
+    let out = server.psql("SELECT * FROM orders;");
+    assert_eq!(
+        text(&out.stderr),
+        "ERROR:  Pull queries on streams are not supported yet: ORDERS is a stream. A push query reads it: SELECT ... FROM ORDERS EMIT CHANGES.\n"
+    );
+}
