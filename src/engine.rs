@@ -33,6 +33,9 @@ use crate::runtime::view::{view_prefix, ViewSpec};
 use crate::runtime::view_table::ViewTable;
 use crate::runtime::{SinkSpec, StateStore, StreamPlan, Task, TaskMetrics, ROWTIME};
 
+mod push;
+pub(crate) use push::PushQuery;
+
 /// How to open an engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -66,6 +69,8 @@ pub struct Engine {
     tasks: BTreeMap<String, Task>,
     properties: BTreeMap<String, String>,
     next_query: u64,
+    /// Push queries' channels to their sessions, by query id.
+    push: BTreeMap<String, push::PushSink>,
     log_seq: u64,
     replaying: bool,
 }
@@ -135,6 +140,7 @@ impl Engine {
             tasks: BTreeMap::new(),
             properties: config.properties,
             next_query: 0,
+            push: BTreeMap::new(),
             log_seq: 0,
             replaying: false,
         };
@@ -293,13 +299,30 @@ impl Engine {
 
     fn run_round(&mut self, batch: usize) -> usize {
         let mut progress = 0;
+        let mut ended = Vec::new();
         for (id, task) in self.tasks.iter_mut() {
             // A query that failed stays failed (SHOW QUERIES says why); the
             // others go on. A topic that cannot be read is retried.
+            // A push query waits for its session to take what it has.
+            if let Some(sink) = self.push.get_mut(id) {
+                if !sink.deliver(Vec::new()) {
+                    ended.push(id.clone());
+                    continue;
+                }
+                if sink.is_behind() {
+                    continue;
+                }
+            }
             if task.last_error().is_some() {
                 continue;
             }
-            match task.poll(batch) {
+            let polled = task.poll(batch);
+            if let Some(sink) = self.push.get_mut(id) {
+                if !sink.deliver(task.take_pushed()) {
+                    ended.push(id.clone());
+                }
+            }
+            match polled {
                 Ok(n) => progress += n,
                 Err(e) if task.last_error().is_some() => {
                     tracing::error!(query_id = %id, error = %e, "query failed; it stops, the others go on")
@@ -307,6 +330,11 @@ impl Engine {
                 Err(e) => {
                     tracing::warn!(query_id = %id, error = %e, "cannot read the query's input; retrying")
                 }
+            }
+        }
+        for id in ended {
+            if let Err(e) = self.end_push_query(&id) {
+                tracing::error!(query_id = %id, error = %e, "cannot remove an ended push query's state");
             }
         }
         progress
@@ -795,6 +823,8 @@ impl Engine {
             consumer_group: self.consumer_group(&id),
             exactly_once: self.exactly_once()?,
             view,
+            push: false,
+            from_end: false,
         };
         let task = Task::try_new(plan, self.topics.clone(), self.store.clone())?;
         self.tasks.insert(id.clone(), task);

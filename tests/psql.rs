@@ -210,3 +210,63 @@ fn a_pull_query_joins_groups_and_orders_materialized_tables() {
         "ERROR:  Pull queries on streams are not supported yet: ORDERS is a stream. A push query reads it: SELECT ... FROM ORDERS EMIT CHANGES.\n"
     );
 }
+
+/// A push query with `LIMIT n` completes after exactly n rows: from the
+/// beginning with `auto.offset.reset=earliest`, and from the current end
+/// (the default) with rows inserted while it waits.
+#[test]
+fn a_push_query_with_limit_returns_exactly_n_rows() {
+    let server = Server::start();
+    let out = server.psql(
+        "CREATE STREAM clicks (user_id STRING KEY, n INT) \
+           WITH (kafka_topic='clicks', value_format='JSON', partitions=1); \
+         INSERT INTO clicks (user_id, n) VALUES ('a', 1); \
+         INSERT INTO clicks (user_id, n) VALUES ('b', 2); \
+         INSERT INTO clicks (user_id, n) VALUES ('c', 3); \
+         INSERT INTO clicks (user_id, n) VALUES ('d', 4);",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = server.psql(
+        "SET 'auto.offset.reset'='earliest'; \
+         SELECT user_id, n * 10 AS ten_n FROM clicks WHERE n > 1 EMIT CHANGES LIMIT 2;",
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "NOTICE:  Successfully changed local property 'auto.offset.reset' to 'earliest'.\n"
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "SET\nUSER_ID|TEN_N\nb|20\nc|30\n(2 rows)\n"
+    );
+    // From the end: only rows inserted after the query started.
+    let port = server.port;
+    let push = std::thread::spawn(move || {
+        Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-U", "sluice", "-d", "sluice", "-X", "-A", "-t", "-F", "|"])
+            .args(["-c", "SELECT n FROM clicks EMIT CHANGES LIMIT 2;"])
+            .output()
+            .expect("run psql")
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut n = 100;
+    while !push.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let out = server.psql(&format!(
+            "INSERT INTO clicks (user_id, n) VALUES ('e', {n});"
+        ));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        n += 1;
+    }
+    let out = push.join().expect("psql thread");
+    let got: Vec<i64> = text(&out.stdout)
+        .lines()
+        .map(|l| l.parse().expect("a number"))
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?} {}", text(&out.stderr));
+    assert!(
+        got[0] >= 100,
+        "a row from before the query started: {got:?}"
+    );
+    assert_eq!(got[1], got[0] + 1);
+}

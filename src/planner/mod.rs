@@ -88,6 +88,9 @@ pub(crate) struct PlannedQuery {
     pub logical_plan: String,
 }
 
+/// Names of transient (push) queries start with this.
+pub(crate) const TRANSIENT_PREFIX: &str = "transient_";
+
 impl Planner {
     /// A planner with ksqlDB's functions, configured by the server's
     /// properties (`ksql.functions.collect_list.limit`, ...).
@@ -732,7 +735,10 @@ impl Planner {
                     found.push(i);
                 }
             }
-            if src.kind == SourceKind::Table || !self.new_planner {
+            // A push query's result is not written anywhere keyed: it may
+            // drop the key columns whatever the planner.
+            let transient = target.starts_with(TRANSIENT_PREFIX);
+            if (src.kind == SourceKind::Table || !self.new_planner) && !transient {
                 let key_exprs: Vec<SqlExpr> = key_names
                     .iter()
                     .map(|n| SqlExpr::Identifier(Ident::with_quote('"', n)))

@@ -29,6 +29,7 @@ mod task;
 pub(crate) mod view;
 pub(crate) mod view_table;
 
+pub(crate) use changes::{Changes, Op};
 pub(crate) use plan::*;
 pub(crate) use state::{query_prefix, StateBatch, StateStore};
 pub(crate) use task::{Task, TaskMetrics};

@@ -414,6 +414,13 @@ pub(crate) struct StreamPlan {
     pub exactly_once: bool,
     /// The table's view for pull queries (a `CREATE TABLE AS SELECT`).
     pub view: Option<super::view::ViewSpec>,
+    /// A push query: its changes (the sink's key and value columns) are
+    /// handed to its session ([`super::Task::take_pushed`]), not written
+    /// to a topic.
+    pub push: bool,
+    /// Start at the sources' current ends (a push query's default,
+    /// `auto.offset.reset=latest`) instead of their beginnings.
+    pub from_end: bool,
 }
 
 impl StreamPlan {

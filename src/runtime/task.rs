@@ -95,6 +95,8 @@ pub(crate) struct Task {
     needs_rewind: bool,
     /// The table's view, kept with the checkpoint.
     view: Option<ViewWriter>,
+    /// A push query's changes of this poll, for its session.
+    pushed: Vec<Changes>,
 }
 
 /// What a task restores from its last checkpoint.
@@ -152,9 +154,16 @@ impl Task {
             writer_opened: false,
             needs_rewind: false,
             view: restored.view,
+            pushed: Vec::new(),
         };
         // Partitions known now; ones that appear later join at `poll`.
         task.discover_partitions();
+        if task.plan.from_end {
+            for ((s, p), offset) in task.offsets.iter_mut() {
+                let topic = &source_of(&task.plan, *s).topic;
+                *offset = task.topics.end_offset(topic, *p).map_err(Error::from)?;
+            }
+        }
         Ok(task)
     }
 
@@ -224,6 +233,11 @@ impl Task {
         }
     }
 
+    /// A push query's changes since the last call.
+    pub(crate) fn take_pushed(&mut self) -> Vec<Changes> {
+        std::mem::take(&mut self.pushed)
+    }
+
     pub(crate) fn plan(&self) -> &StreamPlan {
         &self.plan
     }
@@ -257,6 +271,7 @@ impl Task {
         self.outbox = restored.outbox;
         self.view = restored.view;
         self.outputs.clear();
+        self.pushed.clear();
         self.needs_rewind = false;
         Ok(())
     }
@@ -406,6 +421,20 @@ impl Task {
             batches = next;
         }
         for b in batches {
+            if self.plan.push {
+                self.metrics.records_out += b.len() as u64;
+                let columns: Vec<usize> = self
+                    .plan
+                    .sink
+                    .key_columns
+                    .iter()
+                    .chain(&self.plan.sink.value_columns)
+                    .copied()
+                    .collect();
+                self.pushed
+                    .push(Changes::new(b.batch.project(&columns)?, b.ops));
+                continue;
+            }
             if let Some(view) = &mut self.view {
                 view.apply(&b)?;
             }

@@ -11,12 +11,14 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::common::ScalarValue;
-use futures::stream;
+use futures::{stream, StreamExt};
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response};
 use pgwire::api::Type;
 
 use crate::connectors::formats::scalar_to_json;
+use crate::engine::PushQuery;
 use crate::error::Result;
+use crate::runtime::Op;
 
 /// The Postgres type a column is sent as.
 pub(crate) fn pg_type(dt: &DataType) -> Type {
@@ -152,6 +154,51 @@ pub(crate) fn batches_response(schema: &SchemaRef, batches: Vec<RecordBatch>) ->
         fields,
         stream::iter(rows),
     )))
+}
+
+/// A push query's rows as they come (a retraction's old row is not sent;
+/// a table's delete is a row of its key with NULL values); the response
+/// ends after `LIMIT` rows, and dropping it ends the query.
+pub(crate) fn push_response(push: PushQuery) -> Response {
+    tracing::debug!(query_id = %push.id, limit = ?push.limit, "push query streams to its session");
+    let fields = fields(&push.schema);
+    let key_len = push.key_len;
+    let changes = stream::unfold(push.changes, |mut rx| async move {
+        rx.recv().await.map(|c| (c, rx))
+    });
+    let rows = changes.flat_map(move |c| {
+        let mut rows = Vec::new();
+        for (r, op) in c.ops.iter().enumerate() {
+            let row: Result<Vec<Option<String>>> = c
+                .batch
+                .columns()
+                .iter()
+                .enumerate()
+                .map(|(i, col)| match op {
+                    Op::Delete if i >= key_len => Ok(None),
+                    _ => text_value(col.as_ref(), r),
+                })
+                .collect();
+            if *op != Op::UpdateBefore {
+                rows.push(row);
+            }
+        }
+        stream::iter(rows)
+    });
+    let limited: futures::stream::BoxStream<'static, Result<Vec<Option<String>>>> = match push.limit
+    {
+        Some(n) => rows.take(n as usize).boxed(),
+        None => rows.boxed(),
+    };
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    let data = limited.map(move |row| {
+        let row = row.map_err(|e| pgwire::error::PgWireError::ApiError(Box::new(e)))?;
+        for cell in &row {
+            encoder.encode_field(cell)?;
+        }
+        Ok(encoder.take_row())
+    });
+    Response::Query(QueryResponse::new(fields, data))
 }
 
 #[cfg(test)]

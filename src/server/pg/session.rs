@@ -16,7 +16,7 @@ use futures::stream;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::Type;
 
-use super::results::batches_response;
+use super::results::{batches_response, push_response};
 use super::{lock, SharedEngine};
 use crate::engine::{Engine, StatementResult};
 use crate::error::{Error, Position, Result};
@@ -122,6 +122,15 @@ impl Session {
             .map_err(|e| shift(e, start))?;
             return Ok(vec![Answer::Response(batches_response(&schema, batches)?)]);
         }
+        if is_push_query(text) {
+            let push = {
+                let mut engine = lock(engine);
+                let mut properties = self.properties.lock().unwrap_or_else(|e| e.into_inner());
+                engine.in_session(&mut properties, |e| e.start_push_query(text))
+            }
+            .map_err(|e| shift(e, start))?;
+            return Ok(vec![Answer::Response(push_response(push))]);
+        }
         let parsed = parser::parse(text).map_err(|e| shift(e, start))?;
         let mut answers = Vec::new();
         for p in parsed {
@@ -195,19 +204,29 @@ impl Session {
 /// A `SELECT` (or `WITH ... SELECT`) without `EMIT`: a pull query, which
 /// may use all of SQL (the ksqlDB parser is for persistent queries).
 fn is_pull_query(text: &str) -> bool {
+    select_kind(text) == Some(false)
+}
+
+/// A `SELECT ... EMIT CHANGES` (or `EMIT FINAL`): a push query.
+fn is_push_query(text: &str) -> bool {
+    select_kind(text) == Some(true)
+}
+
+/// None: not a SELECT; Some(emits): a SELECT, with EMIT or without.
+fn select_kind(text: &str) -> Option<bool> {
     let code = strip_comments(text).to_ascii_uppercase();
-    let mut words = code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
-    let first = words.find(|w| !w.is_empty()).unwrap_or("");
-    if first != "SELECT" && first != "WITH" {
-        return false;
-    }
     let words: Vec<&str> = code
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty())
         .collect();
-    !words
-        .windows(2)
-        .any(|w| w[0] == "EMIT" && matches!(w[1], "CHANGES" | "FINAL"))
+    if !matches!(words.first(), Some(&"SELECT") | Some(&"WITH")) {
+        return None;
+    }
+    Some(
+        words
+            .windows(2)
+            .any(|w| w[0] == "EMIT" && matches!(w[1], "CHANGES" | "FINAL")),
+    )
 }
 
 /// Sluice's own SHOW / LIST nouns.
