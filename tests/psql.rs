@@ -270,3 +270,85 @@ fn a_push_query_with_limit_returns_exactly_n_rows() {
     );
     assert_eq!(got[1], got[0] + 1);
 }
+
+/// `COPY (SELECT ... EMIT CHANGES) TO STDOUT` streams in psql: each row
+/// arrives while input is still being inserted; then Ctrl-C (SIGINT to
+/// psql, which sends a cancel request) stops the query.
+#[test]
+fn copy_of_a_push_query_streams_live_and_a_cancel_stops_it() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let server = Server::start();
+    let out = server.psql(
+        "CREATE STREAM ticks (id STRING KEY, n INT) \
+           WITH (kafka_topic='ticks', value_format='JSON', partitions=1);",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // psql writes COPY data through stdio: line-buffered, as on a
+    // terminal, each row reaches the pipe as psql receives it (stdbuf
+    // execs psql, so the pid is psql's).
+    let mut copy = Command::new("stdbuf")
+        .args(["-oL", "psql"])
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-U", "sluice", "-d", "sluice", "-X"])
+        .args(["-c", "COPY (SELECT n FROM ticks EMIT CHANGES) TO STDOUT"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run psql");
+    let stdout = copy.stdout.take().expect("stdout");
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines_tx.send(line.expect("utf-8")).is_err() {
+                break;
+            }
+        }
+    });
+    let insert = |n: i64| {
+        let out = server.psql(&format!("INSERT INTO ticks (id, n) VALUES ('t', {n});"));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    // Insert until the query, started at the stream's end, shows a row.
+    let mut n = 1;
+    let first = loop {
+        insert(n);
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(300)) {
+            break line.parse::<i64>().expect("a number");
+        }
+        n += 1;
+        assert!(n < 100, "no row arrived");
+    };
+    assert_eq!(first, n);
+    // Each later row shows before the next is inserted.
+    for next in n + 1..n + 4 {
+        insert(next);
+        let line = lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the row arrives while the COPY runs");
+        assert_eq!(line, next.to_string());
+    }
+    let signal = Command::new("kill")
+        .args(["-INT", &copy.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(signal.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = copy.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cancel did not stop the COPY"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut copy.stderr.take().expect("stderr"), &mut stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "Cancel request sent\nERROR:  canceling statement due to user request\n"
+    );
+    assert_eq!(status.code(), Some(1));
+}

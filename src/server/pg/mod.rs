@@ -18,7 +18,13 @@
 //! - Errors carry a SQLSTATE (syntax 42601, unknown name 42P01,
 //!   unsupported 0A000, internal XX000, ...) and, for mistakes in a
 //!   statement, the character position psql draws its caret under.
+//! - `SELECT` without `EMIT` is a pull query, with `EMIT CHANGES` a push
+//!   query; `COPY (SELECT ...) TO STDOUT` sends either as COPY data. Rows
+//!   (and COPY data) are flushed as soon as no further one is ready, so a
+//!   push query's rows reach the client live, and a cancel request
+//!   ([`cancel`]) stops the running statement with SQLSTATE 57014.
 
+mod cancel;
 mod results;
 mod session;
 
@@ -29,11 +35,17 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use futures::Sink;
 use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::query::send_execution_response;
 use pgwire::api::query::SimpleQueryHandler;
-use pgwire::api::results::Response;
+use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
 use pgwire::api::store::PortalStore;
+use pgwire::api::PgWireConnectionState;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyDone, CopyOutResponse};
+use pgwire::messages::data::RowDescription;
+use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::PgWireBackendMessage;
 use tokio::net::TcpListener;
 
@@ -51,8 +63,13 @@ pub(crate) fn lock(engine: &SharedEngine) -> std::sync::MutexGuard<'_, Engine> {
 
 /// Accept connections on `listener` until the task is dropped.
 pub(crate) async fn serve(listener: TcpListener, engine: SharedEngine) {
+    let cancels = Arc::new(cancel::Cancels::default());
     let handlers = Arc::new(Handlers {
-        handler: Arc::new(Handler { engine }),
+        handler: Arc::new(Handler {
+            engine,
+            cancels: cancels.clone(),
+        }),
+        canceller: Arc::new(cancel::Canceller(cancels)),
     });
     loop {
         let (socket, peer) = match listener.accept().await {
@@ -83,6 +100,7 @@ pub(crate) async fn bind(addr: SocketAddr) -> crate::Result<TcpListener> {
 
 struct Handlers {
     handler: Arc<Handler>,
+    canceller: Arc<cancel::Canceller>,
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -93,10 +111,167 @@ impl PgWireServerHandlers for Handlers {
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
         self.handler.clone()
     }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        self.canceller.clone()
+    }
 }
 
 struct Handler {
     engine: SharedEngine,
+    cancels: Arc<cancel::Cancels>,
+}
+
+impl Handler {
+    /// Run a simple query's statements and send their responses; rows go
+    /// out as they come (flushed whenever the next one is not ready yet),
+    /// so a push query's rows reach the client live.
+    async fn answer<C>(
+        &self,
+        client: &mut C,
+        query: &str,
+        status: &mut TransactionStatus,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        let empty = query
+            .trim_matches(|c: char| c == ';' || c.is_whitespace())
+            .is_empty();
+        let responses = if empty {
+            vec![Response::EmptyQuery]
+        } else {
+            self.do_query(client, query).await?
+        };
+        for r in responses {
+            match r {
+                Response::EmptyQuery => {
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(
+                            EmptyQueryResponse::new(),
+                        ))
+                        .await?
+                }
+                Response::Query(q) => send_rows(client, q).await?,
+                Response::Execution(tag) => send_execution_response(client, tag).await?,
+                Response::TransactionStart(tag) => {
+                    send_execution_response(client, tag).await?;
+                    *status = status.to_in_transaction_state();
+                }
+                Response::TransactionEnd(tag) => {
+                    send_execution_response(client, tag).await?;
+                    *status = status.to_idle_state();
+                }
+                Response::Error(e) => {
+                    client
+                        .feed(PgWireBackendMessage::ErrorResponse((*e).into()))
+                        .await?;
+                    *status = status.to_error_state();
+                }
+                Response::CopyOut(c) => send_copy(client, c).await?,
+                Response::CopyIn(_) | Response::CopyBoth(_) => {
+                    return Err(PgWireError::UserError(Box::new(error_info(
+                        &Error::Unsupported("COPY FROM".into()),
+                        query,
+                    ))))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Send every item of a stream, flushing whenever the next one is not
+/// ready yet; returns how many were sent.
+async fn forward<C, S, T>(
+    client: &mut C,
+    items: &mut S,
+    message: impl Fn(T) -> PgWireBackendMessage,
+) -> PgWireResult<usize>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    S: futures::Stream<Item = PgWireResult<T>> + Unpin + ?Sized,
+{
+    use futures::{FutureExt, SinkExt, StreamExt};
+    let mut n = 0;
+    loop {
+        let next = match items.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                client.flush().await?;
+                items.next().await
+            }
+        };
+        let Some(item) = next else { return Ok(n) };
+        client.feed(message(item?)).await?;
+        n += 1;
+    }
+}
+
+/// `COPY ... TO STDOUT` data, each row flushed as soon as no further row
+/// is ready (psql prints COPY data as it arrives: a push query's rows show
+/// live).
+async fn send_copy<C>(client: &mut C, mut response: CopyResponse) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use futures::SinkExt;
+    let header = CopyOutResponse::new(
+        response.format,
+        response.columns as i16,
+        response.column_formats(),
+    );
+    client
+        .feed(PgWireBackendMessage::CopyOutResponse(header))
+        .await?;
+    let n = forward(
+        client,
+        response.data_stream(),
+        PgWireBackendMessage::CopyData,
+    )
+    .await?;
+    client
+        .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
+        .await?;
+    client
+        .feed(PgWireBackendMessage::CommandComplete(
+            Tag::new("COPY").with_rows(n).into(),
+        ))
+        .await?;
+    Ok(())
+}
+
+/// A query response's rows, each flushed to the client as soon as no
+/// further row is ready.
+async fn send_rows<C>(client: &mut C, mut response: QueryResponse) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use futures::SinkExt;
+    let fields: Vec<_> = response.row_schema().iter().map(Into::into).collect();
+    client
+        .feed(PgWireBackendMessage::RowDescription(RowDescription::new(
+            fields,
+        )))
+        .await?;
+    let tag = response.command_tag().to_string();
+    let n = forward(client, response.data_rows(), PgWireBackendMessage::DataRow).await?;
+    client
+        .feed(PgWireBackendMessage::CommandComplete(
+            Tag::new(&tag).with_rows(n).into(),
+        ))
+        .await?;
+    Ok(())
 }
 
 /// Trust authentication (loopback by default).
@@ -104,6 +279,37 @@ impl NoopStartupHandler for Handler {}
 
 #[async_trait]
 impl SimpleQueryHandler for Handler {
+    /// As pgwire's own, but rows are flushed as they come and a cancel
+    /// request stops the statement (57014).
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        let mut status = client.transaction_status();
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let cancel = self.cancels.watch(client);
+        tokio::select! {
+            done = self.answer(client, &query.query, &mut status) => done?,
+            _ = cancel::cancelled(cancel) => return Err(PgWireError::QueryCanceled),
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        client
+            .feed(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
+        client.flush().await?;
+        Ok(())
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,

@@ -11,9 +11,14 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::common::ScalarValue;
+use futures::stream::BoxStream;
 use futures::{stream, StreamExt};
-use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response};
+use pgwire::api::results::{
+    CopyEncoder, CopyResponse, CopyTextOptions, DataRowEncoder, FieldFormat, FieldInfo,
+    QueryResponse, Response,
+};
 use pgwire::api::Type;
+use pgwire::error::PgWireError;
 
 use crate::connectors::formats::scalar_to_json;
 use crate::engine::PushQuery;
@@ -129,37 +134,16 @@ fn timestamp_text(t: i64, unit: TimeUnit, zoned: bool) -> String {
     s
 }
 
-/// Rows of record batches as a query response (text format).
-pub(crate) fn batches_response(schema: &SchemaRef, batches: Vec<RecordBatch>) -> Result<Response> {
-    let fields = fields(schema);
-    let mut rows = Vec::new();
-    for b in &batches {
-        for r in 0..b.num_rows() {
-            let row = b
-                .columns()
-                .iter()
-                .map(|c| text_value(c.as_ref(), r))
-                .collect::<Result<Vec<_>>>()?;
-            rows.push(row);
-        }
-    }
-    let mut encoder = DataRowEncoder::new(fields.clone());
-    let rows = rows.into_iter().map(move |row| {
-        for cell in &row {
-            encoder.encode_field(cell)?;
-        }
-        Ok(encoder.take_row())
-    });
-    Ok(Response::Query(QueryResponse::new(
-        fields,
-        stream::iter(rows),
-    )))
-}
+/// One row of text values (None: NULL).
+pub(crate) type Row = Vec<Option<String>>;
 
-/// A push query's rows as they come (a retraction's old row is not sent;
-/// a table's delete is a row of its key with NULL values); the response
-/// ends after `LIMIT` rows, and dropping it ends the query.
-pub(crate) fn push_response(push: PushQuery) -> Response {
+/// Rows as they become available.
+pub(crate) type Rows = BoxStream<'static, Result<Row>>;
+
+/// A push query's columns and rows as they come (a retraction's old row
+/// is not sent; a table's delete is a row of its key with NULL values); the
+/// rows end after `LIMIT`, and dropping them ends the query.
+pub(crate) fn push_rows(push: PushQuery) -> (Arc<Vec<FieldInfo>>, Rows) {
     tracing::debug!(query_id = %push.id, limit = ?push.limit, "push query streams to its session");
     let fields = fields(&push.schema);
     let key_len = push.key_len;
@@ -169,7 +153,7 @@ pub(crate) fn push_response(push: PushQuery) -> Response {
     let rows = changes.flat_map(move |c| {
         let mut rows = Vec::new();
         for (r, op) in c.ops.iter().enumerate() {
-            let row: Result<Vec<Option<String>>> = c
+            let row: Result<Row> = c
                 .batch
                 .columns()
                 .iter()
@@ -185,20 +169,60 @@ pub(crate) fn push_response(push: PushQuery) -> Response {
         }
         stream::iter(rows)
     });
-    let limited: futures::stream::BoxStream<'static, Result<Vec<Option<String>>>> = match push.limit
-    {
+    let rows = match push.limit {
         Some(n) => rows.take(n as usize).boxed(),
         None => rows.boxed(),
     };
+    (fields, rows)
+}
+
+/// A pull query's columns and rows.
+pub(crate) fn batch_rows(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(Arc<Vec<FieldInfo>>, Rows)> {
+    let mut rows = Vec::new();
+    for b in batches {
+        for r in 0..b.num_rows() {
+            let row = b
+                .columns()
+                .iter()
+                .map(|c| text_value(c.as_ref(), r))
+                .collect::<Result<Row>>()?;
+            rows.push(Ok(row));
+        }
+    }
+    Ok((fields(schema), stream::iter(rows).boxed()))
+}
+
+fn api_error(e: crate::error::Error) -> PgWireError {
+    PgWireError::ApiError(Box::new(e))
+}
+
+/// Rows as a query response (text format).
+pub(crate) fn rows_response(fields: Arc<Vec<FieldInfo>>, rows: Rows) -> Response {
     let mut encoder = DataRowEncoder::new(fields.clone());
-    let data = limited.map(move |row| {
-        let row = row.map_err(|e| pgwire::error::PgWireError::ApiError(Box::new(e)))?;
-        for cell in &row {
+    let data = rows.map(move |row| {
+        for cell in &row.map_err(api_error)? {
             encoder.encode_field(cell)?;
         }
         Ok(encoder.take_row())
     });
     Response::Query(QueryResponse::new(fields, data))
+}
+
+/// Rows as `COPY ... TO STDOUT` data (text format: tab-separated, `\N` for
+/// NULL).
+pub(crate) fn copy_response(fields: Arc<Vec<FieldInfo>>, rows: Rows) -> Response {
+    let columns = fields.len();
+    let mut encoder = CopyEncoder::new_text(fields, CopyTextOptions::default());
+    let data = rows.map(move |row| {
+        for cell in &row.map_err(api_error)? {
+            encoder.encode_field(cell)?;
+        }
+        Ok(encoder.take_copy())
+    });
+    Response::CopyOut(CopyResponse::new(0, columns, data))
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use futures::stream;
 use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::Type;
 
-use super::results::{batches_response, push_response};
+use super::results::{batch_rows, copy_response, push_rows, rows_response, Rows};
 use super::{lock, SharedEngine};
 use crate::engine::{Engine, StatementResult};
 use crate::error::{Error, Position, Result};
@@ -113,23 +113,14 @@ impl Session {
             return Ok(vec![Answer::Response(answer)]);
         }
         let start = position_of(script, chunk.start);
-        if is_pull_query(text) {
-            let (schema, batches) = {
-                let mut engine = lock(engine);
-                let mut properties = self.properties.lock().unwrap_or_else(|e| e.into_inner());
-                engine.in_session(&mut properties, |e| e.pull_query(text))
-            }
-            .map_err(|e| shift(e, start))?;
-            return Ok(vec![Answer::Response(batches_response(&schema, batches)?)]);
+        if let Some((inner, at)) = copy_to_stdout(text) {
+            let start = position_of(script, chunk.start + at);
+            let (fields, rows) = self.select(engine, inner).map_err(|e| shift(e, start))?;
+            return Ok(vec![Answer::Response(copy_response(fields, rows))]);
         }
-        if is_push_query(text) {
-            let push = {
-                let mut engine = lock(engine);
-                let mut properties = self.properties.lock().unwrap_or_else(|e| e.into_inner());
-                engine.in_session(&mut properties, |e| e.start_push_query(text))
-            }
-            .map_err(|e| shift(e, start))?;
-            return Ok(vec![Answer::Response(push_response(push))]);
+        if select_kind(text).is_some() {
+            let (fields, rows) = self.select(engine, text).map_err(|e| shift(e, start))?;
+            return Ok(vec![Answer::Response(rows_response(fields, rows))]);
         }
         let parsed = parser::parse(text).map_err(|e| shift(e, start))?;
         let mut answers = Vec::new();
@@ -143,6 +134,29 @@ impl Session {
             answers.extend(answer(&p.statement, result));
         }
         Ok(answers)
+    }
+
+    /// Run a pull or a push query: its columns and its rows.
+    fn select(&self, engine: &SharedEngine, text: &str) -> Result<(Arc<Vec<FieldInfo>>, Rows)> {
+        let push = match select_kind(text) {
+            Some(push) => push,
+            None => {
+                return Err(Error::syntax(
+                    "COPY (...) TO STDOUT needs a SELECT inside",
+                    None,
+                ))
+            }
+        };
+        let mut engine = lock(engine);
+        let mut properties = self.properties.lock().unwrap_or_else(|e| e.into_inner());
+        engine.in_session(&mut properties, |e| {
+            if push {
+                Ok(push_rows(e.start_push_query(text)?))
+            } else {
+                let (schema, batches) = e.pull_query(text)?;
+                batch_rows(&schema, &batches)
+            }
+        })
     }
 
     /// Answer the Postgres statements drivers send (None: not one).
@@ -201,18 +215,30 @@ impl Session {
     }
 }
 
-/// A `SELECT` (or `WITH ... SELECT`) without `EMIT`: a pull query, which
-/// may use all of SQL (the ksqlDB parser is for persistent queries).
-fn is_pull_query(text: &str) -> bool {
-    select_kind(text) == Some(false)
+/// `COPY (query) TO STDOUT`: the query and its byte offset in `text`.
+fn copy_to_stdout(text: &str) -> Option<(&str, usize)> {
+    let lead = text.len() - text.trim_start().len();
+    let t = text.trim();
+    if !t.get(..4)?.eq_ignore_ascii_case("COPY") {
+        return None;
+    }
+    let open = t.find('(')?;
+    if !t[4..open].trim().is_empty() {
+        return None;
+    }
+    let close = t.rfind(')')?;
+    let tail: Vec<String> = t[close + 1..]
+        .split_whitespace()
+        .map(|w| w.trim_end_matches(';').to_ascii_uppercase())
+        .collect();
+    if tail.len() < 2 || tail[0] != "TO" || tail[1] != "STDOUT" {
+        return None;
+    }
+    Some((&t[open + 1..close], lead + open + 1))
 }
 
-/// A `SELECT ... EMIT CHANGES` (or `EMIT FINAL`): a push query.
-fn is_push_query(text: &str) -> bool {
-    select_kind(text) == Some(true)
-}
-
-/// None: not a SELECT; Some(emits): a SELECT, with EMIT or without.
+/// None: not a SELECT; Some(emits): a SELECT, with EMIT (a push query)
+/// or without (a pull query, which may use all of SQL).
 fn select_kind(text: &str) -> Option<bool> {
     let code = strip_comments(text).to_ascii_uppercase();
     let words: Vec<&str> = code
