@@ -648,6 +648,13 @@ fn killed_repeatedly(exactly_once: bool) {
     // Input flows while the server is killed and restarted.
     const USERS: i64 = 7;
     const RECORDS: i64 = 2_000;
+    // Record times near now: the broker rolls (and then compacts) a
+    // segment whose first record is older than `segment.ms`, and a table's
+    // topic is compacted, which would thin out its changelog.
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let topic = input.clone();
     let producer = std::thread::spawn(move || {
         for chunk in 0..20 {
@@ -656,7 +663,7 @@ fn killed_repeatedly(exactly_once: bool) {
                     (
                         format!("u{}", i % USERS),
                         format!(r#"{{"N": {i}}}"#),
-                        1_000 + i,
+                        t0 + i,
                     )
                 })
                 .collect();
