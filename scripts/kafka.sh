@@ -403,6 +403,12 @@ delete.topic.enable=true
 num.network.threads=2
 num.io.threads=4
 log.cleaner.dedupe.buffer.size=33554432
+# Tests stamp records in 1970 (ksqlDB's conformance cases do too). Kafka rolls a
+# segment once its first record is older than log.roll.ms, and then deletes
+# (retention) or compacts it: records would vanish mid-test. Never roll by time,
+# never delete by time (a topic's own retention.ms still applies).
+log.roll.ms=9223372036854775807
+log.retention.ms=-1
 # After a SIGKILL the controller keeps the old registration until this session
 # expires (default 9 s); a shorter one makes crash-restart tests quicker.
 broker.session.timeout.ms=4000
