@@ -2,7 +2,7 @@
 # Install what building and testing Sluice needs on a fresh Debian machine:
 # libclang (bindgen for RocksDB's bindings), a C/C++ toolchain (RocksDB,
 # librdkafka), Java with Maven (the Kafka broker the tests run against) and
-# psql (the Postgres wire tests drive the real client).
+# psql and Python's psycopg (the Postgres wire tests drive the real clients).
 set -euo pipefail
 need=()
 ldconfig -p 2>/dev/null | grep 'libclang' >/dev/null || need+=(libclang-dev)
@@ -12,6 +12,7 @@ command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing ${need[*]}; run as root or install them" >&2
@@ -22,3 +23,12 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust 1.88+) is required" >&2; exit 1; }
+
+# Python's psycopg for the driver tests, in a virtualenv beside the build
+# directory (the tests look for it there).
+venv="$HOME/.cache/sluice-venv"
+if ! "$venv/bin/python" -c 'import psycopg' >/dev/null 2>&1; then
+  echo "setup: installing psycopg into $venv" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'psycopg[binary]==3.2.*'
+fi

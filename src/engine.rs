@@ -376,6 +376,37 @@ impl Engine {
     /// once. It holds the engine, so it sees one consistent state: every
     /// query's last checkpoint.
     pub(crate) fn pull_query(&mut self, text: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let plan = self.plan_pull_query(text)?;
+        let ctx = datafusion::prelude::SessionContext::new_with_state(self.planner.state().clone());
+        block_on(async move {
+            let frame = ctx.execute_logical_plan(plan).await?;
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let batches = frame.collect().await?;
+            Ok((schema, batches))
+        })
+    }
+
+    /// A pull query's columns and the types of its parameters (`$1`
+    /// first; None where nothing tells), without running it.
+    pub(crate) fn describe_pull_query(
+        &self,
+        text: &str,
+    ) -> Result<(SchemaRef, Vec<Option<DataType>>)> {
+        let plan = self.plan_pull_query(text)?;
+        let mut types = plan.get_parameter_types()?;
+        let count = types
+            .keys()
+            .filter_map(|k| k.strip_prefix('$')?.parse::<usize>().ok())
+            .max()
+            .unwrap_or(0);
+        let params = (1..=count)
+            .map(|n| types.remove(&format!("${n}")).flatten())
+            .collect();
+        Ok((Arc::new(plan.schema().as_arrow().clone()), params))
+    }
+
+    /// A pull query's logical plan over the tables' views.
+    fn plan_pull_query(&self, text: &str) -> Result<datafusion::logical_expr::LogicalPlan> {
         let views: BTreeMap<String, ViewSpec> = self
             .tasks
             .values()
@@ -404,14 +435,7 @@ impl Engine {
                 }
             }
         }
-        let plan = self.planner.plan_pull(text, tables)?;
-        let ctx = datafusion::prelude::SessionContext::new_with_state(self.planner.state().clone());
-        block_on(async move {
-            let frame = ctx.execute_logical_plan(plan).await?;
-            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-            let batches = frame.collect().await?;
-            Ok((schema, batches))
-        })
+        self.planner.plan_pull(text, tables)
     }
 
     pub fn execute(&mut self, sql: &str) -> Result<Vec<StatementResult>> {

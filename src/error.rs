@@ -42,6 +42,10 @@ pub enum Error {
     /// A stream, table, query or topic that does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A statement parameter (`$1`, ...) missing, or not a value of its
+    /// type.
+    #[error("{0}")]
+    BadParameter(String),
     /// A name that is already taken.
     #[error("{0}")]
     AlreadyExists(String),
@@ -121,6 +125,7 @@ impl Error {
             Error::Unsupported(_) => "0A000",
             Error::NotFound(_) => "42P01",
             Error::AlreadyExists(_) => "42P07",
+            Error::BadParameter(_) => "22023",
             Error::Format(_) => "22P02",
             Error::DataFusion(_) => "42000",
             Error::Kafka(_) => "08006",

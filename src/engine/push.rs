@@ -14,14 +14,15 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::{FieldRef, Schema, SchemaRef};
 use tokio::sync::mpsc;
 
 use super::Engine;
 use crate::connectors::formats::{Format, FormatKind};
 use crate::error::{Error, Result};
-use crate::planner::ast::Statement;
-use crate::planner::{parser, TRANSIENT_PREFIX};
+use crate::planner::ast::{Query, Statement};
+use crate::planner::parser::{self, Parsed};
+use crate::planner::{PlannedQuery, TRANSIENT_PREFIX};
 use crate::runtime::{Changes, SinkSpec, StreamPlan, Task};
 
 /// Batches of changes in flight to a session.
@@ -73,50 +74,15 @@ impl PushSink {
 impl Engine {
     /// Start a push query (`SELECT ... EMIT CHANGES [LIMIT n]`).
     pub(crate) fn start_push_query(&mut self, text: &str) -> Result<PushQuery> {
-        let mut parsed = parser::parse(text)?;
-        let (Some(p), true) = (parsed.pop(), parsed.is_empty()) else {
-            return Err(Error::syntax(
-                "expected one SELECT ... EMIT CHANGES statement",
-                None,
-            ));
-        };
-        let Statement::Select(query) = &p.statement else {
-            return Err(Error::syntax(
-                "expected a SELECT ... EMIT CHANGES statement",
-                None,
-            ));
-        };
-        if query.emit.is_none() {
-            return Err(Error::semantic(
-                "A push query needs EMIT CHANGES (a SELECT without it is a pull query)",
-            ));
-        }
+        let (query, p) = parse_push_query(text)?;
         let id = format!("{TRANSIENT_PREFIX}{}_{}", query.from.name, self.next_query);
         self.next_query += 1;
         let planned = self
             .planner
-            .plan_query(&self.catalog, query, &id)
+            .plan_query(&self.catalog, &query, &id)
             .map_err(|e| super::locate(e, &p))?;
-        let schema = planned.output_schema.clone();
-        let field = |i: &usize| schema.field(*i).clone();
-        let key_fields: Vec<_> = planned
-            .key_columns
-            .iter()
-            .map(|i| Arc::new(field(i)))
-            .collect();
-        let value_fields: Vec<_> = planned
-            .value_columns
-            .iter()
-            .map(|i| Arc::new(field(i)))
-            .collect();
+        let (columns, key_fields, value_fields) = push_columns(&planned);
         let key_fields_len = key_fields.len();
-        let columns = Arc::new(Schema::new(
-            key_fields
-                .iter()
-                .chain(&value_fields)
-                .map(|f| f.as_ref().clone())
-                .collect::<Vec<_>>(),
-        ));
         let from_end = !self
             .properties
             .get("auto.offset.reset")
@@ -168,6 +134,17 @@ impl Engine {
         })
     }
 
+    /// A push query's columns, without starting it.
+    pub(crate) fn describe_push_query(&self, text: &str) -> Result<SchemaRef> {
+        let (query, p) = parse_push_query(text)?;
+        let id = format!("{TRANSIENT_PREFIX}{}_describe", query.from.name);
+        let planned = self
+            .planner
+            .plan_query(&self.catalog, &query, &id)
+            .map_err(|e| super::locate(e, &p))?;
+        Ok(push_columns(&planned).0)
+    }
+
     /// Remove a push query whose session ended, with its state.
     pub(super) fn end_push_query(&mut self, id: &str) -> Result<()> {
         self.tasks.remove(id);
@@ -178,4 +155,44 @@ impl Engine {
         tracing::info!(query_id = %id, "push query ended");
         Ok(())
     }
+}
+
+/// The one `SELECT ... EMIT CHANGES` statement of `text`.
+fn parse_push_query(text: &str) -> Result<(Query, Parsed)> {
+    let mut parsed = parser::parse(text)?;
+    let (Some(p), true) = (parsed.pop(), parsed.is_empty()) else {
+        return Err(Error::syntax(
+            "expected one SELECT ... EMIT CHANGES statement",
+            None,
+        ));
+    };
+    let Statement::Select(query) = &p.statement else {
+        return Err(Error::syntax(
+            "expected a SELECT ... EMIT CHANGES statement",
+            None,
+        ));
+    };
+    if query.emit.is_none() {
+        return Err(Error::semantic(
+            "A push query needs EMIT CHANGES (a SELECT without it is a pull query)",
+        ));
+    }
+    Ok((query.clone(), p))
+}
+
+/// A push query's columns (key columns first), and its key and value
+/// fields.
+fn push_columns(planned: &PlannedQuery) -> (SchemaRef, Vec<FieldRef>, Vec<FieldRef>) {
+    let schema = &planned.output_schema;
+    let field = |i: &usize| Arc::new(schema.field(*i).clone());
+    let key_fields: Vec<FieldRef> = planned.key_columns.iter().map(field).collect();
+    let value_fields: Vec<FieldRef> = planned.value_columns.iter().map(field).collect();
+    let columns = Arc::new(Schema::new(
+        key_fields
+            .iter()
+            .chain(&value_fields)
+            .map(|f| f.as_ref().clone())
+            .collect::<Vec<_>>(),
+    ));
+    (columns, key_fields, value_fields)
 }

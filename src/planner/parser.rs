@@ -48,6 +48,30 @@ impl Dialect for KsqlDialect {
     }
 }
 
+/// ksqlDB's dialect where `$1`, `$2`, ... are parameters (the extended
+/// protocol's), not names: pull queries, which the Postgres wire server
+/// prepares with their parameters.
+#[derive(Debug)]
+pub(crate) struct PullDialect;
+
+impl Dialect for PullDialect {
+    fn is_identifier_start(&self, ch: char) -> bool {
+        ch != '$' && KsqlDialect.is_identifier_start(ch)
+    }
+
+    fn is_identifier_part(&self, ch: char) -> bool {
+        KsqlDialect.is_identifier_part(ch)
+    }
+
+    fn is_delimited_identifier_start(&self, ch: char) -> bool {
+        KsqlDialect.is_delimited_identifier_start(ch)
+    }
+
+    fn get_next_precedence(&self, parser: &SqlParser) -> Option<Result<u8, ParserError>> {
+        KsqlDialect.get_next_precedence(parser)
+    }
+}
+
 /// One parsed statement with its own text.
 #[derive(Debug, Clone)]
 pub(crate) struct Parsed {

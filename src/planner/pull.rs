@@ -21,7 +21,7 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::parser::Parser as SqlParser;
 
 use super::context::Provider;
-use super::parser::KsqlDialect;
+use super::parser::PullDialect;
 use super::{rewrite, Planner};
 use crate::error::{Error, Result};
 
@@ -36,7 +36,7 @@ pub(crate) struct PullTables {
 impl Planner {
     /// Plan a pull query's text.
     pub(crate) fn plan_pull(&self, text: &str, tables: PullTables) -> Result<LogicalPlan> {
-        let mut statements = SqlParser::parse_sql(&KsqlDialect, text)
+        let mut statements = SqlParser::parse_sql(&PullDialect, text)
             .map_err(|e| Error::syntax(e.to_string(), None))?;
         let (Some(mut statement), true) = (statements.pop(), statements.is_empty()) else {
             return Err(Error::syntax("expected one SELECT statement", None));

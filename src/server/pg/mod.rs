@@ -25,8 +25,11 @@
 //!   ([`cancel`]) stops the running statement with SQLSTATE 57014.
 
 mod cancel;
+mod extended;
+mod params;
 mod results;
 mod session;
+mod values;
 
 use std::fmt::Debug;
 use std::net::SocketAddr;
@@ -66,6 +69,9 @@ pub(crate) async fn serve(listener: TcpListener, engine: SharedEngine) {
     let cancels = Arc::new(cancel::Cancels::default());
     let handlers = Arc::new(Handlers {
         handler: Arc::new(Handler {
+            parser: Arc::new(extended::Parser {
+                engine: engine.clone(),
+            }),
             engine,
             cancels: cancels.clone(),
         }),
@@ -108,6 +114,10 @@ impl PgWireServerHandlers for Handlers {
         self.handler.clone()
     }
 
+    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
+        self.handler.clone()
+    }
+
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
         self.handler.clone()
     }
@@ -120,9 +130,34 @@ impl PgWireServerHandlers for Handlers {
 struct Handler {
     engine: SharedEngine,
     cancels: Arc<cancel::Cancels>,
+    parser: Arc<extended::Parser>,
+}
+
+/// The connection's session, made on its first statement.
+fn session(engine: &SharedEngine, client: &(impl ClientInfo + ?Sized)) -> Arc<Session> {
+    let engine = engine.clone();
+    let startup = client.metadata().clone();
+    client
+        .session_extensions()
+        .get_or_insert_with(move || Session::new(&lock(&engine), &startup))
 }
 
 impl Handler {
+    /// Send a NOTICE (sent with the statement's response).
+    async fn notice<C>(&self, client: &mut C, message: String) -> PgWireResult<()>
+    where
+        C: Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        let notice = ErrorInfo::new("NOTICE".into(), "00000".into(), message);
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(notice.into()))
+            .await?;
+        Ok(())
+    }
+
     /// Run a simple query's statements and send their responses; rows go
     /// out as they come (flushed whenever the next one is not ready yet),
     /// so a push query's rows reach the client live.
@@ -156,7 +191,7 @@ impl Handler {
                         ))
                         .await?
                 }
-                Response::Query(q) => send_rows(client, q).await?,
+                Response::Query(q) => send_rows(client, q, true).await?,
                 Response::Execution(tag) => send_execution_response(client, tag).await?,
                 Response::TransactionStart(tag) => {
                     send_execution_response(client, tag).await?;
@@ -250,20 +285,27 @@ where
 }
 
 /// A query response's rows, each flushed to the client as soon as no
-/// further row is ready.
-async fn send_rows<C>(client: &mut C, mut response: QueryResponse) -> PgWireResult<()>
+/// further row is ready; `describe`: first their description (the
+/// extended protocol sends it on Describe instead).
+async fn send_rows<C>(
+    client: &mut C,
+    mut response: QueryResponse,
+    describe: bool,
+) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     C::Error: Debug,
     PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
 {
     use futures::SinkExt;
-    let fields: Vec<_> = response.row_schema().iter().map(Into::into).collect();
-    client
-        .feed(PgWireBackendMessage::RowDescription(RowDescription::new(
-            fields,
-        )))
-        .await?;
+    if describe {
+        let fields: Vec<_> = response.row_schema().iter().map(Into::into).collect();
+        client
+            .feed(PgWireBackendMessage::RowDescription(RowDescription::new(
+                fields,
+            )))
+            .await?;
+    }
     let tag = response.command_tag().to_string();
     let n = forward(client, response.data_rows(), PgWireBackendMessage::DataRow).await?;
     client
@@ -317,13 +359,7 @@ impl SimpleQueryHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let session = {
-            let engine = self.engine.clone();
-            let startup = client.metadata().clone();
-            client
-                .session_extensions()
-                .get_or_insert_with(move || Session::new(&lock(&engine), &startup))
-        };
+        let session = session(&self.engine, client);
         let engine = self.engine.clone();
         let text = query.to_string();
         let answers = tokio::task::spawn_blocking(move || session.run_script(&engine, &text))
@@ -338,13 +374,13 @@ impl SimpleQueryHandler for Handler {
         for answer in answers {
             match answer {
                 Answer::Response(r) => responses.push(r),
-                Answer::Notice(message) => {
-                    use futures::SinkExt;
-                    let notice = ErrorInfo::new("NOTICE".into(), "00000".into(), message);
-                    client
-                        .feed(PgWireBackendMessage::NoticeResponse(notice.into()))
-                        .await?;
-                }
+                Answer::Rows { fields, rows, copy } => responses.push(if copy {
+                    results::copy_response(fields, rows)
+                } else {
+                    results::rows_response(fields, rows)
+                }),
+                Answer::Notice(message) => self.notice(client, message).await?,
+                Answer::Deallocate(name) => responses.push(deallocate(client, name)),
                 Answer::Error(e) => {
                     responses.push(Response::Error(Box::new(error_info(&e, query))));
                     break;
@@ -352,6 +388,22 @@ impl SimpleQueryHandler for Handler {
             }
         }
         Ok(responses)
+    }
+}
+
+/// Forget a prepared statement (None: all of them, which the portal store
+/// cannot list: they stay until replaced, as clients reuse their names).
+fn deallocate<C>(client: &C, name: Option<String>) -> Response
+where
+    C: ClientPortalStore,
+    C::PortalStore: PortalStore,
+{
+    match name {
+        Some(n) => {
+            client.portal_store().rm_statement(&n);
+            Response::Execution(Tag::new("DEALLOCATE"))
+        }
+        None => Response::Execution(Tag::new("DEALLOCATE ALL")),
     }
 }
 

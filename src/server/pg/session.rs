@@ -12,11 +12,14 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use futures::stream;
-use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use datafusion::arrow::datatypes::DataType;
+use futures::{stream, StreamExt};
+use pgwire::api::results::{FieldFormat, FieldInfo, Response, Tag};
 use pgwire::api::Type;
 
-use super::results::{batch_rows, copy_response, push_rows, rows_response, Rows};
+use super::params;
+use super::results::{batch_rows, fields, push_rows, Rows};
+use super::values::{pg_type, Value};
 use super::{lock, SharedEngine};
 use crate::engine::{Engine, StatementResult};
 use crate::error::{Error, Position, Result};
@@ -25,7 +28,18 @@ use crate::planner::parser;
 
 /// What a statement of a script answers.
 pub(crate) enum Answer {
+    /// A command tag, or a transaction's start or end.
     Response(Response),
+    /// Rows (as COPY data when `copy`), encoded when the client's formats
+    /// are known.
+    Rows {
+        fields: Arc<Vec<FieldInfo>>,
+        rows: Rows,
+        copy: bool,
+    },
+    /// `DEALLOCATE name` (None: `ALL`): the connection forgets prepared
+    /// statements.
+    Deallocate(Option<String>),
     /// A message for the user, sent before the statement's response.
     Notice(String),
     /// The statement failed; the rest of the script is not run.
@@ -110,17 +124,25 @@ impl Session {
     ) -> Result<Vec<Answer>> {
         let text = &script[chunk.start..chunk.end];
         if let Some(answer) = self.postgres_statement(text)? {
-            return Ok(vec![Answer::Response(answer)]);
+            return Ok(vec![answer]);
         }
         let start = position_of(script, chunk.start);
         if let Some((inner, at)) = copy_to_stdout(text) {
             let start = position_of(script, chunk.start + at);
             let (fields, rows) = self.select(engine, inner).map_err(|e| shift(e, start))?;
-            return Ok(vec![Answer::Response(copy_response(fields, rows))]);
+            return Ok(vec![Answer::Rows {
+                fields,
+                rows,
+                copy: true,
+            }]);
         }
         if select_kind(text).is_some() {
             let (fields, rows) = self.select(engine, text).map_err(|e| shift(e, start))?;
-            return Ok(vec![Answer::Response(rows_response(fields, rows))]);
+            return Ok(vec![Answer::Rows {
+                fields,
+                rows,
+                copy: false,
+            }]);
         }
         let parsed = parser::parse(text).map_err(|e| shift(e, start))?;
         let mut answers = Vec::new();
@@ -160,7 +182,7 @@ impl Session {
     }
 
     /// Answer the Postgres statements drivers send (None: not one).
-    fn postgres_statement(&self, text: &str) -> Result<Option<Response>> {
+    fn postgres_statement(&self, text: &str) -> Result<Option<Answer>> {
         let words: Vec<&str> = text.split_whitespace().collect();
         let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
         let first = upper.first().map(String::as_str).unwrap_or("");
@@ -172,6 +194,16 @@ impl Session {
             ("COMMIT", _) | ("END", _) => Response::TransactionEnd(Tag::new("COMMIT")),
             ("ROLLBACK", _) | ("ABORT", _) => Response::TransactionEnd(Tag::new("ROLLBACK")),
             ("DISCARD", _) => Response::Execution(Tag::new(&format!("DISCARD {second}"))),
+            ("DEALLOCATE", _) => {
+                let name = words[1..]
+                    .iter()
+                    .map(|w| w.trim_end_matches(';'))
+                    .find(|w| !w.eq_ignore_ascii_case("PREPARE"))
+                    .unwrap_or("ALL");
+                let name =
+                    (!name.eq_ignore_ascii_case("ALL")).then(|| name.trim_matches('"').to_string());
+                return Ok(Some(Answer::Deallocate(name)));
+            }
             ("SET", _) if !words.get(1).is_some_and(|w| w.starts_with('\'')) => {
                 let (name, value) = parse_set(text)?;
                 self.settings().insert(name, value);
@@ -194,11 +226,11 @@ impl Session {
                 let value = self.setting(&name).ok_or_else(|| {
                     Error::NotFound(format!("unrecognized configuration parameter \"{name}\""))
                 })?;
-                text_table(vec![name], vec![vec![value]])
+                return Ok(Some(text_table(vec![name], vec![vec![value]])));
             }
             _ => return Ok(None),
         };
-        Ok(Some(response))
+        Ok(Some(Answer::Response(response)))
     }
 
     fn settings(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
@@ -213,6 +245,237 @@ impl Session {
                 .map(|(_, v)| v.to_string())
         })
     }
+}
+
+/// A statement prepared by the extended protocol's Parse.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    /// The statement's text, with its `$n` placeholders.
+    pub text: String,
+    /// Each parameter's type: as the client declared it, else as Sluice
+    /// inferred it, else text.
+    pub params: Vec<Type>,
+    /// The columns it answers with (text formats); None: no rows.
+    pub columns: Option<Arc<Vec<FieldInfo>>>,
+}
+
+/// A statement's columns (None: it answers no rows) and its parameters'
+/// types where they can be told.
+type Described = (Option<Arc<Vec<FieldInfo>>>, Vec<Option<DataType>>);
+
+impl Session {
+    /// Prepare one statement (None: it is empty): what it answers with and
+    /// what its parameters are. Nothing runs but read-only statements
+    /// (`SHOW`, `DESCRIBE`, `EXPLAIN`, ...), whose columns are those of
+    /// their answer.
+    pub(crate) fn prepare(
+        &self,
+        engine: &SharedEngine,
+        sql: &str,
+        declared: &[Option<Type>],
+    ) -> Result<Option<Prepared>> {
+        let chunks = split(sql);
+        let chunk = match chunks.as_slice() {
+            [] => return Ok(None),
+            [one] => one.clone(),
+            [_, second, ..] => {
+                return Err(Error::syntax(
+                    "cannot insert multiple commands into a prepared statement",
+                    Some(position_of(sql, second.start)),
+                ))
+            }
+        };
+        let text = &sql[chunk.start..chunk.end];
+        let (columns, inferred) = self
+            .describe(engine, text, declared)
+            .map_err(|e| shift(e, position_of(sql, chunk.start)))?;
+        let params = (0..params::count(text).max(declared.len()))
+            .map(|i| {
+                declared
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .filter(|t| *t != Type::UNKNOWN)
+                    .or_else(|| inferred.get(i).cloned().flatten().map(|dt| pg_type(&dt)))
+                    .unwrap_or(Type::TEXT)
+            })
+            .collect();
+        Ok(Some(Prepared {
+            text: sql.to_string(),
+            params,
+            columns,
+        }))
+    }
+
+    fn describe(
+        &self,
+        engine: &SharedEngine,
+        text: &str,
+        declared: &[Option<Type>],
+    ) -> Result<Described> {
+        let words: Vec<String> = strip_comments(text)
+            .split_whitespace()
+            .take(2)
+            .map(|w| w.trim_end_matches(';').to_ascii_uppercase())
+            .collect();
+        let first = words.first().map(String::as_str).unwrap_or("");
+        let second = words.get(1).map(String::as_str).unwrap_or("");
+        match (first, second) {
+            (
+                "BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "DISCARD" | "RESET"
+                | "DEALLOCATE",
+                _,
+            )
+            | ("START", "TRANSACTION") => return Ok((None, vec![])),
+            ("SET", _) if !second.starts_with('\'') => return Ok((None, vec![])),
+            ("SHOW", noun) if !is_sluice_show(noun) => {
+                let name = strip_comments(text)
+                    .split_whitespace()
+                    .skip(1)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .trim_end_matches(';')
+                    .to_ascii_lowercase();
+                let field = FieldInfo::new(name, None, None, Type::TEXT, FieldFormat::Text);
+                return Ok((Some(Arc::new(vec![field])), vec![]));
+            }
+            _ => {}
+        }
+        if copy_to_stdout(text).is_some() {
+            return Ok((None, vec![]));
+        }
+        // Sluice's own parser takes no placeholders: it sees NULLs of the
+        // declared types (text when none is).
+        let nulls: Vec<String> = (0..params::count(text))
+            .map(|i| {
+                let ty = declared.get(i).cloned().flatten();
+                format!("CAST(NULL AS {})", params::sql_type(ty.as_ref()))
+            })
+            .collect();
+        let nulls = params::substitute(text, &nulls)?;
+        let mut engine = lock(engine);
+        let mut properties = self.properties.lock().unwrap_or_else(|e| e.into_inner());
+        engine.in_session(&mut properties, |e| match select_kind(text) {
+            Some(true) => Ok((Some(fields(&e.describe_push_query(&nulls)?)), vec![])),
+            Some(false) => {
+                let (schema, types) = e.describe_pull_query(text)?;
+                Ok((Some(fields(&schema)), types))
+            }
+            None => {
+                let parsed = parser::parse(&nulls)?;
+                let [p] = parsed.as_slice() else {
+                    return Err(Error::syntax(
+                        "cannot insert multiple commands into a prepared statement",
+                        None,
+                    ));
+                };
+                match &p.statement {
+                    Statement::InsertValues {
+                        target,
+                        columns,
+                        values,
+                        ..
+                    } => Ok((
+                        None,
+                        insert_parameters(e, text, target, columns, values.len()),
+                    )),
+                    Statement::Show { .. }
+                    | Statement::Describe { .. }
+                    | Statement::DescribeFunction(_)
+                    | Statement::Explain(_)
+                    | Statement::ExplainQuery(_)
+                    | Statement::Print { .. } => match e.execute_parsed(p)? {
+                        StatementResult::Rows { columns, .. } => {
+                            Ok((Some(text_fields(columns)), vec![]))
+                        }
+                        StatementResult::Done { .. } => Ok((None, vec![])),
+                    },
+                    _ => Ok((None, vec![])),
+                }
+            }
+        })
+    }
+}
+
+/// The types of an `INSERT ... VALUES`' parameters: a value that is just
+/// `$n` takes its column's type.
+fn insert_parameters(
+    engine: &Engine,
+    text: &str,
+    target: &str,
+    columns: &Option<Vec<String>>,
+    width: usize,
+) -> Vec<Option<DataType>> {
+    let Some(src) = engine.catalog().source(target) else {
+        return vec![];
+    };
+    let names: Vec<String> = match columns {
+        Some(c) => c.clone(),
+        None => src
+            .key_columns()
+            .chain(src.value_columns())
+            .map(|c| c.name.clone())
+            .collect(),
+    };
+    // The values list: the text after the last top-level `VALUES (`.
+    let upper = text.to_ascii_uppercase();
+    let Some(at) = upper.rfind("VALUES") else {
+        return vec![];
+    };
+    let Some(open) = text[at..].find('(').map(|o| at + o + 1) else {
+        return vec![];
+    };
+    let values = split_values(&text[open..]);
+    let mut types = vec![None; params::count(text)];
+    for (i, v) in values.iter().take(width).enumerate() {
+        let Some((_, n)) = params::placeholders(v).into_iter().next() else {
+            continue;
+        };
+        if v.trim().len() != 1 + n.to_string().len() {
+            continue;
+        }
+        let ty = names.get(i).and_then(|name| {
+            if name == crate::runtime::ROWTIME {
+                return Some(DataType::Int64);
+            }
+            src.columns
+                .iter()
+                .find(|c| &c.name == name)
+                .map(|c| c.data_type.clone())
+        });
+        if let Some(slot) = types.get_mut(n - 1) {
+            *slot = ty;
+        }
+    }
+    types
+}
+
+/// The comma-separated items of a parenthesized list, up to its closing
+/// parenthesis (commas inside quotes or nested parentheses do not split).
+fn split_values(list: &str) -> Vec<&str> {
+    let mut items = Vec::new();
+    let mut depth = 0;
+    let mut quote = None;
+    let mut start = 0;
+    for (i, c) in list.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"' | '`') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') if depth == 0 => {
+                items.push(&list[start..i]);
+                return items;
+            }
+            (None, ')') => depth -= 1,
+            (None, ',') if depth == 0 => {
+                items.push(&list[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items
 }
 
 /// `COPY (query) TO STDOUT`: the query and its byte offset in `text`.
@@ -314,9 +577,7 @@ fn parse_set(text: &str) -> Result<(String, String)> {
 /// notice with its message, if it has one).
 fn answer(statement: &Statement, result: StatementResult) -> Vec<Answer> {
     match result {
-        StatementResult::Rows { columns, rows } => {
-            vec![Answer::Response(text_table(columns, rows))]
-        }
+        StatementResult::Rows { columns, rows } => vec![text_table(columns, rows)],
         StatementResult::Done { message, .. } => {
             let mut out = Vec::new();
             if !message.is_empty() {
@@ -348,21 +609,26 @@ fn command_tag(statement: &Statement) -> Tag {
 }
 
 /// A table of text columns.
-pub(crate) fn text_table(columns: Vec<String>, rows: Vec<Vec<String>>) -> Response {
-    let fields = Arc::new(
+pub(crate) fn text_table(columns: Vec<String>, rows: Vec<Vec<String>>) -> Answer {
+    let fields = text_fields(columns);
+    let rows = rows
+        .into_iter()
+        .map(|row| Ok(row.into_iter().map(Value::Text).collect()));
+    Answer::Rows {
+        fields,
+        rows: stream::iter(rows).boxed(),
+        copy: false,
+    }
+}
+
+/// Columns of text.
+fn text_fields(columns: Vec<String>) -> Arc<Vec<FieldInfo>> {
+    Arc::new(
         columns
             .into_iter()
             .map(|c| FieldInfo::new(c, None, None, Type::TEXT, FieldFormat::Text))
-            .collect::<Vec<_>>(),
-    );
-    let mut encoder = DataRowEncoder::new(fields.clone());
-    let rows = rows.into_iter().map(move |row| {
-        for cell in &row {
-            encoder.encode_field(cell)?;
-        }
-        Ok(encoder.take_row())
-    });
-    Response::Query(QueryResponse::new(fields, stream::iter(rows)))
+            .collect(),
+    )
 }
 
 /// One statement's byte range in a script (without its `;`).

@@ -1,0 +1,348 @@
+//! The extended query protocol: Parse, Bind, Describe, Execute, Sync, as
+//! tokio-postgres, JDBC and psycopg (with parameters) speak it.
+//!
+//! - **Parse** prepares one statement ([`Session::prepare`]): the columns
+//!   it answers with and its parameters' types, so a Describe before Bind
+//!   is answered. A pull query is planned by DataFusion, which infers a
+//!   parameter's type from what it is compared with; an
+//!   `INSERT ... VALUES` parameter takes its column's type; the rest are
+//!   text unless the client declared a type.
+//! - **Bind** keeps the parameters' values and the result formats (text or
+//!   binary, per column).
+//! - **Execute** puts each value in the statement as a literal of its type
+//!   ([`super::params`]) and runs it as the simple protocol would. Rows go
+//!   out in the formats Bind asked for, flushed as they come, so a push
+//!   query's rows reach the client live; a cancel request stops it. A
+//!   statement whose columns changed since Parse (the catalog changed
+//!   under a cached statement) fails with 0A000, as Postgres does.
+//!   `Execute` with a row limit suspends the portal after that many rows.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
+use pgwire::api::query::{send_execution_response, ExtendedQueryHandler};
+use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, Type, DEFAULT_NAME};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::data::{NoData, ParameterDescription, RowDescription};
+use pgwire::messages::extendedquery::{Describe, Execute};
+use pgwire::messages::response::EmptyQueryResponse;
+use pgwire::messages::PgWireBackendMessage;
+
+use super::results::{copy_response, rows_response, with_formats};
+use super::session::{Answer, Prepared};
+use super::{cancel, error_info, params, send_copy, send_rows, session, Handler, SharedEngine};
+use crate::error::{Error, Result};
+
+/// Prepares statements for the extended protocol.
+pub(crate) struct Parser {
+    pub engine: SharedEngine,
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let session = session(&self.engine, client);
+        let engine = self.engine.clone();
+        let (text, declared) = (sql.to_string(), types.to_vec());
+        tokio::task::spawn_blocking(move || session.prepare(&engine, &text, &declared))
+            .await
+            .map_err(|e| Error::internal(format!("the statement's thread failed: {e}")))
+            .and_then(|r| r)
+            .map_err(|e| PgWireError::UserError(Box::new(error_info(&e, sql))))
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.params.clone())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Prepared,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        let Some(columns) = &stmt.columns else {
+            return Ok(vec![]);
+        };
+        let fields = with_formats(columns, format.unwrap_or(&Format::UnifiedText))
+            .map_err(|e| PgWireError::UserError(Box::new(error_info(&e, &stmt.text))))?;
+        Ok(fields.as_ref().clone())
+    }
+}
+
+/// Send a description: parameters (for a statement), then the columns or
+/// NoData (also for a statement that takes parameters but answers no
+/// rows, which pgwire's own would describe as zero columns).
+async fn describe<C>(
+    client: &mut C,
+    params: Option<&[Type]>,
+    fields: &[FieldInfo],
+) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    if let Some(params) = params {
+        let oids = params.iter().map(|t| t.oid()).collect();
+        client
+            .feed(PgWireBackendMessage::ParameterDescription(
+                ParameterDescription::new(oids),
+            ))
+            .await?;
+    }
+    if fields.is_empty() {
+        client
+            .feed(PgWireBackendMessage::NoData(NoData::new()))
+            .await?;
+    } else {
+        let fields = fields.iter().map(Into::into).collect();
+        client
+            .feed(PgWireBackendMessage::RowDescription(RowDescription::new(
+                fields,
+            )))
+            .await?;
+    }
+    Ok(())
+}
+
+impl Handler {
+    /// Run a bound portal's statement: its one answer.
+    async fn run_portal<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &portal.statement.statement;
+        let text =
+            bind(portal).map_err(|e| PgWireError::UserError(Box::new(error_info(&e, ""))))?;
+        // Positions are in the text with the values in: only meaningful
+        // to the client when there were none.
+        let shown = if prepared.params.is_empty() {
+            text.as_str()
+        } else {
+            ""
+        };
+        let session = session(&self.engine, client);
+        let engine = self.engine.clone();
+        let script = text.clone();
+        let answers = tokio::task::spawn_blocking(move || session.run_script(&engine, &script))
+            .await
+            .map_err(|e| {
+                PgWireError::UserError(Box::new(error_info(
+                    &Error::internal(format!("the statement's thread failed: {e}")),
+                    shown,
+                )))
+            })?;
+        let mut response = Response::EmptyQuery;
+        for answer in answers {
+            match answer {
+                Answer::Notice(message) => self.notice(client, message).await?,
+                Answer::Error(e) => {
+                    let mut info = error_info(&e, shown);
+                    if shown.is_empty() {
+                        info.position = None;
+                    }
+                    return Err(PgWireError::UserError(Box::new(info)));
+                }
+                Answer::Response(r) => response = r,
+                Answer::Deallocate(name) => response = super::deallocate(client, name),
+                Answer::Rows { fields, rows, copy } => {
+                    let unchanged = prepared.columns.as_ref().is_some_and(|c| {
+                        c.len() == fields.len()
+                            && c.iter()
+                                .zip(fields.iter())
+                                .all(|(a, b)| a.name() == b.name() && a.datatype() == b.datatype())
+                    });
+                    if !unchanged && !copy {
+                        let e = Error::Unsupported(
+                            "a prepared statement whose result columns changed since it was prepared (cached plan must not change result type); prepare it again".into(),
+                        );
+                        return Err(PgWireError::UserError(Box::new(error_info(&e, ""))));
+                    }
+                    response = if copy {
+                        copy_response(fields, rows)
+                    } else {
+                        let formatted = with_formats(&fields, &portal.result_column_format)
+                            .map_err(|e| PgWireError::UserError(Box::new(error_info(&e, ""))))?;
+                        rows_response(formatted, rows)
+                    };
+                }
+            }
+        }
+        Ok(response)
+    }
+}
+
+/// The portal's statement with its parameters' values in.
+fn bind(portal: &Portal<Prepared>) -> Result<String> {
+    let prepared = &portal.statement.statement;
+    let given = portal.parameters.len();
+    if given != prepared.params.len() {
+        return Err(Error::BadParameter(format!(
+            "bind message supplies {given} parameters, but the prepared statement requires {}",
+            prepared.params.len()
+        )));
+    }
+    if let Format::Individual(codes) = &portal.parameter_format {
+        if codes.len() != given {
+            return Err(Error::BadParameter(format!(
+                "bind message has {} parameter formats but {given} parameters",
+                codes.len()
+            )));
+        }
+    }
+    let literals = prepared
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| {
+            params::literal(
+                i + 1,
+                portal.parameters[i].as_deref(),
+                portal.parameter_format.is_binary(i),
+                ty,
+            )
+        })
+        .collect::<Result<Vec<_>>>()?;
+    params::substitute(&prepared.text, &literals)
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Handler {
+    type Statement = Prepared;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        self.parser.clone()
+    }
+
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let parser = &self.parser;
+        if message.target_type == b'S' {
+            let stmt: Arc<StoredStatement<Prepared>> =
+                match client.portal_store().get_statement(name) {
+                    Some(Entry::Value(s)) => s,
+                    Some(Entry::Empty) => return describe(client, Some(&[]), &[]).await,
+                    None => return Err(PgWireError::StatementNotFound(name.to_owned())),
+                };
+            let fields = parser.get_result_schema(&stmt.statement, None)?;
+            describe(client, Some(&stmt.statement.params), &fields).await
+        } else {
+            let portal = match client.portal_store().get_portal(name) {
+                Some(Entry::Value(p)) => p,
+                Some(Entry::Empty) => return describe(client, None, &[]).await,
+                None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+            };
+            let fields = parser.get_result_schema(
+                &portal.statement.statement,
+                Some(&portal.result_column_format),
+            )?;
+            describe(client, None, &fields).await
+        }
+    }
+
+    /// As pgwire's own, but rows are flushed as they come and a cancel
+    /// request stops the statement (57014). An Execute with a row limit
+    /// goes pgwire's way, which suspends the portal after that many rows.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(p)) => p,
+            _ => return self._on_execute(client, message).await,
+        };
+        let initial = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
+        if message.max_rows > 0 || !initial {
+            return self._on_execute(client, message).await;
+        }
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        let mut status = client.transaction_status();
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let cancel = self.cancels.watch(client);
+        let run = async {
+            match self.run_portal(client, &portal).await? {
+                Response::Query(q) => send_rows(client, q, false).await,
+                Response::CopyOut(c) => send_copy(client, c).await,
+                Response::Execution(tag) => send_execution_response(client, tag).await,
+                Response::TransactionStart(tag) => {
+                    status = status.to_in_transaction_state();
+                    send_execution_response(client, tag).await
+                }
+                Response::TransactionEnd(tag) => {
+                    status = status.to_idle_state();
+                    send_execution_response(client, tag).await
+                }
+                Response::EmptyQuery => {
+                    client
+                        .feed(PgWireBackendMessage::EmptyQueryResponse(
+                            EmptyQueryResponse::new(),
+                        ))
+                        .await?;
+                    Ok(())
+                }
+                Response::Error(e) => Err(PgWireError::UserError(e)),
+                Response::CopyIn(_) | Response::CopyBoth(_) => Err(PgWireError::UserError(
+                    Box::new(error_info(&Error::Unsupported("COPY FROM".into()), "")),
+                )),
+            }
+        };
+        tokio::select! {
+            done = run => done?,
+            _ = cancel::cancelled(cancel) => return Err(PgWireError::QueryCanceled),
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        Ok(())
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.run_portal(client, portal).await
+    }
+}

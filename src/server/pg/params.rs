@@ -1,0 +1,270 @@
+//! Statement parameters (`$1`, `$2`, ...) of the extended protocol.
+//!
+//! A parameter's value arrives in text or binary form, typed by the OID the
+//! client declared (or, when it declared none, by the type Sluice inferred
+//! when the statement was prepared). It becomes a SQL literal of that type
+//! in the statement's text, so every statement (a pull or push query, an
+//! `INSERT ... VALUES`, DDL) takes parameters the same way and is planned
+//! with its values, as ksqlDB plans a statement with its variables
+//! substituted.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use pgwire::api::Type;
+use tokio_postgres::types::FromSql;
+
+use super::values::decode_numeric;
+use crate::error::{Error, Result};
+
+/// Where `$n` placeholders are in `text` (outside quotes and comments):
+/// byte ranges and parameter numbers (1-based).
+pub(crate) fn placeholders(text: &str) -> Vec<(std::ops::Range<usize>, usize)> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            q @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == q {
+                        if bytes.get(i + 1) == Some(&q) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'$' if i == 0 || !is_word(bytes[i - 1]) => {
+                let digits = bytes[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                let end = i + 1 + digits;
+                if digits > 0 && !bytes.get(end).copied().is_some_and(is_word) {
+                    if let Ok(n) = text[i + 1..end].parse::<usize>() {
+                        if n > 0 {
+                            found.push((i..end, n));
+                        }
+                    }
+                    i = end;
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    found
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// How many parameters `text` takes (its highest `$n`).
+pub(crate) fn count(text: &str) -> usize {
+    placeholders(text)
+        .iter()
+        .map(|(_, n)| *n)
+        .max()
+        .unwrap_or(0)
+}
+
+/// `text` with each `$n` replaced by `literals[n - 1]`.
+pub(crate) fn substitute(text: &str, literals: &[String]) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (range, n) in placeholders(text) {
+        let literal = literals
+            .get(n - 1)
+            .ok_or_else(|| Error::BadParameter(format!("there is no parameter ${n}")))?;
+        out.push_str(&text[last..range.start]);
+        out.push_str(literal);
+        last = range.end;
+    }
+    out.push_str(&text[last..]);
+    Ok(out)
+}
+
+/// The Sluice type a parameter of Postgres type `ty` has (STRING when
+/// its type is not known).
+pub(crate) fn sql_type(ty: Option<&Type>) -> &'static str {
+    match ty {
+        Some(&Type::BOOL) => "BOOLEAN",
+        Some(&Type::INT2) | Some(&Type::INT4) => "INT",
+        Some(&Type::INT8) | Some(&Type::OID) => "BIGINT",
+        Some(&Type::FLOAT4) | Some(&Type::FLOAT8) | Some(&Type::NUMERIC) => "DOUBLE",
+        Some(&Type::DATE) => "DATE",
+        Some(&Type::TIME) => "TIME",
+        Some(&Type::TIMESTAMP) | Some(&Type::TIMESTAMPTZ) => "TIMESTAMP",
+        Some(&Type::BYTEA) => "BYTES",
+        _ => "STRING",
+    }
+}
+
+/// A SQL string literal.
+pub(crate) fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Parameter `n`'s value (None: NULL) as a SQL literal of type `ty`.
+pub(crate) fn literal(n: usize, value: Option<&[u8]>, binary: bool, ty: &Type) -> Result<String> {
+    let Some(raw) = value else {
+        return Ok("NULL".into());
+    };
+    let bad = |why: String| Error::BadParameter(format!("parameter ${n} ({}): {why}", ty.name()));
+    if !binary {
+        let text = std::str::from_utf8(raw).map_err(|_| bad("not UTF-8 text".into()))?;
+        return text_literal(text, ty).map_err(bad);
+    }
+    let decoded: std::result::Result<String, Box<dyn std::error::Error + Sync + Send>> = match *ty {
+        Type::BOOL => bool::from_sql(ty, raw).map(|b| if b { "TRUE" } else { "FALSE" }.into()),
+        Type::INT2 => i16::from_sql(ty, raw).map(|i| i.to_string()),
+        Type::INT4 => i32::from_sql(ty, raw).map(|i| i.to_string()),
+        Type::INT8 => i64::from_sql(ty, raw).map(|i| i.to_string()),
+        Type::OID => u32::from_sql(ty, raw).map(|i| i.to_string()),
+        Type::FLOAT4 => f32::from_sql(ty, raw).and_then(|f| float(f64::from(f))),
+        Type::FLOAT8 => f64::from_sql(ty, raw).and_then(float),
+        Type::NUMERIC => decode_numeric(raw).and_then(|s| {
+            if s.bytes().any(|b| b.is_ascii_alphabetic()) {
+                Err(format!("{s} has no SQL literal").into())
+            } else {
+                Ok(s)
+            }
+        }),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN | Type::JSON => {
+            String::from_sql(&Type::TEXT, raw).map(|s| quote(&s))
+        }
+        Type::JSONB => match raw.split_first() {
+            Some((1, json)) => String::from_sql(&Type::TEXT, json).map(|s| quote(&s)),
+            _ => Err("unknown jsonb version".into()),
+        },
+        Type::BYTEA => {
+            let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            Ok(format!("TO_BYTES('{hex}', 'hex')"))
+        }
+        Type::DATE => {
+            NaiveDate::from_sql(ty, raw).map(|d| quote(&d.format("%Y-%m-%d").to_string()))
+        }
+        Type::TIME => {
+            NaiveTime::from_sql(ty, raw).map(|t| quote(&t.format("%H:%M:%S%.f").to_string()))
+        }
+        Type::TIMESTAMP => NaiveDateTime::from_sql(ty, raw)
+            .map(|t| quote(&t.format("%Y-%m-%dT%H:%M:%S%.f").to_string())),
+        Type::TIMESTAMPTZ => DateTime::<Utc>::from_sql(ty, raw)
+            .map(|t| quote(&t.format("%Y-%m-%dT%H:%M:%S%.f").to_string())),
+        _ => Err("Sluice does not take this type in binary form; send it as text".into()),
+    };
+    decoded.map_err(|e| bad(e.to_string()))
+}
+
+/// A value sent as text, as a literal of `ty`: numbers and booleans are
+/// checked and written bare, everything else is quoted.
+fn text_literal(text: &str, ty: &Type) -> std::result::Result<String, String> {
+    let t = text.trim();
+    match *ty {
+        Type::BOOL => match t.to_ascii_lowercase().as_str() {
+            "t" | "true" | "yes" | "on" | "1" => Ok("TRUE".into()),
+            "f" | "false" | "no" | "off" | "0" => Ok("FALSE".into()),
+            _ => Err(format!("invalid boolean `{text}`")),
+        },
+        Type::INT2 | Type::INT4 | Type::INT8 | Type::OID => t
+            .parse::<i64>()
+            .map(|i| i.to_string())
+            .map_err(|_| format!("invalid integer `{text}`")),
+        Type::FLOAT4 | Type::FLOAT8 | Type::NUMERIC => {
+            let ok = !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+                && t.parse::<f64>().is_ok_and(f64::is_finite);
+            if ok {
+                Ok(t.to_string())
+            } else {
+                Err(format!("invalid number `{text}`"))
+            }
+        }
+        _ => Ok(quote(text)),
+    }
+}
+
+fn float(f: f64) -> std::result::Result<String, Box<dyn std::error::Error + Sync + Send>> {
+    if f.is_finite() {
+        Ok(format!("{f:?}"))
+    } else {
+        Err(format!("{f} has no SQL literal").into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_outside_quotes_and_comments() {
+        let text = "SELECT '$1', a$1, $2 FROM t -- $3\n WHERE x = $1 /* $4 */ AND y=$10";
+        let found: Vec<usize> = placeholders(text).into_iter().map(|(_, n)| n).collect();
+        assert_eq!(found, vec![2, 1, 10]);
+        assert_eq!(count(text), 10);
+        assert_eq!(
+            substitute(
+                "SELECT * FROM t WHERE a = $1 AND b = $2",
+                &["5".into(), "'x'".into()]
+            )
+            .unwrap(),
+            "SELECT * FROM t WHERE a = 5 AND b = 'x'"
+        );
+        let missing = substitute("SELECT $2", &["1".into()]).unwrap_err();
+        assert_eq!(missing.sqlstate(), "22023");
+        assert_eq!(missing.to_string(), "there is no parameter $2");
+    }
+
+    #[test]
+    fn values_become_literals_of_their_type() {
+        assert_eq!(literal(1, None, false, &Type::INT8).unwrap(), "NULL");
+        assert_eq!(literal(1, Some(b"42"), false, &Type::INT8).unwrap(), "42");
+        assert_eq!(
+            literal(1, Some(b"it's"), false, &Type::TEXT).unwrap(),
+            "'it''s'"
+        );
+        assert_eq!(literal(1, Some(b"t"), false, &Type::BOOL).unwrap(), "TRUE");
+        assert_eq!(
+            literal(1, Some(&7i64.to_be_bytes()), true, &Type::INT8).unwrap(),
+            "7"
+        );
+        assert_eq!(
+            literal(1, Some(&2.5f64.to_be_bytes()), true, &Type::FLOAT8).unwrap(),
+            "2.5"
+        );
+        assert_eq!(
+            literal(1, Some(b"abc"), true, &Type::VARCHAR).unwrap(),
+            "'abc'"
+        );
+        // An injection attempt stays one string literal.
+        assert_eq!(
+            literal(1, Some(b"1; DROP STREAM s"), false, &Type::TEXT).unwrap(),
+            "'1; DROP STREAM s'"
+        );
+        let e = literal(2, Some(b"1; DROP STREAM s"), false, &Type::INT4).unwrap_err();
+        assert_eq!(e.sqlstate(), "22023");
+        assert_eq!(
+            e.to_string(),
+            "parameter $2 (int4): invalid integer `1; DROP STREAM s`"
+        );
+        let e = literal(1, Some(&[0, 1]), true, &Type::INT8).unwrap_err();
+        assert_eq!(e.sqlstate(), "22023");
+    }
+}

@@ -1,0 +1,204 @@
+//! Ordinary Postgres drivers against `sluice server`: tokio-postgres (the
+//! extended protocol: prepared statements, `$n` parameters, binary values)
+//! and Python's psycopg 3 (installed by `scripts/setup.sh` in
+//! `~/.cache/sluice-venv`).
+
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, NaiveDateTime};
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, NoTls, Row};
+
+mod common;
+use common::Server;
+
+async fn connect(server: &Server) -> Client {
+    let (client, connection) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=sluice dbname=sluice",
+            server.port
+        ),
+        NoTls,
+    )
+    .await
+    .expect("connect with tokio-postgres");
+    tokio::spawn(connection);
+    client
+}
+
+/// Run a query until its rows are `done` (the server processes input in
+/// the background); the last rows otherwise.
+async fn query_until(
+    client: &Client,
+    statement: &tokio_postgres::Statement,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    done: impl Fn(&[Row]) -> bool,
+) -> Vec<Row> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = client.query(statement, params).await.expect("query");
+        if done(&rows) || Instant::now() > deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn at(h: u32, m: u32) -> NaiveDateTime {
+    NaiveDate::from_ymd_opt(2026, 11, 22)
+        .unwrap()
+        .and_hms_opt(h, m, 0)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_postgres_prepares_binds_and_reads_typed_values() {
+    let server = Server::start();
+    let client = connect(&server).await;
+    client
+        .batch_execute(
+            "CREATE STREAM payments (id BIGINT KEY, who STRING, amount DOUBLE, ok BOOLEAN, at TIMESTAMP) \
+               WITH (kafka_topic='payments', value_format='JSON', partitions=1);",
+        )
+        .await
+        .unwrap();
+
+    // INSERT's parameters take their columns' types.
+    let insert = client
+        .prepare("INSERT INTO payments (id, who, amount, ok, at) VALUES ($1, $2, $3, $4, $5)")
+        .await
+        .unwrap();
+    assert_eq!(
+        insert.params(),
+        &[
+            Type::INT8,
+            Type::VARCHAR,
+            Type::FLOAT8,
+            Type::BOOL,
+            Type::TIMESTAMP
+        ]
+    );
+    assert!(insert.columns().is_empty());
+    let payments: [(i64, &str, f64, bool, NaiveDateTime); 3] = [
+        (1, "alice", 2.5, true, at(9, 0)),
+        (2, "bob", 10.0, false, at(9, 5)),
+        (3, "alice", 5.0, true, at(9, 10)),
+    ];
+    for (id, who, amount, ok, when) in &payments {
+        let n = client
+            .execute(&insert, &[id, who, amount, ok, when])
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    client
+        .batch_execute(
+            "CREATE TABLE totals AS SELECT who, COUNT(*) AS n, SUM(amount) AS total \
+               FROM payments GROUP BY who; \
+             CREATE TABLE latest AS SELECT id, LATEST_BY_OFFSET(ok) AS ok, LATEST_BY_OFFSET(at) AS at \
+               FROM payments GROUP BY id;",
+        )
+        .await
+        .unwrap();
+
+    // A pull query: the parameter's type is inferred from the key it is
+    // compared with; values come back binary and typed.
+    let by_who = client
+        .prepare("SELECT who, n, total FROM totals WHERE who = $1")
+        .await
+        .unwrap();
+    assert_eq!(by_who.params(), &[Type::VARCHAR]);
+    let types: Vec<&Type> = by_who.columns().iter().map(|c| c.type_()).collect();
+    assert_eq!(types, vec![&Type::VARCHAR, &Type::INT8, &Type::FLOAT8]);
+    let names: Vec<&str> = by_who.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, vec!["WHO", "N", "TOTAL"]);
+    let rows = query_until(&client, &by_who, &[&"alice"], |rows| {
+        rows.len() == 1 && rows[0].get::<_, i64>(1) == 2
+    })
+    .await;
+    let got: Vec<(String, i64, f64)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(got, vec![("alice".to_string(), 2, 7.5)]);
+
+    let latest = client
+        .prepare("SELECT id, ok, at FROM latest WHERE id IN ($1, $2) ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(latest.params(), &[Type::INT8, Type::INT8]);
+    let rows = query_until(&client, &latest, &[&2i64, &3i64], |rows| rows.len() == 2).await;
+    let got: Vec<(i64, bool, NaiveDateTime)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(got, vec![(2, false, at(9, 5)), (3, true, at(9, 10))]);
+
+    // A push query through the extended protocol: LIMIT ends it.
+    client
+        .batch_execute("SET 'auto.offset.reset'='earliest';")
+        .await
+        .unwrap();
+    let rows = client
+        .query(
+            "SELECT who, amount FROM payments WHERE amount > $1 EMIT CHANGES LIMIT 2",
+            &[&"3"],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, f64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        got,
+        vec![("bob".to_string(), 10.0), ("alice".to_string(), 5.0)]
+    );
+
+    // Errors carry their SQLSTATE; the connection goes on.
+    let e = client
+        .query("SELECT * FROM nowhere", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("42P01"));
+    let e = client.prepare("SELEC 1").await.unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("42601"));
+    let e = client.prepare("SELECT 1; SELECT 2").await.unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("42601"));
+    let n: i64 = client
+        .query_one("SELECT COUNT(*) FROM totals", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+}
+
+#[test]
+fn psycopg_connects_and_queries() {
+    let python = std::env::var("HOME")
+        .map(|h| std::path::PathBuf::from(h).join(".cache/sluice-venv/bin/python"))
+        .expect("HOME");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup.sh (it installs psycopg)",
+        python.display()
+    );
+    let server = Server::start();
+    let out = std::process::Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/psycopg_client.py"
+        ))
+        .arg(server.port.to_string())
+        .output()
+        .expect("run python");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "server_version 160006\n\
+         created stream\n\
+         inserted 3\n\
+         totals [('alice', 2, Decimal('7.50')), ('bob', 1, Decimal('10.00'))]\n\
+         alice [('alice', 2)]\n\
+         push [('bob', Decimal('10.00')), ('alice', Decimal('5.00'))]\n\
+         error 42P01 NOWHERE does not exist.\n"
+    );
+    assert!(out.status.success());
+}
