@@ -313,3 +313,42 @@ fn copy_of_a_push_query_streams_live_and_a_cancel_stops_it() {
     );
     assert_eq!(status.code(), Some(1));
 }
+
+#[test]
+fn psql_lists_and_describes_streams_and_tables() {
+    let server = Server::start();
+    let out = server.psql(
+        "CREATE STREAM s1 (id BIGINT KEY, name STRING, tags ARRAY<STRING>) \
+           WITH (kafka_topic='s1', value_format='JSON', partitions=1); \
+         CREATE TABLE t1 AS SELECT name, COUNT(*) AS c FROM s1 GROUP BY name;",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = server.psql_commands(&["\\dt", "\\d s1", "\\d+ t1", "\\dt t*"]);
+    assert_eq!(
+        text(&out.stdout),
+        "List of relations\n\
+         Schema|Name|Type|Owner\n\
+         public|S1|stream|sluice\n\
+         public|T1|table|sluice\n\
+         (2 rows)\n\
+         Table \"public.S1\"\n\
+         Column|Type|Collation|Nullable|Default\n\
+         ID|BIGINT|||\n\
+         NAME|STRING|||\n\
+         TAGS|ARRAY<STRING>|||\n\
+         Table \"public.T1\"\n\
+         Column|Type|Collation|Nullable|Default|Storage|Compression|Stats target|Description\n\
+         NAME|STRING||||plain|||KEY\n\
+         C|BIGINT||||plain|||\n\
+         List of relations\n\
+         Schema|Name|Type|Owner\n\
+         public|T1|table|sluice\n\
+         (1 row)\n"
+    );
+    assert_eq!(text(&out.stderr), "");
+    let out = server.psql_commands(&["\\d nope"]);
+    assert_eq!(
+        text(&out.stderr),
+        "Did not find any relation named \"nope\".\n"
+    );
+}

@@ -27,6 +27,7 @@
 mod cancel;
 mod extended;
 mod params;
+mod pg_catalog;
 mod results;
 mod session;
 mod values;

@@ -17,10 +17,10 @@ use futures::{stream, StreamExt};
 use pgwire::api::results::{FieldFormat, FieldInfo, Response, Tag};
 use pgwire::api::Type;
 
-use super::params;
 use super::results::{batch_rows, fields, push_rows, Rows};
 use super::values::{pg_type, Value};
 use super::{lock, SharedEngine};
+use super::{params, pg_catalog};
 use crate::engine::{Engine, StatementResult};
 use crate::error::{Error, Position, Result};
 use crate::planner::ast::{SourceKind, Statement};
@@ -127,6 +127,15 @@ impl Session {
             return Ok(vec![answer]);
         }
         let start = position_of(script, chunk.start);
+        if pg_catalog::is_catalog_query(text) {
+            let (fields, rows) =
+                pg_catalog::answer(&lock(engine), text).map_err(|e| shift(e, start))?;
+            return Ok(vec![Answer::Rows {
+                fields,
+                rows,
+                copy: false,
+            }]);
+        }
         if let Some((inner, at)) = copy_to_stdout(text) {
             let start = position_of(script, chunk.start + at);
             let (fields, rows) = self.select(engine, inner).map_err(|e| shift(e, start))?;
@@ -343,6 +352,10 @@ impl Session {
         }
         if copy_to_stdout(text).is_some() {
             return Ok((None, vec![]));
+        }
+        if pg_catalog::is_catalog_query(text) {
+            let (fields, _) = pg_catalog::answer(&lock(engine), text)?;
+            return Ok((Some(fields), vec![]));
         }
         // Sluice's own parser takes no placeholders: it sees NULLs of the
         // declared types (text when none is).
