@@ -2,7 +2,8 @@
 # Install what building and testing Sluice needs on a fresh Debian machine:
 # libclang (bindgen for RocksDB's bindings), a C/C++ toolchain (RocksDB,
 # librdkafka), Java with Maven (the Kafka broker the tests run against) and
-# psql and Python's psycopg (the Postgres wire tests drive the real clients).
+# psql, Python's psycopg and openssl (the Postgres wire tests drive the real
+# clients, over TLS too).
 set -euo pipefail
 need=()
 ldconfig -p 2>/dev/null | grep 'libclang' >/dev/null || need+=(libclang-dev)
@@ -12,6 +13,7 @@ command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

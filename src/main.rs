@@ -61,6 +61,12 @@ enum Command {
         /// Address Postgres clients connect to (default 127.0.0.1:5433).
         #[arg(long, value_name = "HOST:PORT")]
         listen: Option<String>,
+        /// TLS certificate chain (PEM) for Postgres clients; needs --tls-key.
+        #[arg(long, value_name = "PEM")]
+        tls_cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long, value_name = "PEM")]
+        tls_key: Option<PathBuf>,
     },
     /// Execute a SQL script against an in-process engine and print results.
     Run {
@@ -126,6 +132,8 @@ fn main() -> ExitCode {
             statements,
             service_id,
             listen,
+            tls_cert,
+            tls_key,
         } => serve(sluice::server::ServerFlags {
             config,
             kafka,
@@ -133,6 +141,8 @@ fn main() -> ExitCode {
             statements,
             service_id,
             listen,
+            tls_cert,
+            tls_key,
         }),
         Command::Run { file, data_dir } => {
             let sql = match std::fs::read_to_string(&file) {
@@ -233,6 +243,23 @@ fn serve(flags: sluice::server::ServerFlags) -> ExitCode {
         at.ip(),
         at.port()
     );
+    let tls = if config.tls.is_some() {
+        "TLS offered"
+    } else {
+        "no TLS"
+    };
+    let _ = if config.users.is_empty() {
+        writeln!(
+            out,
+            "Authentication: trust (no users configured: anyone who reaches {at} connects), {tls}"
+        )
+    } else {
+        writeln!(
+            out,
+            "Authentication: SCRAM-SHA-256 passwords for {} user(s), {tls}",
+            config.users.len()
+        )
+    };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     std::thread::spawn(move || {

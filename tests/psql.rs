@@ -352,3 +352,60 @@ fn psql_lists_and_describes_streams_and_tables() {
         "Did not find any relation named \"nope\".\n"
     );
 }
+
+/// A self-signed certificate and its key for `localhost` in `dir`.
+fn self_signed(dir: &std::path::Path) {
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(dir.join("server.key"))
+        .arg("-out")
+        .arg(dir.join("server.crt"))
+        .output()
+        .expect("run openssl (scripts/setup.sh installs it)");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn passwords_are_checked_with_scram_over_tls() {
+    let server = Server::start_prepared(
+        "[tls]\ncert = \"{dir}/server.crt\"\nkey = \"{dir}/server.key\"\n\
+         [users]\nalice = \"s3cret\"\n",
+        self_signed,
+    );
+    let psql = |password: &str, sslmode: &str, command: &str| {
+        Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+            .args(["-U", "alice", "-d", "sluice", "-X", "-A", "-t", "-w"])
+            .args(["-c", command])
+            .env("PGPASSWORD", password)
+            .env("PGSSLMODE", sslmode)
+            .output()
+            .expect("run psql")
+    };
+    let out = psql("s3cret", "require", "\\conninfo");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info = text(&out.stdout);
+    assert!(
+        info.starts_with(
+            "You are connected to database \"sluice\" as user \"alice\" on host \"127.0.0.1\""
+        ) && info.contains("SSL connection (protocol: TLSv1.3"),
+        "{info}"
+    );
+    // TLS is offered, not required; the password is.
+    let out = psql("s3cret", "disable", "SHOW server_encoding;");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "UTF8\n");
+    let out = psql("wrong", "require", "SHOW STREAMS;");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("password authentication failed for user \"alice\""),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = psql("", "disable", "SHOW STREAMS;");
+    assert!(!out.status.success());
+}

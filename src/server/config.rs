@@ -13,13 +13,21 @@
 //! [kafka.client]                 # any librdkafka setting
 //! "security.protocol" = "plaintext"
 //!
+//! [tls]                          # both: Postgres clients may use TLS
+//! cert = "server.crt"            # PEM certificate chain
+//! key = "server.key"             # PEM private key
+//!
+//! [users]                        # any: SCRAM-SHA-256 passwords required
+//! alice = "secret"               # none: trust (keep `listen` on loopback)
+//!
 //! [properties]                   # engine properties, as SET would
 //! "ksql.timestamp.throw.on.invalid" = "false"
 //! "processing.guarantee" = "exactly_once"   # default: at_least_once
 //! ```
 //!
 //! Environment: `SLUICE_SERVICE_ID`, `SLUICE_LISTEN`, `SLUICE_DATA_DIR`,
-//! `SLUICE_STATEMENTS`, `SLUICE_KAFKA_BOOTSTRAP`.
+//! `SLUICE_STATEMENTS`, `SLUICE_KAFKA_BOOTSTRAP`, `SLUICE_TLS_CERT`,
+//! `SLUICE_TLS_KEY`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +56,10 @@ pub struct ServerConfig {
     pub kafka_client: BTreeMap<String, String>,
     /// Engine properties.
     pub properties: BTreeMap<String, String>,
+    /// TLS certificate chain and private key (PEM files), both or neither.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Users and their passwords; none: trust.
+    pub users: BTreeMap<String, String>,
 }
 
 /// Settings given on the command line (they win over the rest).
@@ -59,6 +71,8 @@ pub struct ServerFlags {
     pub statements: Option<PathBuf>,
     pub service_id: Option<String>,
     pub listen: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,8 +83,18 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     statements: Option<PathBuf>,
     kafka: Option<FileKafka>,
+    tls: Option<FileTls>,
+    #[serde(default)]
+    users: BTreeMap<String, String>,
     #[serde(default)]
     properties: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +114,7 @@ impl ServerConfig {
             None => FileConfig::default(),
         };
         let kafka_file = file.kafka.unwrap_or_default();
+        let tls_file = file.tls.unwrap_or_default();
         let pick = |flag: Option<String>, var: &str, from_file: Option<String>| {
             flag.or_else(|| env(var).filter(|v| !v.is_empty()))
                 .or(from_file)
@@ -132,6 +157,24 @@ impl ServerConfig {
             ),
             kafka_client: kafka_file.client,
             properties: file.properties,
+            tls: match (
+                pick(path(flags.tls_cert.clone()), "SLUICE_TLS_CERT", path(tls_file.cert)),
+                pick(path(flags.tls_key.clone()), "SLUICE_TLS_KEY", path(tls_file.key)),
+            ) {
+                (Some(cert), Some(key)) => Some((PathBuf::from(cert), PathBuf::from(key))),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(Error::semantic(
+                        "TLS needs a private key as well as the certificate (tls.key, SLUICE_TLS_KEY or --tls-key)",
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(Error::semantic(
+                        "TLS needs a certificate as well as the private key (tls.cert, SLUICE_TLS_CERT or --tls-cert)",
+                    ))
+                }
+            },
+            users: file.users,
         })
     }
 }
@@ -243,5 +286,34 @@ bootstrap = "file:9092"
             "{err}"
         );
         assert!(err.to_string().contains("kafkaa"), "{err}");
+        assert_eq!(c.tls, None);
+        assert!(c.users.is_empty());
+    }
+
+    #[test]
+    fn tls_and_users() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(
+            &path,
+            "[tls]\ncert = \"a.crt\"\nkey = \"a.key\"\n[users]\nalice = \"pw\"\n",
+        )
+        .unwrap();
+        let flags = ServerFlags {
+            config: Some(path.clone()),
+            ..ServerFlags::default()
+        };
+        let c = ServerConfig::load(&flags, env(&[("SLUICE_TLS_KEY", "b.key")])).unwrap();
+        assert_eq!(c.tls, Some(("a.crt".into(), "b.key".into())));
+        assert_eq!(c.users.get("alice").map(String::as_str), Some("pw"));
+        let only_cert = ServerFlags {
+            tls_cert: Some("c.crt".into()),
+            ..ServerFlags::default()
+        };
+        let err = ServerConfig::load(&only_cert, env(&[])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "TLS needs a private key as well as the certificate (tls.key, SLUICE_TLS_KEY or --tls-key)"
+        );
     }
 }

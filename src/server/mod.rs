@@ -96,9 +96,13 @@ impl Server {
             .thread_name("sluice-pg")
             .enable_all()
             .build()?;
+        let security = pg::Security::new(config)?;
+        if config.users.is_empty() && !config.listen.ip().is_loopback() {
+            tracing::warn!(listen = %config.listen, "no users configured: every client that reaches this address is trusted; add [users] to require passwords");
+        }
         let listener = runtime.block_on(pg::bind(config.listen))?;
         let listen = listener.local_addr()?;
-        runtime.spawn(pg::serve(listener, engine.clone()));
+        runtime.spawn(pg::serve(listener, engine.clone(), security));
         Ok(Self {
             engine,
             _runtime: runtime,

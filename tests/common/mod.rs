@@ -4,6 +4,14 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+/// The `sluice` binary: `SLUICE_BIN` if set (an installed binary, or a
+/// copy of this build's), else the one cargo built for these tests.
+pub fn binary() -> std::path::PathBuf {
+    std::env::var_os("SLUICE_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_sluice").into())
+}
+
 /// A `sluice server` child; killed when dropped.
 pub struct Server {
     child: Child,
@@ -14,12 +22,31 @@ pub struct Server {
 impl Server {
     /// Start a server and wait until it says where clients connect.
     pub fn start() -> Self {
+        Self::start_with_config("")
+    }
+
+    /// Start a server with these TOML settings (`{dir}` stands for its
+    /// data directory's parent, where files it names can be put first by
+    /// `prepare`).
+    pub fn start_with_config(toml: &str) -> Self {
+        Self::start_prepared(toml, |_| {})
+    }
+
+    /// As [`Server::start_with_config`], after `prepare` has put files in
+    /// the directory.
+    pub fn start_prepared(toml: &str, prepare: impl FnOnce(&std::path::Path)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        prepare(dir.path());
+        let config = dir.path().join("sluice.toml");
+        let toml = toml.replace("{dir}", &dir.path().display().to_string());
+        std::fs::write(&config, toml).unwrap();
+        let mut child = Command::new(binary())
             .arg("server")
+            .arg("--config")
+            .arg(&config)
             .args(["--listen", "127.0.0.1:0"])
             .arg("--data-dir")
-            .arg(dir.path())
+            .arg(dir.path().join("data"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -24,6 +24,7 @@
 //!   push query's rows reach the client live, and a cancel request
 //!   ([`cancel`]) stops the running statement with SQLSTATE 57014.
 
+mod auth;
 mod cancel;
 mod extended;
 mod params;
@@ -38,7 +39,6 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::Sink;
-use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::query::send_execution_response;
 use pgwire::api::query::SimpleQueryHandler;
 use pgwire::api::results::{CopyResponse, QueryResponse, Response, Tag};
@@ -65,10 +65,44 @@ pub(crate) fn lock(engine: &SharedEngine) -> std::sync::MutexGuard<'_, Engine> {
     engine.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How clients authenticate, and TLS if configured.
+pub(crate) struct Security {
+    startup: auth::Startup,
+    tls: Option<pgwire::tokio::TlsAcceptor>,
+}
+
+impl Security {
+    /// From the server's settings: an error names a certificate or key
+    /// that cannot be used.
+    pub(crate) fn new(config: &crate::server::ServerConfig) -> crate::Result<Self> {
+        let (tls, certificate) = match &config.tls {
+            Some((cert, key)) => {
+                let pem = std::fs::read(cert).map_err(|e| {
+                    Error::semantic(format!("TLS certificate {}: {e}", cert.display()))
+                })?;
+                (Some(auth::tls_acceptor(cert, key)?), Some(pem))
+            }
+            None => (None, None),
+        };
+        Ok(Self {
+            startup: auth::Startup::new(&config.users, certificate.as_deref())?,
+            tls,
+        })
+    }
+}
+
+/// How long a connection may be silent before TCP checks the client is
+/// still there (so a push query with no rows to send notices a client
+/// that went away), and how often it checks then.
+const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Accept connections on `listener` until the task is dropped.
-pub(crate) async fn serve(listener: TcpListener, engine: SharedEngine) {
+pub(crate) async fn serve(listener: TcpListener, engine: SharedEngine, security: Security) {
     let cancels = Arc::new(cancel::Cancels::default());
+    let tls = security.tls;
     let handlers = Arc::new(Handlers {
+        startup: Arc::new(security.startup),
         handler: Arc::new(Handler {
             parser: Arc::new(extended::Parser {
                 engine: engine.clone(),
@@ -86,9 +120,16 @@ pub(crate) async fn serve(listener: TcpListener, engine: SharedEngine) {
                 continue;
             }
         };
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(KEEPALIVE_IDLE)
+            .with_interval(KEEPALIVE_INTERVAL);
+        if let Err(e) = socket2::SockRef::from(&socket).set_tcp_keepalive(&keepalive) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP keepalive");
+        }
         let handlers = handlers.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                 tracing::debug!(%peer, error = %e, "connection closed");
             }
         });
@@ -106,6 +147,7 @@ pub(crate) async fn bind(addr: SocketAddr) -> crate::Result<TcpListener> {
 }
 
 struct Handlers {
+    startup: Arc<auth::Startup>,
     handler: Arc<Handler>,
     canceller: Arc<cancel::Canceller>,
 }
@@ -120,11 +162,36 @@ impl PgWireServerHandlers for Handlers {
     }
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
-        self.handler.clone()
+        self.startup.clone()
     }
 
     fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
         self.canceller.clone()
+    }
+
+    fn error_handler(&self) -> Arc<impl pgwire::api::ErrorHandler> {
+        Arc::new(NameTheUser)
+    }
+}
+
+/// A failed password is reported as Postgres does (`password
+/// authentication failed for user "alice"`, FATAL 28P01), naming the user
+/// who connected: SCRAM's own messages leave the name out.
+struct NameTheUser;
+
+impl pgwire::api::ErrorHandler for NameTheUser {
+    fn on_error<C: ClientInfo>(&self, client: &C, error: &mut PgWireError) {
+        if let PgWireError::InvalidPassword(user) = error {
+            let name = match client.metadata().get("user") {
+                Some(name) if user.is_empty() => name.clone(),
+                _ => user.clone(),
+            };
+            *error = PgWireError::UserError(Box::new(ErrorInfo::new(
+                "FATAL".into(),
+                "28P01".into(),
+                format!("password authentication failed for user \"{name}\""),
+            )));
+        }
     }
 }
 
@@ -316,9 +383,6 @@ where
         .await?;
     Ok(())
 }
-
-/// Trust authentication (loopback by default).
-impl NoopStartupHandler for Handler {}
 
 #[async_trait]
 impl SimpleQueryHandler for Handler {
