@@ -409,3 +409,28 @@ fn passwords_are_checked_with_scram_over_tls() {
     let out = psql("", "disable", "SHOW STREAMS;");
     assert!(!out.status.success());
 }
+
+#[test]
+fn a_table_push_query_marks_inserts_updates_and_deletes() {
+    let server = Server::start();
+    let out = server.psql(
+        "CREATE STREAM moves (k STRING KEY, v INT) \
+           WITH (kafka_topic='moves', value_format='JSON', partitions=1); \
+         CREATE TABLE balances AS SELECT k, SUM(v) AS total FROM moves GROUP BY k HAVING SUM(v) > 0; \
+         INSERT INTO moves (k, v) VALUES ('a', 5); \
+         INSERT INTO moves (k, v) VALUES ('a', 2); \
+         INSERT INTO moves (k, v) VALUES ('a', -7); \
+         INSERT INTO moves (k, v) VALUES ('a', 4);",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = server.psql(
+        "SET 'auto.offset.reset'='earliest'; \
+         SELECT * FROM balances EMIT CHANGES LIMIT 4;",
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "SET\nK|TOTAL|OP\na|5|insert\na|7|update\na||delete\na|4|insert\n(4 rows)\n",
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -37,6 +37,9 @@ pub(crate) struct PushQuery {
     pub key_len: usize,
     /// `LIMIT n`: the session ends the query after n rows.
     pub limit: Option<u64>,
+    /// Its rows are a table's changes (inserts, updates and deletes of
+    /// keys), not a stream's rows.
+    pub table: bool,
     pub changes: mpsc::Receiver<Changes>,
 }
 
@@ -83,6 +86,7 @@ impl Engine {
             .map_err(|e| super::locate(e, &p))?;
         let (columns, key_fields, value_fields) = push_columns(&planned);
         let key_fields_len = key_fields.len();
+        let planned_table = planned.is_table;
         let from_end = !self
             .properties
             .get("auto.offset.reset")
@@ -128,21 +132,23 @@ impl Engine {
         Ok(PushQuery {
             id,
             key_len: key_fields_len,
+            table: planned_table,
             schema: columns,
             limit: query.limit,
             changes,
         })
     }
 
-    /// A push query's columns, without starting it.
-    pub(crate) fn describe_push_query(&self, text: &str) -> Result<SchemaRef> {
+    /// A push query's columns, and whether its rows are a table's
+    /// changes, without starting it.
+    pub(crate) fn describe_push_query(&self, text: &str) -> Result<(SchemaRef, bool)> {
         let (query, p) = parse_push_query(text)?;
         let id = format!("{TRANSIENT_PREFIX}{}_describe", query.from.name);
         let planned = self
             .planner
             .plan_query(&self.catalog, &query, &id)
             .map_err(|e| super::locate(e, &p))?;
-        Ok(push_columns(&planned).0)
+        Ok((push_columns(&planned).0, planned.is_table))
     }
 
     /// Remove a push query whose session ended, with its state.

@@ -74,12 +74,35 @@ pub(crate) type Row = Vec<Value>;
 /// Rows as they become available.
 pub(crate) type Rows = BoxStream<'static, Result<Row>>;
 
+/// A push query's columns: its SELECT's, and for a table's changes a last
+/// text column, `OP`, saying what each row is: `insert` (a new key),
+/// `update` (a key's new value) or `delete` (the key is gone: its other
+/// columns are NULL).
+pub(crate) fn push_fields(schema: &SchemaRef, table: bool) -> Arc<Vec<FieldInfo>> {
+    let mut columns = fields(schema).as_ref().clone();
+    if table {
+        let mut name = "OP".to_string();
+        while columns.iter().any(|f| f.name() == name) {
+            name.push('_');
+        }
+        columns.push(FieldInfo::new(
+            name,
+            None,
+            None,
+            pgwire::api::Type::VARCHAR,
+            FieldFormat::Text,
+        ));
+    }
+    Arc::new(columns)
+}
+
 /// A push query's columns and rows as they come (a retraction's old row
-/// is not sent; a table's delete is a row of its key with NULL values); the
-/// rows end after `LIMIT`, and dropping them ends the query.
+/// is not sent; a table's changes are marked, [`push_fields`]); the rows
+/// end after `LIMIT`, and dropping them ends the query.
 pub(crate) fn push_rows(push: PushQuery) -> (Arc<Vec<FieldInfo>>, Rows) {
     tracing::debug!(query_id = %push.id, limit = ?push.limit, "push query streams to its session");
-    let fields = fields(&push.schema);
+    let fields = push_fields(&push.schema, push.table);
+    let table = push.table;
     let key_len = push.key_len;
     let changes = stream::unfold(push.changes, |mut rx| async move {
         rx.recv().await.map(|c| (c, rx))
@@ -87,7 +110,7 @@ pub(crate) fn push_rows(push: PushQuery) -> (Arc<Vec<FieldInfo>>, Rows) {
     let rows = changes.flat_map(move |c| {
         let mut rows = Vec::new();
         for (r, op) in c.ops.iter().enumerate() {
-            let row: Result<Row> = c
+            let mut row: Result<Row> = c
                 .batch
                 .columns()
                 .iter()
@@ -97,6 +120,14 @@ pub(crate) fn push_rows(push: PushQuery) -> (Arc<Vec<FieldInfo>>, Rows) {
                     _ => Value::of(col.as_ref(), r),
                 })
                 .collect();
+            if let (true, Ok(row)) = (table, &mut row) {
+                let name = match op {
+                    Op::Insert => "insert",
+                    Op::UpdateAfter | Op::UpdateBefore => "update",
+                    Op::Delete => "delete",
+                };
+                row.push(Value::Text(name.into()));
+            }
             if *op != Op::UpdateBefore {
                 rows.push(row);
             }

@@ -17,7 +17,7 @@ use futures::{stream, StreamExt};
 use pgwire::api::results::{FieldFormat, FieldInfo, Response, Tag};
 use pgwire::api::Type;
 
-use super::results::{batch_rows, fields, push_rows, Rows};
+use super::results::{batch_rows, fields, push_fields, push_rows, Rows};
 use super::values::{pg_type, Value};
 use super::{lock, SharedEngine};
 use super::{params, pg_catalog};
@@ -369,7 +369,10 @@ impl Session {
         let mut engine = lock(engine);
         let mut properties = self.properties.lock().unwrap_or_else(|e| e.into_inner());
         engine.in_session(&mut properties, |e| match select_kind(text) {
-            Some(true) => Ok((Some(fields(&e.describe_push_query(&nulls)?)), vec![])),
+            Some(true) => {
+                let (schema, table) = e.describe_push_query(&nulls)?;
+                Ok((Some(push_fields(&schema, table)), vec![]))
+            }
             Some(false) => {
                 let (schema, types) = e.describe_pull_query(text)?;
                 Ok((Some(fields(&schema)), types))
