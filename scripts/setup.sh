@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what building and testing Sluice needs on a fresh Debian machine:
 # libclang (bindgen for RocksDB's bindings), a C/C++ toolchain (RocksDB,
-# librdkafka), Java with Maven (the Kafka broker the tests run against) and
+# librdkafka), a JDK with Maven (the Kafka broker the tests run against, and
+# pgjdbc for the JDBC test) and
 # psql, Python's psycopg and openssl (the Postgres wire tests drive the real
 # clients, over TLS too).
 set -euo pipefail
@@ -9,7 +10,7 @@ need=()
 ldconfig -p 2>/dev/null | grep 'libclang' >/dev/null || need+=(libclang-dev)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
-command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
@@ -33,4 +34,11 @@ if ! "$venv/bin/python" -c 'import psycopg' >/dev/null 2>&1; then
   echo "setup: installing psycopg into $venv" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'psycopg[binary]==3.2.*'
+fi
+
+# pgjdbc for the JDBC driver test, from Maven Central into ~/.m2.
+pgjdbc="$HOME/.m2/repository/org/postgresql/postgresql/42.7.8/postgresql-42.7.8.jar"
+if [ ! -f "$pgjdbc" ]; then
+  echo "setup: fetching pgjdbc 42.7.8" >&2
+  mvn -q dependency:get -Dartifact=org.postgresql:postgresql:42.7.8 >/dev/null
 fi

@@ -1,7 +1,7 @@
 //! Ordinary Postgres drivers against `sluice server`: tokio-postgres (the
-//! extended protocol: prepared statements, `$n` parameters, binary values)
-//! and Python's psycopg 3 (installed by `scripts/setup.sh` in
-//! `~/.cache/sluice-venv`).
+//! extended protocol: prepared statements, `$n` parameters, binary values),
+//! Python's psycopg 3 and Java's pgjdbc (`scripts/setup.sh` installs
+//! psycopg in `~/.cache/sluice-venv` and pgjdbc in `~/.m2`).
 
 use std::time::{Duration, Instant};
 
@@ -199,6 +199,42 @@ fn psycopg_connects_and_queries() {
          alice [('alice', 2)]\n\
          push [('bob', Decimal('10.00')), ('alice', Decimal('5.00'))]\n\
          error 42P01 NOWHERE does not exist.\n"
+    );
+    assert!(out.status.success());
+}
+
+#[test]
+fn jdbc_connects_and_queries() {
+    let jar = std::env::var("HOME")
+        .map(|h| {
+            std::path::PathBuf::from(h)
+                .join(".m2/repository/org/postgresql/postgresql/42.7.8/postgresql-42.7.8.jar")
+        })
+        .expect("HOME");
+    assert!(
+        jar.exists(),
+        "{} is missing: run scripts/setup.sh (it fetches pgjdbc)",
+        jar.display()
+    );
+    let server = Server::start();
+    let out = std::process::Command::new("java")
+        .arg("-cp")
+        .arg(&jar)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/JdbcClient.java"
+        ))
+        .arg(server.port.to_string())
+        .output()
+        .expect("run java");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "connected 16\n\
+         ACME 140 4\n\
+         push INIT 5.5\n\
+         push ACME 6.5\n\
+         error 42P01\n"
     );
     assert!(out.status.success());
 }
