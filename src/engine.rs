@@ -393,15 +393,7 @@ impl Engine {
         text: &str,
     ) -> Result<(SchemaRef, Vec<Option<DataType>>)> {
         let plan = self.plan_pull_query(text)?;
-        let mut types = plan.get_parameter_types()?;
-        let count = types
-            .keys()
-            .filter_map(|k| k.strip_prefix('$')?.parse::<usize>().ok())
-            .max()
-            .unwrap_or(0);
-        let params = (1..=count)
-            .map(|n| types.remove(&format!("${n}")).flatten())
-            .collect();
+        let params = parameter_types(&plan)?;
         Ok((Arc::new(plan.schema().as_arrow().clone()), params))
     }
 
@@ -1526,6 +1518,22 @@ fn locate(e: Error, p: &parser::Parsed) -> Error {
         }
     }
     e
+}
+
+/// The types DataFusion inferred for a plan's parameters, `$1` first (None
+/// where nothing tells).
+pub(crate) fn parameter_types(
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> Result<Vec<Option<DataType>>> {
+    let mut types = plan.get_parameter_types()?;
+    let count = types
+        .keys()
+        .filter_map(|k| k.strip_prefix('$')?.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    Ok((1..=count)
+        .map(|n| types.remove(&format!("${n}")).flatten())
+        .collect())
 }
 
 #[cfg(test)]

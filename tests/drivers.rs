@@ -142,7 +142,7 @@ async fn tokio_postgres_prepares_binds_and_reads_typed_values() {
     let rows = client
         .query(
             "SELECT who, amount FROM payments WHERE amount > $1 EMIT CHANGES LIMIT 2",
-            &[&"3"],
+            &[&3.0f64],
         )
         .await
         .unwrap();
@@ -237,4 +237,58 @@ fn jdbc_connects_and_queries() {
          error 42P01\n"
     );
     assert!(out.status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extended_protocol_push_query_streams_live_until_cancelled() {
+    use futures::StreamExt;
+    let server = Server::start();
+    let client = connect(&server).await;
+    client
+        .batch_execute(
+            "CREATE STREAM ticks (id INT KEY, v INT) \
+               WITH (kafka_topic='ticks', value_format='JSON', partitions=1);",
+        )
+        .await
+        .unwrap();
+    // No LIMIT: the query never ends by itself, so every row that arrives
+    // was sent while it ran.
+    let rows = client
+        .query_raw(
+            "SELECT id, v FROM ticks WHERE v >= $1 EMIT CHANGES",
+            &[&10i32],
+        )
+        .await
+        .unwrap();
+    let mut rows = std::pin::pin!(rows);
+    let writer = connect(&server).await;
+    let insert = writer
+        .prepare("INSERT INTO ticks (id, v) VALUES ($1, $2)")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for i in 0..3i32 {
+        // Inserted after the query started: a push query reads from the end.
+        writer.execute(&insert, &[&i, &(10 + i)]).await.unwrap();
+        let row = tokio::time::timeout(Duration::from_secs(30), rows.next())
+            .await
+            .expect("a row within 30 s")
+            .expect("a row")
+            .expect("no error");
+        seen.push((row.get::<_, i32>(0), row.get::<_, i32>(1)));
+    }
+    assert_eq!(seen, vec![(0, 10), (1, 11), (2, 12)]);
+    client.cancel_token().cancel_query(NoTls).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(30), rows.next())
+        .await
+        .expect("the query ends within 30 s");
+    let e = end.expect("an error, not the end").unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("57014"));
+    // The connection goes on.
+    let n: i64 = client
+        .query_one("SELECT COUNT(*) FROM (SELECT 1 AS one) t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
 }

@@ -14,7 +14,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{FieldRef, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::datasource::MemTable;
 use tokio::sync::mpsc;
 
 use super::Engine;
@@ -22,8 +23,9 @@ use crate::connectors::formats::{Format, FormatKind};
 use crate::error::{Error, Result};
 use crate::planner::ast::{Query, Statement};
 use crate::planner::parser::{self, Parsed};
+use crate::planner::pull::PullTables;
 use crate::planner::{PlannedQuery, TRANSIENT_PREFIX};
-use crate::runtime::{Changes, SinkSpec, StreamPlan, Task};
+use crate::runtime::{Changes, SinkSpec, StreamPlan, Task, ROWTIME};
 
 /// Batches of changes in flight to a session.
 const CHANNEL_BATCHES: usize = 16;
@@ -149,6 +151,34 @@ impl Engine {
             .plan_query(&self.catalog, &query, &id)
             .map_err(|e| super::locate(e, &p))?;
         Ok((push_columns(&planned).0, planned.is_table))
+    }
+
+    /// The types of a push query's parameters (`$1` first; None where
+    /// nothing tells), as DataFusion infers them from what each is compared
+    /// with, planning the query as a pull query over empty sources. Empty
+    /// when DataFusion cannot plan it (windows, `PARTITION BY`, ...).
+    pub(crate) fn push_parameter_types(&self, text: &str) -> Vec<Option<DataType>> {
+        let Ok(emit) = regex::Regex::new(r"(?i)\bEMIT\s+(CHANGES|FINAL)\b") else {
+            return vec![];
+        };
+        let query = emit.replace(text, "");
+        let mut tables = PullTables::default();
+        for src in self.catalog.sources() {
+            let fields: Vec<Field> = src
+                .columns
+                .iter()
+                .map(|c| Field::new(&c.name, c.data_type.clone(), true))
+                .chain(std::iter::once(Field::new(ROWTIME, DataType::Int64, true)))
+                .collect();
+            let Ok(table) = MemTable::try_new(Arc::new(Schema::new(fields)), vec![vec![]]) else {
+                return vec![];
+            };
+            tables.tables.insert(src.name.clone(), Arc::new(table));
+        }
+        self.planner
+            .plan_pull(&query, tables)
+            .and_then(|plan| super::parameter_types(&plan))
+            .unwrap_or_default()
     }
 
     /// Remove a push query whose session ended, with its state.

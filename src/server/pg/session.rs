@@ -357,28 +357,21 @@ impl Session {
             let (fields, _) = pg_catalog::answer(&lock(engine), text)?;
             return Ok((Some(fields), vec![]));
         }
-        // Sluice's own parser takes no placeholders: it sees NULLs of the
-        // declared types (text when none is).
-        let nulls: Vec<String> = (0..params::count(text))
-            .map(|i| {
-                let ty = declared.get(i).cloned().flatten();
-                format!("CAST(NULL AS {})", params::sql_type(ty.as_ref()))
-            })
-            .collect();
-        let nulls = params::substitute(text, &nulls)?;
         let mut engine = lock(engine);
         let mut properties = self.properties.lock().unwrap_or_else(|e| e.into_inner());
         engine.in_session(&mut properties, |e| match select_kind(text) {
             Some(true) => {
-                let (schema, table) = e.describe_push_query(&nulls)?;
-                Ok((Some(push_fields(&schema, table)), vec![]))
+                let inferred = e.push_parameter_types(text);
+                let (schema, table) =
+                    e.describe_push_query(&typed_nulls(text, declared, &inferred)?)?;
+                Ok((Some(push_fields(&schema, table)), inferred))
             }
             Some(false) => {
                 let (schema, types) = e.describe_pull_query(text)?;
                 Ok((Some(fields(&schema)), types))
             }
             None => {
-                let parsed = parser::parse(&nulls)?;
+                let parsed = parser::parse(&typed_nulls(text, declared, &[])?)?;
                 let [p] = parsed.as_slice() else {
                     return Err(Error::syntax(
                         "cannot insert multiple commands into a prepared statement",
@@ -411,6 +404,27 @@ impl Session {
             }
         })
     }
+}
+
+/// `text` with each parameter a NULL of its type (declared, else inferred,
+/// else STRING), for Sluice's own parser, which takes no placeholders.
+fn typed_nulls(
+    text: &str,
+    declared: &[Option<Type>],
+    inferred: &[Option<DataType>],
+) -> Result<String> {
+    let nulls: Vec<String> = (0..params::count(text))
+        .map(|i| {
+            let ty = declared
+                .get(i)
+                .cloned()
+                .flatten()
+                .filter(|t| *t != Type::UNKNOWN)
+                .or_else(|| inferred.get(i).cloned().flatten().map(|dt| pg_type(&dt)));
+            format!("CAST(NULL AS {})", params::sql_type(ty.as_ref()))
+        })
+        .collect();
+    params::substitute(text, &nulls)
 }
 
 /// The types of an `INSERT ... VALUES`' parameters: a value that is just
