@@ -39,6 +39,22 @@ enum Command {
         #[arg(long, value_name = "BOOTSTRAP")]
         kafka: Option<String>,
     },
+    /// Run ksqlDB's REST conformance cases (pull and push queries, INSERT
+    /// VALUES) through Sluice's Postgres wire server.
+    Rqtt {
+        /// Test files or folders of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Only cases whose name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Do not list the failing cases with their first difference.
+        #[arg(long)]
+        quiet: bool,
+        /// Fail (exit 1) if fewer cases pass than the number in this file.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+    },
     /// Run the engine continuously on Kafka: the configured cluster, or an
     /// embedded in-memory broker when none is configured.
     Server {
@@ -93,32 +109,22 @@ fn main() -> ExitCode {
                 Some(k) => sluice::qtt::Backend::Kafka(k),
                 None => sluice::qtt::Backend::Memory,
             };
-            let reports = match sluice::qtt::run_paths_on(&paths, filter.as_deref(), &backend) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let (passed, _failed) = sluice::qtt::print_report(&reports, !quiet);
-            if let Some(b) = baseline {
-                let want: usize = match std::fs::read_to_string(&b).map(|s| s.trim().parse()) {
-                    Ok(Ok(n)) => n,
-                    _ => {
-                        eprintln!("error: cannot read a number from {}", b.display());
-                        return ExitCode::from(2);
-                    }
-                };
-                if passed < want {
-                    eprintln!(
-                        "conformance fell below the baseline: {passed} passed, baseline {want}"
-                    );
-                    return ExitCode::from(1);
-                }
-                println!("baseline {want}: ok ({passed} passed)");
-            }
-            ExitCode::SUCCESS
+            report(
+                sluice::qtt::run_paths_on(&paths, filter.as_deref(), &backend),
+                quiet,
+                baseline,
+            )
         }
+        Command::Rqtt {
+            paths,
+            filter,
+            quiet,
+            baseline,
+        } => report(
+            sluice::rqtt::run_paths(&paths, filter.as_deref()),
+            quiet,
+            baseline,
+        ),
         Command::Server {
             config,
             kafka,
@@ -175,6 +181,38 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Print a conformance run's report; with a baseline, exit 1 if fewer
+/// cases passed than it says.
+fn report(
+    reports: sluice::Result<Vec<sluice::qtt::FileReport>>,
+    quiet: bool,
+    baseline: Option<PathBuf>,
+) -> ExitCode {
+    let reports = match reports {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (passed, _failed) = sluice::qtt::print_report(&reports, !quiet);
+    if let Some(b) = baseline {
+        let want: usize = match std::fs::read_to_string(&b).map(|s| s.trim().parse()) {
+            Ok(Ok(n)) => n,
+            _ => {
+                eprintln!("error: cannot read a number from {}", b.display());
+                return ExitCode::from(2);
+            }
+        };
+        if passed < want {
+            eprintln!("conformance fell below the baseline: {passed} passed, baseline {want}");
+            return ExitCode::from(1);
+        }
+        println!("baseline {want}: ok ({passed} passed)");
+    }
+    ExitCode::SUCCESS
 }
 
 fn print_result(r: &StatementResult) {

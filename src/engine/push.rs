@@ -168,6 +168,12 @@ impl Engine {
         })
     }
 
+    /// How many push queries are running (the wire conformance runner
+    /// waits for one to be registered before producing its inputs).
+    pub(crate) fn push_query_count(&self) -> usize {
+        self.push.len()
+    }
+
     /// Remove a push query whose session ended, with its state.
     pub(super) fn end_push_query(&mut self, id: &str) -> Result<()> {
         self.tasks.remove(id);
