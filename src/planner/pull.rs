@@ -7,6 +7,11 @@
 //! case, `->` field access, ksqlDB's operators and functions), and the
 //! result is planned by DataFusion against the materialized tables the
 //! caller hands in.
+//!
+//! `*` means the source's columns as ksqlDB declares them: key columns,
+//! window bounds, value and header columns, but not the pseudo columns
+//! (`ROWTIME`, `ROWPARTITION`, `ROWOFFSET`) the tables also carry, which a
+//! query names to get.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,12 +20,13 @@ use datafusion::catalog::TableProvider;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::planner::{ParserOptions, SqlToRel};
 use datafusion::sql::sqlparser::ast::{
-    GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, OrderByKind,
+    Expr as SqlExpr, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, OrderByKind,
     Query, SelectItem, SetExpr, Statement as SqlStatement, TableFactor, TableWithJoins,
 };
 use datafusion::sql::sqlparser::parser::Parser as SqlParser;
 
 use super::context::Provider;
+use crate::runtime::{ROWOFFSET, ROWPARTITION, ROWTIME};
 use super::parser::KsqlDialect;
 use super::{rewrite, Planner};
 use crate::error::{Error, Result};
@@ -45,6 +51,7 @@ impl Planner {
             return Err(Error::syntax("expected a SELECT statement", None));
         };
         rewrite_query(query)?;
+        expand_wildcards(&mut query.body, &tables.tables);
         let mut provider = Provider::new(self.state());
         for (name, table) in tables.tables {
             provider.add_provider(&name, table);
@@ -211,4 +218,82 @@ fn rewrite_factor(f: &mut TableFactor) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// Columns `*` leaves out.
+const HIDDEN: &[&str] = &[ROWTIME, ROWPARTITION, ROWOFFSET];
+
+/// Replace `*` and `t.*` over the given tables by their columns without
+/// the pseudo columns. A `*` over anything else (a subquery) is left to
+/// DataFusion.
+fn expand_wildcards(body: &mut SetExpr, tables: &HashMap<String, Arc<dyn TableProvider>>) {
+    let select = match body {
+        SetExpr::Select(select) => select,
+        SetExpr::Query(q) => return expand_wildcards(&mut q.body, tables),
+        SetExpr::SetOperation { left, right, .. } => {
+            expand_wildcards(left, tables);
+            return expand_wildcards(right, tables);
+        }
+        _ => return,
+    };
+    // (qualifier, visible columns) of each relation, in FROM order.
+    let mut relations: Vec<(String, Vec<String>)> = Vec::new();
+    let mut all_known = true;
+    for t in &select.from {
+        for factor in std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)) {
+            let TableFactor::Table { name, alias, .. } = factor else {
+                all_known = false;
+                continue;
+            };
+            let Some(table) = name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .and_then(|i| tables.get(&i.value))
+            else {
+                all_known = false;
+                continue;
+            };
+            let qualifier = match alias {
+                Some(a) => a.name.value.clone(),
+                None => name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default(),
+            };
+            let columns = table
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .filter(|n| !HIDDEN.contains(&n.as_str()))
+                .collect();
+            relations.push((qualifier, columns));
+        }
+    }
+    let column = |q: &str, c: &str| {
+        SelectItem::UnnamedExpr(SqlExpr::CompoundIdentifier(vec![
+            Ident::with_quote('"', q),
+            Ident::with_quote('"', c),
+        ]))
+    };
+    let mut items = Vec::with_capacity(select.projection.len());
+    for item in std::mem::take(&mut select.projection) {
+        match &item {
+            SelectItem::Wildcard(opts) if all_known && *opts == Default::default() => {
+                for (q, columns) in &relations {
+                    items.extend(columns.iter().map(|c| column(q, c)));
+                }
+            }
+            SelectItem::QualifiedWildcard(
+                datafusion::sql::sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(n),
+                opts,
+            ) if *opts == Default::default() => {
+                let wanted = n.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone());
+                match relations.iter().find(|(q, _)| Some(q) == wanted.as_ref()) {
+                    Some((q, columns)) => items.extend(columns.iter().map(|c| column(q, c))),
+                    None => items.push(item),
+                }
+            }
+            _ => items.push(item),
+        }
+    }
+    select.projection = items;
 }
