@@ -30,6 +30,7 @@ use crate::planner::ddl::{self, SourceOptions};
 use crate::planner::pull::PullTables;
 use crate::planner::{parser, PlannedQuery, Planner};
 use crate::runtime::view::{view_prefix, ViewSpec};
+use crate::runtime::stream_scan::StreamScan;
 use crate::runtime::view_table::ViewTable;
 use crate::runtime::{SinkSpec, StateStore, StreamPlan, Task, TaskMetrics, ROWTIME};
 
@@ -372,8 +373,9 @@ impl Engine {
     }
 
     /// A pull query (`SELECT` without `EMIT`), planned by DataFusion over
-    /// the views of the tables that running queries maintain, and run at
-    /// once. It holds the engine, so it sees one consistent state: every
+    /// the views of the tables that running queries maintain and the
+    /// streams' topics (read from the beginning to their current end), and
+    /// run at once. It holds the engine, so it sees one consistent state: every
     /// query's last checkpoint.
     pub(crate) fn pull_query(&mut self, text: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let views: BTreeMap<String, ViewSpec> = self
@@ -391,10 +393,10 @@ impl Engine {
                     tables.tables.insert(name, Arc::new(table));
                 }
                 None if src.kind == SourceKind::Stream => {
-                    let why = format!(
-                        "Pull queries on streams are not supported yet: {name} is a stream. A push query reads it: SELECT ... FROM {name} EMIT CHANGES."
-                    );
-                    tables.refused.insert(name, why);
+                    // A stream: its topic from the beginning to its end now.
+                    let spec = self.planner.source_spec(src, false)?;
+                    let scan = StreamScan::new(spec, self.topics.clone());
+                    tables.tables.insert(name, Arc::new(scan));
                 }
                 None => {
                     let why = format!(

@@ -1,0 +1,197 @@
+//! `StreamScan`: a stream as a DataFusion `TableProvider`, so that a pull
+//! query on a stream (ksqlDB: `SELECT` without `EMIT` on a stream) reads
+//! its topic from the beginning up to the end it has when the query starts,
+//! and completes.
+//!
+//! Records are decoded with the stream's formats exactly as a query's
+//! source decodes them (records that cannot be decoded are skipped, as a
+//! query skips them). The columns are the stream's in declaration order:
+//! key columns, `WINDOWSTART` / `WINDOWEND` for a windowed stream, value and
+//! header columns, then the pseudo columns `ROWTIME`, `ROWPARTITION` and
+//! `ROWOFFSET`. Partitions are read one after the other; filters are left
+//! to DataFusion.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::plan::{SourceSpec, WINDOWEND, WINDOWSTART};
+use super::task::decode_batch;
+use crate::connectors::Topics;
+use crate::error::{Error, Result};
+
+/// Records fetched per call.
+const FETCH: usize = 10_000;
+
+pub(crate) struct StreamScan {
+    source: SourceSpec,
+    topics: Arc<dyn Topics>,
+    /// For each column of `schema`, its column in the decoded batch.
+    columns: Vec<usize>,
+    schema: SchemaRef,
+}
+
+impl StreamScan {
+    pub(crate) fn new(source: SourceSpec, topics: Arc<dyn Topics>) -> Self {
+        let fields = source.schema.fields();
+        let index = |name: &str| fields.iter().position(|f| f.name() == name);
+        let keys = source.key_fields.len();
+        let window: Vec<usize> = match (index(WINDOWSTART), index(WINDOWEND)) {
+            (Some(s), Some(e)) if source.window.is_some() => vec![s, e],
+            _ => Vec::new(),
+        };
+        let window_all: Vec<usize> = [index(WINDOWSTART), index(WINDOWEND)]
+            .into_iter()
+            .flatten()
+            .collect();
+        let columns: Vec<usize> = (0..keys)
+            .chain(window.iter().copied())
+            .chain((keys..fields.len()).filter(|i| !window_all.contains(i)))
+            .collect();
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|&i| fields[i].as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        ));
+        Self {
+            source,
+            topics,
+            columns,
+            schema,
+        }
+    }
+
+    /// Every record of the topic up to its current end, decoded.
+    fn read(&self) -> Result<RecordBatch> {
+        let topic = &self.source.topic;
+        let partitions = self.topics.partitions(topic).unwrap_or(0);
+        let mut batches = Vec::new();
+        let mut skipped = Vec::new();
+        for p in 0..partitions {
+            let end = self.topics.end_offset(topic, p).map_err(Error::from)?;
+            let mut from = 0;
+            while from < end {
+                let records = self
+                    .topics
+                    .fetch(topic, p, from, FETCH)
+                    .map_err(Error::from)?;
+                let records: Vec<_> = records.into_iter().filter(|r| r.offset < end).collect();
+                let Some(last) = records.last() else { break };
+                from = last.offset + 1;
+                if let Some(changes) = decode_batch(&self.source, &records, &mut skipped)? {
+                    batches.push(changes.batch.project(&self.columns)?);
+                }
+            }
+        }
+        let batch = datafusion::arrow::compute::concat_batches(&self.schema, &batches)?;
+        Ok(batch)
+    }
+}
+
+impl std::fmt::Debug for StreamScan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamScan")
+            .field("stream", &self.source.name)
+            .field("topic", &self.source.topic)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl TableProvider for StreamScan {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        tracing::debug!(stream = %self.source.name, topic = %self.source.topic, "pull query scans the stream");
+        let batch = self
+            .read()
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        // The batch's columns are nullable as decoded; the schema says so.
+        let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?;
+        let exec =
+            MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema(), projection.cloned())?;
+        Ok(exec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::formats::{Format, FormatKind};
+    use crate::connectors::memory::MemoryTopics;
+    use crate::connectors::OutRecord;
+    use crate::runtime::plan::{TimestampSpec, ROWOFFSET, ROWPARTITION, ROWTIME};
+    use datafusion::arrow::array::{Array, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field};
+
+    #[test]
+    fn reads_the_topic_up_to_its_end_with_pseudo_columns_last() {
+        let topics: Arc<dyn Topics> = Arc::new(MemoryTopics::new());
+        topics.create("t", 1).unwrap();
+        for (k, v, ts) in [("a", "1", 10), ("b", "2", 20)] {
+            topics
+                .produce(OutRecord {
+                    partition: Some(0),
+                    ..OutRecord::new(
+                        "t",
+                        Some(Arc::from(k.as_bytes())),
+                        Some(Arc::from(format!("{{\"V\":{v}}}").as_bytes())),
+                        ts,
+                    )
+                })
+                .unwrap();
+        }
+        let key = Arc::new(Field::new("K", DataType::Utf8, true));
+        let value = Arc::new(Field::new("V", DataType::Int64, true));
+        let source = SourceSpec {
+            name: "S".into(),
+            topic: "t".into(),
+            key_format: Format::new(FormatKind::Kafka),
+            value_format: Format::new(FormatKind::Json),
+            key_fields: vec![key.clone()],
+            value_fields: vec![value.clone()],
+            header_fields: vec![],
+            timestamp: TimestampSpec::Record,
+            is_table: false,
+            window: None,
+            window_columns: false,
+            fail_on_bad_timestamp: false,
+            schema: Arc::new(Schema::new(vec![
+                key.as_ref().clone(),
+                value.as_ref().clone(),
+                Field::new(ROWTIME, DataType::Int64, false),
+                Field::new(ROWPARTITION, DataType::Int32, false),
+                Field::new(ROWOFFSET, DataType::Int64, false),
+            ])),
+        };
+        let scan = StreamScan::new(source, topics);
+        let batch = scan.read().unwrap();
+        let names: Vec<_> = scan.schema().fields().iter().map(|f| f.name().clone()).collect();
+        assert_eq!(names, ["K", "V", ROWTIME, ROWPARTITION, ROWOFFSET]);
+        let k = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        let t = batch.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!((k.len(), k.value(0), k.value(1)), (2, "a", "b"));
+        assert_eq!((t.value(0), t.value(1)), (10, 20));
+    }
+}
