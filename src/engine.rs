@@ -29,8 +29,8 @@ use crate::planner::ast::{CreateAs, CreateSource, ShowWhat, SourceKind, Statemen
 use crate::planner::ddl::{self, SourceOptions};
 use crate::planner::pull::PullTables;
 use crate::planner::{parser, PlannedQuery, Planner};
-use crate::runtime::view::{view_prefix, ViewSpec};
 use crate::runtime::stream_scan::StreamScan;
+use crate::runtime::view::{view_prefix, ViewSpec};
 use crate::runtime::view_table::ViewTable;
 use crate::runtime::{SinkSpec, StateStore, StreamPlan, Task, TaskMetrics, ROWTIME};
 

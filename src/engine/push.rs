@@ -10,11 +10,18 @@
 //! client is paced and the server's memory stays bounded. When the session
 //! ends (disconnect, cancel, `LIMIT` reached) the channel closes, and the
 //! query and its state are removed on the next round.
+//!
+//! The session sees rows as ksqlDB shows them ([`Presentation`]): columns
+//! in the projection's order; a table's delete as its key (and window
+//! bounds) with null values; a stream's records without a value dropped.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::compute::{filter_record_batch, nullif};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc;
 
 use super::Engine;
@@ -22,7 +29,7 @@ use crate::connectors::formats::{Format, FormatKind};
 use crate::error::{Error, Result};
 use crate::planner::ast::Statement;
 use crate::planner::{parser, TRANSIENT_PREFIX};
-use crate::runtime::{Changes, SinkSpec, StreamPlan, Task};
+use crate::runtime::{Changes, Op, SinkSpec, StreamPlan, Task, WINDOWEND, WINDOWSTART};
 
 /// Batches of changes in flight to a session.
 const CHANNEL_BATCHES: usize = 16;
@@ -43,14 +50,94 @@ pub(crate) struct PushQuery {
 pub(super) struct PushSink {
     sender: mpsc::Sender<Changes>,
     backlog: VecDeque<Changes>,
+    presentation: Presentation,
+}
+
+/// How the query's changes (key columns then value columns, as the task
+/// emits them) become the rows a session shows.
+#[derive(Debug, Clone, PartialEq)]
+struct Presentation {
+    /// For each shown column, its column in the emitted batch.
+    order: Vec<usize>,
+    /// For each shown column: kept on a delete (a key column or a window
+    /// bound); the others become NULL.
+    kept: Vec<bool>,
+    /// The source is a stream: a delete (a record without a value) is not
+    /// shown at all.
+    drop_deletes: bool,
+}
+
+impl Presentation {
+    /// `key` and `value`: the emitted columns' positions in the projection
+    /// (the output schema), `names` the output schema's column names.
+    fn new(key: &[usize], value: &[usize], names: &[String], is_table: bool) -> Self {
+        let emitted: Vec<usize> = key.iter().chain(value).copied().collect();
+        let mut shown = emitted.clone();
+        shown.sort_unstable();
+        let order = shown
+            .iter()
+            .map(|c| emitted.iter().position(|e| e == c).unwrap_or_default())
+            .collect();
+        let kept = shown
+            .iter()
+            .map(|c| {
+                key.contains(c)
+                    || names
+                        .get(*c)
+                        .is_some_and(|n| n == WINDOWSTART || n == WINDOWEND)
+            })
+            .collect();
+        Self {
+            order,
+            kept,
+            drop_deletes: !is_table,
+        }
+    }
+
+    fn show(&self, c: Changes) -> Result<Changes> {
+        let batch = c.batch.project(&self.order)?;
+        if !c.ops.contains(&Op::Delete) {
+            return Ok(Changes::new(batch, c.ops));
+        }
+        let deletes =
+            BooleanArray::from(c.ops.iter().map(|o| *o == Op::Delete).collect::<Vec<_>>());
+        if self.drop_deletes {
+            let keep = datafusion::arrow::compute::not(&deletes)?;
+            let ops = c.ops.into_iter().filter(|o| *o != Op::Delete).collect();
+            return Ok(Changes::new(filter_record_batch(&batch, &keep)?, ops));
+        }
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(&self.kept)
+            .map(|(col, kept)| match kept {
+                true => Ok(col.clone()),
+                false => nullif(col.as_ref(), &deletes),
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let ops = c
+            .ops
+            .into_iter()
+            .map(|o| if o == Op::Delete { Op::Insert } else { o })
+            .collect();
+        Ok(Changes::new(
+            RecordBatch::try_new(batch.schema(), columns)?,
+            ops,
+        ))
+    }
 }
 
 impl PushSink {
     /// Hand over what the query emitted, as far as the channel takes it.
     /// False once the session is gone.
     pub(super) fn deliver(&mut self, new: Vec<Changes>) -> bool {
-        self.backlog
-            .extend(new.into_iter().filter(|c| !c.is_empty()));
+        for c in new.into_iter().filter(|c| !c.is_empty()) {
+            match self.presentation.show(c) {
+                Ok(c) if !c.is_empty() => self.backlog.push_back(c),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot show a push query's changes"),
+            }
+        }
         while let Some(c) = self.backlog.pop_front() {
             match self.sender.try_send(c) {
                 Ok(()) => {}
@@ -109,14 +196,24 @@ impl Engine {
             .iter()
             .map(|i| Arc::new(field(i)))
             .collect();
-        let key_fields_len = key_fields.len();
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let presentation = Presentation::new(
+            &planned.key_columns,
+            &planned.value_columns,
+            &names,
+            planned.is_table,
+        );
+        let emitted: Vec<_> = key_fields.iter().chain(&value_fields).collect();
         let columns = Arc::new(Schema::new(
-            key_fields
+            presentation
+                .order
                 .iter()
-                .chain(&value_fields)
-                .map(|f| f.as_ref().clone())
+                .map(|&i| emitted[i].as_ref().clone())
                 .collect::<Vec<_>>(),
         ));
+        // A delete arrives with its values already NULL (see
+        // `Presentation`); the leading kept columns are the key.
+        let key_fields_len = presentation.kept.iter().take_while(|k| **k).count();
         let from_end = !self
             .properties
             .get("auto.offset.reset")
@@ -156,6 +253,7 @@ impl Engine {
             PushSink {
                 sender,
                 backlog: VecDeque::new(),
+                presentation,
             },
         );
         tracing::info!(query_id = %id, "push query started");
@@ -183,5 +281,66 @@ impl Engine {
         self.store.delete_prefix(format!("o/{id}/").as_bytes())?;
         tracing::info!(query_id = %id, "push query ended");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, Int64Array};
+    use datafusion::arrow::datatypes::{DataType, Field};
+
+    fn changes(ops: Vec<Op>) -> Changes {
+        // Emitted: key K, then values V and WINDOWSTART.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("K", DataType::Int64, true),
+            Field::new("V", DataType::Int64, true),
+            Field::new(WINDOWSTART, DataType::Int64, true),
+        ]));
+        let n = ops.len() as i64;
+        let col = |base: i64| {
+            Arc::new(Int64Array::from(
+                (0..n).map(|i| base + i).collect::<Vec<_>>(),
+            )) as _
+        };
+        Changes::new(
+            RecordBatch::try_new(schema, vec![col(0), col(10), col(100)]).unwrap(),
+            ops,
+        )
+    }
+
+    fn values(c: &Changes, i: usize) -> Vec<Option<i64>> {
+        let a = c
+            .batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        (0..a.len())
+            .map(|r| a.is_valid(r).then(|| a.value(r)))
+            .collect()
+    }
+
+    #[test]
+    fn columns_show_in_projection_order_and_deletes_keep_key_and_bounds() {
+        // Projection: V (0), WINDOWSTART (1), K (2).
+        let names = vec!["V".to_string(), WINDOWSTART.into(), "K".into()];
+        let p = Presentation::new(&[2], &[0, 1], &names, true);
+        assert_eq!(p.order, vec![1, 2, 0]);
+        assert_eq!(p.kept, vec![false, true, true]);
+        let shown = p.show(changes(vec![Op::Insert, Op::Delete])).unwrap();
+        assert_eq!(shown.ops, vec![Op::Insert, Op::Insert]);
+        assert_eq!(values(&shown, 0), vec![Some(10), None]);
+        assert_eq!(values(&shown, 1), vec![Some(100), Some(101)]);
+        assert_eq!(values(&shown, 2), vec![Some(0), Some(1)]);
+    }
+
+    #[test]
+    fn a_streams_records_without_value_are_not_shown() {
+        let names = vec!["K".to_string(), "V".into(), WINDOWSTART.into()];
+        let p = Presentation::new(&[0], &[1, 2], &names, false);
+        let shown = p.show(changes(vec![Op::Delete, Op::Insert])).unwrap();
+        assert_eq!(shown.ops, vec![Op::Insert]);
+        assert_eq!(values(&shown, 0), vec![Some(1)]);
     }
 }

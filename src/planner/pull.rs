@@ -20,16 +20,17 @@ use datafusion::catalog::TableProvider;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::planner::{ParserOptions, SqlToRel};
 use datafusion::sql::sqlparser::ast::{
-    Expr as SqlExpr, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, OrderByKind,
-    Query, SelectItem, SetExpr, Statement as SqlStatement, TableFactor, TableWithJoins,
+    Expr as SqlExpr, GroupByExpr, Ident, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart,
+    OrderByKind, Query, SelectItem, SetExpr, Statement as SqlStatement, TableFactor,
+    TableWithJoins,
 };
 use datafusion::sql::sqlparser::parser::Parser as SqlParser;
 
 use super::context::Provider;
-use crate::runtime::{ROWOFFSET, ROWPARTITION, ROWTIME};
 use super::parser::KsqlDialect;
 use super::{rewrite, Planner};
 use crate::error::{Error, Result};
+use crate::runtime::{ROWOFFSET, ROWPARTITION, ROWTIME};
 
 /// The tables a pull query may read, and why the others cannot be read.
 #[derive(Default)]
@@ -256,7 +257,12 @@ fn expand_wildcards(body: &mut SetExpr, tables: &HashMap<String, Arc<dyn TablePr
             };
             let qualifier = match alias {
                 Some(a) => a.name.value.clone(),
-                None => name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default(),
+                None => name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(|i| i.value.clone())
+                    .unwrap_or_default(),
             };
             let columns = table
                 .schema()
@@ -286,7 +292,10 @@ fn expand_wildcards(body: &mut SetExpr, tables: &HashMap<String, Arc<dyn TablePr
                 datafusion::sql::sqlparser::ast::SelectItemQualifiedWildcardKind::ObjectName(n),
                 opts,
             ) if *opts == Default::default() => {
-                let wanted = n.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone());
+                let wanted =
+                    n.0.last()
+                        .and_then(|p| p.as_ident())
+                        .map(|i| i.value.clone());
                 match relations.iter().find(|(q, _)| Some(q) == wanted.as_ref()) {
                     Some((q, columns)) => items.extend(columns.iter().map(|c| column(q, c))),
                     None => items.push(item),

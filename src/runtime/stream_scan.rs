@@ -187,10 +187,23 @@ mod tests {
         };
         let scan = StreamScan::new(source, topics);
         let batch = scan.read().unwrap();
-        let names: Vec<_> = scan.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<_> = scan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         assert_eq!(names, ["K", "V", ROWTIME, ROWPARTITION, ROWOFFSET]);
-        let k = batch.column(0).as_any().downcast_ref::<StringArray>().unwrap();
-        let t = batch.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
+        let k = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let t = batch
+            .column(2)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
         assert_eq!((k.len(), k.value(0), k.value(1)), (2, "a", "b"));
         assert_eq!((t.value(0), t.value(1)), (10, 20));
     }
