@@ -32,7 +32,9 @@ use crate::planner::{parser, PlannedQuery, Planner};
 use crate::runtime::stream_scan::StreamScan;
 use crate::runtime::view::{view_prefix, ViewSpec};
 use crate::runtime::view_table::ViewTable;
-use crate::runtime::{SinkSpec, StateStore, StreamPlan, Task, TaskMetrics, ROWTIME};
+use crate::runtime::{
+    SinkSpec, StateStore, StreamPlan, Task, TaskMetrics, ROWOFFSET, ROWPARTITION, ROWTIME,
+};
 
 mod push;
 pub(crate) use push::PushQuery;
@@ -400,13 +402,17 @@ impl Engine {
                 }
                 None => {
                     let why = format!(
-                        "The `{name}` table isn't queryable. To derive a queryable table, you can do 'CREATE TABLE QUERYABLE_{name} AS SELECT * FROM {name}'."
+                        "The `{name}` table isn't queryable. To derive a queryable table, you can do 'CREATE TABLE QUERYABLE_{name} AS SELECT * FROM {name}'. See https://cnfl.io/queries for more info."
                     );
                     tables.refused.insert(name, why);
                 }
             }
         }
-        let plan = self.planner.plan_pull(text, tables)?;
+        let limit_enabled = !self
+            .properties
+            .get("ksql.query.pull.limit.clause.enabled")
+            .is_some_and(|v| v.eq_ignore_ascii_case("false"));
+        let plan = self.planner.plan_pull(text, tables, limit_enabled)?;
         let ctx = datafusion::prelude::SessionContext::new_with_state(self.planner.state().clone());
         block_on(async move {
             let frame = ctx.execute_logical_plan(plan).await?;
@@ -621,6 +627,12 @@ impl Engine {
     fn create_as(&mut self, c: CreateAs, text: &str) -> Result<StatementResult> {
         if let Some(done) = self.check_existing(&c.name, c.kind, c.if_not_exists, c.or_replace)? {
             return Ok(done);
+        }
+        if c.query.limit.is_some() {
+            return Err(Error::semantic(format!(
+                "CREATE {} AS SELECT statements don't support LIMIT clause.",
+                c.kind
+            )));
         }
         let opts = SourceOptions::parse(&c.with, &BTreeMap::new())?;
         let planned = self.planner.plan_query(&self.catalog, &c.query, &c.name)?;
@@ -1278,6 +1290,10 @@ impl Engine {
             crate::planner::rewrite_expr(&mut e)?;
             let want = if name == ROWTIME {
                 DataType::Int64
+            } else if name == ROWPARTITION || name == ROWOFFSET {
+                return Err(Error::semantic(format!(
+                    "Inserting into column `{name}` is not allowed."
+                )));
             } else {
                 src.columns
                     .iter()

@@ -491,13 +491,29 @@ pub(crate) fn value_matches(want: &Value, got: Option<&str>) -> bool {
             (b, text),
             (true, "t" | "true" | "TRUE") | (false, "f" | "false" | "FALSE")
         ),
-        Value::String(s) => s == text,
+        Value::String(s) => s == text || same_bytes(s, text),
         Value::Number(_) => serde_json::from_str::<Value>(text.trim())
             .is_ok_and(|v| v.is_number() && qtt::json_matches(want, &v)),
         Value::Array(_) | Value::Object(_) => {
             serde_json::from_str::<Value>(text).is_ok_and(|v| qtt::json_matches(want, &v))
         }
     }
+}
+
+/// BYTES: ksqlDB's JSON shows them in base64, Postgres' text form is
+/// `\\x` and hex.
+fn same_bytes(base64: &str, text: &str) -> bool {
+    let Some(hex) = text.strip_prefix("\\x") else {
+        return false;
+    };
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect();
+    bytes.is_some_and(|b| qtt::base64_decode(base64).is_some_and(|d| d == b))
 }
 
 /// The column names of a ksqlDB header schema (`` `A` STRING KEY, `B`
@@ -560,6 +576,8 @@ mod tests {
         ));
         assert!(!value_matches(&json!({"A": 1}), Some(r#"{"A":1,"B":2}"#)));
         assert!(!value_matches(&json!({"A": 1}), Some("not json")));
+        assert!(value_matches(&json!("IQ=="), Some("\\x21")));
+        assert!(!value_matches(&json!("IQ=="), Some("\\x22")));
     }
 
     #[test]

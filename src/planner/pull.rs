@@ -11,7 +11,13 @@
 //! `*` means the source's columns as ksqlDB declares them: key columns,
 //! window bounds, value and header columns, but not the pseudo columns
 //! (`ROWTIME`, `ROWPARTITION`, `ROWOFFSET`) the tables also carry, which a
-//! query names to get.
+//! query names to get. Unnamed expressions are named `KSQL_COL_<n>`, as
+//! ksqlDB names them.
+//!
+//! What ksqlDB refuses in a pull query is refused with its words: `WINDOW`
+//! clauses, the `ROWPARTITION` / `ROWOFFSET` pseudo columns, a negative or
+//! non-integer `LIMIT`, and `LIMIT` at all when
+//! `ksql.query.pull.limit.clause.enabled` is false.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,9 +48,20 @@ pub(crate) struct PullTables {
 
 impl Planner {
     /// Plan a pull query's text.
-    pub(crate) fn plan_pull(&self, text: &str, tables: PullTables) -> Result<LogicalPlan> {
-        let mut statements = SqlParser::parse_sql(&KsqlDialect, text)
-            .map_err(|e| Error::syntax(e.to_string(), None))?;
+    pub(crate) fn plan_pull(
+        &self,
+        text: &str,
+        tables: PullTables,
+        limit_enabled: bool,
+    ) -> Result<LogicalPlan> {
+        let mut statements = SqlParser::parse_sql(&KsqlDialect, text).map_err(|e| {
+            match unsupported_clause(text) {
+                Some(clause) => Error::Unsupported(format!(
+                    "Pull queries don't support {clause} clauses. {PULL_HINT}"
+                )),
+                None => Error::syntax(e.to_string(), None),
+            }
+        })?;
         let (Some(mut statement), true) = (statements.pop(), statements.is_empty()) else {
             return Err(Error::syntax("expected one SELECT statement", None));
         };
@@ -52,7 +69,9 @@ impl Planner {
             return Err(Error::syntax("expected a SELECT statement", None));
         };
         rewrite_query(query)?;
+        check_pull(query, limit_enabled)?;
         expand_wildcards(&mut query.body, &tables.tables);
+        name_expressions(&mut query.body);
         let mut provider = Provider::new(self.state());
         for (name, table) in tables.tables {
             provider.add_provider(&name, table);
@@ -305,4 +324,128 @@ fn expand_wildcards(body: &mut SetExpr, tables: &HashMap<String, Arc<dyn TablePr
         }
     }
     select.projection = items;
+}
+
+/// What ksqlDB adds to a refused pull query's message.
+const PULL_HINT: &str =
+    "See https://cnfl.io/queries for more info.\nAdd EMIT CHANGES if you intended to issue a push query.";
+
+/// The ksqlDB clause a pull query that SQL cannot parse uses, if it is one
+/// pull queries do not support (a `WINDOW` or a stream-stream `JOIN ...
+/// WITHIN`).
+fn unsupported_clause(text: &str) -> Option<&'static str> {
+    let words: Vec<String> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let has = |a: &str, bs: &[&str]| {
+        words
+            .windows(2)
+            .any(|w| w[0] == a && bs.contains(&w[1].as_str()))
+    };
+    if has("WINDOW", &["TUMBLING", "HOPPING", "SESSION"]) {
+        return Some("WINDOW");
+    }
+    if words.iter().any(|w| w == "JOIN") && words.iter().any(|w| w == "WITHIN") {
+        return Some("JOIN");
+    }
+    None
+}
+
+/// Refuse what ksqlDB's pull queries do not support: the ROWPARTITION and
+/// ROWOFFSET pseudo columns, a LIMIT that is negative or not an integer, or
+/// any LIMIT when disabled.
+fn check_pull(query: &Query, limit_enabled: bool) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{LimitClause, UnaryOperator, Value};
+    if let SetExpr::Select(select) = query.body.as_ref() {
+        let mut in_select = Vec::new();
+        for item in &select.projection {
+            match item {
+                SelectItem::UnnamedExpr(e)
+                | SelectItem::ExprWithAlias { expr: e, .. }
+                | SelectItem::ExprWithAliases { expr: e, .. } => pseudo_columns(e, &mut in_select),
+                _ => {}
+            }
+        }
+        let mut in_where = Vec::new();
+        if let Some(e) = &select.selection {
+            pseudo_columns(e, &mut in_where);
+        }
+        for (clause, found) in [("SELECT", in_select), ("WHERE", in_where)] {
+            if !found.is_empty() {
+                let list: Vec<String> = found.iter().map(|c| format!("`{c}`")).collect();
+                return Err(Error::Unsupported(format!(
+                    "Pull queries don't support the following columns in {clause} clauses: {}",
+                    list.join(", ")
+                )));
+            }
+        }
+    }
+    let limit = match &query.limit_clause {
+        Some(LimitClause::LimitOffset { limit, .. }) => limit.as_ref(),
+        Some(LimitClause::OffsetCommaLimit { limit, .. }) => Some(limit),
+        None => None,
+    };
+    let Some(limit) = limit else { return Ok(()) };
+    if !limit_enabled {
+        return Err(Error::Unsupported(format!(
+            "LIMIT clause in pull queries is currently disabled. You can enable them by setting ksql.query.pull.limit.clause.enabled=true. {PULL_HINT}"
+        )));
+    }
+    match limit {
+        SqlExpr::UnaryOp {
+            op: UnaryOperator::Minus,
+            ..
+        } => Err(Error::Unsupported(
+            "Pull queries don't support negative integers in the LIMIT clause. See https://cnfl.io/queries for more info.".into(),
+        )),
+        SqlExpr::Value(v) => match &v.value {
+            Value::Number(n, _) if n.parse::<u64>().is_err() => Err(Error::semantic(
+                "Failed to prepare statement: Value must be integer for command: LIMIT",
+            )),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// The ROWPARTITION / ROWOFFSET columns an expression names.
+fn pseudo_columns(e: &SqlExpr, found: &mut Vec<String>) {
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(e, |x| {
+        let name = match x {
+            SqlExpr::Identifier(i) => Some(&i.value),
+            SqlExpr::CompoundIdentifier(is) => is.last().map(|i| &i.value),
+            _ => None,
+        };
+        if let Some(n) = name.filter(|n| [ROWPARTITION, ROWOFFSET].contains(&n.as_str())) {
+            if !found.contains(n) {
+                found.push(n.clone());
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+/// Name the projection's unnamed expressions as ksqlDB does: a column keeps
+/// its name, anything else is `KSQL_COL_<n>` (n counting those).
+fn name_expressions(body: &mut SetExpr) {
+    let SetExpr::Select(select) = body else {
+        return;
+    };
+    let mut n = 0;
+    for item in select.projection.iter_mut() {
+        let SelectItem::UnnamedExpr(e) = item else {
+            continue;
+        };
+        if matches!(e, SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_)) {
+            continue;
+        }
+        let alias = Ident::with_quote('"', format!("KSQL_COL_{n}"));
+        n += 1;
+        *item = SelectItem::ExprWithAlias {
+            expr: e.clone(),
+            alias,
+        };
+    }
 }
