@@ -29,7 +29,7 @@ use crate::planner::ast::{CreateAs, CreateSource, ShowWhat, SourceKind, Statemen
 use crate::planner::ddl::{self, SourceOptions};
 use crate::planner::pull::PullTables;
 use crate::planner::{parser, PlannedQuery, Planner};
-use crate::runtime::stream_scan::StreamScan;
+use crate::runtime::topic_scan::TopicScan;
 use crate::runtime::view::{view_prefix, ViewSpec};
 use crate::runtime::view_table::ViewTable;
 use crate::runtime::{
@@ -394,10 +394,11 @@ impl Engine {
                     let table = ViewTable::new(spec.clone(), self.store.clone());
                     tables.tables.insert(name, Arc::new(table));
                 }
-                None if src.kind == SourceKind::Stream => {
-                    // A stream: its topic from the beginning to its end now.
+                None if src.kind == SourceKind::Stream || src.read_only => {
+                    // A stream, or a source table (materialized, as ksqlDB
+                    // does): its topic from the beginning to its end now.
                     let spec = self.planner.source_spec(src, false)?;
-                    let scan = StreamScan::new(spec, self.topics.clone());
+                    let scan = TopicScan::new(spec, self.topics.clone());
                     tables.tables.insert(name, Arc::new(scan));
                 }
                 None => {

@@ -25,8 +25,8 @@ pub(crate) mod outbox;
 mod plan;
 mod rows;
 mod state;
-pub(crate) mod stream_scan;
 mod task;
+pub(crate) mod topic_scan;
 pub(crate) mod view;
 pub(crate) mod view_table;
 

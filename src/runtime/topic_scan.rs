@@ -1,7 +1,12 @@
-//! `StreamScan`: a stream as a DataFusion `TableProvider`, so that a pull
-//! query on a stream (ksqlDB: `SELECT` without `EMIT` on a stream) reads
-//! its topic from the beginning up to the end it has when the query starts,
-//! and completes.
+//! `TopicScan`: a stream, or a source table, as a DataFusion
+//! `TableProvider`, so that a pull query on it (ksqlDB: `SELECT` without
+//! `EMIT`) reads its topic from the beginning up to the end it has when the
+//! query starts, and completes.
+//!
+//! A stream's rows are its records. A source table's (`CREATE SOURCE
+//! TABLE`, which ksqlDB materializes) are the last record of each key, in
+//! the order the keys were first seen; a tombstone removes its key and a
+//! record without a key is ignored.
 //!
 //! Records are decoded with the stream's formats exactly as a query's
 //! source decodes them (records that cannot be decoded are skipped, as a
@@ -14,7 +19,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::datasource::memory::MemorySourceConfig;
@@ -23,7 +28,9 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
+use super::changes::Op;
 use super::plan::{SourceSpec, WINDOWEND, WINDOWSTART};
+use super::rows::RowCodec;
 use super::task::decode_batch;
 use crate::connectors::Topics;
 use crate::error::{Error, Result};
@@ -31,7 +38,7 @@ use crate::error::{Error, Result};
 /// Records fetched per call.
 const FETCH: usize = 10_000;
 
-pub(crate) struct StreamScan {
+pub(crate) struct TopicScan {
     source: SourceSpec,
     topics: Arc<dyn Topics>,
     /// For each column of `schema`, its column in the decoded batch.
@@ -39,7 +46,7 @@ pub(crate) struct StreamScan {
     schema: SchemaRef,
 }
 
-impl StreamScan {
+impl TopicScan {
     pub(crate) fn new(source: SourceSpec, topics: Arc<dyn Topics>) -> Self {
         let fields = source.schema.fields();
         let index = |name: &str| fields.iter().position(|f| f.name() == name);
@@ -76,6 +83,7 @@ impl StreamScan {
         let partitions = self.topics.partitions(topic).unwrap_or(0);
         let mut batches = Vec::new();
         let mut skipped = Vec::new();
+        let mut ops = Vec::new();
         for p in 0..partitions {
             let end = self.topics.end_offset(topic, p).map_err(Error::from)?;
             let mut from = 0;
@@ -88,18 +96,61 @@ impl StreamScan {
                 let Some(last) = records.last() else { break };
                 from = last.offset + 1;
                 if let Some(changes) = decode_batch(&self.source, &records, &mut skipped)? {
-                    batches.push(changes.batch.project(&self.columns)?);
+                    ops.extend(changes.ops);
+                    batches.push(changes.batch);
                 }
             }
         }
-        let batch = datafusion::arrow::compute::concat_batches(&self.schema, &batches)?;
-        Ok(batch)
+        let Some(first) = batches.first() else {
+            return Ok(RecordBatch::new_empty(self.schema.clone()));
+        };
+        let all = datafusion::arrow::compute::concat_batches(&first.schema(), &batches)?;
+        let all = match self.source.is_table {
+            true => latest_per_key(&self.source, &all, &ops)?,
+            false => all,
+        };
+        Ok(all.project(&self.columns)?)
     }
 }
 
-impl std::fmt::Debug for StreamScan {
+/// A table's rows: the last change of each key (deleted keys and records
+/// without a key left out), in first-seen key order.
+fn latest_per_key(source: &SourceSpec, batch: &RecordBatch, ops: &[Op]) -> Result<RecordBatch> {
+    let keys = source.key_fields.len();
+    if keys == 0 {
+        return Ok(batch.clone());
+    }
+    let key_columns: Vec<_> = batch.columns()[..keys].to_vec();
+    let types: Vec<_> = key_columns.iter().map(|c| c.data_type().clone()).collect();
+    let encoded = RowCodec::try_new(&types)?.encode(&key_columns)?;
+    let mut order: Vec<Vec<u8>> = Vec::new();
+    let mut last: std::collections::HashMap<Vec<u8>, Option<u32>> = Default::default();
+    for (i, op) in ops.iter().enumerate() {
+        if key_columns.iter().all(|c| c.is_null(i)) {
+            continue;
+        }
+        let key = encoded.row(i).as_ref().to_vec();
+        let row = (*op != Op::Delete).then_some(i as u32);
+        if last.insert(key.clone(), row).is_none() {
+            order.push(key);
+        }
+    }
+    let rows: Vec<u32> = order
+        .iter()
+        .filter_map(|k| last.get(k).copied().flatten())
+        .collect();
+    let rows = datafusion::arrow::array::UInt32Array::from(rows);
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| datafusion::arrow::compute::take(c.as_ref(), &rows, None))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+impl std::fmt::Debug for TopicScan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamScan")
+        f.debug_struct("TopicScan")
             .field("stream", &self.source.name)
             .field("topic", &self.source.topic)
             .finish()
@@ -107,7 +158,7 @@ impl std::fmt::Debug for StreamScan {
 }
 
 #[async_trait]
-impl TableProvider for StreamScan {
+impl TableProvider for TopicScan {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -185,7 +236,7 @@ mod tests {
                 Field::new(ROWOFFSET, DataType::Int64, false),
             ])),
         };
-        let scan = StreamScan::new(source, topics);
+        let scan = TopicScan::new(source, topics);
         let batch = scan.read().unwrap();
         let names: Vec<_> = scan
             .schema()
