@@ -398,7 +398,9 @@ impl Engine {
                     // A stream, or a source table (materialized, as ksqlDB
                     // does): its topic from the beginning to its end now.
                     let spec = self.planner.source_spec(src, false)?;
-                    let scan = TopicScan::new(spec, self.topics.clone());
+                    let declared: Vec<String> =
+                        src.columns.iter().map(|c| c.name.clone()).collect();
+                    let scan = TopicScan::new(spec, self.topics.clone(), &declared);
                     tables.tables.insert(name, Arc::new(scan));
                 }
                 None => {

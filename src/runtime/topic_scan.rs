@@ -5,14 +5,14 @@
 //!
 //! A stream's rows are its records. A source table's (`CREATE SOURCE
 //! TABLE`, which ksqlDB materializes) are the last record of each key, in
-//! the order the keys were first seen; a tombstone removes its key and a
+//! key order (as a state store iterates); a tombstone removes its key and a
 //! record without a key is ignored.
 //!
 //! Records are decoded with the stream's formats exactly as a query's
 //! source decodes them (records that cannot be decoded are skipped, as a
-//! query skips them). The columns are the stream's in declaration order:
-//! key columns, `WINDOWSTART` / `WINDOWEND` for a windowed stream, value and
-//! header columns, then the pseudo columns `ROWTIME`, `ROWPARTITION` and
+//! query skips them). The columns are the source's in declaration order,
+//! with `WINDOWSTART` / `WINDOWEND` after the key columns for a windowed
+//! source, then the pseudo columns `ROWTIME`, `ROWPARTITION` and
 //! `ROWOFFSET`. Partitions are read one after the other; filters are left
 //! to DataFusion.
 
@@ -47,22 +47,32 @@ pub(crate) struct TopicScan {
 }
 
 impl TopicScan {
-    pub(crate) fn new(source: SourceSpec, topics: Arc<dyn Topics>) -> Self {
+    /// `declared`: the source's column names in declaration order.
+    pub(crate) fn new(source: SourceSpec, topics: Arc<dyn Topics>, declared: &[String]) -> Self {
         let fields = source.schema.fields();
         let index = |name: &str| fields.iter().position(|f| f.name() == name);
-        let keys = source.key_fields.len();
-        let window: Vec<usize> = match (index(WINDOWSTART), index(WINDOWEND)) {
-            (Some(s), Some(e)) if source.window.is_some() => vec![s, e],
-            _ => Vec::new(),
-        };
-        let window_all: Vec<usize> = [index(WINDOWSTART), index(WINDOWEND)]
-            .into_iter()
-            .flatten()
-            .collect();
-        let columns: Vec<usize> = (0..keys)
-            .chain(window.iter().copied())
-            .chain((keys..fields.len()).filter(|i| !window_all.contains(i)))
-            .collect();
+        let keys: Vec<&String> = source.key_fields.iter().map(|f| f.name()).collect();
+        let mut columns: Vec<usize> = Vec::new();
+        let mut window_done = source.window.is_none() || keys.is_empty();
+        for (n, name) in declared.iter().enumerate() {
+            columns.extend(index(name));
+            // The window bounds follow the last key column.
+            let keys_seen = declared[..=n].iter().filter(|d| keys.contains(d)).count();
+            if !window_done && keys_seen == keys.len() {
+                columns.extend(index(WINDOWSTART));
+                columns.extend(index(WINDOWEND));
+                window_done = true;
+            }
+        }
+        // The rest: the pseudo columns (not the NULL bounds of an unwindowed
+        // source's batch).
+        let bounds = [index(WINDOWSTART), index(WINDOWEND)];
+        for i in 0..fields.len() {
+            let bound = bounds.contains(&Some(i));
+            if !columns.contains(&i) && !(bound && source.window.is_none()) {
+                columns.push(i);
+            }
+        }
         let schema = Arc::new(Schema::new(
             columns
                 .iter()
@@ -114,7 +124,7 @@ impl TopicScan {
 }
 
 /// A table's rows: the last change of each key (deleted keys and records
-/// without a key left out), in first-seen key order.
+/// without a key left out), in key order.
 fn latest_per_key(source: &SourceSpec, batch: &RecordBatch, ops: &[Op]) -> Result<RecordBatch> {
     let keys = source.key_fields.len();
     if keys == 0 {
@@ -123,22 +133,16 @@ fn latest_per_key(source: &SourceSpec, batch: &RecordBatch, ops: &[Op]) -> Resul
     let key_columns: Vec<_> = batch.columns()[..keys].to_vec();
     let types: Vec<_> = key_columns.iter().map(|c| c.data_type().clone()).collect();
     let encoded = RowCodec::try_new(&types)?.encode(&key_columns)?;
-    let mut order: Vec<Vec<u8>> = Vec::new();
-    let mut last: std::collections::HashMap<Vec<u8>, Option<u32>> = Default::default();
+    // Encoded keys sort as the keys do.
+    let mut last: std::collections::BTreeMap<Vec<u8>, Option<u32>> = Default::default();
     for (i, op) in ops.iter().enumerate() {
         if key_columns.iter().all(|c| c.is_null(i)) {
             continue;
         }
-        let key = encoded.row(i).as_ref().to_vec();
         let row = (*op != Op::Delete).then_some(i as u32);
-        if last.insert(key.clone(), row).is_none() {
-            order.push(key);
-        }
+        last.insert(encoded.row(i).as_ref().to_vec(), row);
     }
-    let rows: Vec<u32> = order
-        .iter()
-        .filter_map(|k| last.get(k).copied().flatten())
-        .collect();
+    let rows: Vec<u32> = last.values().copied().flatten().collect();
     let rows = datafusion::arrow::array::UInt32Array::from(rows);
     let columns = batch
         .columns()
@@ -236,7 +240,7 @@ mod tests {
                 Field::new(ROWOFFSET, DataType::Int64, false),
             ])),
         };
-        let scan = TopicScan::new(source, topics);
+        let scan = TopicScan::new(source, topics, &["K".into(), "V".into()]);
         let batch = scan.read().unwrap();
         let names: Vec<_> = scan
             .schema()
