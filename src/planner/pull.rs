@@ -12,7 +12,10 @@
 //! window bounds, value and header columns, but not the pseudo columns
 //! (`ROWTIME`, `ROWPARTITION`, `ROWOFFSET`) the tables also carry, which a
 //! query names to get. Unnamed expressions are named `KSQL_COL_<n>`, as
-//! ksqlDB names them.
+//! ksqlDB names them. In the WHERE clause a time column (`ROWTIME`,
+//! `WINDOWSTART`, `WINDOWEND`) compares with a datetime text as ksqlDB
+//! reads it: `yyyy-MM-ddTHH:mm:ss.SSS`, any tail left out, an optional
+//! zone (`Z`, `+hh`, `+hhmm`, `+hh:mm`), UTC otherwise.
 //!
 //! What ksqlDB refuses in a pull query is refused with its words: `WINDOW`
 //! clauses, the `ROWPARTITION` / `ROWOFFSET` pseudo columns, a negative or
@@ -36,7 +39,7 @@ use super::context::Provider;
 use super::parser::KsqlDialect;
 use super::{rewrite, Planner};
 use crate::error::{Error, Result};
-use crate::runtime::{ROWOFFSET, ROWPARTITION, ROWTIME};
+use crate::runtime::{ROWOFFSET, ROWPARTITION, ROWTIME, WINDOWEND, WINDOWSTART};
 
 /// The tables a pull query may read, and why the others cannot be read.
 #[derive(Default)]
@@ -70,6 +73,11 @@ impl Planner {
         };
         rewrite_query(query)?;
         check_pull(query, limit_enabled)?;
+        if let SetExpr::Select(select) = query.body.as_mut() {
+            if let Some(e) = select.selection.as_mut() {
+                time_texts_as_millis(e)?;
+            }
+        }
         expand_wildcards(&mut query.body, &tables.tables);
         name_expressions(&mut query.body);
         let mut provider = Provider::new(self.state());
@@ -447,5 +455,142 @@ fn name_expressions(body: &mut SetExpr) {
             expr: e.clone(),
             alias,
         };
+    }
+}
+
+/// Replace datetime texts compared with a time column by their epoch
+/// milliseconds.
+fn time_texts_as_millis(e: &mut SqlExpr) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator as B, Value};
+    let is_time = |e: &SqlExpr| match e {
+        SqlExpr::Identifier(i) => [ROWTIME, WINDOWSTART, WINDOWEND].contains(&i.value.as_str()),
+        SqlExpr::CompoundIdentifier(is) => is
+            .last()
+            .is_some_and(|i| [ROWTIME, WINDOWSTART, WINDOWEND].contains(&i.value.as_str())),
+        _ => false,
+    };
+    let mut bad = None;
+    let mut convert = |e: &mut SqlExpr| {
+        if let SqlExpr::Value(v) = e {
+            if let Value::SingleQuotedString(text) = &v.value {
+                match partial_datetime_millis(text) {
+                    Some(ms) => v.value = Value::Number(ms.to_string(), false),
+                    None => bad = Some(text.clone()),
+                }
+            }
+        }
+    };
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(e, |x| {
+        match x {
+            SqlExpr::BinaryOp { left, op, right }
+                if matches!(op, B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq) =>
+            {
+                if is_time(left) {
+                    convert(right);
+                } else if is_time(right) {
+                    convert(left);
+                }
+            }
+            SqlExpr::Between {
+                expr, low, high, ..
+            } if is_time(expr) => {
+                convert(low);
+                convert(high);
+            }
+            _ => {}
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    match bad {
+        Some(text) => Err(Error::semantic(format!(
+            "Failed to parse timestamp '{text}': expected yyyy-MM-ddTHH:mm:ss.SSS, with an optional time zone"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// ksqlDB's partial datetime text (`yyyy[-MM[-dd[THH[:mm[:ss[.SSS]]]]]]`
+/// and an optional zone) as epoch milliseconds; hour 24 is the next day's
+/// midnight.
+fn partial_datetime_millis(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (date, time) = match text.split_once('T') {
+        Some((d, t)) => (d, t),
+        None => (text, ""),
+    };
+    // The zone: `Z` or a sign in the time part.
+    let (time, offset_ms) = match time.find(['Z', '+', '-']) {
+        Some(i) => (&time[..i], zone_offset_ms(&time[i..])?),
+        None => (time, 0),
+    };
+    let mut d = date.split('-');
+    let year: i32 = d.next()?.parse().ok()?;
+    let month: u32 = d.next().map_or(Some(1), |m| m.parse().ok())?;
+    let day: u32 = d.next().map_or(Some(1), |x| x.parse().ok())?;
+    if d.next().is_some() {
+        return None;
+    }
+    let days = chrono::NaiveDate::from_ymd_opt(year, month, day)?
+        .signed_duration_since(chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?)
+        .num_days();
+    let (hms, fraction) = match time.split_once('.') {
+        Some((a, b)) => (a, b),
+        None => (time, ""),
+    };
+    let mut t = hms.split(':').filter(|p| !p.is_empty());
+    let hour: i64 = t.next().map_or(Some(0), |h| h.parse().ok())?;
+    let minute: i64 = t.next().map_or(Some(0), |m| m.parse().ok())?;
+    let second: i64 = t.next().map_or(Some(0), |x| x.parse().ok())?;
+    let millis: i64 = match fraction {
+        "" => 0,
+        f => format!("{f:0<3}").get(..3)?.parse().ok()?,
+    };
+    if t.next().is_some() || hour > 24 || minute > 59 || second > 59 {
+        return None;
+    }
+    Some(
+        days * 86_400_000 + hour * 3_600_000 + minute * 60_000 + second * 1000 + millis - offset_ms,
+    )
+}
+
+/// `Z`, `+hh`, `+hhmm` or `+hh:mm` as milliseconds east of UTC.
+fn zone_offset_ms(zone: &str) -> Option<i64> {
+    if zone == "Z" {
+        return Some(0);
+    }
+    let sign = match zone.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digits: String = zone[1..].chars().filter(|c| *c != ':').collect();
+    let (h, m) = match digits.len() {
+        2 => (digits.parse::<i64>().ok()?, 0),
+        4 => (
+            digits[..2].parse::<i64>().ok()?,
+            digits[2..].parse::<i64>().ok()?,
+        ),
+        _ => return None,
+    };
+    Some(sign * (h * 3_600_000 + m * 60_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_datetimes_read_as_ksqldb_reads_them() {
+        let p = partial_datetime_millis;
+        assert_eq!(p("1970-01-01T00:00:00.000"), Some(0));
+        assert_eq!(p("2020-02-23T23:45:12.000"), Some(1_582_501_512_000));
+        assert_eq!(p("2020-02-23T22:45:12.000-0100"), Some(1_582_501_512_000));
+        assert_eq!(p("2020-02-23T23:45:12Z"), Some(1_582_501_512_000));
+        assert_eq!(p("2020-02-22T23:45"), Some(1_582_415_100_000));
+        assert_eq!(p("2020-02-24T24"), Some(1_582_588_800_000));
+        assert_eq!(p("2020"), Some(1_577_836_800_000));
+        assert_eq!(p("1970-01-01T00:00:00.5"), Some(500));
+        assert_eq!(p("junk"), None);
+        assert_eq!(p("2020-13-01"), None);
     }
 }
