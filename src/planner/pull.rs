@@ -482,9 +482,11 @@ fn time_texts_as_millis(e: &mut SqlExpr) -> Result<()> {
     };
     let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(e, |x| {
         match x {
-            SqlExpr::BinaryOp { left, op, right }
-                if matches!(op, B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq) =>
-            {
+            SqlExpr::BinaryOp {
+                left,
+                op: B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq,
+                right,
+            } => {
                 if is_time(left) {
                     convert(right);
                 } else if is_time(right) {

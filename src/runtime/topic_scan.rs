@@ -68,8 +68,8 @@ impl TopicScan {
         // source's batch).
         let bounds = [index(WINDOWSTART), index(WINDOWEND)];
         for i in 0..fields.len() {
-            let bound = bounds.contains(&Some(i));
-            if !columns.contains(&i) && !(bound && source.window.is_none()) {
+            let unused_bound = bounds.contains(&Some(i)) && source.window.is_none();
+            if !(columns.contains(&i) || unused_bound) {
                 columns.push(i);
             }
         }
