@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use sluice::{Engine, EngineConfig, StatementResult};
 
 #[derive(Parser)]
@@ -18,22 +18,29 @@ struct Cli {
     command: Command,
 }
 
+/// What a conformance run reads and how it reports.
+#[derive(Args)]
+struct ConformanceArgs {
+    /// Test files or folders of them.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Only cases whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Do not list the failing cases with their first difference.
+    #[arg(long)]
+    quiet: bool,
+    /// Fail (exit 1) if fewer cases pass than the number in this file.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run ksqlDB's conformance cases (query-validation tests) in-process.
     Qtt {
-        /// Test files or folders of them.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// Only cases whose name contains this.
-        #[arg(long)]
-        filter: Option<String>,
-        /// Do not list the failing cases with their first difference.
-        #[arg(long)]
-        quiet: bool,
-        /// Fail (exit 1) if fewer cases pass than the number in this file.
-        #[arg(long)]
-        baseline: Option<PathBuf>,
+        #[command(flatten)]
+        run: ConformanceArgs,
         /// Run the cases' topics on this Kafka cluster (`host:port`)
         /// instead of in memory.
         #[arg(long, value_name = "BOOTSTRAP")]
@@ -42,18 +49,8 @@ enum Command {
     /// Run ksqlDB's REST conformance cases (pull and push queries, INSERT
     /// VALUES) through Sluice's Postgres wire server.
     Rqtt {
-        /// Test files or folders of them.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// Only cases whose name contains this.
-        #[arg(long)]
-        filter: Option<String>,
-        /// Do not list the failing cases with their first difference.
-        #[arg(long)]
-        quiet: bool,
-        /// Fail (exit 1) if fewer cases pass than the number in this file.
-        #[arg(long)]
-        baseline: Option<PathBuf>,
+        #[command(flatten)]
+        run: ConformanceArgs,
     },
     /// Run the engine continuously on Kafka: the configured cluster, or an
     /// embedded in-memory broker when none is configured.
@@ -98,33 +95,18 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Qtt {
-            paths,
-            filter,
-            quiet,
-            baseline,
-            kafka,
-        } => {
+        Command::Qtt { run, kafka } => {
             let backend = match kafka {
                 Some(k) => sluice::qtt::Backend::Kafka(k),
                 None => sluice::qtt::Backend::Memory,
             };
-            report(
-                sluice::qtt::run_paths_on(&paths, filter.as_deref(), &backend),
-                quiet,
-                baseline,
-            )
+            let reports = sluice::qtt::run_paths_on(&run.paths, run.filter.as_deref(), &backend);
+            report(reports, run.quiet, run.baseline)
         }
-        Command::Rqtt {
-            paths,
-            filter,
-            quiet,
-            baseline,
-        } => report(
-            sluice::rqtt::run_paths(&paths, filter.as_deref()),
-            quiet,
-            baseline,
-        ),
+        Command::Rqtt { run } => {
+            let reports = sluice::rqtt::run_paths(&run.paths, run.filter.as_deref());
+            report(reports, run.quiet, run.baseline)
+        }
         Command::Server {
             config,
             kafka,
