@@ -21,13 +21,15 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 
+use crate::catalog::sql_type_name;
 use crate::catalog::{Catalog, Column, ColumnKind, QueryInfo, Source};
 use crate::connectors::memory::MemoryTopics;
 use crate::connectors::{OutRecord, Topics};
 use crate::error::{Error, Result};
 use crate::planner::ast::{CreateAs, CreateSource, ShowWhat, SourceKind, Statement};
 use crate::planner::ddl::{self, SourceOptions};
-use crate::planner::pull::PullTables;
+use crate::planner::pull::{PullOptions, PullTables};
+use crate::planner::pull_keys::LookupKey;
 use crate::planner::{parser, PlannedQuery, Planner};
 use crate::runtime::topic_scan::TopicScan;
 use crate::runtime::view::{view_prefix, ViewSpec};
@@ -391,6 +393,15 @@ impl Engine {
             let name = src.name.clone();
             match views.get(&name) {
                 Some(spec) => {
+                    let keys = spec.key_len - if spec.windowed { 2 } else { 0 };
+                    let key = LookupKey {
+                        columns: spec.schema.fields()[..keys]
+                            .iter()
+                            .map(|f| (f.name().clone(), sql_type_name(f.data_type())))
+                            .collect(),
+                        windowed: spec.windowed,
+                    };
+                    tables.keys.insert(name.clone(), key);
                     let table = ViewTable::new(spec.clone(), self.store.clone());
                     tables.tables.insert(name, Arc::new(table));
                 }
@@ -411,11 +422,18 @@ impl Engine {
                 }
             }
         }
-        let limit_enabled = !self
-            .properties
-            .get("ksql.query.pull.limit.clause.enabled")
-            .is_some_and(|v| v.eq_ignore_ascii_case("false"));
-        let plan = self.planner.plan_pull(text, tables, limit_enabled)?;
+        let enabled = |name: &str| {
+            !self
+                .properties
+                .get(name)
+                .is_some_and(|v| v.eq_ignore_ascii_case("false"))
+        };
+        let options = PullOptions {
+            limit: enabled("ksql.query.pull.limit.clause.enabled"),
+            table_scan: enabled("ksql.query.pull.table.scan.enabled"),
+            range_scan: enabled("ksql.query.pull.range.scan.enabled"),
+        };
+        let plan = self.planner.plan_pull(text, tables, options)?;
         let ctx = datafusion::prelude::SessionContext::new_with_state(self.planner.state().clone());
         block_on(async move {
             let frame = ctx.execute_logical_plan(plan).await?;

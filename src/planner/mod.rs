@@ -24,6 +24,7 @@ mod lower;
 pub(crate) use lower::physical_expr;
 pub(crate) mod parser;
 pub(crate) mod pull;
+pub(crate) mod pull_keys;
 mod rewrite;
 
 use std::collections::HashMap;

@@ -37,6 +37,7 @@ use datafusion::sql::sqlparser::parser::Parser as SqlParser;
 
 use super::context::Provider;
 use super::parser::KsqlDialect;
+use super::pull_keys::{check_key_lookup, LookupKey};
 use super::{rewrite, Planner};
 use crate::error::{Error, Result};
 use crate::runtime::{ROWOFFSET, ROWPARTITION, ROWTIME, WINDOWEND, WINDOWSTART};
@@ -47,6 +48,21 @@ pub(crate) struct PullTables {
     pub tables: HashMap<String, Arc<dyn TableProvider>>,
     /// Sources that exist but cannot be pulled from, with the reason.
     pub refused: HashMap<String, String>,
+    /// The keys of the tables that are looked up by key (materialized
+    /// views).
+    pub keys: HashMap<String, LookupKey>,
+}
+
+/// The session's settings for pull queries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PullOptions {
+    /// `ksql.query.pull.limit.clause.enabled`
+    pub limit: bool,
+    /// `ksql.query.pull.table.scan.enabled`: off, a query must be key
+    /// lookups ([`super::pull_keys`]).
+    pub table_scan: bool,
+    /// `ksql.query.pull.range.scan.enabled`
+    pub range_scan: bool,
 }
 
 impl Planner {
@@ -55,11 +71,11 @@ impl Planner {
         &self,
         text: &str,
         tables: PullTables,
-        limit_enabled: bool,
+        options: PullOptions,
     ) -> Result<LogicalPlan> {
         let mut statements = SqlParser::parse_sql(&KsqlDialect, text).map_err(|e| {
             match unsupported_clause(text) {
-                Some(clause) => Error::Unsupported(format!(
+                Some(clause) => Error::semantic(format!(
                     "Pull queries don't support {clause} clauses. {PULL_HINT}"
                 )),
                 None => Error::syntax(e.to_string(), None),
@@ -71,8 +87,15 @@ impl Planner {
         let SqlStatement::Query(query) = &mut statement else {
             return Err(Error::syntax("expected a SELECT statement", None));
         };
+        // Without table scans the WHERE clause, as written, must be key
+        // lookups.
+        if let (SetExpr::Select(select), false) = (query.body.as_ref(), options.table_scan) {
+            if let Some(key) = single_table(select).and_then(|t| tables.keys.get(&t)) {
+                check_key_lookup(select.selection.as_ref(), key, options.range_scan)?;
+            }
+        }
         rewrite_query(query)?;
-        check_pull(query, limit_enabled)?;
+        check_pull(query, options.limit)?;
         if let SetExpr::Select(select) = query.body.as_mut() {
             if let Some(e) = select.selection.as_mut() {
                 time_texts_as_millis(e)?;
@@ -383,7 +406,7 @@ fn check_pull(query: &Query, limit_enabled: bool) -> Result<()> {
         for (clause, found) in [("SELECT", in_select), ("WHERE", in_where)] {
             if !found.is_empty() {
                 let list: Vec<String> = found.iter().map(|c| format!("`{c}`")).collect();
-                return Err(Error::Unsupported(format!(
+                return Err(Error::semantic(format!(
                     "Pull queries don't support the following columns in {clause} clauses: {}",
                     list.join(", ")
                 )));
@@ -397,7 +420,7 @@ fn check_pull(query: &Query, limit_enabled: bool) -> Result<()> {
     };
     let Some(limit) = limit else { return Ok(()) };
     if !limit_enabled {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::semantic(format!(
             "LIMIT clause in pull queries is currently disabled. You can enable them by setting ksql.query.pull.limit.clause.enabled=true. {PULL_HINT}"
         )));
     }
@@ -405,8 +428,8 @@ fn check_pull(query: &Query, limit_enabled: bool) -> Result<()> {
         SqlExpr::UnaryOp {
             op: UnaryOperator::Minus,
             ..
-        } => Err(Error::Unsupported(
-            "Pull queries don't support negative integers in the LIMIT clause. See https://cnfl.io/queries for more info.".into(),
+        } => Err(Error::semantic(
+            "Pull queries don't support negative integers in the LIMIT clause. See https://cnfl.io/queries for more info.",
         )),
         SqlExpr::Value(v) => match &v.value {
             Value::Number(n, _) if n.parse::<u64>().is_err() => Err(Error::semantic(
@@ -575,6 +598,21 @@ fn zone_offset_ms(zone: &str) -> Option<i64> {
         _ => return None,
     };
     Some(sign * (h * 3_600_000 + m * 60_000))
+}
+
+/// The one table a SELECT reads, when it reads one table without joins.
+fn single_table(select: &datafusion::sql::sqlparser::ast::Select) -> Option<String> {
+    let [t] = select.from.as_slice() else {
+        return None;
+    };
+    match &t.relation {
+        TableFactor::Table { name, .. } if t.joins.is_empty() => {
+            let mut i = name.0.last().and_then(|p| p.as_ident())?.clone();
+            upper(&mut i);
+            Some(i.value)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
