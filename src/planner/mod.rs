@@ -25,6 +25,7 @@ pub(crate) use lower::physical_expr;
 pub(crate) mod parser;
 pub(crate) mod pull;
 pub(crate) mod pull_keys;
+mod pull_types;
 mod rewrite;
 
 use std::collections::HashMap;

@@ -38,6 +38,7 @@ use datafusion::sql::sqlparser::parser::Parser as SqlParser;
 use super::context::Provider;
 use super::parser::KsqlDialect;
 use super::pull_keys::{check_key_lookup, LookupKey};
+use super::pull_types::check_where_types;
 use super::{rewrite, Planner};
 use crate::error::{Error, Result};
 use crate::runtime::{ROWOFFSET, ROWPARTITION, ROWTIME, WINDOWEND, WINDOWSTART};
@@ -87,10 +88,22 @@ impl Planner {
         let SqlStatement::Query(query) = &mut statement else {
             return Err(Error::syntax("expected a SELECT statement", None));
         };
-        // Without table scans the WHERE clause, as written, must be key
-        // lookups.
-        if let (SetExpr::Select(select), false) = (query.body.as_ref(), options.table_scan) {
-            if let Some(key) = single_table(select).and_then(|t| tables.keys.get(&t)) {
+        // The WHERE clause of a one-table query, as written: its types, and
+        // without table scans, key lookups.
+        if let SetExpr::Select(select) = query.body.as_ref() {
+            let table = single_table(select);
+            let key = table.as_ref().and_then(|t| tables.keys.get(t));
+            let schema = table
+                .as_ref()
+                .and_then(|t| tables.tables.get(t))
+                .map(|t| t.schema());
+            if let (Some(selection), Some(schema)) = (&select.selection, schema) {
+                let key_columns: Vec<String> = key
+                    .map(|k| k.columns.iter().map(|(n, _)| n.clone()).collect())
+                    .unwrap_or_default();
+                check_where_types(selection, &schema, &key_columns)?;
+            }
+            if let (Some(key), false) = (key, options.table_scan) {
                 check_key_lookup(select.selection.as_ref(), key, options.range_scan)?;
             }
         }
