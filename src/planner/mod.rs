@@ -689,6 +689,7 @@ impl Planner {
             source_keys,
             joined.is_none(),
         );
+        lowering.exact_filters = transient;
         let output_schema = lowering.lower_plan(&plan)?;
         let is_table = lowering.is_table;
         let mut ops = lowering.ops;
