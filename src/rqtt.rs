@@ -23,8 +23,9 @@
 //!    push query that stops producing for [`STALL`] is ended there.
 //!
 //! The harness's server runs with `auto.offset.reset=earliest`, so push
-//! queries see the inputs produced before them; the case's `properties` are
-//! the session's (ksqlDB's client sends them with every request).
+//! queries see the inputs produced before them. The case's `properties`
+//! (ksqlDB's client sends them with every request) are the engine's, which
+//! every session starts from.
 //!
 //! Checks: a query's expected `header` schema gives the column names, which
 //! must match the row description's (case-insensitively; types are not
