@@ -21,17 +21,22 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 
+use crate::catalog::sql_type_name;
 use crate::catalog::{Catalog, Column, ColumnKind, QueryInfo, Source};
 use crate::connectors::memory::MemoryTopics;
 use crate::connectors::{OutRecord, Topics};
 use crate::error::{Error, Result};
 use crate::planner::ast::{CreateAs, CreateSource, ShowWhat, SourceKind, Statement};
 use crate::planner::ddl::{self, SourceOptions};
-use crate::planner::pull::PullTables;
+use crate::planner::pull::{PullOptions, PullTables};
+use crate::planner::pull_keys::LookupKey;
 use crate::planner::{parser, PlannedQuery, Planner};
+use crate::runtime::topic_scan::TopicScan;
 use crate::runtime::view::{view_prefix, ViewSpec};
 use crate::runtime::view_table::ViewTable;
-use crate::runtime::{SinkSpec, StateStore, StreamPlan, Task, TaskMetrics, ROWTIME};
+use crate::runtime::{
+    SinkSpec, StateStore, StreamPlan, Task, TaskMetrics, ROWOFFSET, ROWPARTITION, ROWTIME,
+};
 
 mod push;
 pub(crate) use push::PushQuery;
@@ -372,8 +377,9 @@ impl Engine {
     }
 
     /// A pull query (`SELECT` without `EMIT`), planned by DataFusion over
-    /// the views of the tables that running queries maintain, and run at
-    /// once. It holds the engine, so it sees one consistent state: every
+    /// the views of the tables that running queries maintain and the
+    /// streams' topics (read from the beginning to their current end), and
+    /// run at once. It holds the engine, so it sees one consistent state: every
     /// query's last checkpoint.
     pub(crate) fn pull_query(&mut self, text: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let plan = self.plan_pull_query(text)?;
@@ -410,24 +416,51 @@ impl Engine {
             let name = src.name.clone();
             match views.get(&name) {
                 Some(spec) => {
+                    let keys = spec.key_len - if spec.windowed { 2 } else { 0 };
+                    let key = LookupKey {
+                        columns: spec.schema.fields()[..keys]
+                            .iter()
+                            .map(|f| (f.name().clone(), sql_type_name(f.data_type())))
+                            .collect(),
+                        windowed: spec.windowed,
+                    };
+                    tables.keys.insert(name.clone(), key);
                     let table = ViewTable::new(spec.clone(), self.store.clone());
                     tables.tables.insert(name, Arc::new(table));
                 }
-                None if src.kind == SourceKind::Stream => {
-                    let why = format!(
-                        "Pull queries on streams are not supported yet: {name} is a stream. A push query reads it: SELECT ... FROM {name} EMIT CHANGES."
-                    );
-                    tables.refused.insert(name, why);
+                None if src.kind == SourceKind::Stream || src.read_only => {
+                    // A stream, or a source table (materialized, as ksqlDB
+                    // does): its topic from the beginning to its end now.
+                    let spec = self.planner.source_spec(src, false)?;
+                    let declared: Vec<String> =
+                        src.columns.iter().map(|c| c.name.clone()).collect();
+                    let scan = TopicScan::new(spec, self.topics.clone(), &declared);
+                    tables.tables.insert(name, Arc::new(scan));
                 }
                 None => {
                     let why = format!(
-                        "The `{name}` table isn't queryable. To derive a queryable table, you can do 'CREATE TABLE QUERYABLE_{name} AS SELECT * FROM {name}'."
+                        "The `{name}` table isn't queryable. To derive a queryable table, you can do 'CREATE TABLE QUERYABLE_{name} AS SELECT * FROM {name}'. See https://cnfl.io/queries for more info."
                     );
                     tables.refused.insert(name, why);
                 }
             }
         }
-        self.planner.plan_pull(text, tables)
+        self.planner.plan_pull(text, tables, self.pull_options())
+    }
+
+    /// The session's pull query settings (`ksql.query.pull.*`).
+    fn pull_options(&self) -> PullOptions {
+        let enabled = |name: &str| {
+            !self
+                .properties
+                .get(name)
+                .is_some_and(|v| v.eq_ignore_ascii_case("false"))
+        };
+        PullOptions {
+            limit: enabled("ksql.query.pull.limit.clause.enabled"),
+            table_scan: enabled("ksql.query.pull.table.scan.enabled"),
+            range_scan: enabled("ksql.query.pull.range.scan.enabled"),
+        }
     }
 
     pub fn execute(&mut self, sql: &str) -> Result<Vec<StatementResult>> {
@@ -635,6 +668,12 @@ impl Engine {
     fn create_as(&mut self, c: CreateAs, text: &str) -> Result<StatementResult> {
         if let Some(done) = self.check_existing(&c.name, c.kind, c.if_not_exists, c.or_replace)? {
             return Ok(done);
+        }
+        if c.query.limit.is_some() {
+            return Err(Error::semantic(format!(
+                "CREATE {} AS SELECT statements don't support LIMIT clause.",
+                c.kind
+            )));
         }
         let opts = SourceOptions::parse(&c.with, &BTreeMap::new())?;
         let planned = self.planner.plan_query(&self.catalog, &c.query, &c.name)?;
@@ -1292,6 +1331,10 @@ impl Engine {
             crate::planner::rewrite_expr(&mut e)?;
             let want = if name == ROWTIME {
                 DataType::Int64
+            } else if name == ROWPARTITION || name == ROWOFFSET {
+                return Err(Error::semantic(format!(
+                    "Inserting into column `{name}` is not allowed."
+                )));
             } else {
                 src.columns
                     .iter()

@@ -23,6 +23,7 @@ mod error;
 pub(crate) mod functions;
 pub(crate) mod planner;
 pub mod qtt;
+pub mod rqtt;
 pub(crate) mod runtime;
 pub mod server;
 

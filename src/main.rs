@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use sluice::{Engine, EngineConfig, StatementResult};
 
 #[derive(Parser)]
@@ -18,26 +18,39 @@ struct Cli {
     command: Command,
 }
 
+/// What a conformance run reads and how it reports.
+#[derive(Args)]
+struct ConformanceArgs {
+    /// Test files or folders of them.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Only cases whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Do not list the failing cases with their first difference.
+    #[arg(long)]
+    quiet: bool,
+    /// Fail (exit 1) if fewer cases pass than the number in this file.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run ksqlDB's conformance cases (query-validation tests) in-process.
     Qtt {
-        /// Test files or folders of them.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// Only cases whose name contains this.
-        #[arg(long)]
-        filter: Option<String>,
-        /// Do not list the failing cases with their first difference.
-        #[arg(long)]
-        quiet: bool,
-        /// Fail (exit 1) if fewer cases pass than the number in this file.
-        #[arg(long)]
-        baseline: Option<PathBuf>,
+        #[command(flatten)]
+        run: ConformanceArgs,
         /// Run the cases' topics on this Kafka cluster (`host:port`)
         /// instead of in memory.
         #[arg(long, value_name = "BOOTSTRAP")]
         kafka: Option<String>,
+    },
+    /// Run ksqlDB's REST conformance cases (pull and push queries, INSERT
+    /// VALUES) through Sluice's Postgres wire server.
+    Rqtt {
+        #[command(flatten)]
+        run: ConformanceArgs,
     },
     /// Run the engine continuously on Kafka: the configured cluster, or an
     /// embedded in-memory broker when none is configured.
@@ -88,42 +101,17 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Qtt {
-            paths,
-            filter,
-            quiet,
-            baseline,
-            kafka,
-        } => {
+        Command::Qtt { run, kafka } => {
             let backend = match kafka {
                 Some(k) => sluice::qtt::Backend::Kafka(k),
                 None => sluice::qtt::Backend::Memory,
             };
-            let reports = match sluice::qtt::run_paths_on(&paths, filter.as_deref(), &backend) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let (passed, _failed) = sluice::qtt::print_report(&reports, !quiet);
-            if let Some(b) = baseline {
-                let want: usize = match std::fs::read_to_string(&b).map(|s| s.trim().parse()) {
-                    Ok(Ok(n)) => n,
-                    _ => {
-                        eprintln!("error: cannot read a number from {}", b.display());
-                        return ExitCode::from(2);
-                    }
-                };
-                if passed < want {
-                    eprintln!(
-                        "conformance fell below the baseline: {passed} passed, baseline {want}"
-                    );
-                    return ExitCode::from(1);
-                }
-                println!("baseline {want}: ok ({passed} passed)");
-            }
-            ExitCode::SUCCESS
+            let reports = sluice::qtt::run_paths_on(&run.paths, run.filter.as_deref(), &backend);
+            report(reports, run.quiet, run.baseline)
+        }
+        Command::Rqtt { run } => {
+            let reports = sluice::rqtt::run_paths(&run.paths, run.filter.as_deref());
+            report(reports, run.quiet, run.baseline)
         }
         Command::Server {
             config,
@@ -185,6 +173,38 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Print a conformance run's report; with a baseline, exit 1 if fewer
+/// cases passed than it says.
+fn report(
+    reports: sluice::Result<Vec<sluice::qtt::FileReport>>,
+    quiet: bool,
+    baseline: Option<PathBuf>,
+) -> ExitCode {
+    let reports = match reports {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (passed, _failed) = sluice::qtt::print_report(&reports, !quiet);
+    if let Some(b) = baseline {
+        let want: usize = match std::fs::read_to_string(&b).map(|s| s.trim().parse()) {
+            Ok(Ok(n)) => n,
+            _ => {
+                eprintln!("error: cannot read a number from {}", b.display());
+                return ExitCode::from(2);
+            }
+        };
+        if passed < want {
+            eprintln!("conformance fell below the baseline: {passed} passed, baseline {want}");
+            return ExitCode::from(1);
+        }
+        println!("baseline {want}: ok ({passed} passed)");
+    }
+    ExitCode::SUCCESS
 }
 
 fn print_result(r: &StatementResult) {

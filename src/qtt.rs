@@ -145,6 +145,16 @@ pub fn run_paths_on(
     backend: &Backend,
 ) -> Result<Vec<FileReport>> {
     let store = Store::open(backend)?;
+    let mut reports = Vec::new();
+    for f in json_files(paths)? {
+        reports.push(run_file_in(&f, filter, &store)?);
+    }
+    Ok(reports)
+}
+
+/// The test files named: files as given, folders as their `*.json` files
+/// in name order.
+pub(crate) fn json_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in paths {
         if p.is_dir() {
@@ -158,11 +168,7 @@ pub fn run_paths_on(
             files.push(p.clone());
         }
     }
-    let mut reports = Vec::new();
-    for f in files {
-        reports.push(run_file_in(&f, filter, &store)?);
-    }
-    Ok(reports)
+    Ok(files)
 }
 
 /// Run one file in memory.
@@ -171,6 +177,16 @@ pub fn run_file(path: &Path, filter: Option<&str>) -> Result<FileReport> {
 }
 
 fn run_file_in(path: &Path, filter: Option<&str>, store: &Store) -> Result<FileReport> {
+    run_file_with(path, filter, |t, fmt, cfg| run_case(t, fmt, cfg, store))
+}
+
+/// Run the cases of one file (each `format` / `config` variant apart) with
+/// `run_case`; disabled cases are reported as such, not run.
+pub(crate) fn run_file_with(
+    path: &Path,
+    filter: Option<&str>,
+    mut run_case: impl FnMut(&Value, Option<&str>, Option<&str>) -> Outcome,
+) -> Result<FileReport> {
     let text = std::fs::read_to_string(path)?;
     let stripped = strip_line_comments(&text);
     let doc: Value = serde_json::from_str(&stripped)
@@ -214,7 +230,7 @@ fn run_file_in(path: &Path, filter: Option<&str>, store: &Store) -> Result<FileR
                 let outcome = if t.get("enabled").and_then(|e| e.as_bool()) == Some(false) {
                     Outcome::Disabled
                 } else {
-                    run_case(t, fmt.as_deref(), cfg.as_deref(), store)
+                    run_case(t, fmt.as_deref(), cfg.as_deref())
                 };
                 cases.push(CaseResult {
                     name: full,
@@ -233,7 +249,7 @@ fn run_file_in(path: &Path, filter: Option<&str>, store: &Store) -> Result<FileR
 }
 
 /// The JSON of two files has `//` comments; drop them (outside strings).
-fn strip_line_comments(text: &str) -> String {
+pub(crate) fn strip_line_comments(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
         let mut in_str = false;
@@ -261,7 +277,7 @@ fn strip_line_comments(text: &str) -> String {
     out
 }
 
-fn needs_registry(statements: &[String], fmt: Option<&str>) -> bool {
+pub(crate) fn needs_registry(statements: &[String], fmt: Option<&str>) -> bool {
     if fmt.is_some_and(|f| REGISTRY_FORMATS.contains(&f.to_uppercase().as_str())) {
         return true;
     }
@@ -272,6 +288,20 @@ fn needs_registry(statements: &[String], fmt: Option<&str>) -> bool {
 }
 
 fn run_case(t: &Value, fmt: Option<&str>, cfg: Option<&str>, store: &Store) -> Outcome {
+    guarded(t, fmt, cfg, |statements, dir| {
+        run_case_in(t, statements, dir, store)
+    })
+}
+
+/// Run one case variant with `body` (given the statements with `{FORMAT}`
+/// and `{CONFIG}` substituted, and a fresh temporary directory): cases that
+/// need a schema registry are not run, and a panic is a failure.
+pub(crate) fn guarded(
+    t: &Value,
+    fmt: Option<&str>,
+    cfg: Option<&str>,
+    body: impl FnOnce(&[String], &Path) -> std::result::Result<(), String>,
+) -> Outcome {
     let statements: Vec<String> = t
         .get("statements")
         .and_then(|s| s.as_array())
@@ -299,7 +329,7 @@ fn run_case(t: &Value, fmt: Option<&str>, cfg: Option<&str>, store: &Store) -> O
         Err(e) => return Outcome::Failed(format!("cannot create a temporary directory: {e}")),
     };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_case_in(t, &statements, dir.path(), store)
+        body(&statements, dir.path())
     }));
     match result {
         Ok(Ok(())) => Outcome::Passed,
@@ -321,16 +351,7 @@ fn run_case_in(
     dir: &Path,
     store: &Store,
 ) -> std::result::Result<(), String> {
-    let mut properties = BTreeMap::new();
-    if let Some(props) = t.get("properties").and_then(|p| p.as_object()) {
-        for (k, v) in props {
-            let s = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            properties.insert(k.clone(), s);
-        }
-    }
+    let properties = case_properties(t);
     let (topics, namespace) = store.for_case();
     let _cleanup = Cleanup(namespace);
     let mut engine = Engine::open_with_topics(
@@ -347,43 +368,7 @@ fn run_case_in(
             .unwrap_or("")
             .to_string()
     });
-
-    // Topics the harness creates up front.
-    if let Some(topics) = t.get("topics").and_then(|t| t.as_array()) {
-        for tp in topics {
-            if let Some(name) = tp.get("name").and_then(|n| n.as_str()) {
-                let parts = tp.get("partitions").and_then(|p| p.as_i64()).unwrap_or(1) as i32;
-                engine
-                    .ensure_topic(name, parts)
-                    .map_err(|e| e.to_string())?;
-            }
-        }
-    }
-    for s in statements {
-        if let Ok(parsed) = parser::parse(s) {
-            for p in parsed {
-                if let Statement::CreateSource(c) = &p.statement {
-                    if let Some((topic, _)) = c.with.get("KAFKA_TOPIC") {
-                        let parts = match c.with.get("PARTITIONS") {
-                            Some((OptionValue::Number(n), _)) => n.parse().unwrap_or(1),
-                            _ => 1,
-                        };
-                        let _ = engine.ensure_topic(&topic.as_string(), parts);
-                    }
-                }
-            }
-        }
-    }
-    let inputs = t
-        .get("inputs")
-        .and_then(|i| i.as_array())
-        .cloned()
-        .unwrap_or_default();
-    for i in &inputs {
-        if let Some(topic) = i.get("topic").and_then(|t| t.as_str()) {
-            let _ = engine.ensure_topic(topic, 1);
-        }
-    }
+    let inputs = create_topics(&engine, t, statements)?;
 
     // Statements.
     for (n, s) in statements.iter().enumerate() {
@@ -433,7 +418,81 @@ fn run_case_in(
         ));
     }
 
-    // Outputs.
+    check_outputs(&engine, &arrivals, t)?;
+    if let Some(post) = t.get("post") {
+        check_post(&engine, post)?;
+    }
+    Ok(())
+}
+
+/// A case's `properties` as strings.
+pub(crate) fn case_properties(t: &Value) -> BTreeMap<String, String> {
+    let mut properties = BTreeMap::new();
+    if let Some(props) = t.get("properties").and_then(|p| p.as_object()) {
+        for (k, v) in props {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            properties.insert(k.clone(), s);
+        }
+    }
+    properties
+}
+
+/// Create the topics the harness creates up front (the case's `topics`,
+/// those named by `KAFKA_TOPIC` in its statements, those of its inputs);
+/// returns the inputs.
+pub(crate) fn create_topics(
+    engine: &Engine,
+    t: &Value,
+    statements: &[String],
+) -> std::result::Result<Vec<Value>, String> {
+    if let Some(topics) = t.get("topics").and_then(|t| t.as_array()) {
+        for tp in topics {
+            if let Some(name) = tp.get("name").and_then(|n| n.as_str()) {
+                let parts = tp.get("partitions").and_then(|p| p.as_i64()).unwrap_or(1) as i32;
+                engine
+                    .ensure_topic(name, parts)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    for s in statements {
+        if let Ok(parsed) = parser::parse(s) {
+            for p in parsed {
+                if let Statement::CreateSource(c) = &p.statement {
+                    if let Some((topic, _)) = c.with.get("KAFKA_TOPIC") {
+                        let parts = match c.with.get("PARTITIONS") {
+                            Some((OptionValue::Number(n), _)) => n.parse().unwrap_or(1),
+                            _ => 1,
+                        };
+                        let _ = engine.ensure_topic(&topic.as_string(), parts);
+                    }
+                }
+            }
+        }
+    }
+    let inputs = t
+        .get("inputs")
+        .and_then(|i| i.as_array())
+        .cloned()
+        .unwrap_or_default();
+    for i in &inputs {
+        if let Some(topic) = i.get("topic").and_then(|t| t.as_str()) {
+            let _ = engine.ensure_topic(topic, 1);
+        }
+    }
+    Ok(inputs)
+}
+
+/// Compare the case's `outputs` (if it has them) with the records that
+/// arrived on their topics; `outputs: []` means no query's sink got any.
+pub(crate) fn check_outputs(
+    engine: &Engine,
+    arrivals: &Arrivals,
+    t: &Value,
+) -> std::result::Result<(), String> {
     if let Some(outputs) = t.get("outputs").and_then(|o| o.as_array()) {
         let mut by_topic: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
         for o in outputs {
@@ -453,17 +512,14 @@ fn run_case_in(
             }
         }
         for (topic, expected) in by_topic {
-            compare_topic(&engine, &arrivals, &topic, &expected)?;
+            compare_topic(engine, arrivals, &topic, &expected)?;
         }
-    }
-    if let Some(post) = t.get("post") {
-        check_post(&engine, post)?;
     }
     Ok(())
 }
 
 /// Run the queries until idle; the first failure, if any query failed.
-fn run(engine: &mut Engine) -> Option<String> {
+pub(crate) fn run(engine: &mut Engine) -> Option<String> {
     if let Err(e) = engine.run_until_idle() {
         return Some(e.to_string());
     }
@@ -489,7 +545,7 @@ fn source_for_topic<'a>(engine: &'a Engine, topic: &str) -> Option<&'a crate::ca
     candidates.into_iter().next()
 }
 
-fn produce_input(engine: &Engine, i: &Value) -> std::result::Result<(), String> {
+pub(crate) fn produce_input(engine: &Engine, i: &Value) -> std::result::Result<(), String> {
     let topic = i
         .get("topic")
         .and_then(|t| t.as_str())
@@ -567,7 +623,7 @@ fn raw_bytes(v: &Value) -> Option<Vec<u8>> {
     }
 }
 
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = Vec::new();
     let mut buf = 0u32;
@@ -590,13 +646,13 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 /// (partitions in order within one step), so records of one topic spread
 /// over partitions compare in production order as ksqlDB's harness does.
 #[derive(Default)]
-struct Arrivals {
+pub(crate) struct Arrivals {
     records: BTreeMap<String, Vec<crate::connectors::Record>>,
     next: BTreeMap<(String, i32), i64>,
 }
 
 impl Arrivals {
-    fn collect(&mut self, engine: &Engine) -> std::result::Result<(), String> {
+    pub(crate) fn collect(&mut self, engine: &Engine) -> std::result::Result<(), String> {
         let topics = engine.topics();
         for topic in topics.list() {
             for p in 0..topics.partitions(&topic).unwrap_or(0) {
@@ -763,7 +819,7 @@ fn compare_record(
 
 /// Test-harness JSON equality: objects field by field (an actual field is
 /// found as written, then upper-cased), numbers within 1e-6.
-fn json_matches(want: &Value, got: &Value) -> bool {
+pub(crate) fn json_matches(want: &Value, got: &Value) -> bool {
     match (want, got) {
         (Value::Number(a), Value::Number(b)) => match (a.as_f64(), b.as_f64()) {
             (Some(x), Some(y)) => (x - y).abs() <= 1e-6 * x.abs().max(1.0),

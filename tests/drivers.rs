@@ -266,10 +266,30 @@ async fn an_extended_protocol_push_query_streams_live_until_cancelled() {
         .prepare("INSERT INTO ticks (id, v) VALUES ($1, $2)")
         .await
         .unwrap();
-    let mut seen = Vec::new();
-    for i in 0..3i32 {
-        // Inserted after the query started: a push query reads from the end.
-        writer.execute(&insert, &[&i, &(10 + i)]).await.unwrap();
+    // The query starts reading from the end once the server has run the
+    // Execute: insert until it sees a row.
+    let mut next = 0i32;
+    let first = loop {
+        writer
+            .execute(&insert, &[&next, &(10 + next)])
+            .await
+            .unwrap();
+        next += 1;
+        if let Ok(row) = tokio::time::timeout(Duration::from_millis(500), rows.next()).await {
+            let row = row.expect("a row").expect("no error");
+            break (row.get::<_, i32>(0), row.get::<_, i32>(1));
+        }
+    };
+    // Rows inserted from then on arrive, in order, while the query runs.
+    let mut seen = vec![first];
+    for _ in 0..2 {
+        writer
+            .execute(&insert, &[&next, &(10 + next)])
+            .await
+            .unwrap();
+        next += 1;
+    }
+    while seen.last().map(|r| r.0) != Some(next - 1) {
         let row = tokio::time::timeout(Duration::from_secs(30), rows.next())
             .await
             .expect("a row within 30 s")
@@ -277,7 +297,8 @@ async fn an_extended_protocol_push_query_streams_live_until_cancelled() {
             .expect("no error");
         seen.push((row.get::<_, i32>(0), row.get::<_, i32>(1)));
     }
-    assert_eq!(seen, vec![(0, 10), (1, 11), (2, 12)]);
+    let want: Vec<(i32, i32)> = (first.0..next).map(|i| (i, 10 + i)).collect();
+    assert_eq!(seen, want);
     client.cancel_token().cancel_query(NoTls).await.unwrap();
     let end = tokio::time::timeout(Duration::from_secs(30), rows.next())
         .await

@@ -10,11 +10,19 @@
 //! client is paced and the server's memory stays bounded. When the session
 //! ends (disconnect, cancel, `LIMIT` reached) the channel closes, and the
 //! query and its state are removed on the next round.
+//!
+//! The session sees rows as ksqlDB shows them ([`Presentation`]): columns
+//! in the projection's order; a table's delete as its key (and window
+//! bounds) with null values, still marked as a delete; a stream's records
+//! without a value dropped.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::compute::{filter_record_batch, nullif};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use tokio::sync::mpsc;
 
@@ -23,9 +31,9 @@ use crate::connectors::formats::{Format, FormatKind};
 use crate::error::{Error, Result};
 use crate::planner::ast::{Query, Statement};
 use crate::planner::parser::{self, Parsed};
-use crate::planner::pull::PullTables;
+use crate::planner::pull::{PullOptions, PullTables};
 use crate::planner::{PlannedQuery, TRANSIENT_PREFIX};
-use crate::runtime::{Changes, SinkSpec, StreamPlan, Task, ROWTIME};
+use crate::runtime::{Changes, Op, SinkSpec, StreamPlan, Task, ROWTIME, WINDOWEND, WINDOWSTART};
 
 /// Batches of changes in flight to a session.
 const CHANNEL_BATCHES: usize = 16;
@@ -33,10 +41,8 @@ const CHANNEL_BATCHES: usize = 16;
 /// A running push query, as its session holds it.
 pub(crate) struct PushQuery {
     pub id: String,
-    /// The columns of every batch: the SELECT's key and value columns.
+    /// The columns of every batch, in the SELECT's order.
     pub schema: SchemaRef,
-    /// How many leading columns are the key.
-    pub key_len: usize,
     /// `LIMIT n`: the session ends the query after n rows.
     pub limit: Option<u64>,
     /// Its rows are a table's changes (inserts, updates and deletes of
@@ -49,14 +55,89 @@ pub(crate) struct PushQuery {
 pub(super) struct PushSink {
     sender: mpsc::Sender<Changes>,
     backlog: VecDeque<Changes>,
+    presentation: Presentation,
+}
+
+/// How the query's changes (key columns then value columns, as the task
+/// emits them) become the rows a session shows.
+#[derive(Debug, Clone, PartialEq)]
+struct Presentation {
+    /// For each shown column, its column in the emitted batch.
+    order: Vec<usize>,
+    /// For each shown column: kept on a delete (a key column or a window
+    /// bound); the others become NULL.
+    kept: Vec<bool>,
+    /// The source is a stream: a delete (a record without a value) is not
+    /// shown at all.
+    drop_deletes: bool,
+}
+
+impl Presentation {
+    /// `key` and `value`: the emitted columns' positions in the projection
+    /// (the output schema), `names` the output schema's column names.
+    fn new(key: &[usize], value: &[usize], names: &[String], is_table: bool) -> Self {
+        let emitted: Vec<usize> = key.iter().chain(value).copied().collect();
+        let mut shown = emitted.clone();
+        shown.sort_unstable();
+        let order = shown
+            .iter()
+            .map(|c| emitted.iter().position(|e| e == c).unwrap_or_default())
+            .collect();
+        let kept = shown
+            .iter()
+            .map(|c| {
+                key.contains(c)
+                    || names
+                        .get(*c)
+                        .is_some_and(|n| n == WINDOWSTART || n == WINDOWEND)
+            })
+            .collect();
+        Self {
+            order,
+            kept,
+            drop_deletes: !is_table,
+        }
+    }
+
+    fn show(&self, c: Changes) -> Result<Changes> {
+        let batch = c.batch.project(&self.order)?;
+        if !c.ops.contains(&Op::Delete) {
+            return Ok(Changes::new(batch, c.ops));
+        }
+        let deletes =
+            BooleanArray::from(c.ops.iter().map(|o| *o == Op::Delete).collect::<Vec<_>>());
+        if self.drop_deletes {
+            let keep = datafusion::arrow::compute::not(&deletes)?;
+            let ops = c.ops.into_iter().filter(|o| *o != Op::Delete).collect();
+            return Ok(Changes::new(filter_record_batch(&batch, &keep)?, ops));
+        }
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(&self.kept)
+            .map(|(col, kept)| match kept {
+                true => Ok(col.clone()),
+                false => nullif(col.as_ref(), &deletes),
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Changes::new(
+            RecordBatch::try_new(batch.schema(), columns)?,
+            c.ops,
+        ))
+    }
 }
 
 impl PushSink {
     /// Hand over what the query emitted, as far as the channel takes it.
     /// False once the session is gone.
     pub(super) fn deliver(&mut self, new: Vec<Changes>) -> bool {
-        self.backlog
-            .extend(new.into_iter().filter(|c| !c.is_empty()));
+        for c in new.into_iter().filter(|c| !c.is_empty()) {
+            match self.presentation.show(c) {
+                Ok(c) if !c.is_empty() => self.backlog.push_back(c),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot show a push query's changes"),
+            }
+        }
         while let Some(c) = self.backlog.pop_front() {
             match self.sender.try_send(c) {
                 Ok(()) => {}
@@ -86,9 +167,8 @@ impl Engine {
             .planner
             .plan_query(&self.catalog, &query, &id)
             .map_err(|e| super::locate(e, &p))?;
-        let (columns, key_fields, value_fields) = push_columns(&planned);
-        let key_fields_len = key_fields.len();
-        let planned_table = planned.is_table;
+        let shown = Shown::of(&planned);
+        let (key_fields, value_fields) = (shown.key_fields, shown.value_fields);
         let from_end = !self
             .properties
             .get("auto.offset.reset")
@@ -128,15 +208,15 @@ impl Engine {
             PushSink {
                 sender,
                 backlog: VecDeque::new(),
+                presentation: shown.presentation,
             },
         );
         tracing::info!(query_id = %id, "push query started");
         Ok(PushQuery {
             id,
-            key_len: key_fields_len,
-            table: planned_table,
-            schema: columns,
+            schema: shown.columns,
             limit: query.limit,
+            table: planned.is_table,
             changes,
         })
     }
@@ -150,7 +230,7 @@ impl Engine {
             .planner
             .plan_query(&self.catalog, &query, &id)
             .map_err(|e| super::locate(e, &p))?;
-        Ok((push_columns(&planned).0, planned.is_table))
+        Ok((Shown::of(&planned).columns, planned.is_table))
     }
 
     /// The types of a push query's parameters (`$1` first; None where
@@ -176,9 +256,23 @@ impl Engine {
             tables.tables.insert(src.name.clone(), Arc::new(table));
         }
         self.planner
-            .plan_pull(&query, tables)
+            .plan_pull(
+                &query,
+                tables,
+                PullOptions {
+                    limit: true,
+                    table_scan: true,
+                    range_scan: true,
+                },
+            )
             .and_then(|plan| super::parameter_types(&plan))
             .unwrap_or_default()
+    }
+
+    /// How many push queries are running (the wire conformance runner
+    /// waits for one to be registered before producing its inputs).
+    pub(crate) fn push_query_count(&self) -> usize {
+        self.push.len()
     }
 
     /// Remove a push query whose session ended, with its state.
@@ -216,19 +310,103 @@ fn parse_push_query(text: &str) -> Result<(Query, Parsed)> {
     Ok((query.clone(), p))
 }
 
-/// A push query's columns (key columns first), and its key and value
-/// fields.
-fn push_columns(planned: &PlannedQuery) -> (SchemaRef, Vec<FieldRef>, Vec<FieldRef>) {
-    let schema = &planned.output_schema;
-    let field = |i: &usize| Arc::new(schema.field(*i).clone());
-    let key_fields: Vec<FieldRef> = planned.key_columns.iter().map(field).collect();
-    let value_fields: Vec<FieldRef> = planned.value_columns.iter().map(field).collect();
-    let columns = Arc::new(Schema::new(
-        key_fields
-            .iter()
-            .chain(&value_fields)
-            .map(|f| f.as_ref().clone())
-            .collect::<Vec<_>>(),
-    ));
-    (columns, key_fields, value_fields)
+/// What a planned push query emits (its key and value fields) and what its
+/// session is shown (the columns in the SELECT's order).
+struct Shown {
+    key_fields: Vec<FieldRef>,
+    value_fields: Vec<FieldRef>,
+    columns: SchemaRef,
+    presentation: Presentation,
+}
+
+impl Shown {
+    fn of(planned: &PlannedQuery) -> Self {
+        let schema = &planned.output_schema;
+        let field = |i: &usize| Arc::new(schema.field(*i).clone());
+        let key_fields: Vec<FieldRef> = planned.key_columns.iter().map(field).collect();
+        let value_fields: Vec<FieldRef> = planned.value_columns.iter().map(field).collect();
+        let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        let presentation = Presentation::new(
+            &planned.key_columns,
+            &planned.value_columns,
+            &names,
+            planned.is_table,
+        );
+        let emitted: Vec<&FieldRef> = key_fields.iter().chain(&value_fields).collect();
+        let columns = Arc::new(Schema::new(
+            presentation
+                .order
+                .iter()
+                .map(|&i| emitted[i].as_ref().clone())
+                .collect::<Vec<_>>(),
+        ));
+        Self {
+            key_fields,
+            value_fields,
+            columns,
+            presentation,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, Int64Array};
+    use datafusion::arrow::datatypes::{DataType, Field};
+
+    fn changes(ops: Vec<Op>) -> Changes {
+        // Emitted: key K, then values V and WINDOWSTART.
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("K", DataType::Int64, true),
+            Field::new("V", DataType::Int64, true),
+            Field::new(WINDOWSTART, DataType::Int64, true),
+        ]));
+        let n = ops.len() as i64;
+        let col = |base: i64| {
+            Arc::new(Int64Array::from(
+                (0..n).map(|i| base + i).collect::<Vec<_>>(),
+            )) as _
+        };
+        Changes::new(
+            RecordBatch::try_new(schema, vec![col(0), col(10), col(100)]).unwrap(),
+            ops,
+        )
+    }
+
+    fn values(c: &Changes, i: usize) -> Vec<Option<i64>> {
+        let a = c
+            .batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        (0..a.len())
+            .map(|r| a.is_valid(r).then(|| a.value(r)))
+            .collect()
+    }
+
+    #[test]
+    fn columns_show_in_projection_order_and_deletes_keep_key_and_bounds() {
+        // Projection: V (0), WINDOWSTART (1), K (2).
+        let names = vec!["V".to_string(), WINDOWSTART.into(), "K".into()];
+        let p = Presentation::new(&[2], &[0, 1], &names, true);
+        assert_eq!(p.order, vec![1, 2, 0]);
+        assert_eq!(p.kept, vec![false, true, true]);
+        let shown = p.show(changes(vec![Op::Insert, Op::Delete])).unwrap();
+        // Still a delete: the session marks it (`OP`).
+        assert_eq!(shown.ops, vec![Op::Insert, Op::Delete]);
+        assert_eq!(values(&shown, 0), vec![Some(10), None]);
+        assert_eq!(values(&shown, 1), vec![Some(100), Some(101)]);
+        assert_eq!(values(&shown, 2), vec![Some(0), Some(1)]);
+    }
+
+    #[test]
+    fn a_streams_records_without_value_are_not_shown() {
+        let names = vec!["K".to_string(), "V".into(), WINDOWSTART.into()];
+        let p = Presentation::new(&[0], &[1, 2], &names, false);
+        let shown = p.show(changes(vec![Op::Delete, Op::Insert])).unwrap();
+        assert_eq!(shown.ops, vec![Op::Insert]);
+        assert_eq!(values(&shown, 0), vec![Some(1)]);
+    }
 }

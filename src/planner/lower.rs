@@ -50,6 +50,10 @@ pub(crate) struct Lowering<'a> {
     /// The source is a table's raw changelog (upserts and tombstones) that
     /// must be materialized first; joined rows arrive as changes already.
     materialize: bool,
+    /// The rows go to a push query's session, not to a sink: a filter is
+    /// exact (a row that never passed shows nothing), as ksqlDB shows a
+    /// filtered table.
+    pub exact_filters: bool,
 }
 
 /// The ksqlDB-normal Arrow type for a computed column (e.g. Utf8View → Utf8).
@@ -106,6 +110,7 @@ impl<'a> Lowering<'a> {
             seen_aggregate: false,
             source_schema,
             source_keys,
+            exact_filters: false,
         }
     }
 
@@ -139,6 +144,8 @@ impl<'a> Lowering<'a> {
             // After it (HAVING): a tombstone only when the old result was
             // visible, stamped with the new record's time.
             TableMode::TableResult
+        } else if self.exact_filters {
+            TableMode::TableExact
         } else {
             TableMode::TableToSink
         }

@@ -24,6 +24,8 @@ mod lower;
 pub(crate) use lower::physical_expr;
 pub(crate) mod parser;
 pub(crate) mod pull;
+pub(crate) mod pull_keys;
+mod pull_types;
 mod rewrite;
 
 use std::collections::HashMap;
@@ -227,6 +229,9 @@ impl Planner {
         let scope = joined.as_ref().map(|j| &j.scope);
         let windowed_source = src.window.is_some();
         let qualifier = q.from.alias.clone().unwrap_or_else(|| src.name.clone());
+        // A push query's result is read, not written keyed to a topic: its
+        // projection may name the pseudo columns and leave out the key.
+        let transient = target.starts_with(TRANSIENT_PREFIX);
 
         // Select items: expand wildcards, rewrite, name.
         let mut items: Vec<(SqlExpr, String)> = Vec::new();
@@ -237,8 +242,13 @@ impl Planner {
         if !q.partition_by.is_empty() {
             star_order.sort_by_key(|c| c.kind == ColumnKind::Key);
         }
-        // A windowed source's bounds live in its key: `SELECT *` omits them.
-        let star_columns: Vec<String> = star_order.iter().map(|c| c.name.clone()).collect();
+        // A windowed source's bounds live in its key: `SELECT *` omits them,
+        // but a push query shows them after the key columns (as ksqlDB does).
+        let mut star_columns: Vec<String> = star_order.iter().map(|c| c.name.clone()).collect();
+        if transient && windowed_source && q.partition_by.is_empty() {
+            let keys = src.key_columns().count();
+            star_columns.splice(keys..keys, [WINDOWSTART.to_string(), WINDOWEND.to_string()]);
+        }
         for item in &q.items {
             match item {
                 SelectItem::Wildcard(_) if scope.is_some() => {
@@ -317,8 +327,10 @@ impl Planner {
             }
         }
         for (e, name) in &items {
+            let pseudo = [ROWTIME, ROWPARTITION, ROWOFFSET].contains(&name.as_str());
             if RESERVED_COLUMNS.contains(&name.as_str())
                 && !(windowed_source && is_window_bound(name))
+                && !(transient && pseudo)
             {
                 if matches!(e, SqlExpr::Identifier(_) | SqlExpr::CompoundIdentifier(_))
                     && is_window_bound(name)
@@ -677,6 +689,7 @@ impl Planner {
             source_keys,
             joined.is_none(),
         );
+        lowering.exact_filters = transient;
         let output_schema = lowering.lower_plan(&plan)?;
         let is_table = lowering.is_table;
         let mut ops = lowering.ops;
@@ -689,7 +702,9 @@ impl Planner {
 
         // Key and value columns of the result.
         let index_of = |name: &str| output_schema.fields().iter().position(|f| f.name() == name);
-        let key_items: Vec<usize> = if aggregate_query {
+        let key_items: Vec<usize> = if aggregate_query && transient {
+            projected(&items, &group_by)
+        } else if aggregate_query {
             key_items_for(&items, &group_by, target, "grouping expression")?
         } else if !partition_by.is_empty() {
             if partition_by.len() == 1 && is_null_literal(&partition_by[0]) {
@@ -737,7 +752,6 @@ impl Planner {
             }
             // A push query's result is not written anywhere keyed: it may
             // drop the key columns whatever the planner.
-            let transient = target.starts_with(TRANSIENT_PREFIX);
             if (src.kind == SourceKind::Table || !self.new_planner) && !transient {
                 let key_exprs: Vec<SqlExpr> = key_names
                     .iter()
@@ -756,7 +770,7 @@ impl Planner {
             let f = output_schema.field(k);
             ddl::check_key_type(f.name(), f.data_type())?;
         }
-        if value_columns.is_empty() {
+        if value_columns.is_empty() && !transient {
             return Err(Error::semantic("The projection contains no value columns."));
         }
         let rowtime_column =
@@ -1161,6 +1175,16 @@ fn bare_column(e: &SqlExpr) -> Option<String> {
 }
 
 /// For each key expression, the one select item equal to it.
+/// The items that are these key expressions, for those that are there.
+fn projected(items: &[(SqlExpr, String)], keys: &[SqlExpr]) -> Vec<usize> {
+    keys.iter()
+        .filter_map(|k| {
+            let kc = canonical(k);
+            (0..items.len()).find(|&i| canonical(&items[i].0) == kc)
+        })
+        .collect()
+}
+
 fn key_items_for(
     items: &[(SqlExpr, String)],
     keys: &[SqlExpr],

@@ -26,6 +26,7 @@ mod plan;
 mod rows;
 mod state;
 mod task;
+pub(crate) mod topic_scan;
 pub(crate) mod view;
 pub(crate) mod view_table;
 

@@ -8,7 +8,8 @@
 //! tables, arrow-row encoded (memcomparable: a key's encoding is a prefix of
 //! its windows', and key order is byte order, so equality becomes a point
 //! get or a prefix scan and ranges become range scans). The value is the
-//! whole row, arrow-row encoded.
+//! whole row with its `ROWTIME` (the time of the change that wrote it) last,
+//! arrow-row encoded.
 //!
 //! Layout: `v/<TABLE>/<key>` → row.
 
@@ -19,7 +20,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::changes::{Changes, Op};
 use super::keyed_store::KeyedStore;
-use super::plan::{SinkSpec, WINDOWEND, WINDOWSTART};
+use super::plan::{SinkSpec, ROWTIME, WINDOWEND, WINDOWSTART};
 use super::rows::RowCodec;
 use super::state::{StateBatch, StateStore};
 use crate::error::{Error, Result};
@@ -34,7 +35,7 @@ pub(crate) fn view_prefix(table: &str) -> Vec<u8> {
 pub(crate) struct ViewSpec {
     pub table: String,
     /// Key columns, then `WINDOWSTART` and `WINDOWEND` (BIGINT) for
-    /// windowed tables, then value columns.
+    /// windowed tables, then value columns, then `ROWTIME` (BIGINT).
     pub schema: SchemaRef,
     /// How many leading columns of `schema` form the key (window bounds
     /// included).
@@ -69,6 +70,8 @@ impl ViewSpec {
             fields.push(f.as_ref().clone().with_nullable(true));
             columns.push(c);
         }
+        fields.push(Field::new(ROWTIME, DataType::Int64, true));
+        columns.push(sink.rowtime_column);
         Some(Self {
             table: sink.name.clone(),
             schema: Arc::new(Schema::new(fields)),

@@ -6,12 +6,14 @@
 //! for a tombstone of a present key. Every output row carries the time of
 //! the record that caused it, old rows included. A tombstone for an absent key is
 //! forwarded only when `emit_unknown_deletes` (ksqlDB writes it to a sink;
-//! an aggregation must not retract a row it never saw).
+//! an aggregation must not retract a row it never saw). A record without a
+//! key (every key column NULL) is not a change of any row: it is dropped, as
+//! ksqlDB ignores it.
 //!
 //! State: `prefix + key row` → the whole current row (arrow-row encoded).
 //! Write-back cache; dirty entries are written at checkpoint.
 
-use datafusion::arrow::array::{ArrayRef, UInt32Array};
+use datafusion::arrow::array::{Array, ArrayRef, UInt32Array};
 use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -85,6 +87,9 @@ impl Operator for Materialize {
         // The input row each output row answers (its time is the change's).
         let mut origin: Vec<u32> = Vec::new();
         for i in 0..input.len() {
+            if !key_cols.is_empty() && key_cols.iter().all(|c| c.is_null(i)) {
+                continue;
+            }
             let before = out_rows.len();
             let key = keys.row(i).as_ref().to_vec();
             let new_row = rows.row(i).as_ref().to_vec();

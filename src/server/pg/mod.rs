@@ -89,6 +89,14 @@ impl Security {
             tls,
         })
     }
+
+    /// Trust, no TLS: an in-process server (the wire conformance runner).
+    pub(crate) fn trust() -> Self {
+        Self {
+            startup: auth::Startup::Trust(auth::Trust),
+            tls: None,
+        }
+    }
 }
 
 /// How long a connection may be silent before TCP checks the client is

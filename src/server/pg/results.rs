@@ -103,7 +103,6 @@ pub(crate) fn push_rows(push: PushQuery) -> (Arc<Vec<FieldInfo>>, Rows) {
     tracing::debug!(query_id = %push.id, limit = ?push.limit, "push query streams to its session");
     let fields = push_fields(&push.schema, push.table);
     let table = push.table;
-    let key_len = push.key_len;
     let changes = stream::unfold(push.changes, |mut rx| async move {
         rx.recv().await.map(|c| (c, rx))
     });
@@ -114,11 +113,7 @@ pub(crate) fn push_rows(push: PushQuery) -> (Arc<Vec<FieldInfo>>, Rows) {
                 .batch
                 .columns()
                 .iter()
-                .enumerate()
-                .map(|(i, col)| match op {
-                    Op::Delete if i >= key_len => Ok(Value::Null),
-                    _ => Value::of(col.as_ref(), r),
-                })
+                .map(|col| Value::of(col.as_ref(), r))
                 .collect();
             if let (true, Ok(row)) = (table, &mut row) {
                 let name = match op {
