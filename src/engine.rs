@@ -371,9 +371,11 @@ impl Engine {
         f: impl FnOnce(&mut Self) -> T,
     ) -> T {
         let server = std::mem::replace(&mut self.properties, std::mem::take(session));
-        let out = f(self);
+        // A panic inside must not leave the session's properties as the
+        // server's: they are put back before it goes on.
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
         *session = std::mem::replace(&mut self.properties, server);
-        out
+        out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// A pull query (`SELECT` without `EMIT`), planned by DataFusion over
@@ -1024,6 +1026,15 @@ impl Engine {
                         };
                         vec![q.id.clone(), status, q.sink.clone(), q.sql.clone()]
                     })
+                    // Push queries, while their sessions read them.
+                    .chain(self.push.iter().map(|(id, sink)| {
+                        let status = if sink.is_behind() {
+                            "RUNNING (the client is behind: paused)"
+                        } else {
+                            "RUNNING"
+                        };
+                        vec![id.clone(), status.into(), String::new(), sink.sql.clone()]
+                    }))
                     .collect(),
             },
             ShowWhat::Topics => StatementResult::Rows {
@@ -1574,6 +1585,11 @@ pub(crate) fn parameter_types(
         .filter_map(|k| k.strip_prefix('$')?.parse::<usize>().ok())
         .max()
         .unwrap_or(0);
+    if count > crate::server::MAX_PARAMETERS {
+        return Err(Error::BadParameter(format!(
+            "there is no parameter ${count}"
+        )));
+    }
     Ok((1..=count)
         .map(|n| types.remove(&format!("${n}")).flatten())
         .collect())

@@ -313,3 +313,121 @@ async fn an_extended_protocol_push_query_streams_live_until_cancelled() {
         .get(0);
     assert_eq!(n, 1);
 }
+
+fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
+    e.code().map(|c| c.code())
+}
+
+/// The running push queries `SHOW QUERIES` lists.
+async fn push_queries(client: &Client) -> Vec<String> {
+    client
+        .simple_query("SHOW QUERIES;")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .filter(|id| id.starts_with("transient_"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_never_change_what_a_statement_is() {
+    let server = Server::start();
+    let client = connect(&server).await;
+    client
+        .batch_execute(
+            "CREATE STREAM notes (id INT KEY, body STRING) \
+               WITH (kafka_topic='notes', value_format='JSON', partitions=1); \
+             CREATE TABLE latest AS SELECT id, LATEST_BY_OFFSET(body) AS body FROM notes GROUP BY id;",
+        )
+        .await
+        .unwrap();
+    // Past the protocol's 65535 parameters: refused, nothing allocated.
+    let e = client
+        .prepare("SELECT * FROM latest WHERE id = $4000000000")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("22023"));
+    // Values that read like SQL stay values.
+    let hostile = "x' EMIT CHANGES; SELECT * FROM pg_catalog.pg_class --";
+    let insert = client
+        .prepare("INSERT INTO notes (id, body) VALUES ($1, $2)")
+        .await
+        .unwrap();
+    client.execute(&insert, &[&1i32, &hostile]).await.unwrap();
+    client
+        .execute(&insert, &[&2i32, &"-- not a comment"])
+        .await
+        .unwrap();
+    // `0 - $2` with -2: a subtraction, never a `--` comment.
+    let by_body = client
+        .prepare_typed(
+            "SELECT id FROM latest WHERE body = $1 OR id = 0 - $2",
+            &[Type::VARCHAR, Type::INT4],
+        )
+        .await
+        .unwrap();
+    let rows = query_until(&client, &by_body, &[&hostile, &-2i32], |rows| {
+        rows.len() == 2
+    })
+    .await;
+    let mut ids: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec![1, 2]);
+    // A push query must come last in a script: its rows never end.
+    let e = client
+        .simple_query("SELECT * FROM notes EMIT CHANGES; SHOW STREAMS;")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("0A000"));
+    assert!(push_queries(&client).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_push_query_ends_when_its_client_goes_away() {
+    let server = Server::start();
+    let client = connect(&server).await;
+    client
+        .batch_execute(
+            "CREATE STREAM pings (id INT KEY, n INT) \
+               WITH (kafka_topic='pings', value_format='JSON', partitions=1);",
+        )
+        .await
+        .unwrap();
+    let (reader, connection) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={} user=sluice", server.port),
+        NoTls,
+    )
+    .await
+    .unwrap();
+    let connection = tokio::spawn(connection);
+    // A push query that never has a row to send.
+    let query = tokio::spawn(async move {
+        let rows = reader
+            .query_raw(
+                "SELECT id FROM pings WHERE n < 0 EMIT CHANGES",
+                Vec::<i32>::new(),
+            )
+            .await;
+        drop(rows);
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while push_queries(&client).await.is_empty() {
+        assert!(Instant::now() < deadline, "the push query never showed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The client goes away without a word.
+    query.abort();
+    connection.abort();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !push_queries(&client).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the push query outlived its client"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

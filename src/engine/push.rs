@@ -56,6 +56,8 @@ pub(super) struct PushSink {
     sender: mpsc::Sender<Changes>,
     backlog: VecDeque<Changes>,
     presentation: Presentation,
+    /// The statement, as `SHOW QUERIES` lists it.
+    pub(super) sql: String,
 }
 
 /// How the query's changes (key columns then value columns, as the task
@@ -209,6 +211,7 @@ impl Engine {
                 sender,
                 backlog: VecDeque::new(),
                 presentation: shown.presentation,
+                sql: text.trim().to_string(),
             },
         );
         tracing::info!(query_id = %id, "push query started");

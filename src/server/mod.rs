@@ -26,6 +26,10 @@ use crate::connectors::kafka::{EmbeddedKafka, KafkaTopics};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{Error, Result};
 
+/// The most parameters (`$1` ... `$65535`) a statement takes, as in
+/// Postgres (the protocol counts them in 16 bits).
+pub(crate) const MAX_PARAMETERS: usize = 65_535;
+
 /// How long the loop sleeps when no query had anything to read.
 const IDLE: Duration = Duration::from_millis(50);
 

@@ -146,15 +146,16 @@ impl Handler {
         };
         let session = session(&self.engine, client);
         let engine = self.engine.clone();
-        let script = text.clone();
-        let answers = tokio::task::spawn_blocking(move || session.run_script(&engine, &script))
-            .await
-            .map_err(|e| {
-                PgWireError::UserError(Box::new(error_info(
-                    &Error::internal(format!("the statement's thread failed: {e}")),
-                    shown,
-                )))
-            })?;
+        let (script, shape) = (text.clone(), prepared.text.clone());
+        let answers =
+            tokio::task::spawn_blocking(move || session.run_bound(&engine, &shape, &script))
+                .await
+                .map_err(|e| {
+                    PgWireError::UserError(Box::new(error_info(
+                        &Error::internal(format!("the statement's thread failed: {e}")),
+                        shown,
+                    )))
+                })?;
         let mut response = Response::EmptyQuery;
         for answer in answers {
             match answer {
@@ -287,7 +288,13 @@ impl ExtendedQueryHandler for Handler {
         };
         let initial = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
         if message.max_rows > 0 || !initial {
-            return self._on_execute(client, message).await;
+            // pgwire's own: rows up to the limit, then the portal waits
+            // (suspended) for the next Execute; a cancel request stops it.
+            let cancel = self.cancels.watch(client);
+            return tokio::select! {
+                done = self._on_execute(client, message) => done,
+                _ = cancel::cancelled(cancel) => Err(PgWireError::QueryCanceled),
+            };
         }
         if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
             return Err(PgWireError::NotReadyForQuery);
@@ -322,10 +329,14 @@ impl ExtendedQueryHandler for Handler {
                 )),
             }
         };
-        tokio::select! {
-            done = run => done?,
-            _ = cancel::cancelled(cancel) => return Err(PgWireError::QueryCanceled),
-        }
+        let done = tokio::select! {
+            done = run => done,
+            _ = cancel::cancelled(cancel) => Err(PgWireError::QueryCanceled),
+        };
+        // Run once: executing the portal again answers no more rows, as
+        // Postgres does.
+        *portal.state().lock().await = PortalExecutionState::Finished;
+        done?;
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client.set_transaction_status(status);
         Ok(())

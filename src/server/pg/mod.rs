@@ -50,6 +50,7 @@ use pgwire::messages::copy::{CopyDone, CopyOutResponse};
 use pgwire::messages::data::RowDescription;
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use tokio::net::TcpListener;
 
@@ -99,9 +100,10 @@ impl Security {
     }
 }
 
-/// How long a connection may be silent before TCP checks the client is
-/// still there (so a push query with no rows to send notices a client
-/// that went away), and how often it checks then.
+/// How long a connection may be silent before TCP checks the peer is
+/// still there, and how often it checks then: a client whose machine went
+/// away (no FIN) makes the next write fail. A client that closed its end
+/// is noticed by the writes a quiet query makes ([`QUIET`]).
 const KEEPALIVE_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -296,6 +298,10 @@ impl Handler {
     }
 }
 
+/// How long a running query may send nothing before the server checks the
+/// client is still there.
+const QUIET: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Send every item of a stream, flushing whenever the next one is not
 /// ready yet; returns how many were sent.
 async fn forward<C, S, T>(
@@ -316,7 +322,22 @@ where
             Some(next) => next,
             None => {
                 client.flush().await?;
-                items.next().await
+                loop {
+                    match tokio::time::timeout(QUIET, items.next()).await {
+                        Ok(next) => break next,
+                        // Nothing to send for a while: a message the client
+                        // ignores, so a client that went away is noticed
+                        // (the write fails) and its query ends.
+                        Err(_) => {
+                            client
+                                .send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                                    "server_encoding".into(),
+                                    "UTF8".into(),
+                                )))
+                                .await?
+                        }
+                    }
+                }
             }
         };
         let Some(item) = next else { return Ok(n) };

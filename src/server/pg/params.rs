@@ -14,6 +14,7 @@ use tokio_postgres::types::FromSql;
 
 use super::values::decode_numeric;
 use crate::error::{Error, Result};
+use crate::server::MAX_PARAMETERS;
 
 /// Where `$n` placeholders are in `text` (outside quotes and comments):
 /// byte ranges and parameter numbers (1-based).
@@ -75,13 +76,20 @@ fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// How many parameters `text` takes (its highest `$n`).
-pub(crate) fn count(text: &str) -> usize {
-    placeholders(text)
+/// How many parameters `text` takes (its highest `$n`); an error past
+/// [`MAX_PARAMETERS`].
+pub(crate) fn count(text: &str) -> Result<usize> {
+    let n = placeholders(text)
         .iter()
         .map(|(_, n)| *n)
         .max()
-        .unwrap_or(0)
+        .unwrap_or(0);
+    if n > MAX_PARAMETERS {
+        return Err(Error::BadParameter(format!(
+            "there is no parameter ${n}: a statement takes at most {MAX_PARAMETERS}"
+        )));
+    }
+    Ok(n)
 }
 
 /// `text` with each `$n` replaced by `literals[n - 1]`.
@@ -127,11 +135,24 @@ pub(crate) fn literal(n: usize, value: Option<&[u8]>, binary: bool, ty: &Type) -
         return Ok("NULL".into());
     };
     let bad = |why: String| Error::BadParameter(format!("parameter ${n} ({}): {why}", ty.name()));
-    if !binary {
+    let literal = if binary {
+        binary_literal(raw, ty).map_err(|e| bad(e.to_string()))?
+    } else {
         let text = std::str::from_utf8(raw).map_err(|_| bad("not UTF-8 text".into()))?;
-        return text_literal(text, ty).map_err(bad);
-    }
-    let decoded: std::result::Result<String, Box<dyn std::error::Error + Sync + Send>> = match *ty {
+        text_literal(text, ty).map_err(bad)?
+    };
+    // A negative number after a `-` in the statement (`x - $1`) must not
+    // make a `--` comment of the rest of the line.
+    Ok(if literal.starts_with('-') {
+        format!(" {literal}")
+    } else {
+        literal
+    })
+}
+
+/// A value sent in binary form, as a literal of `ty`.
+fn binary_literal(raw: &[u8], ty: &Type) -> std::result::Result<String, BoxError> {
+    match *ty {
         Type::BOOL => bool::from_sql(ty, raw).map(|b| if b { "TRUE" } else { "FALSE" }.into()),
         Type::INT2 => i16::from_sql(ty, raw).map(|i| i.to_string()),
         Type::INT4 => i32::from_sql(ty, raw).map(|i| i.to_string()),
@@ -140,11 +161,7 @@ pub(crate) fn literal(n: usize, value: Option<&[u8]>, binary: bool, ty: &Type) -
         Type::FLOAT4 => f32::from_sql(ty, raw).and_then(|f| float(f64::from(f))),
         Type::FLOAT8 => f64::from_sql(ty, raw).and_then(float),
         Type::NUMERIC => decode_numeric(raw).and_then(|s| {
-            if s.bytes().any(|b| b.is_ascii_alphabetic()) {
-                Err(format!("{s} has no SQL literal").into())
-            } else {
-                Ok(s)
-            }
+            text_literal(&s, &Type::NUMERIC).map_err(|_| format!("{s} has no SQL literal").into())
         }),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN | Type::JSON => {
             String::from_sql(&Type::TEXT, raw).map(|s| quote(&s))
@@ -168,9 +185,10 @@ pub(crate) fn literal(n: usize, value: Option<&[u8]>, binary: bool, ty: &Type) -
         Type::TIMESTAMPTZ => DateTime::<Utc>::from_sql(ty, raw)
             .map(|t| quote(&t.format("%Y-%m-%dT%H:%M:%S%.f").to_string())),
         _ => Err("Sluice does not take this type in binary form; send it as text".into()),
-    };
-    decoded.map_err(|e| bad(e.to_string()))
+    }
 }
+
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
 
 /// A value sent as text, as a literal of `ty`: numbers and booleans are
 /// checked and written bare, everything else is quoted.
@@ -201,7 +219,7 @@ fn text_literal(text: &str, ty: &Type) -> std::result::Result<String, String> {
     }
 }
 
-fn float(f: f64) -> std::result::Result<String, Box<dyn std::error::Error + Sync + Send>> {
+fn float(f: f64) -> std::result::Result<String, BoxError> {
     if f.is_finite() {
         Ok(format!("{f:?}"))
     } else {
@@ -218,7 +236,10 @@ mod tests {
         let text = "SELECT '$1', a$1, $2 FROM t -- $3\n WHERE x = $1 /* $4 */ AND y=$10";
         let found: Vec<usize> = placeholders(text).into_iter().map(|(_, n)| n).collect();
         assert_eq!(found, vec![2, 1, 10]);
-        assert_eq!(count(text), 10);
+        assert_eq!(count(text).unwrap(), 10);
+        let e = count("SELECT $65536").unwrap_err();
+        assert_eq!(e.sqlstate(), "22023");
+        assert!(count("SELECT $18446744073709551616").is_ok_and(|n| n == 0));
         assert_eq!(
             substitute(
                 "SELECT * FROM t WHERE a = $1 AND b = $2",
@@ -266,5 +287,26 @@ mod tests {
         );
         let e = literal(1, Some(&[0, 1]), true, &Type::INT8).unwrap_err();
         assert_eq!(e.sqlstate(), "22023");
+        // `x - $1` with -5 stays a subtraction, never a `--` comment.
+        assert_eq!(
+            substitute(
+                "x - $1",
+                &[literal(1, Some(b"-5"), false, &Type::INT4).unwrap()]
+            )
+            .unwrap(),
+            "x -  -5"
+        );
+        assert_eq!(
+            literal(1, Some(&(-2i64).to_be_bytes()), true, &Type::INT8).unwrap(),
+            " -2"
+        );
+        // A numeric whose digit groups are out of range is refused.
+        let bad = [0u8, 1, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+        assert_eq!(
+            literal(1, Some(&bad), true, &Type::NUMERIC)
+                .unwrap_err()
+                .sqlstate(),
+            "22023"
+        );
     }
 }

@@ -159,11 +159,24 @@ fn api_error(e: crate::error::Error) -> PgWireError {
     PgWireError::ApiError(Box::new(e))
 }
 
+/// A row that has exactly `width` cells (the encoders panic on more).
+fn fitting(row: Result<Row>, width: usize) -> Result<Row, PgWireError> {
+    let row = row.map_err(api_error)?;
+    if row.len() != width {
+        return Err(api_error(Error::internal(format!(
+            "a row of {} values for {width} columns",
+            row.len()
+        ))));
+    }
+    Ok(row)
+}
+
 /// Rows as a query response, each column in its field's format.
 pub(crate) fn rows_response(fields: Arc<Vec<FieldInfo>>, rows: Rows) -> Response {
     let mut encoder = DataRowEncoder::new(fields.clone());
+    let width = fields.len();
     let data = rows.map(move |row| {
-        for cell in &row.map_err(api_error)? {
+        for cell in &fitting(row, width)? {
             encoder.encode_field(cell)?;
         }
         Ok(encoder.take_row())
@@ -177,7 +190,7 @@ pub(crate) fn copy_response(fields: Arc<Vec<FieldInfo>>, rows: Rows) -> Response
     let columns = fields.len();
     let mut encoder = CopyEncoder::new_text(fields, CopyTextOptions::default());
     let data = rows.map(move |row| {
-        for cell in &row.map_err(api_error)? {
+        for cell in &fitting(row, columns)? {
             encoder.encode_field(cell)?;
         }
         Ok(encoder.take_copy())

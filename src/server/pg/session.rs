@@ -97,9 +97,23 @@ impl Session {
     /// Run every statement of `script` in order, stopping at the first
     /// error.
     pub(crate) fn run_script(self: Arc<Self>, engine: &SharedEngine, script: &str) -> Vec<Answer> {
+        let chunks = split(script);
+        // A push query's rows keep coming until it ends: nothing after it in
+        // the same script could be answered in the meantime.
+        let last = chunks.len().saturating_sub(1);
+        if let Some(c) = chunks[..last]
+            .iter()
+            .find(|c| is_push(&script[c.start..c.end]))
+        {
+            let e = Error::Unsupported(format!(
+                "a push query followed by other statements in one query string (at {}); send it last, or on its own,",
+                position_of(script, c.start)
+            ));
+            return vec![Answer::Error(e)];
+        }
         let mut answers = Vec::new();
-        for chunk in split(script) {
-            let failed = match self.run_statement(engine, script, &chunk) {
+        for chunk in chunks {
+            let failed = match self.run_statement(engine, script, &chunk, None) {
                 Ok(mut a) => {
                     answers.append(&mut a);
                     false
@@ -116,18 +130,44 @@ impl Session {
         answers
     }
 
+    /// Run a prepared statement with its parameters' values in (`bound`):
+    /// what kind of statement it is was decided by its text with the
+    /// placeholders (`prepared`), so a value can never change it.
+    pub(crate) fn run_bound(
+        self: Arc<Self>,
+        engine: &SharedEngine,
+        prepared: &str,
+        bound: &str,
+    ) -> Vec<Answer> {
+        let (shape, chunk) = match (split(prepared).as_slice(), split(bound).as_slice()) {
+            ([p], [b]) => (&prepared[p.start..p.end], b.clone()),
+            _ => {
+                let e = Error::internal("a prepared statement that is not one statement");
+                return vec![Answer::Error(e)];
+            }
+        };
+        match self.run_statement(engine, bound, &chunk, Some(shape)) {
+            Ok(answers) => answers,
+            Err(e) => vec![Answer::Error(e)],
+        }
+    }
+
+    /// Run one statement of `script`; `shape`: the text that decides what
+    /// kind of statement it is, when not its own.
     fn run_statement(
         &self,
         engine: &SharedEngine,
         script: &str,
         chunk: &Chunk,
+        shape: Option<&str>,
     ) -> Result<Vec<Answer>> {
         let text = &script[chunk.start..chunk.end];
+        let shape = shape.unwrap_or(text);
         if let Some(answer) = self.postgres_statement(text)? {
             return Ok(vec![answer]);
         }
         let start = position_of(script, chunk.start);
-        if pg_catalog::is_catalog_query(text) {
+        if pg_catalog::is_catalog_query(shape) {
             let (fields, rows) =
                 pg_catalog::answer(&lock(engine), text).map_err(|e| shift(e, start))?;
             return Ok(vec![Answer::Rows {
@@ -136,17 +176,25 @@ impl Session {
                 copy: false,
             }]);
         }
-        if let Some((inner, at)) = copy_to_stdout(text) {
+        if let (Some((inner, at)), Some((shape_inner, _))) =
+            (copy_to_stdout(text), copy_to_stdout(shape))
+        {
             let start = position_of(script, chunk.start + at);
-            let (fields, rows) = self.select(engine, inner).map_err(|e| shift(e, start))?;
+            let push = select_kind(shape_inner)
+                .ok_or_else(|| Error::syntax("COPY (...) TO STDOUT needs a SELECT inside", None))?;
+            let (fields, rows) = self
+                .select(engine, inner, push)
+                .map_err(|e| shift(e, start))?;
             return Ok(vec![Answer::Rows {
                 fields,
                 rows,
                 copy: true,
             }]);
         }
-        if select_kind(text).is_some() {
-            let (fields, rows) = self.select(engine, text).map_err(|e| shift(e, start))?;
+        if let Some(push) = select_kind(shape) {
+            let (fields, rows) = self
+                .select(engine, text, push)
+                .map_err(|e| shift(e, start))?;
             return Ok(vec![Answer::Rows {
                 fields,
                 rows,
@@ -167,17 +215,13 @@ impl Session {
         Ok(answers)
     }
 
-    /// Run a pull or a push query: its columns and its rows.
-    fn select(&self, engine: &SharedEngine, text: &str) -> Result<(Arc<Vec<FieldInfo>>, Rows)> {
-        let push = match select_kind(text) {
-            Some(push) => push,
-            None => {
-                return Err(Error::syntax(
-                    "COPY (...) TO STDOUT needs a SELECT inside",
-                    None,
-                ))
-            }
-        };
+    /// Run a pull or a (`push`) push query: its columns and its rows.
+    fn select(
+        &self,
+        engine: &SharedEngine,
+        text: &str,
+        push: bool,
+    ) -> Result<(Arc<Vec<FieldInfo>>, Rows)> {
         let mut engine = lock(engine);
         let mut properties = self.properties.lock().unwrap_or_else(|e| e.into_inner());
         engine.in_session(&mut properties, |e| {
@@ -298,7 +342,7 @@ impl Session {
         let (columns, inferred) = self
             .describe(engine, text, declared)
             .map_err(|e| shift(e, position_of(sql, chunk.start)))?;
-        let params = (0..params::count(text).max(declared.len()))
+        let params = (0..params::count(text)?.max(declared.len()))
             .map(|i| {
                 declared
                     .get(i)
@@ -413,7 +457,7 @@ fn typed_nulls(
     declared: &[Option<Type>],
     inferred: &[Option<DataType>],
 ) -> Result<String> {
-    let nulls: Vec<String> = (0..params::count(text))
+    let nulls: Vec<String> = (0..params::count(text)?)
         .map(|i| {
             let ty = declared
                 .get(i)
@@ -456,7 +500,7 @@ fn insert_parameters(
         return vec![];
     };
     let values = split_values(&text[open..]);
-    let mut types = vec![None; params::count(text)];
+    let mut types = vec![None; params::count(text).unwrap_or(0)];
     for (i, v) in values.iter().take(width).enumerate() {
         let Some((_, n)) = params::placeholders(v).into_iter().next() else {
             continue;
@@ -546,6 +590,13 @@ fn select_kind(text: &str) -> Option<bool> {
             .windows(2)
             .any(|w| w[0] == "EMIT" && matches!(w[1], "CHANGES" | "FINAL")),
     )
+}
+
+/// Whether a statement is a push query (`SELECT ... EMIT`, also inside
+/// `COPY (...) TO STDOUT`).
+fn is_push(text: &str) -> bool {
+    let inner = copy_to_stdout(text).map(|(inner, _)| inner).unwrap_or(text);
+    select_kind(inner) == Some(true)
 }
 
 /// Sluice's own SHOW / LIST nouns.

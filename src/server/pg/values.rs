@@ -121,7 +121,8 @@ impl Value {
             | ScalarValue::BinaryView(Some(b))
             | ScalarValue::FixedSizeBinary(_, Some(b)) => Value::Bytes(b.clone()),
             ScalarValue::Date32(Some(d)) => Value::Date(
-                NaiveDate::from_num_days_from_ce_opt(d + 719_163)
+                d.checked_add(719_163)
+                    .and_then(NaiveDate::from_num_days_from_ce_opt)
                     .ok_or_else(|| unrepresentable("date"))?,
             ),
             ScalarValue::Date64(Some(ms)) => Value::Date(
@@ -131,7 +132,10 @@ impl Value {
             ),
             ScalarValue::Time32Second(Some(t)) => time(i64::from(*t) * 1_000_000_000)?,
             ScalarValue::Time32Millisecond(Some(t)) => time(i64::from(*t) * 1_000_000)?,
-            ScalarValue::Time64Microsecond(Some(t)) => time(*t * 1_000)?,
+            ScalarValue::Time64Microsecond(Some(t)) => time(
+                t.checked_mul(1_000)
+                    .ok_or_else(|| unrepresentable("time"))?,
+            )?,
             ScalarValue::Time64Nanosecond(Some(t)) => time(*t)?,
             ScalarValue::TimestampSecond(Some(t), tz) => timestamp(*t, TimeUnit::Second, tz)?,
             ScalarValue::TimestampMillisecond(Some(t), tz) => {
@@ -150,8 +154,20 @@ impl Value {
             ScalarValue::IntervalMonthDayNano(Some(i)) => {
                 interval(i.months, i.days, i.nanoseconds / 1_000, &v)
             }
-            ScalarValue::DurationSecond(Some(s)) => interval(0, 0, s * 1_000_000, &v),
-            ScalarValue::DurationMillisecond(Some(s)) => interval(0, 0, s * 1_000, &v),
+            ScalarValue::DurationSecond(Some(s)) => interval(
+                0,
+                0,
+                s.checked_mul(1_000_000)
+                    .ok_or_else(|| unrepresentable("interval"))?,
+                &v,
+            ),
+            ScalarValue::DurationMillisecond(Some(s)) => interval(
+                0,
+                0,
+                s.checked_mul(1_000)
+                    .ok_or_else(|| unrepresentable("interval"))?,
+                &v,
+            ),
             ScalarValue::DurationMicrosecond(Some(s)) => interval(0, 0, *s, &v),
             ScalarValue::DurationNanosecond(Some(s)) => interval(0, 0, s / 1_000, &v),
             ScalarValue::List(_)
@@ -380,11 +396,18 @@ pub(crate) fn decode_numeric(raw: &[u8]) -> std::result::Result<String, BoxError
         0xC000 => return Ok("NaN".into()),
         0xD000 => return Ok("Infinity".into()),
         0xF000 => return Ok("-Infinity".into()),
-        _ => {}
+        0x0000 | 0x4000 => {}
+        _ => return Err(format!("bad numeric sign {sign:#x}").into()),
+    }
+    if dscale > 1000 || ndigits > 1000 {
+        return Err("numeric value too long".into());
     }
     let digits: Vec<i16> = (0..ndigits)
         .map(|i| word(4 + i))
         .collect::<std::result::Result<_, _>>()?;
+    if digits.iter().any(|d| !(0..=9999).contains(d)) {
+        return Err("numeric digit out of range".into());
+    }
     let group = |w: i32| -> i16 {
         usize::try_from(weight - w)
             .ok()
@@ -392,6 +415,9 @@ pub(crate) fn decode_numeric(raw: &[u8]) -> std::result::Result<String, BoxError
             .unwrap_or(0)
     };
     let mut int = String::new();
+    if !(-1000..=1000).contains(&weight) {
+        return Err("numeric weight out of range".into());
+    }
     for w in (0..=weight.max(0)).rev() {
         int.push_str(&format!("{:04}", group(w)));
     }
