@@ -4,8 +4,10 @@
 //!
 //! Filters on the key decide how the view is read: equality or `IN` on
 //! every key column (a non-windowed table's whole key, a windowed table's
-//! key columns) becomes point gets or prefix scans of those keys; a range on
-//! a single-column key becomes a range scan; anything else scans the view.
+//! key columns) becomes point gets or prefix scans of those keys, and for a
+//! windowed table a range (or equality) on `WINDOWSTART` narrows each key's
+//! prefix scan to a range scan of its windows; a range on a single-column
+//! key becomes a range scan; anything else scans the view.
 //! The pushed filters are `Inexact`: DataFusion applies them again, so the
 //! answer never depends on which way the rows were found.
 
@@ -33,6 +35,13 @@ pub(crate) enum Access {
     Scan,
     /// The rows of these keys (one value per key column each).
     Keys(Vec<Vec<ScalarValue>>),
+    /// The windows of these keys (a windowed table) whose `WINDOWSTART`
+    /// lies in the bounds (inclusive; DataFusion drops an excluded bound).
+    KeyWindows {
+        keys: Vec<Vec<ScalarValue>>,
+        low: Option<ScalarValue>,
+        high: Option<ScalarValue>,
+    },
     /// Rows whose single key column lies in the bounds.
     Range {
         low: Option<(ScalarValue, bool)>,
@@ -61,6 +70,13 @@ impl ViewTable {
         self.spec.schema.field(i).name()
     }
 
+    /// The key column (or, for a windowed table, `WINDOWSTART`, right after
+    /// the key columns) named `name`.
+    fn key_index(&self, name: &str) -> Option<usize> {
+        let searched = self.key_columns + usize::from(self.spec.windowed);
+        (0..searched).find(|&i| self.key_name(i) == name)
+    }
+
     /// The key column a filter constrains, with the values or bounds.
     fn key_constraint(&self, e: &Expr) -> Option<(usize, Constraint)> {
         match e {
@@ -70,7 +86,7 @@ impl ViewTable {
                     (Expr::Literal(v, _), Expr::Column(c)) => (c, v, op.swap()?),
                     _ => return None,
                 };
-                let i = (0..self.key_columns).find(|&i| self.key_name(i) == col.name)?;
+                let i = self.key_index(&col.name)?;
                 let c = match op {
                     Operator::Eq => Constraint::Values(vec![lit.clone()]),
                     Operator::Gt => Constraint::Low(lit.clone(), false),
@@ -85,7 +101,7 @@ impl ViewTable {
                 let Expr::Column(c) = l.expr.as_ref() else {
                     return None;
                 };
-                let i = (0..self.key_columns).find(|&i| self.key_name(i) == c.name)?;
+                let i = self.key_index(&c.name)?;
                 let values = l
                     .list
                     .iter()
@@ -105,7 +121,7 @@ impl ViewTable {
                 else {
                     return None;
                 };
-                let i = (0..self.key_columns).find(|&i| self.key_name(i) == c.name)?;
+                let i = self.key_index(&c.name)?;
                 Some((i, Constraint::Between(lo.clone(), hi.clone())))
             }
             _ => None,
@@ -117,10 +133,29 @@ impl ViewTable {
         let mut values: Vec<Option<Vec<ScalarValue>>> = vec![None; self.key_columns];
         let mut low = None;
         let mut high = None;
+        // Bounds on WINDOWSTART (a windowed table).
+        let mut window_low = None;
+        let mut window_high = None;
         for f in filters {
             let Some((i, c)) = self.key_constraint(f) else {
                 continue;
             };
+            if i == self.key_columns {
+                match c {
+                    Constraint::Values(v) if v.len() == 1 => {
+                        window_low = v.first().cloned();
+                        window_high = v.first().cloned();
+                    }
+                    Constraint::Low(v, _) => window_low = Some(v),
+                    Constraint::High(v, _) => window_high = Some(v),
+                    Constraint::Between(lo, hi) => {
+                        window_low = Some(lo);
+                        window_high = Some(hi);
+                    }
+                    Constraint::Values(_) => {}
+                }
+                continue;
+            }
             match c {
                 Constraint::Values(v) => {
                     // Two equalities on one column: their intersection.
@@ -153,6 +188,13 @@ impl ViewTable {
                     })
                     .collect();
             }
+            if window_low.is_some() || window_high.is_some() {
+                return Access::KeyWindows {
+                    keys,
+                    low: window_low,
+                    high: window_high,
+                };
+            }
             return Access::Keys(keys);
         }
         if low.is_some() || high.is_some() {
@@ -164,13 +206,16 @@ impl ViewTable {
     /// The stored rows `access` selects, in key order.
     fn read(&self, access: &Access) -> crate::error::Result<Vec<Vec<u8>>> {
         let prefix = view_prefix(&self.spec.table);
-        let key_types = &self.spec.key_types()[..self.key_columns];
+        let all_key_types = self.spec.key_types();
         let full = |k: &[u8]| {
             let mut f = prefix.clone();
             f.extend_from_slice(k);
             f
         };
+        // The leading key columns' values (the key, then WINDOWSTART), as
+        // stored: a prefix of the stored keys that start with them.
         let encode = |values: &[ScalarValue]| -> crate::error::Result<Option<Vec<u8>>> {
+            let key_types = &all_key_types[..values.len().min(all_key_types.len())];
             let mut columns: Vec<ArrayRef> = Vec::new();
             for (v, t) in values.iter().zip(key_types) {
                 // A literal of another type (an INT literal against a BIGINT
@@ -180,7 +225,7 @@ impl ViewTable {
                     Err(_) => return Ok(None),
                 }
             }
-            Ok(encode_key(key_types, &columns)?.pop())
+            Ok(encode_key(&key_types[..columns.len()], &columns)?.pop())
         };
         let mut out = Vec::new();
         match access {
@@ -205,6 +250,38 @@ impl ViewTable {
                                 .map(|(_, v)| v),
                         );
                     }
+                }
+            }
+            Access::KeyWindows { keys, low, high } => {
+                let mut seen = BTreeSet::new();
+                for k in keys {
+                    let Some(key) = encode(k)? else { continue };
+                    if !seen.insert(key.clone()) {
+                        continue;
+                    }
+                    let bound = |b: &Option<ScalarValue>| -> crate::error::Result<Option<Vec<u8>>> {
+                        match b {
+                            Some(v) => {
+                                let mut values = k.clone();
+                                values.push(v.clone());
+                                encode(&values)
+                            }
+                            None => Ok(Some(key.clone())),
+                        }
+                    };
+                    let (Some(from), Some(to)) = (bound(low)?, bound(high)?) else {
+                        continue;
+                    };
+                    // Up to and including every window starting at the
+                    // high bound.
+                    let mut to = full(&to);
+                    to.push(0xff);
+                    out.extend(
+                        self.store
+                            .scan_range(&full(&from), &to)?
+                            .into_iter()
+                            .map(|(_, v)| v),
+                    );
                 }
             }
             Access::Range { low, high } => {
@@ -301,5 +378,129 @@ impl TableProvider for ViewTable {
         let exec =
             MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema(), projection.cloned())?;
         Ok(exec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::changes::{Changes, Op};
+    use crate::runtime::state::StateBatch;
+    use crate::runtime::view::ViewWriter;
+    use crate::runtime::{WINDOWEND, WINDOWSTART};
+    use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::prelude::{ident, lit};
+
+    /// A windowed view of K's counts per 1-second window, holding windows
+    /// 1000..=5000 of `a` and `b`.
+    fn windowed() -> (tempfile::TempDir, ViewTable) {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("K", DataType::Utf8, true),
+            Field::new(WINDOWSTART, DataType::Int64, true),
+            Field::new(WINDOWEND, DataType::Int64, true),
+            Field::new("N", DataType::Int64, true),
+        ]));
+        let spec = ViewSpec {
+            table: "COUNTS".into(),
+            schema: schema.clone(),
+            key_len: 3,
+            windowed: true,
+            columns: vec![0, 1, 2, 3],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let mut writer = ViewWriter::try_new(spec.clone(), &store).unwrap();
+        let mut ks = Vec::new();
+        let mut starts = Vec::new();
+        for k in ["a", "b"] {
+            for s in 1..=5i64 {
+                ks.push(k);
+                starts.push(s * 1000);
+            }
+        }
+        let n = ks.len();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(ks)),
+                Arc::new(Int64Array::from(starts.clone())),
+                Arc::new(Int64Array::from(
+                    starts.iter().map(|s| s + 1000).collect::<Vec<_>>(),
+                )),
+                Arc::new(Int64Array::from(starts.clone())),
+            ],
+        )
+        .unwrap();
+        writer
+            .apply(&Changes::new(batch, vec![Op::Insert; n]))
+            .unwrap();
+        let mut b = StateBatch::default();
+        writer.checkpoint(&mut b);
+        store.commit(b).unwrap();
+        (dir, ViewTable::new(spec, store))
+    }
+
+    /// The (K, WINDOWSTART) of the rows an access reads.
+    fn read(view: &ViewTable, access: &Access) -> Vec<(String, i64)> {
+        let rows = view.read(access).unwrap();
+        let batch = decode_rows(&view.spec, rows.iter().map(Vec::as_slice)).unwrap();
+        let k = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let s = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .unwrap();
+        (0..batch.num_rows())
+            .map(|i| (k.value(i).to_string(), s.value(i)))
+            .collect()
+    }
+
+    #[test]
+    fn a_key_and_a_windowstart_range_read_only_those_windows() {
+        let (_dir, view) = windowed();
+        let access = view.access(&[
+            ident("K").eq(lit("a")),
+            ident(WINDOWSTART).gt_eq(lit(2000i64)),
+            ident(WINDOWSTART).lt(lit(4000i64)),
+        ]);
+        assert_eq!(
+            access,
+            Access::KeyWindows {
+                keys: vec![vec![ScalarValue::from("a")]],
+                low: Some(ScalarValue::Int64(Some(2000))),
+                high: Some(ScalarValue::Int64(Some(4000))),
+            }
+        );
+        // The high bound is read inclusive; DataFusion drops 4000.
+        assert_eq!(
+            read(&view, &access),
+            vec![("a".into(), 2000), ("a".into(), 3000), ("a".into(), 4000)]
+        );
+        // One window of two keys.
+        let access = view.access(&[
+            ident("K").in_list(vec![lit("a"), lit("b")], false),
+            ident(WINDOWSTART).eq(lit(5000i64)),
+        ]);
+        assert_eq!(
+            read(&view, &access),
+            vec![("a".into(), 5000), ("b".into(), 5000)]
+        );
+        // Only a lower bound: the key's windows from there on.
+        let access = view.access(&[ident("K").eq(lit("b")), ident(WINDOWSTART).gt(lit(4000i64))]);
+        assert_eq!(
+            read(&view, &access),
+            vec![("b".into(), 4000), ("b".into(), 5000)]
+        );
+        // A key alone: all its windows; no key: a scan.
+        let access = view.access(&[ident("K").eq(lit("a"))]);
+        assert_eq!(access, Access::Keys(vec![vec![ScalarValue::from("a")]]));
+        assert_eq!(read(&view, &access).len(), 5);
+        let access = view.access(&[ident(WINDOWSTART).eq(lit(1000i64))]);
+        assert_eq!(access, Access::Scan);
     }
 }
