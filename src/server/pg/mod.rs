@@ -1,5 +1,6 @@
-//! The Postgres wire protocol: `psql` and ordinary Postgres drivers talk to
-//! Sluice through [`pgwire`].
+//! The Postgres wire protocol: `psql` and ordinary Postgres drivers
+//! (tokio-postgres, psycopg, pgjdbc, ...) talk to Sluice through
+//! [`pgwire`].
 //!
 //! Every connection is a session with its own properties (`SET`); a script
 //! sent in one simple query runs a statement at a time against the shared
@@ -14,15 +15,22 @@
 //!   answer with a table of text columns.
 //! - What drivers send besides SQL for Sluice ([`session`]): `BEGIN` /
 //!   `COMMIT` / `ROLLBACK` (no-ops with the right transaction status),
-//!   Postgres `SET name = value` and `SHOW name` of session settings.
+//!   Postgres `SET name = value` and `SHOW name` of session settings,
+//!   `DEALLOCATE`; psql's catalog queries (`\dt`, `\d`: [`pg_catalog`]).
+//! - The extended protocol ([`extended`]): prepared statements with `$n`
+//!   parameters ([`params`]), results in text or binary ([`values`]).
 //! - Errors carry a SQLSTATE (syntax 42601, unknown name 42P01,
-//!   unsupported 0A000, internal XX000, ...) and, for mistakes in a
-//!   statement, the character position psql draws its caret under.
+//!   unsupported 0A000, bad parameter 22023, internal XX000, ...) and, for
+//!   mistakes in a statement, the character position psql draws its caret
+//!   under.
 //! - `SELECT` without `EMIT` is a pull query, with `EMIT CHANGES` a push
 //!   query; `COPY (SELECT ...) TO STDOUT` sends either as COPY data. Rows
 //!   (and COPY data) are flushed as soon as no further one is ready, so a
-//!   push query's rows reach the client live, and a cancel request
+//!   push query's rows reach the client live; a query with nothing to send
+//!   checks now and then that its client is still there. A cancel request
 //!   ([`cancel`]) stops the running statement with SQLSTATE 57014.
+//! - Who may connect ([`auth`]): trust without configured users, else
+//!   SCRAM-SHA-256; TLS with a configured certificate.
 
 mod auth;
 mod cancel;
