@@ -12,6 +12,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use pgwire::api::Type;
 use tokio_postgres::types::FromSql;
 
+use super::session::skip_quoted;
 use super::values::decode_numeric;
 use crate::error::{Error, Result};
 use crate::server::MAX_PARAMETERS;
@@ -23,32 +24,11 @@ pub(crate) fn placeholders(text: &str) -> Vec<(std::ops::Range<usize>, usize)> {
     let mut found = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
+        if let Some(end) = skip_quoted(bytes, i) {
+            i = end + 1;
+            continue;
+        }
         match bytes[i] {
-            q @ (b'\'' | b'"' | b'`') => {
-                i += 1;
-                while i < bytes.len() {
-                    if bytes[i] == q {
-                        if bytes.get(i + 1) == Some(&q) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-            }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
-                    i += 1;
-                }
-                i += 1;
-            }
             b'$' if i == 0 || !is_word(bytes[i - 1]) => {
                 let digits = bytes[i + 1..]
                     .iter()

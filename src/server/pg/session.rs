@@ -738,38 +738,13 @@ pub(crate) fn split(script: &str) -> Vec<Chunk> {
         }
     };
     while i < bytes.len() {
-        match bytes[i] {
-            q @ (b'\'' | b'"' | b'`') => {
-                i += 1;
-                while i < bytes.len() {
-                    if bytes[i] == q {
-                        // A doubled quote is an escaped one.
-                        if bytes.get(i + 1) == Some(&q) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-            }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
-                    i += 1;
-                }
-                i += 1;
-            }
-            b';' => {
-                push(&mut chunks, start, i);
-                start = i + 1;
-            }
-            _ => {}
+        if let Some(end) = skip_quoted(bytes, i) {
+            i = end + 1;
+            continue;
+        }
+        if bytes[i] == b';' {
+            push(&mut chunks, start, i);
+            start = i + 1;
         }
         i += 1;
     }
@@ -777,6 +752,43 @@ pub(crate) fn split(script: &str) -> Vec<Chunk> {
         push(&mut chunks, start, bytes.len());
     }
     chunks
+}
+
+/// If a quoted string or name (`'...'`, `"..."`, `` `...` ``; a doubled
+/// quote inside is an escaped one) or a comment (`--` to the end of the
+/// line, `/* */`) starts at byte `i`, the index of its last byte (past the
+/// end when it is not closed).
+pub(crate) fn skip_quoted(bytes: &[u8], i: usize) -> Option<usize> {
+    let mut j = i;
+    match *bytes.get(i)? {
+        q @ (b'\'' | b'"' | b'`') => {
+            j += 1;
+            while j < bytes.len() {
+                if bytes[j] == q {
+                    if bytes.get(j + 1) == Some(&q) {
+                        j += 2;
+                        continue;
+                    }
+                    break;
+                }
+                j += 1;
+            }
+        }
+        b'-' if bytes.get(i + 1) == Some(&b'-') => {
+            while j < bytes.len() && bytes[j] != b'\n' {
+                j += 1;
+            }
+        }
+        b'/' if bytes.get(i + 1) == Some(&b'*') => {
+            j += 2;
+            while j + 1 < bytes.len() && !(bytes[j] == b'*' && bytes[j + 1] == b'/') {
+                j += 1;
+            }
+            j += 1;
+        }
+        _ => return None,
+    }
+    Some(j)
 }
 
 /// The text without `--` and `/* */` comments (outside quotes).
