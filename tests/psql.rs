@@ -434,3 +434,32 @@ fn a_table_push_query_marks_inserts_updates_and_deletes() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_push_query_aggregates_a_whole_stream_without_group_by() {
+    let server = Server::start();
+    let out = server.psql(
+        "CREATE STREAM deposits (k STRING KEY, v INT) \
+           WITH (kafka_topic='deposits', value_format='JSON', partitions=1); \
+         INSERT INTO deposits (k, v) VALUES ('a', 5); \
+         INSERT INTO deposits (k, v) VALUES ('b', 2); \
+         INSERT INTO deposits (k, v) VALUES ('a', -7);",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = server.psql(
+        "SET 'auto.offset.reset'='earliest'; \
+         SELECT COUNT(*) AS n, SUM(v) AS total FROM deposits EMIT CHANGES LIMIT 3;",
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "SET\nN|TOTAL|OP\n1|5|insert\n2|7|update\n3|0|update\n(3 rows)\n",
+        "{}",
+        text(&out.stderr)
+    );
+    // A persistent query still needs a GROUP BY.
+    let out = server.psql("CREATE TABLE total AS SELECT COUNT(*) AS n FROM deposits;");
+    assert_eq!(
+        text(&out.stderr),
+        "ERROR:  Use of aggregate function COUNT requires a GROUP BY clause.\n"
+    );
+}

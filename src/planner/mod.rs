@@ -626,17 +626,25 @@ impl Planner {
         if window.is_some() && group_by.is_empty() {
             return Err(Error::semantic("WINDOW clause requires a GROUP BY clause."));
         }
+        // A push query may aggregate the whole stream (`SELECT COUNT(*) FROM
+        // s EMIT CHANGES`): one group, keyed by a constant it does not show.
+        let mut df_group_by = group_by.clone();
         if group_by.is_empty() && window.is_none() {
             if let Some(name) = items
                 .iter()
                 .find_map(|(e, _)| aggregate_function_in(self, e))
             {
-                return Err(Error::semantic(format!(
-                    "Use of aggregate function {name} requires a GROUP BY clause."
-                )));
+                if !transient {
+                    return Err(Error::semantic(format!(
+                        "Use of aggregate function {name} requires a GROUP BY clause."
+                    )));
+                }
+                df_group_by.push(SqlExpr::Value(
+                    datafusion::sql::sqlparser::ast::Value::SingleQuotedString(String::new())
+                        .into(),
+                ));
             }
         }
-        let mut df_group_by = group_by.clone();
         if window.is_some() {
             df_group_by.push(SqlExpr::Identifier(Ident::with_quote('"', WINDOWSTART)));
             df_group_by.push(SqlExpr::Identifier(Ident::with_quote('"', WINDOWEND)));
