@@ -544,6 +544,13 @@ fn a_query_waits_while_the_broker_is_down_and_resumes_without_loss() {
     );
     run_until_on(&b, &mut e, "LARGE", 4);
     let got = consume_from(&b, "LARGE", 4);
+    // On failure, say where the records got stuck: the input's end and the
+    // query's status.
+    let why = format!(
+        "payments holds {} records; query status: {}",
+        high_watermark_on(&b, "payments", 0),
+        query_status(&mut e)
+    );
     assert_eq!(
         values(&got),
         vec![
@@ -551,7 +558,8 @@ fn a_query_waits_while_the_broker_is_down_and_resumes_without_loss() {
             r#"p3 {"AMOUNT":70.0} @3000"#.to_string(),
             r#"p4 {"AMOUNT":80.0} @4000"#.to_string(),
             r#"p5 {"AMOUNT":90.0} @5000"#.to_string(),
-        ]
+        ],
+        "{why}"
     );
     assert_eq!(query_status(&mut e), "RUNNING");
 }
