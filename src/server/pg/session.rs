@@ -793,40 +793,23 @@ pub(crate) fn skip_quoted(bytes: &[u8], i: usize) -> Option<usize> {
 
 /// The text without `--` and `/* */` comments (outside quotes).
 fn strip_comments(text: &str) -> String {
-    let mut out = String::new();
-    let mut chars = text.chars().peekable();
-    let mut quote = None;
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => {
-                quote = None;
-                out.push(c);
-            }
-            (Some(_), c) => out.push(c),
-            (None, '\'' | '"' | '`') => {
-                quote = Some(c);
-                out.push(c);
-            }
-            (None, '-') if chars.peek() == Some(&'-') => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
-            (None, '/') if chars.peek() == Some(&'*') => {
-                chars.next();
-                let mut last = ' ';
-                for c in chars.by_ref() {
-                    if last == '*' && c == '/' {
-                        break;
-                    }
-                    last = c;
-                }
-            }
-            (None, c) => out.push(c),
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let (mut i, mut kept) = (0, 0);
+    while i < bytes.len() {
+        let Some(end) = skip_quoted(bytes, i) else {
+            i += 1;
+            continue;
+        };
+        let end = (end + 1).min(bytes.len());
+        if matches!(bytes[i], b'-' | b'/') {
+            // A comment: what came before it stays, it goes.
+            out.push_str(&text[kept..i]);
+            kept = end;
         }
+        i = end;
     }
+    out.push_str(&text[kept..]);
     out
 }
 
@@ -888,6 +871,17 @@ mod tests {
             texts("INSERT INTO s VALUES ('it''s;')"),
             vec!["INSERT INTO s VALUES ('it''s;')"]
         );
+    }
+
+    #[test]
+    fn comments_go_and_quoted_text_stays() {
+        assert_eq!(
+            strip_comments("SELECT '--x' /* c */, a -- tail\nFROM \"/*t*/\" --"),
+            "SELECT '--x' , a FROM \"/*t*/\" "
+        );
+        assert_eq!(strip_comments("/* open"), "");
+        assert_eq!(strip_comments("'open -- quote"), "'open -- quote");
+        assert_eq!(select_kind("/* x */ select 1 -- EMIT CHANGES"), Some(false));
     }
 
     #[test]
