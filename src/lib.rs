@@ -16,6 +16,7 @@
 //!
 //! Dependencies point one way: `server → engine → planner → runtime → connectors`.
 
+pub mod cases;
 pub mod catalog;
 pub(crate) mod connectors;
 mod engine;

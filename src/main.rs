@@ -80,6 +80,39 @@ enum Command {
         /// TLS private key (PEM).
         #[arg(long, value_name = "PEM")]
         tls_key: Option<PathBuf>,
+        /// Prepended to every topic name the server uses.
+        #[arg(long, value_name = "PREFIX")]
+        topic_prefix: Option<String>,
+        /// Root of sinks' relative locations: a directory or s3://bucket/prefix
+        /// (default: DATA_DIR/analytics).
+        #[arg(long, value_name = "DIR_OR_URL")]
+        analytics: Option<String>,
+    },
+    /// Produce a case study's events (deterministic for a seed) to its topics.
+    Gen {
+        /// movieflix, gettaxi, social, mybank or logs.
+        case: String,
+        /// Kafka bootstrap servers (`host:port,...`).
+        #[arg(long, value_name = "BOOTSTRAP", env = "SLUICE_KAFKA_BOOTSTRAP")]
+        kafka: String,
+        /// Events per second (of event time; also of wall time when paced).
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// Event time spanned (e.g. 90s, 10m, 2h).
+        #[arg(long, default_value = "1m")]
+        duration: String,
+        /// Seeds every random choice.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Time of the first event, milliseconds since the epoch (default: now).
+        #[arg(long)]
+        start: Option<i64>,
+        /// Send as fast as possible instead of in real time.
+        #[arg(long)]
+        fast: bool,
+        /// Prepended to every topic name (the server's topic_prefix).
+        #[arg(long, default_value = "", env = "SLUICE_TOPIC_PREFIX")]
+        topic_prefix: String,
     },
     /// Execute a SQL script against an in-process engine and print results.
     Run {
@@ -122,6 +155,8 @@ fn main() -> ExitCode {
             listen,
             tls_cert,
             tls_key,
+            topic_prefix,
+            analytics,
         } => serve(sluice::server::ServerFlags {
             config,
             kafka,
@@ -131,7 +166,19 @@ fn main() -> ExitCode {
             listen,
             tls_cert,
             tls_key,
+            topic_prefix,
+            analytics,
         }),
+        Command::Gen {
+            case,
+            kafka,
+            rate,
+            duration,
+            seed,
+            start,
+            fast,
+            topic_prefix,
+        } => generate(&case, kafka, rate, &duration, seed, start, fast, topic_prefix),
         Command::Run { file, data_dir } => {
             let sql = match std::fs::read_to_string(&file) {
                 Ok(s) => s,
@@ -171,6 +218,50 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// `sluice gen`: produce a case's events and say how many.
+#[allow(clippy::too_many_arguments)]
+fn generate(
+    case: &str,
+    bootstrap: String,
+    rate: f64,
+    duration: &str,
+    seed: u64,
+    start: Option<i64>,
+    fast: bool,
+    topic_prefix: String,
+) -> ExitCode {
+    let run = || -> sluice::Result<(sluice::cases::Case, usize)> {
+        let case: sluice::cases::Case = case.parse()?;
+        if !(rate > 0.0 && rate.is_finite()) {
+            return Err(sluice::Error::BadParameter(format!(
+                "--rate must be a positive number of events per second, not {rate}"
+            )));
+        }
+        let params = sluice::cases::Params {
+            seed,
+            rate,
+            duration: sluice::cases::parse_duration(duration)?,
+            start_ms: start.unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
+        };
+        let target = sluice::cases::Target {
+            bootstrap,
+            topic_prefix,
+            paced: !fast,
+        };
+        Ok((case, sluice::cases::produce(case, &params, &target)?))
+    };
+    match run() {
+        Ok((case, n)) => {
+            println!("{n} {} events produced", case.name());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -23,52 +23,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice::{Engine, EngineConfig};
 
-/// The broker's address, starting one if none is given.
-fn broker() -> &'static str {
-    static BROKER: OnceLock<String> = OnceLock::new();
-    BROKER.get_or_init(|| {
-        if let Ok(b) = std::env::var("SLUICE_TEST_KAFKA") {
-            if !b.is_empty() {
-                return b;
-            }
-        }
-        let root = env!("CARGO_MANIFEST_DIR");
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("sluice-test-kafka-{port}"));
-        let out = Command::new("bash")
-            .arg(format!("{root}/scripts/kafka.sh"))
-            .args(["start", "--port", &port.to_string(), "--dir"])
-            .arg(&dir)
-            .output()
-            .expect("run scripts/kafka.sh");
-        assert!(
-            out.status.success(),
-            "cannot start a Kafka broker with scripts/kafka.sh:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // Stop the broker when this test process is gone.
-        let watchdog = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; bash {root}/scripts/kafka.sh stop --port {port} --dir {dir}",
-            pid = std::process::id(),
-            dir = dir.display()
-        );
-        let status = Command::new("bash")
-            .args([
-                "-c",
-                &format!("setsid bash -c '{watchdog}' </dev/null >/dev/null 2>&1 &"),
-            ])
-            .status()
-            .expect("start the broker's watchdog");
-        assert!(status.success(), "cannot start the broker's watchdog");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .unwrap_or_else(|| format!("localhost:{port}"))
-    })
-}
+mod common;
+use common::{broker, free_port, unique};
 
 /// A broker of a test's own (to stop and restart), stopped when dropped.
 struct OwnBroker {
@@ -119,22 +75,6 @@ impl Drop for OwnBroker {
             .arg(self.dir.path())
             .output();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A name no earlier run used, so tests can share a long-lived broker.
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{name}_{}_{nanos}", std::process::id())
 }
 
 fn engine(dir: &std::path::Path) -> Engine {

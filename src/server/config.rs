@@ -7,8 +7,12 @@
 //! data_dir = "/var/lib/sluice"   # RocksDB state and the catalog
 //! statements = "queries.sql"     # run once, when the data dir is new
 //!
+//! analytics = "s3://lake/sluice" # where CREATE SINK ... LOCATION='relative' lands
+//!                                # (a directory or an s3:// URL; default data_dir/analytics)
+//!
 //! [kafka]
 //! bootstrap = "localhost:9092"   # absent: an embedded in-memory broker
+//! topic_prefix = "staging."      # prepended to every topic name the server uses
 //!
 //! [kafka.client]                 # any librdkafka setting
 //! "security.protocol" = "plaintext"
@@ -26,8 +30,8 @@
 //! ```
 //!
 //! Environment: `SLUICE_SERVICE_ID`, `SLUICE_LISTEN`, `SLUICE_DATA_DIR`,
-//! `SLUICE_STATEMENTS`, `SLUICE_KAFKA_BOOTSTRAP`, `SLUICE_TLS_CERT`,
-//! `SLUICE_TLS_KEY`.
+//! `SLUICE_STATEMENTS`, `SLUICE_KAFKA_BOOTSTRAP`, `SLUICE_TOPIC_PREFIX`,
+//! `SLUICE_ANALYTICS`, `SLUICE_TLS_CERT`, `SLUICE_TLS_KEY`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +56,12 @@ pub struct ServerConfig {
     pub statements: Option<PathBuf>,
     /// Kafka bootstrap servers; None starts the embedded broker.
     pub kafka: Option<String>,
+    /// Prepended to every topic name (several servers, or test runs, share
+    /// one cluster without seeing each other's topics).
+    pub topic_prefix: String,
+    /// The root that sinks' relative locations are under: a directory or
+    /// an object store URL (`s3://bucket/prefix`).
+    pub analytics: String,
     /// Further librdkafka client settings.
     pub kafka_client: BTreeMap<String, String>,
     /// Engine properties.
@@ -73,6 +83,8 @@ pub struct ServerFlags {
     pub listen: Option<String>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub topic_prefix: Option<String>,
+    pub analytics: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +94,7 @@ struct FileConfig {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     statements: Option<PathBuf>,
+    analytics: Option<String>,
     kafka: Option<FileKafka>,
     tls: Option<FileTls>,
     #[serde(default)]
@@ -101,6 +114,7 @@ struct FileTls {
 #[serde(deny_unknown_fields)]
 struct FileKafka {
     bootstrap: Option<String>,
+    topic_prefix: Option<String>,
     #[serde(default)]
     client: BTreeMap<String, String>,
 }
@@ -120,7 +134,23 @@ impl ServerConfig {
                 .or(from_file)
         };
         let path = |p: Option<PathBuf>| p.map(|p| p.to_string_lossy().to_string());
+        let data_dir = PathBuf::from(
+            pick(
+                path(flags.data_dir.clone()),
+                "SLUICE_DATA_DIR",
+                path(file.data_dir),
+            )
+            .unwrap_or_else(|| "sluice-data".to_string()),
+        );
         Ok(Self {
+            analytics: pick(flags.analytics.clone(), "SLUICE_ANALYTICS", file.analytics)
+                .unwrap_or_else(|| data_dir.join("analytics").to_string_lossy().to_string()),
+            topic_prefix: pick(
+                flags.topic_prefix.clone(),
+                "SLUICE_TOPIC_PREFIX",
+                kafka_file.topic_prefix,
+            )
+            .unwrap_or_default(),
             service_id: pick(
                 flags.service_id.clone(),
                 "SLUICE_SERVICE_ID",
@@ -136,14 +166,7 @@ impl ServerConfig {
                     ))
                 })?
             },
-            data_dir: PathBuf::from(
-                pick(
-                    path(flags.data_dir.clone()),
-                    "SLUICE_DATA_DIR",
-                    path(file.data_dir),
-                )
-                .unwrap_or_else(|| "sluice-data".to_string()),
-            ),
+            data_dir,
             statements: pick(
                 path(flags.statements.clone()),
                 "SLUICE_STATEMENTS",

@@ -23,6 +23,8 @@ use std::time::Duration;
 pub use config::{ServerConfig, ServerFlags};
 
 use crate::connectors::kafka::{EmbeddedKafka, KafkaTopics};
+use crate::connectors::namespaced::Namespaced;
+use crate::connectors::Topics;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{Error, Result};
 
@@ -55,13 +57,17 @@ impl Server {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let (topics, bootstrap, embedded) = match &config.kafka {
+        let (kafka, bootstrap, embedded) = match &config.kafka {
             Some(b) => (KafkaTopics::connect(b, &client)?, b.clone(), false),
             None => {
                 let broker = Arc::new(EmbeddedKafka::start()?);
                 let b = broker.bootstrap().to_string();
                 (KafkaTopics::embedded(broker)?, b, true)
             }
+        };
+        let topics: Arc<dyn Topics> = match config.topic_prefix.as_str() {
+            "" => Arc::new(kafka),
+            prefix => Arc::new(Namespaced::new(Arc::new(kafka), prefix)),
         };
         std::fs::create_dir_all(&config.data_dir)?;
         if embedded {
@@ -80,10 +86,12 @@ impl Server {
                     let mut p = config.properties.clone();
                     p.entry(crate::engine::SERVICE_ID.to_string())
                         .or_insert_with(|| config.service_id.clone());
+                    p.entry(crate::engine::SINK_ROOT.to_string())
+                        .or_insert_with(|| config.analytics.clone());
                     p
                 },
             },
-            Arc::new(topics),
+            topics,
         )?;
         if let Some(file) = &config.statements {
             if engine.catalog().sources().next().is_none() {

@@ -1,5 +1,7 @@
 //! A `sluice server` child process for the wire-protocol tests, with its
-//! embedded Kafka broker and an OS-chosen port.
+//! embedded Kafka broker (or the test broker) and an OS-chosen port; the
+//! test Kafka broker.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -67,6 +69,78 @@ impl Server {
             _dir: dir,
         }
     }
+}
+
+impl Server {
+    /// The directory `{dir}` stood for (the data directory is `data` in it).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+}
+
+/// The test Kafka broker's address: `SLUICE_TEST_KAFKA`, or one started
+/// with `scripts/kafka.sh` for this test process (stopped when it exits).
+pub fn broker() -> &'static str {
+    static BROKER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BROKER.get_or_init(|| {
+        if let Ok(b) = std::env::var("SLUICE_TEST_KAFKA") {
+            if !b.is_empty() {
+                return b;
+            }
+        }
+        let root = env!("CARGO_MANIFEST_DIR");
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("sluice-test-kafka-{port}"));
+        let out = Command::new("bash")
+            .arg(format!("{root}/scripts/kafka.sh"))
+            .args(["start", "--port", &port.to_string(), "--dir"])
+            .arg(&dir)
+            .output()
+            .expect("run scripts/kafka.sh");
+        assert!(
+            out.status.success(),
+            "cannot start a Kafka broker with scripts/kafka.sh:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Stop the broker when this test process is gone.
+        let watchdog = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; bash {root}/scripts/kafka.sh stop --port {port} --dir {dir}",
+            pid = std::process::id(),
+            dir = dir.display()
+        );
+        let status = Command::new("bash")
+            .args([
+                "-c",
+                &format!("setsid bash -c '{watchdog}' </dev/null >/dev/null 2>&1 &"),
+            ])
+            .status()
+            .expect("start the broker's watchdog");
+        assert!(status.success(), "cannot start the broker's watchdog");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| format!("localhost:{port}"))
+    })
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A name no earlier run used, so tests can share a long-lived broker.
+pub fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{name}_{}_{nanos}", std::process::id())
 }
 
 impl Drop for Server {

@@ -1,0 +1,1 @@
+//! gettaxi end to end (to be written).

@@ -1,0 +1,1 @@
+//! logs end to end (to be written).

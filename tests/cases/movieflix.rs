@@ -1,0 +1,1 @@
+//! movieflix end to end (to be written).

@@ -1,0 +1,1 @@
+//! mybank end to end (to be written).

@@ -1,0 +1,1 @@
+//! social end to end (to be written).
