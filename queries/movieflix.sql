@@ -1,14 +1,18 @@
 -- MovieFlix: video streaming.
 -- While a show plays, every player sends a heartbeat every few seconds (show_position,
 -- keyed by user_id). The catalog service publishes the shows catalog (shows, keyed by
--- show_id). The recommender service publishes a short list of shows per user.
--- The raw show_position topic is also landed in the analytics store (a connector, not SQL).
+-- show_id). Every heartbeat is also landed in the analytics store (Parquet files), where the
+-- data team trains models and computes royalties.
 -- Derived here:
---   resume_points    where user U left show S: the latest position per (user_id, show_id)
---   show_views       every heartbeat enriched with the title and genre
---   user_profiles    real-time profile per user: watch time, shows started and finished,
---                    completion ratio, genre histogram (favourite genres)
---   recommendations  shows to suggest per user (low volume), pushed to the apps
+--   resume_points      where user U left show S: the latest position per (user_id, show_id)
+--   show_views         every heartbeat enriched with the title and genre
+--   user_profiles      real-time profile per user: watch time, shows started and finished,
+--                      completion ratio, genre histogram, the shows the user started
+--   user_tastes        the favourite genre of each user (the top of the genre histogram)
+--   show_completion    per show: how many users started it, how many finished it
+--   genre_picks        per genre: the well-completed shows (most viewers finish them)
+--   recommendations    per user: the well-completed shows of the favourite genre that the
+--                      user has not started yet (low volume), pushed to the apps
 
 -- Player heartbeats. watched_ms = playback time since the previous heartbeat of the session,
 -- computed by the player (a stateless engine cannot recover it from positions after seeks).
@@ -34,9 +38,17 @@ CREATE TABLE shows (
   release_year INT
 ) WITH (KAFKA_TOPIC='shows', KEY_FORMAT='KAFKA', VALUE_FORMAT='JSON', PARTITIONS=32);
 
--- Resume point: the latest position per (user, show), with no join. Keyed by both columns.
--- Pull: SELECT position_ms FROM resume_points WHERE user_id = 'u42' AND show_id = 's7'
-CREATE TABLE resume_points AS
+-- Every heartbeat, landed in the analytics store: Parquet files under show_position/,
+-- one folder per UTC day and hour of the heartbeat (dt=YYYY-MM-DD/hour=HH), with the
+-- columns of show_position plus ROWTIME, ROWPARTITION and ROWOFFSET. Each record lands
+-- exactly once.
+CREATE SINK show_position_archive FROM show_position
+  WITH (CONNECTOR='parquet', LOCATION='show_position');
+
+-- Resume point: the latest position per (user, show), with no join. Keyed by both columns
+-- (a JSON key: the KAFKA key format holds a single column).
+-- Pull: SELECT position_ms FROM resume_points WHERE user_id = 'u0042' AND show_id = 's07'
+CREATE TABLE resume_points WITH (KEY_FORMAT='JSON') AS
   SELECT user_id,
          show_id,
          LATEST_BY_OFFSET(position_ms) AS position_ms,
@@ -65,11 +77,11 @@ CREATE STREAM show_views AS
   EMIT CHANGES;
 
 -- Real-time user profile, re-keyed by user_id. A show counts as finished once a heartbeat
--- reaches 90% of its duration. COUNT_DISTINCT is approximate (HyperLogLog, < 1% error).
--- Heartbeats are periodic, so the genre histogram is proportional to watch time per genre:
--- its largest entries are the favourite genres of the user.
+-- reaches 90% of its duration. COUNT_DISTINCT is exact in Sluice (ksqlDB estimates it).
+-- Heartbeats are periodic, so the genre histogram (heartbeats per genre) is proportional to
+-- watch time per genre. COLLECT_SET keeps first-seen order: sorted for a stable answer.
 -- Pull: SELECT watch_time_ms, completion_ratio, genre_heartbeats FROM user_profiles
---       WHERE user_id = 'u42'
+--       WHERE user_id = 'u0042'
 CREATE TABLE user_profiles AS
   SELECT user_id,
          SUM(watched_ms) AS watch_time_ms,
@@ -80,18 +92,64 @@ CREATE TABLE user_profiles AS
                                         THEN show_id END) AS DOUBLE)
                / COUNT_DISTINCT(show_id), 3) AS completion_ratio,
          HISTOGRAM(genre) AS genre_heartbeats,
-         LATEST_BY_OFFSET(genre) AS last_genre
+         ARRAY_SORT(COLLECT_SET(show_id)) AS started_show_ids
   FROM show_views
   GROUP BY user_id
   EMIT CHANGES;
 
--- Recommendations per user, written by the recommender service (trained on the analytics
--- store and on user_profiles) a few times a day per user: low volume, few partitions.
--- Push: SELECT show_ids FROM recommendations WHERE user_id = 'u42' EMIT CHANGES
-CREATE TABLE recommendations (
-  user_id STRING PRIMARY KEY,
-  show_ids ARRAY<STRING>,
-  reason STRING,
-  model_version STRING,
-  generated_ts BIGINT
-) WITH (KAFKA_TOPIC='recommendations', KEY_FORMAT='KAFKA', VALUE_FORMAT='JSON', PARTITIONS=4);
+-- The favourite genre of each user: the genre with the most heartbeats, the first in
+-- alphabetical order on a tie (a lambda keeps the genres whose count is the largest).
+-- A projection of user_profiles: same key, updated with it.
+-- Pull: SELECT favourite_genre FROM user_tastes WHERE user_id = 'u0042'
+CREATE TABLE user_tastes AS
+  SELECT user_id,
+         ARRAY_SORT(FILTER(MAP_KEYS(genre_heartbeats),
+                           g => genre_heartbeats[g] = ARRAY_MAX(MAP_VALUES(genre_heartbeats))))[1]
+           AS favourite_genre,
+         started_show_ids
+  FROM user_profiles
+  EMIT CHANGES;
+
+-- Per show, from the resume points: how many users started it and how many are at its end
+-- now. An aggregation over a table: when a resume point changes (a user finishes the show,
+-- or starts it again), its old row is retracted before the new one is added.
+-- Pull: SELECT viewers, finishes FROM show_completion WHERE show_id = 's07'
+CREATE TABLE show_completion AS
+  SELECT show_id,
+         COUNT(*) AS viewers,
+         SUM(CASE WHEN finished THEN 1 ELSE 0 END) AS finishes
+  FROM resume_points
+  GROUP BY show_id
+  EMIT CHANGES;
+
+-- Per genre, the well-completed shows: at least one finish, and at least a third of the
+-- users who started the show are at its end now (most viewers never reach the end of a
+-- show). A table-table join with the catalog on its primary key, then a table aggregation by
+-- genre: a show enters or leaves its genre's list as its completion changes. COLLECT_LIST
+-- (it can retract) in sorted order. HAVING deletes the row of a genre whose last pick left
+-- (without it the row would stay, with an empty list).
+-- Pull: SELECT show_ids FROM genre_picks WHERE genre = 'drama'
+CREATE TABLE genre_picks AS
+  SELECT s.genre AS genre,
+         ARRAY_SORT(COLLECT_LIST(c.show_id)) AS show_ids
+  FROM show_completion c
+  JOIN shows s ON c.show_id = s.show_id
+  WHERE c.finishes >= 1 AND c.finishes * 3 >= c.viewers
+  GROUP BY s.genre
+  HAVING COUNT(*) > 0
+  EMIT CHANGES;
+
+-- Recommendations per user: the well-completed shows of the user's favourite genre that the
+-- user has not started. A foreign-key table-table join (user_tastes.favourite_genre against
+-- the key of genre_picks): a row changes when the user's tastes change or when the picks of
+-- their genre change. A user whose favourite genre has no picks yet has no row; one who
+-- started all the picks has an empty list. Low volume: few partitions.
+-- Pull: SELECT show_ids FROM recommendations WHERE user_id = 'u0042'
+-- Push: SELECT show_ids FROM recommendations WHERE user_id = 'u0042' EMIT CHANGES
+CREATE TABLE recommendations WITH (PARTITIONS=4) AS
+  SELECT t.user_id AS user_id,
+         t.favourite_genre AS genre,
+         ARRAY_SORT(ARRAY_EXCEPT(g.show_ids, t.started_show_ids)) AS show_ids
+  FROM user_tastes t
+  JOIN genre_picks g ON t.favourite_genre = g.genre
+  EMIT CHANGES;

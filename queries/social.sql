@@ -2,6 +2,7 @@
 -- The write side only appends events: "user_123 created post 456 at 2pm" to posts,
 -- "user_7 liked post 456" to likes, "user_9 commented on post 456" to comments. The topics are
 -- the system of record. The tables below are the read side, served by pull and push queries.
+-- Every post event is also landed in the analytics store (Parquet files).
 -- Derived here:
 --   live_posts         current content of every post not deleted (delete = tombstone)
 --   post_likes         net likes per post (likes minus unlikes)
@@ -20,6 +21,13 @@ CREATE STREAM posts (
   event_ts BIGINT
 ) WITH (KAFKA_TOPIC='posts', KEY_FORMAT='KAFKA', VALUE_FORMAT='JSON',
         PARTITIONS=6, RETENTION_MS=157680000000, TIMESTAMP='event_ts');
+
+-- Every post event, also landed in the analytics store: Parquet files under posts/, one
+-- folder per UTC day and hour of the event (dt=YYYY-MM-DD/hour=HH), with the columns of posts
+-- plus ROWTIME, ROWPARTITION and ROWOFFSET; each record exactly once. The data team reads
+-- them (posting activity, moderation audits) without touching the topic.
+CREATE SINK posts_archive FROM posts
+  WITH (CONNECTOR='parquet', LOCATION='posts');
 
 -- Like events, keyed by post. action: 'liked' or 'unliked'. user_id is who liked.
 CREATE STREAM likes (
