@@ -226,7 +226,7 @@ fn movieflix_end_to_end() {
             )
         })
         .collect();
-    assert_eq!(table_state(&run, "RESUME_POINTS", json_key), resume_topic);
+    settle_table(&run, "RESUME_POINTS", json_key, &resume_topic);
 
     // show_views: every heartbeat with its show's title and genre.
     let views = |b: &Beat| {
@@ -271,20 +271,12 @@ fn movieflix_end_to_end() {
             )
         })
         .collect();
-    let mut got_views: Vec<(Value, Value, i64)> = run
-        .topic("SHOW_VIEWS")
-        .into_iter()
-        .map(|r| {
-            (
-                text_key(r.key.as_deref()),
-                r.value.expect("a stream record has a value"),
-                r.timestamp,
-            )
-        })
-        .collect();
     sort_json(&mut expected_views);
-    sort_json(&mut got_views);
-    assert_eq!(got_views, expected_views, "the SHOW_VIEWS topic");
+    settle(
+        "the SHOW_VIEWS topic",
+        || stream_records(&run, "SHOW_VIEWS"),
+        &expected_views,
+    );
 
     // user_profiles
     let profile_rows = m
@@ -325,7 +317,7 @@ fn movieflix_end_to_end() {
             )
         })
         .collect();
-    assert_eq!(table_state(&run, "USER_PROFILES", text_key), profile_topic);
+    settle_table(&run, "USER_PROFILES", text_key, &profile_topic);
 
     // user_tastes
     settle_sorted(
@@ -346,7 +338,7 @@ fn movieflix_end_to_end() {
             )
         })
         .collect();
-    assert_eq!(table_state(&run, "USER_TASTES", text_key), tastes_topic);
+    settle_table(&run, "USER_TASTES", text_key, &tastes_topic);
 
     // show_completion
     settle_sorted(
@@ -362,10 +354,7 @@ fn movieflix_end_to_end() {
         .iter()
         .map(|(show, (v, f))| (json!(show), json!({"VIEWERS": v, "FINISHES": f})))
         .collect();
-    assert_eq!(
-        table_state(&run, "SHOW_COMPLETION", text_key),
-        completion_topic
-    );
+    settle_table(&run, "SHOW_COMPLETION", text_key, &completion_topic);
 
     // genre_picks
     settle_sorted(
@@ -381,7 +370,7 @@ fn movieflix_end_to_end() {
         .iter()
         .map(|(genre, shows)| (json!(genre), json!({"SHOW_IDS": shows})))
         .collect();
-    assert_eq!(table_state(&run, "GENRE_PICKS", text_key), picks_topic);
+    settle_table(&run, "GENRE_PICKS", text_key, &picks_topic);
 
     // recommendations
     settle_sorted(
@@ -408,10 +397,7 @@ fn movieflix_end_to_end() {
         .iter()
         .map(|(user, (genre, shows))| (json!(user), json!({"GENRE": genre, "SHOW_IDS": shows})))
         .collect();
-    assert_eq!(
-        table_state(&run, "RECOMMENDATIONS", text_key),
-        recommendations_topic
-    );
+    settle_table(&run, "RECOMMENDATIONS", text_key, &recommendations_topic);
 
     // The analytics store: every heartbeat exactly once.
     assert_archived(
@@ -530,6 +516,48 @@ pub(super) fn table_state(
     key: impl Fn(Option<&[u8]>) -> Value,
 ) -> BTreeMap<Value, Value> {
     state_of(run.topic(topic), key)
+}
+
+/// Wait until a table's output topic holds `expected` as its final state
+/// (records may still be on their way when the pull queries agree).
+pub(super) fn settle_table(
+    run: &Run,
+    topic: &str,
+    key: impl Fn(Option<&[u8]>) -> Value,
+    expected: &BTreeMap<Value, Value>,
+) {
+    settle(&format!("the {topic} topic"), || table_state(run, topic, &key), expected);
+}
+
+/// Wait until `get` returns `expected`; fail with the last value after a
+/// minute.
+pub(super) fn settle<T: PartialEq + std::fmt::Debug>(what: &str, get: impl Fn() -> T, expected: &T) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = get();
+        if &got == expected || Instant::now() > deadline {
+            assert_eq!(&got, expected, "{what}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+}
+
+/// Every record of a stream's output topic as (key, value, time), sorted.
+pub(super) fn stream_records(run: &Run, topic: &str) -> Vec<(Value, Value, i64)> {
+    let mut records: Vec<(Value, Value, i64)> = run
+        .topic(topic)
+        .into_iter()
+        .map(|r| {
+            (
+                text_key(r.key.as_deref()),
+                r.value.expect("a stream record has a value"),
+                r.timestamp,
+            )
+        })
+        .collect();
+    sort_json(&mut records);
+    records
 }
 
 pub(super) fn state_of(

@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use sluice::cases::{Case, Event};
 
 use super::movieflix::{
-    assert_archived, int_of, settle_sorted, sort_json, str_of, table_state, text_key,
+    assert_archived, int_of, settle, settle_sorted, settle_table, sort_json, str_of, stream_records,
+    text_key,
 };
 use super::{text, Row, Run};
 
@@ -172,7 +173,7 @@ fn social_end_to_end() {
             )
         })
         .collect();
-    assert_eq!(table_state(&run, "LIVE_POSTS", text_key), live_topic);
+    settle_table(&run, "LIVE_POSTS", text_key, &live_topic);
 
     // post_likes and post_comments: net counts, deleted posts included.
     for (table, counts, column) in [
@@ -188,11 +189,7 @@ fn social_end_to_end() {
             .iter()
             .map(|(id, n)| (json!(id), json!({ column.to_uppercase(): n })))
             .collect();
-        assert_eq!(
-            table_state(&run, &table.to_uppercase(), text_key),
-            topic,
-            "{table}"
-        );
+        settle_table(&run, &table.to_uppercase(), text_key, &topic);
     }
 
     // posts_with_counts: live posts only, 0 without likes or comments.
@@ -248,10 +245,7 @@ fn social_end_to_end() {
             )
         })
         .collect();
-    assert_eq!(
-        table_state(&run, "POSTS_WITH_COUNTS", text_key),
-        with_counts_topic
-    );
+    settle_table(&run, "POSTS_WITH_COUNTS", text_key, &with_counts_topic);
 
     // engagement: every like and comment, once.
     settle_sorted(
@@ -267,20 +261,12 @@ fn social_end_to_end() {
         .iter()
         .map(|(post, user, kind, ts)| (json!(post), json!({"USER_ID": user, "KIND": kind}), *ts))
         .collect();
-    let mut got: Vec<(Value, Value, i64)> = run
-        .topic("ENGAGEMENT")
-        .into_iter()
-        .map(|r| {
-            (
-                text_key(r.key.as_deref()),
-                r.value.expect("a stream record has a value"),
-                r.timestamp,
-            )
-        })
-        .collect();
     sort_json(&mut expected);
-    sort_json(&mut got);
-    assert_eq!(got, expected, "the ENGAGEMENT topic");
+    settle(
+        "the ENGAGEMENT topic",
+        || stream_records(&run, "ENGAGEMENT"),
+        &expected,
+    );
 
     // trending_posts: the windows with at least 50 likes and comments.
     settle_sorted(
@@ -326,10 +312,7 @@ fn social_end_to_end() {
             )
         })
         .collect();
-    assert_eq!(
-        table_state(&run, "TRENDING_POSTS", windowed_key),
-        trending_topic
-    );
+    settle_table(&run, "TRENDING_POSTS", windowed_key, &trending_topic);
 
     // The analytics store: every post event exactly once.
     assert_archived(
