@@ -113,8 +113,9 @@ CREATE TABLE user_tastes AS
 -- Per show, from the resume points: how many users started it and how many are at its end
 -- now. An aggregation over a table: when a resume point changes (a user finishes the show,
 -- or starts it again), its old row is retracted before the new one is added.
+-- Keyed by show_id alone, so back to the KAFKA key format (a JSON key is inherited otherwise).
 -- Pull: SELECT viewers, finishes FROM show_completion WHERE show_id = 's07'
-CREATE TABLE show_completion AS
+CREATE TABLE show_completion WITH (KEY_FORMAT='KAFKA') AS
   SELECT show_id,
          COUNT(*) AS viewers,
          SUM(CASE WHEN finished THEN 1 ELSE 0 END) AS finishes

@@ -11,9 +11,9 @@
 //! - a user comments on a post (topic `comments`, key = post), or the
 //!   commenter deletes their comment.
 //!
-//! Likes and comments go to posts at least [`QUIET_MS`] old. One post in ten
+//! Likes and comments go to posts at least [`QUIET_MS`] old. One post in 25
 //! is viral: [`VIRAL_SHARE`] of the likes and comments go to viral posts, so
-//! a few posts get bursts of hundreds of likes within a minute (enough to
+//! a few posts get bursts of about a hundred likes within a minute (enough to
 //! trend). Only the [`ACTIVE_POSTS`] most recent posts receive interactions
 //! (older ones scroll out of the feeds), which bounds memory.
 
@@ -198,7 +198,7 @@ impl Social {
             author,
             created_ms: now,
             last_touch_ms: now,
-            viral: self.rng.chance(0.1),
+            viral: self.rng.chance(0.04),
             likers: Vec::new(),
             liked: HashSet::new(),
             comments: Vec::new(),

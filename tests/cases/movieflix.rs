@@ -210,12 +210,12 @@ fn movieflix_end_to_end() {
         )),
         vec![vec![text(b.position)]]
     );
-    let resume_topic: BTreeMap<Value, Value> = m
+    let resume_topic: BTreeMap<String, Value> = m
         .resume
         .iter()
         .map(|((user, show), b)| {
             (
-                json!({"USER_ID": user, "SHOW_ID": show}),
+                json!({"SHOW_ID": show, "USER_ID": user}).to_string(),
                 json!({
                     "POSITION_MS": b.position,
                     "DURATION_MS": b.duration,
@@ -252,13 +252,12 @@ fn movieflix_end_to_end() {
             })
             .collect(),
     );
-    let mut expected_views: Vec<(Value, Value, i64)> = m
+    let mut expected_views: Vec<(String, Value, i64)> = m
         .beats
         .iter()
         .map(|b| {
             let (show, user, title, genre) = views(b);
-            (
-                json!(show),
+            (show.clone(),
                 json!({
                     "USER_ID": user,
                     "TITLE": title,
@@ -300,12 +299,11 @@ fn movieflix_end_to_end() {
          genre_heartbeats, started_show_ids FROM user_profiles",
         profile_rows,
     );
-    let profile_topic: BTreeMap<Value, Value> = m
+    let profile_topic: BTreeMap<String, Value> = m
         .profiles
         .iter()
         .map(|(user, p)| {
-            (
-                json!(user),
+            (user.clone(),
                 json!({
                     "WATCH_TIME_MS": p.watch_time,
                     "SHOWS_STARTED": p.started.len(),
@@ -328,12 +326,11 @@ fn movieflix_end_to_end() {
             .map(|(user, p)| vec![text(user), text(p.favourite()), text(json!(p.started))])
             .collect(),
     );
-    let tastes_topic: BTreeMap<Value, Value> = m
+    let tastes_topic: BTreeMap<String, Value> = m
         .profiles
         .iter()
         .map(|(user, p)| {
-            (
-                json!(user),
+            (user.clone(),
                 json!({"FAVOURITE_GENRE": p.favourite(), "STARTED_SHOW_IDS": p.started}),
             )
         })
@@ -349,10 +346,10 @@ fn movieflix_end_to_end() {
             .map(|(show, (v, f))| vec![text(show), text(v), text(f)])
             .collect(),
     );
-    let completion_topic: BTreeMap<Value, Value> = m
+    let completion_topic: BTreeMap<String, Value> = m
         .completion
         .iter()
-        .map(|(show, (v, f))| (json!(show), json!({"VIEWERS": v, "FINISHES": f})))
+        .map(|(show, (v, f))| (show.clone(), json!({"VIEWERS": v, "FINISHES": f})))
         .collect();
     settle_table(&run, "SHOW_COMPLETION", text_key, &completion_topic);
 
@@ -365,10 +362,10 @@ fn movieflix_end_to_end() {
             .map(|(genre, shows)| vec![text(genre), text(json!(shows))])
             .collect(),
     );
-    let picks_topic: BTreeMap<Value, Value> = m
+    let picks_topic: BTreeMap<String, Value> = m
         .picks
         .iter()
-        .map(|(genre, shows)| (json!(genre), json!({"SHOW_IDS": shows})))
+        .map(|(genre, shows)| (genre.clone(), json!({"SHOW_IDS": shows})))
         .collect();
     settle_table(&run, "GENRE_PICKS", text_key, &picks_topic);
 
@@ -392,10 +389,10 @@ fn movieflix_end_to_end() {
         )),
         vec![vec![text(json!(shows))]]
     );
-    let recommendations_topic: BTreeMap<Value, Value> = m
+    let recommendations_topic: BTreeMap<String, Value> = m
         .recommendations
         .iter()
-        .map(|(user, (genre, shows))| (json!(user), json!({"GENRE": genre, "SHOW_IDS": shows})))
+        .map(|(user, (genre, shows))| (user.clone(), json!({"GENRE": genre, "SHOW_IDS": shows})))
         .collect();
     settle_table(&run, "RECOMMENDATIONS", text_key, &recommendations_topic);
 
@@ -497,14 +494,15 @@ pub(super) fn settle_sorted(run: &Run, sql: &str, expected: Vec<Row>) {
     }
 }
 
-/// A KAFKA-format key (a UTF-8 string) as a JSON string.
-pub(super) fn text_key(key: Option<&[u8]>) -> Value {
-    json!(String::from_utf8(key.expect("a key").to_vec()).expect("a UTF-8 key"))
+/// A KAFKA-format key (a UTF-8 string).
+pub(super) fn text_key(key: Option<&[u8]>) -> String {
+    String::from_utf8(key.expect("a key").to_vec()).expect("a UTF-8 key")
 }
 
-/// A JSON-format key.
-pub(super) fn json_key(key: Option<&[u8]>) -> Value {
-    serde_json::from_slice(key.expect("a key")).expect("a JSON key")
+/// A JSON-format key, as JSON text with its fields sorted.
+pub(super) fn json_key(key: Option<&[u8]>) -> String {
+    let text = String::from_utf8(key.expect("a key").to_vec()).expect("a UTF-8 key");
+    canonical(&Some(text)).unwrap_or_default()
 }
 
 /// The final state of a table from its output topic: the last record per
@@ -513,8 +511,8 @@ pub(super) fn json_key(key: Option<&[u8]>) -> Value {
 pub(super) fn table_state(
     run: &Run,
     topic: &str,
-    key: impl Fn(Option<&[u8]>) -> Value,
-) -> BTreeMap<Value, Value> {
+    key: impl Fn(Option<&[u8]>) -> String,
+) -> BTreeMap<String, Value> {
     state_of(run.topic(topic), key)
 }
 
@@ -523,8 +521,8 @@ pub(super) fn table_state(
 pub(super) fn settle_table(
     run: &Run,
     topic: &str,
-    key: impl Fn(Option<&[u8]>) -> Value,
-    expected: &BTreeMap<Value, Value>,
+    key: impl Fn(Option<&[u8]>) -> String,
+    expected: &BTreeMap<String, Value>,
 ) {
     settle(&format!("the {topic} topic"), || table_state(run, topic, &key), expected);
 }
@@ -544,8 +542,8 @@ pub(super) fn settle<T: PartialEq + std::fmt::Debug>(what: &str, get: impl Fn() 
 }
 
 /// Every record of a stream's output topic as (key, value, time), sorted.
-pub(super) fn stream_records(run: &Run, topic: &str) -> Vec<(Value, Value, i64)> {
-    let mut records: Vec<(Value, Value, i64)> = run
+pub(super) fn stream_records(run: &Run, topic: &str) -> Vec<(String, Value, i64)> {
+    let mut records: Vec<(String, Value, i64)> = run
         .topic(topic)
         .into_iter()
         .map(|r| {
@@ -562,8 +560,8 @@ pub(super) fn stream_records(run: &Run, topic: &str) -> Vec<(Value, Value, i64)>
 
 pub(super) fn state_of(
     records: Vec<Received>,
-    key: impl Fn(Option<&[u8]>) -> Value,
-) -> BTreeMap<Value, Value> {
+    key: impl Fn(Option<&[u8]>) -> String,
+) -> BTreeMap<String, Value> {
     let mut state = BTreeMap::new();
     for r in records {
         let k = key(r.key.as_deref());
@@ -576,8 +574,8 @@ pub(super) fn state_of(
 }
 
 /// Sort records of JSON values by their text (Value is not Ord).
-pub(super) fn sort_json(records: &mut [(Value, Value, i64)]) {
-    records.sort_by_cached_key(|(k, v, t)| (k.to_string(), canonical(&Some(v.to_string())), *t));
+pub(super) fn sort_json(records: &mut [(String, Value, i64)]) {
+    records.sort_by_cached_key(|(k, v, t)| (k.clone(), canonical(&Some(v.to_string())), *t));
 }
 
 /// A sink's Parquet files hold every record of its stream exactly once:
