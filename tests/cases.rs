@@ -10,10 +10,15 @@
 
 mod common;
 
+#[path = "cases/gettaxi.rs"]
 mod gettaxi;
+#[path = "cases/logs.rs"]
 mod logs;
+#[path = "cases/movieflix.rs"]
 mod movieflix;
+#[path = "cases/mybank.rs"]
 mod mybank;
+#[path = "cases/social.rs"]
 mod social;
 
 use std::collections::BTreeMap;
