@@ -343,26 +343,23 @@ fn print_result(r: &StatementResult) {
 
 /// `sluice server`: start, say where Kafka is, run until SIGINT or SIGTERM.
 fn serve(flags: sluice::server::ServerFlags) -> ExitCode {
-    let config = match sluice::server::ServerConfig::load(&flags, |k| std::env::var(k).ok()) {
-        Ok(c) => c,
+    match start(&flags, |k| std::env::var(k).ok()) {
+        Ok((_, server)) => run_until_signal(server),
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
-    };
-    let server = match start(&config) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    run_until_signal(server)
+    }
 }
 
-/// Start a server and say where Kafka is and where clients connect.
-fn start(config: &sluice::server::ServerConfig) -> sluice::Result<sluice::server::Server> {
-    let server = sluice::server::Server::start(config)?;
+/// Load the settings, start a server and say where Kafka is and where
+/// clients connect.
+fn start(
+    flags: &sluice::server::ServerFlags,
+    env: impl Fn(&str) -> Option<String>,
+) -> sluice::Result<(sluice::server::ServerConfig, sluice::server::Server)> {
+    let config = sluice::server::ServerConfig::load(flags, env)?;
+    let server = sluice::server::Server::start(&config)?;
     // A closed stdout must not stop the server: what it says is optional.
     let mut out = std::io::stdout();
     let _ = if server.is_embedded() {
@@ -404,7 +401,7 @@ fn start(config: &sluice::server::ServerConfig) -> sluice::Result<sluice::server
             config.users.len()
         )
     };
-    Ok(server)
+    Ok((config, server))
 }
 
 /// Run the server's queries until SIGINT or SIGTERM.
@@ -453,15 +450,8 @@ fn demo(listen: Option<String>, data_dir: Option<PathBuf>, rate: f64) -> ExitCod
     };
     // The demo brings its own broker and data: only the listen address and
     // the log level come from outside.
-    let config = match sluice::server::ServerConfig::load(&flags, |_| None) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let server = match start(&config) {
-        Ok(s) => s,
+    let (config, server) = match start(&flags, |_| None) {
+        Ok(started) => started,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);

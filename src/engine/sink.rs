@@ -38,6 +38,17 @@ pub(crate) const SINK_ROOT: &str = "sluice.sink.root";
 const DEFAULT_ROLL_ROWS: usize = 100_000;
 const DEFAULT_ROLL_MS: u64 = 60_000;
 
+/// The columns of `SHOW SINKS`.
+const SHOW_SINKS: [&str; 7] = [
+    "Sink Name",
+    "Source",
+    "Location",
+    "Records Read",
+    "Rows Written",
+    "Files",
+    "Status",
+];
+
 /// Options `CREATE SINK` takes.
 const OPTIONS: [&str; 4] = ["CONNECTOR", "LOCATION", "ROLL_ROWS", "ROLL_MS"];
 
@@ -197,18 +208,7 @@ impl Engine {
 
     pub(super) fn show_sinks(&self) -> StatementResult {
         StatementResult::Rows {
-            columns: [
-                "Sink Name",
-                "Source",
-                "Location",
-                "Records Read",
-                "Rows Written",
-                "Files",
-                "Status",
-            ]
-            .into_iter()
-            .map(String::from)
-            .collect(),
+            columns: SHOW_SINKS.into_iter().map(String::from).collect(),
             rows: self
                 .sinks
                 .values()
@@ -405,18 +405,7 @@ mod tests {
         assert_eq!(
             e.execute("SHOW SINKS;").unwrap(),
             vec![StatementResult::Rows {
-                columns: [
-                    "Sink Name",
-                    "Source",
-                    "Location",
-                    "Records Read",
-                    "Rows Written",
-                    "Files",
-                    "Status"
-                ]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+                columns: SHOW_SINKS.into_iter().map(String::from).collect(),
                 rows: vec![vec![
                     "ARCHIVE".to_string(),
                     "CLICKS".to_string(),
