@@ -53,8 +53,8 @@ pub const MAX_USERS: usize = 1_000_000;
 const DEVICES: [&str; 4] = ["tv", "phone", "tablet", "web"];
 
 const TITLE_WORDS: [&str; 12] = [
-    "Silent", "Harbor", "Crimson", "Orbit", "Paper", "Tide", "Hollow", "Signal", "Winter", "Garden",
-    "Static", "Lantern",
+    "Silent", "Harbor", "Crimson", "Orbit", "Paper", "Tide", "Hollow", "Signal", "Winter",
+    "Garden", "Static", "Lantern",
 ];
 
 /// One show of the catalog.
@@ -151,10 +151,14 @@ pub fn events(params: &Params) -> Box<dyn Iterator<Item = Event> + Send> {
         })
         .collect();
     let by_genre = (0..GENRES.len())
-        .map(|g| (0..shows.len()).filter(|&i| shows[i].genre == GENRES[g]).collect())
+        .map(|g| {
+            (0..shows.len())
+                .filter(|&i| shows[i].genre == GENRES[g])
+                .collect()
+        })
         .collect();
-    let users = ((params.rate * HEARTBEAT_MS as f64 / 1000.0 * 1.1).ceil() as usize)
-        .clamp(1, MAX_USERS);
+    let users =
+        ((params.rate * HEARTBEAT_MS as f64 / 1000.0 * 1.1).ceil() as usize).clamp(1, MAX_USERS);
     let lead = CATALOG_LEAD_MS.min((end_ms - params.start_ms) / 4);
     let mut agenda = BinaryHeap::with_capacity(users);
     for u in 0..users {
@@ -339,9 +343,12 @@ mod tests {
         let p = params(20.0, 60);
         let events: Vec<Event> = events(&p).collect();
         let (catalog, beats) = events.split_at(SHOWS);
-        assert!(catalog.iter().all(|e| e.topic == "shows" && e.timestamp == p.start_ms));
-        assert!(beats.iter().all(|e| e.topic == "show_position"
-            && e.timestamp >= p.start_ms + CATALOG_LEAD_MS));
+        assert!(catalog
+            .iter()
+            .all(|e| e.topic == "shows" && e.timestamp == p.start_ms));
+        assert!(beats
+            .iter()
+            .all(|e| e.topic == "show_position" && e.timestamp >= p.start_ms + CATALOG_LEAD_MS));
         let ids: Vec<&str> = catalog.iter().filter_map(|e| e.key.as_deref()).collect();
         assert!(beats
             .iter()

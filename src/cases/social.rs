@@ -404,7 +404,10 @@ mod tests {
                 "posts" => v["post_id"].as_str().unwrap_or_default().to_string(),
                 _ => e.key.clone().unwrap_or_default(),
             };
-            assert!(!deleted.contains(&post), "an event after {post} was deleted");
+            assert!(
+                !deleted.contains(&post),
+                "an event after {post} was deleted"
+            );
             let action = v["action"].as_str().unwrap_or_default();
             match (e.topic, action) {
                 ("posts", "created") => {
@@ -412,7 +415,9 @@ mod tests {
                     continue;
                 }
                 ("posts", "deleted") => {
-                    let quiet = last_touch.get(&post).is_none_or(|t| *t <= e.timestamp - QUIET_MS);
+                    let quiet = last_touch
+                        .get(&post)
+                        .is_none_or(|t| *t <= e.timestamp - QUIET_MS);
                     assert!(quiet, "{post} deleted right after an interaction");
                     deleted.insert(post.clone());
                 }
@@ -456,7 +461,13 @@ mod tests {
 
     #[test]
     fn odd_params_do_not_panic() {
-        for (rate, ms) in [(0.001, 1), (1e12, 300), (f64::NAN, 1_000), (5.0, 0), (-1.0, 10)] {
+        for (rate, ms) in [
+            (0.001, 1),
+            (1e12, 300),
+            (f64::NAN, 1_000),
+            (5.0, 0),
+            (-1.0, 10),
+        ] {
             let p = Params {
                 seed: 1,
                 rate,

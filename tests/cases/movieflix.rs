@@ -177,8 +177,16 @@ fn movieflix_end_to_end() {
     // The run is meaningful: shows finished, picks and recommendations.
     assert!(m.beats.len() > 600, "{} heartbeats", m.beats.len());
     assert!(m.picks.len() >= 3, "genre picks: {:?}", m.picks);
-    let recommended = m.recommendations.values().filter(|r| !r.1.is_empty()).count();
-    assert!(recommended >= 10, "recommendations: {:?}", m.recommendations);
+    let recommended = m
+        .recommendations
+        .values()
+        .filter(|r| !r.1.is_empty())
+        .count();
+    assert!(
+        recommended >= 10,
+        "recommendations: {:?}",
+        m.recommendations
+    );
 
     // resume_points
     let resume_rows: Vec<Row> = m
@@ -190,7 +198,11 @@ fn movieflix_end_to_end() {
                 text(show),
                 text(b.position),
                 text(b.duration),
-                text(if finished(b.position, b.duration) { "t" } else { "f" }),
+                text(if finished(b.position, b.duration) {
+                    "t"
+                } else {
+                    "f"
+                }),
                 text(&b.device),
                 text(b.ts),
             ]
@@ -203,7 +215,11 @@ fn movieflix_end_to_end() {
         resume_rows,
     );
     // A point lookup by the whole key, as the player does on start.
-    let ((user, show), b) = m.resume.iter().nth(m.resume.len() / 2).expect("a resume point");
+    let ((user, show), b) = m
+        .resume
+        .iter()
+        .nth(m.resume.len() / 2)
+        .expect("a resume point");
     assert_eq!(
         run.query(&format!(
             "SELECT position_ms FROM resume_points WHERE user_id = '{user}' AND show_id = '{show}'"
@@ -231,7 +247,12 @@ fn movieflix_end_to_end() {
     // show_views: every heartbeat with its show's title and genre.
     let views = |b: &Beat| {
         let s = &m.shows[&b.show];
-        (b.show.clone(), b.user.clone(), s.title.clone(), s.genre.clone())
+        (
+            b.show.clone(),
+            b.user.clone(),
+            s.title.clone(),
+            s.genre.clone(),
+        )
     };
     settle_sorted(
         &run,
@@ -257,7 +278,8 @@ fn movieflix_end_to_end() {
         .iter()
         .map(|b| {
             let (show, user, title, genre) = views(b);
-            (show.clone(),
+            (
+                show.clone(),
                 json!({
                     "USER_ID": user,
                     "TITLE": title,
@@ -303,7 +325,8 @@ fn movieflix_end_to_end() {
         .profiles
         .iter()
         .map(|(user, p)| {
-            (user.clone(),
+            (
+                user.clone(),
                 json!({
                     "WATCH_TIME_MS": p.watch_time,
                     "SHOWS_STARTED": p.started.len(),
@@ -330,7 +353,8 @@ fn movieflix_end_to_end() {
         .profiles
         .iter()
         .map(|(user, p)| {
-            (user.clone(),
+            (
+                user.clone(),
                 json!({"FAVOURITE_GENRE": p.favourite(), "STARTED_SHOW_IDS": p.started}),
             )
         })
@@ -400,7 +424,15 @@ fn movieflix_end_to_end() {
     assert_archived(
         &run,
         "show_position",
-        &["USER_ID", "SHOW_ID", "POSITION_MS", "DURATION_MS", "WATCHED_MS", "DEVICE", "EVENT_TS"],
+        &[
+            "USER_ID",
+            "SHOW_ID",
+            "POSITION_MS",
+            "DURATION_MS",
+            "WATCHED_MS",
+            "DEVICE",
+            "EVENT_TS",
+        ],
         events
             .iter()
             .filter(|e| e.topic == "show_position")
@@ -524,12 +556,20 @@ pub(super) fn settle_table(
     key: impl Fn(Option<&[u8]>) -> String,
     expected: &BTreeMap<String, Value>,
 ) {
-    settle(&format!("the {topic} topic"), || table_state(run, topic, &key), expected);
+    settle(
+        &format!("the {topic} topic"),
+        || table_state(run, topic, &key),
+        expected,
+    );
 }
 
 /// Wait until `get` returns `expected`; fail with the last value after a
 /// minute.
-pub(super) fn settle<T: PartialEq + std::fmt::Debug>(what: &str, get: impl Fn() -> T, expected: &T) {
+pub(super) fn settle<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    get: impl Fn() -> T,
+    expected: &T,
+) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let got = get();
@@ -611,7 +651,11 @@ pub(super) fn assert_archived(run: &Run, location: &str, columns: &[&str], expec
         location,
         "SELECT COUNT(*) FROM (SELECT DISTINCT \"ROWPARTITION\", \"ROWOFFSET\" FROM archive)",
     );
-    assert_eq!(unique, vec![vec![text(expected.len())]], "unique (ROWPARTITION, ROWOFFSET)");
+    assert_eq!(
+        unique,
+        vec![vec![text(expected.len())]],
+        "unique (ROWPARTITION, ROWOFFSET)"
+    );
     for f in run.analytics_files(location) {
         let parts: Vec<&str> = f.split('/').collect();
         let well_placed = parts.len() == 3

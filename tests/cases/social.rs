@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use sluice::cases::{Case, Event};
 
 use super::movieflix::{
-    assert_archived, int_of, settle, settle_sorted, settle_table, sort_json, str_of, stream_records,
-    text_key,
+    assert_archived, int_of, settle, settle_sorted, settle_table, sort_json, str_of,
+    stream_records, text_key,
 };
 use super::{text, Row, Run};
 
@@ -139,8 +139,12 @@ fn social_end_to_end() {
     // The run is meaningful: deleted posts, unlikes, deleted comments, trends.
     assert!(m.posts.values().filter(|p| p.deleted).count() >= 3);
     assert!(m.likes.len() >= 20 && m.comments.len() >= 20);
-    let trending_posts: std::collections::BTreeSet<&String> = m.trending().map(|((p, _), _)| p).collect();
-    assert!(trending_posts.len() >= 3, "trending posts: {trending_posts:?}");
+    let trending_posts: std::collections::BTreeSet<&String> =
+        m.trending().map(|((p, _), _)| p).collect();
+    assert!(
+        trending_posts.len() >= 3,
+        "trending posts: {trending_posts:?}"
+    );
 
     // live_posts
     let live_rows: Vec<Row> = m
@@ -163,7 +167,8 @@ fn social_end_to_end() {
     let live_topic: BTreeMap<String, Value> = m
         .live()
         .map(|(id, p)| {
-            (id.clone(),
+            (
+                id.clone(),
                 json!({
                     "AUTHOR_ID": p.author,
                     "CONTENT": p.content,
@@ -183,7 +188,10 @@ fn social_end_to_end() {
         settle_sorted(
             &run,
             &format!("SELECT post_id, {column} FROM {table}"),
-            counts.iter().map(|(id, n)| vec![text(id), text(n)]).collect(),
+            counts
+                .iter()
+                .map(|(id, n)| vec![text(id), text(n)])
+                .collect(),
         );
         let topic: BTreeMap<String, Value> = counts
             .iter()
@@ -233,7 +241,8 @@ fn social_end_to_end() {
         .live()
         .map(|(id, p)| {
             let (p, likes, comments) = counted(id, p);
-            (id.clone(),
+            (
+                id.clone(),
                 json!({
                     "AUTHOR_ID": p.author,
                     "CONTENT": p.content,
