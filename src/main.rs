@@ -457,6 +457,12 @@ fn demo(listen: Option<String>, data_dir: Option<PathBuf>, rate: f64) -> ExitCod
             return ExitCode::from(2);
         }
     };
+    // Sinks commit files every 10 s, so the analytics store fills while
+    // one watches.
+    if let Err(e) = server.engine().execute("SET 'sink.roll.ms'='10000';") {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
     for case in sluice::cases::Case::ALL {
         let loaded = server.engine().execute(case.queries());
         if let Err(e) = loaded {

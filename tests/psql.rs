@@ -463,3 +463,40 @@ fn a_push_query_aggregates_a_whole_stream_without_group_by() {
         "ERROR:  Use of aggregate function COUNT requires a GROUP BY clause.\n"
     );
 }
+
+#[test]
+fn psql_loads_every_case_study_file() {
+    let server = Server::start();
+    let root = env!("CARGO_MANIFEST_DIR");
+    for case in ["movieflix", "gettaxi", "social", "mybank", "logs"] {
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+            .args(["-U", "sluice", "-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .arg("-f")
+            .arg(format!("{root}/queries/{case}.sql"))
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql -f queries/{case}.sql: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = server.psql("SHOW SINKS");
+    let sinks: Vec<String> = text(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with('('))
+        .map(|l| l.split('|').take(2).collect::<Vec<_>>().join(" <- "))
+        .collect();
+    assert_eq!(
+        sinks,
+        vec![
+            "POSTS_ARCHIVE <- POSTS",
+            "REQUEST_LOGS_ARCHIVE <- REQUEST_LOGS",
+            "SHOW_POSITION_ARCHIVE <- SHOW_POSITION",
+            "TAXI_POSITION_ARCHIVE <- TAXI_POSITION",
+            "USER_POSITION_ARCHIVE <- USER_POSITION",
+        ]
+    );
+}

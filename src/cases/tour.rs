@@ -27,28 +27,91 @@ pub fn tour(case: Case) -> &'static [Step] {
 
 const MOVIEFLIX: &[Step] = &[
     step(
-        "Where user u1 left each show (resume points):",
-        "SELECT * FROM resume_points WHERE user_id = 'u1'",
+        "Resume points: where viewers left their shows, latest first",
+        "SELECT user_id, show_id, position_ms, finished FROM resume_points ORDER BY last_seen_ts DESC LIMIT 5",
     ),
     step(
-        "User u1's live profile:",
-        "SELECT * FROM user_profiles WHERE user_id = 'u1'",
+        "Live profiles: watch time, completion, heartbeats per genre",
+        "SELECT user_id, watch_time_ms, shows_started, completion_ratio, genre_heartbeats FROM user_profiles ORDER BY watch_time_ms DESC LIMIT 5",
+    ),
+    step(
+        "Recommendations: well-completed shows of the user's favourite genre not started yet",
+        "SELECT user_id, genre, show_ids FROM recommendations ORDER BY user_id LIMIT 5",
+    ),
+    step(
+        "Heartbeats joined with the catalog as they arrive (a push query)",
+        "SELECT user_id, title, genre, position_ms FROM show_views EMIT CHANGES LIMIT 5",
+    ),
+    step(
+        "Every heartbeat in the analytics store (Parquet files, per hour)",
+        "SELECT dt, hour, COUNT(*) AS heartbeats FROM show_position_archive GROUP BY dt, hour",
     ),
 ];
 
-const GETTAXI: &[Step] = &[step(
-    "Where taxis are now:",
-    "SELECT * FROM taxi_locations ORDER BY taxi_id LIMIT 5",
-)];
+const GETTAXI: &[Step] = &[
+    step(
+        "Where taxis are now",
+        "SELECT taxi_id, lat, lon, region, status FROM taxi_locations ORDER BY taxi_id LIMIT 5",
+    ),
+    step(
+        "Surge pricing per region over the last 5 minutes",
+        "SELECT region, WINDOWSTART, waiting_users, free_taxis, surge_multiplier FROM surge_pricing ORDER BY WINDOWSTART DESC, surge_multiplier DESC LIMIT 5",
+    ),
+    step(
+        "The nearest free taxi for waiting users, per minute",
+        "SELECT user_id, WINDOWSTART, nearest_km, taxis_nearby FROM nearest_taxi ORDER BY WINDOWSTART DESC, nearest_km LIMIT 5",
+    ),
+    step(
+        "Surge changes as they happen (a push query)",
+        "SELECT region, waiting_users, free_taxis, surge_multiplier FROM surge_pricing EMIT CHANGES LIMIT 5",
+    ),
+    step(
+        "Taxi positions in the analytics store, for cost computation",
+        "SELECT dt, hour, COUNT(*) AS positions, COUNT(DISTINCT taxi_id) AS taxis FROM taxi_position_archive GROUP BY dt, hour",
+    ),
+];
 
-const SOCIAL: &[Step] = &[step(
-    "The most liked live posts:",
-    "SELECT * FROM posts_with_counts ORDER BY like_count DESC LIMIT 5",
-)];
+const SOCIAL: &[Step] = &[
+    step(
+        "Live posts with their like and comment counts (deleted posts are gone)",
+        "SELECT post_id, author_id, like_count, comment_count FROM posts_with_counts ORDER BY like_count DESC, post_id LIMIT 5",
+    ),
+    step(
+        "Trending: posts with 50 or more likes and comments in the last hour",
+        "SELECT post_id, WINDOWSTART, likes_last_hour, comments_last_hour, engagement FROM trending_posts ORDER BY engagement DESC LIMIT 5",
+    ),
+    step(
+        "The live feed of counts (a push query)",
+        "SELECT post_id, like_count, comment_count FROM posts_with_counts EMIT CHANGES LIMIT 5",
+    ),
+];
 
-const MYBANK: &[Step] = &[step(
-    "Thresholds in force:",
-    "SELECT * FROM user_thresholds ORDER BY user_id LIMIT 5",
-)];
+const MYBANK: &[Step] = &[
+    step(
+        "The alert threshold in force per user",
+        "SELECT user_id, threshold, since_ts FROM user_thresholds ORDER BY user_id LIMIT 5",
+    ),
+    step(
+        "Alerts so far: transactions above the threshold in force at their time",
+        "SELECT user_id, txn_id, amount, threshold, txn_time FROM user_alerts LIMIT 5",
+    ),
+    step(
+        "New transactions unwrapped from the CDC envelope, as they arrive (a push query)",
+        "SELECT user_id, txn_id, amount, merchant FROM transactions EMIT CHANGES LIMIT 3",
+    ),
+];
 
-const LOGS: &[Step] = &[];
+const LOGS: &[Step] = &[
+    step(
+        "Requests, errors and latency per service in the current minutes",
+        "SELECT service, WINDOWSTART, requests, server_errors, avg_latency_ms, slowest_ms FROM service_metrics ORDER BY WINDOWSTART DESC, service LIMIT 6",
+    ),
+    step(
+        "Slow requests with their trace ids",
+        "SELECT service, path, latency_ms, trace_id FROM slow_requests LIMIT 5",
+    ),
+    step(
+        "Every log line in the analytics store",
+        "SELECT dt, hour, COUNT(*) AS lines FROM request_logs_archive GROUP BY dt, hour",
+    ),
+];

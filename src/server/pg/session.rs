@@ -678,7 +678,11 @@ fn command_tag(statement: &Statement) -> Tag {
     match statement {
         Statement::CreateSource(c) => Tag::new(&format!("CREATE {}", kind(&c.kind))),
         Statement::CreateAs(c) => Tag::new(&format!("CREATE {}", kind(&c.kind))),
-        Statement::InsertInto { .. } => Tag::new("INSERT INTO"),
+        // A persistent query starts: nothing is inserted yet. psql reads an
+        // INSERT tag only in Postgres' shape, `INSERT oid rows`.
+        Statement::InsertInto { .. } => Tag::new("INSERT").with_oid(0).with_rows(0),
+        Statement::CreateSink(_) => Tag::new("CREATE SINK"),
+        Statement::DropSink { .. } => Tag::new("DROP SINK"),
         Statement::InsertValues { .. } => Tag::new("INSERT").with_oid(0).with_rows(1),
         Statement::Alter { kind: k, .. } => Tag::new(&format!("ALTER {}", kind(k))),
         Statement::Drop { kind: k, .. } => Tag::new(&format!("DROP {}", kind(k))),
