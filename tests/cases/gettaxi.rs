@@ -147,7 +147,7 @@ fn check_locations(run: &Run, table: &str, id_column: &str, ps: &[Position]) {
     );
     // Every position updated its entity's row, in order.
     let mut got: BTreeMap<Vec<u8>, Vec<Option<Value>>> = BTreeMap::new();
-    for r in run.topic(table) {
+    for r in run.topic(&table.to_uppercase()) {
         got.entry(r.key.clone().unwrap())
             .or_default()
             .push(r.value.as_ref().map(numbers_as_f64));
@@ -198,7 +198,7 @@ fn gettaxi_supply_demand_surge_and_nearest_taxi() {
         })
         .collect();
     let mut got: Vec<(Vec<u8>, Value, i64)> = run
-        .topic("region_activity")
+        .topic("REGION_ACTIVITY")
         .into_iter()
         .map(|r| (r.key.unwrap(), r.value.unwrap(), r.timestamp))
         .collect();
@@ -257,7 +257,7 @@ fn gettaxi_supply_demand_surge_and_nearest_taxi() {
         })
         .collect();
     assert_eq!(
-        latest(&run.topic("region_supply_demand")),
+        latest(&run.topic("REGION_SUPPLY_DEMAND")),
         want,
         "region_supply_demand topic"
     );
@@ -310,7 +310,7 @@ fn gettaxi_supply_demand_surge_and_nearest_taxi() {
         })
         .collect();
     assert_eq!(
-        latest(&run.topic("surge_pricing")),
+        latest(&run.topic("SURGE_PRICING")),
         want,
         "surge_pricing topic"
     );
@@ -346,7 +346,7 @@ fn gettaxi_supply_demand_surge_and_nearest_taxi() {
         })
         .collect();
     let mut got: Vec<(Vec<u8>, String, i64)> = run
-        .topic("taxi_offers")
+        .topic("TAXI_OFFERS")
         .into_iter()
         .map(|r| {
             (
@@ -399,7 +399,7 @@ fn gettaxi_supply_demand_surge_and_nearest_taxi() {
         })
         .collect();
     assert_eq!(
-        latest(&run.topic("nearest_taxi")),
+        latest(&run.topic("NEAREST_TAXI")),
         want,
         "nearest_taxi topic"
     );

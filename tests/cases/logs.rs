@@ -210,7 +210,7 @@ fn logs_metrics_alerts_and_archive() {
         })
         .collect();
     assert_eq!(
-        latest(&run.topic("service_metrics")),
+        latest(&run.topic("SERVICE_METRICS")),
         want,
         "service_metrics topic"
     );
@@ -277,7 +277,7 @@ fn logs_metrics_alerts_and_archive() {
         &final_rows(&finished),
     );
     assert_eq!(
-        topic_records("service_minutes"),
+        topic_records("SERVICE_MINUTES"),
         final_records(&finished),
         "service_minutes topic: one record per finished minute"
     );
@@ -302,7 +302,7 @@ fn logs_metrics_alerts_and_archive() {
         &final_rows(&alerts),
     );
     assert_eq!(
-        topic_records("error_alerts"),
+        topic_records("ERROR_ALERTS"),
         final_records(&alerts),
         "error_alerts topic: one record per alerting minute"
     );
@@ -345,7 +345,7 @@ fn logs_metrics_alerts_and_archive() {
         })
         .collect();
     let mut got: Vec<(Vec<u8>, String, i64)> = run
-        .topic("slow_requests")
+        .topic("SLOW_REQUESTS")
         .into_iter()
         .map(|r| {
             (

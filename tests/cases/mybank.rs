@@ -186,7 +186,7 @@ fn mybank_alerts_on_the_threshold_in_force() {
     );
     // Its changelog: one record per settings event, a tombstone when
     // alerts were turned off.
-    let changelog = run.topic("user_thresholds");
+    let changelog = run.topic("USER_THRESHOLDS");
     let mut got: BTreeMap<String, Vec<Option<Value>>> = BTreeMap::new();
     for r in &changelog {
         got.entry(String::from_utf8(r.key.clone().unwrap()).unwrap())
@@ -298,7 +298,7 @@ fn mybank_alerts_on_the_threshold_in_force() {
         })
         .collect();
     topic_alerts.sort();
-    assert_eq!(record_set(&run.topic("user_alerts")), topic_alerts);
+    assert_eq!(record_set(&run.topic("USER_ALERTS")), topic_alerts);
 }
 
 /// A DECIMAL(18,2) as Sluice writes it in JSON.
