@@ -39,7 +39,9 @@ use crate::runtime::{
 };
 
 mod push;
+mod sink;
 pub(crate) use push::PushQuery;
+pub(crate) use sink::SINK_ROOT;
 
 /// How to open an engine.
 #[derive(Debug, Clone)]
@@ -76,6 +78,10 @@ pub struct Engine {
     next_query: u64,
     /// Push queries' channels to their sessions, by query id.
     push: BTreeMap<String, push::PushSink>,
+    /// Sinks (`CREATE SINK`), by name, and the last error of those retrying.
+    sinks: BTreeMap<String, crate::runtime::file_sink::FileSink>,
+    sink_errors: BTreeMap<String, String>,
+    data_dir: PathBuf,
     log_seq: u64,
     replaying: bool,
 }
@@ -146,6 +152,9 @@ impl Engine {
             properties: config.properties,
             next_query: 0,
             push: BTreeMap::new(),
+            sinks: BTreeMap::new(),
+            sink_errors: BTreeMap::new(),
+            data_dir: config.data_dir.clone(),
             log_seq: 0,
             replaying: false,
         };
@@ -302,10 +311,52 @@ impl Engine {
         Ok(self.run_round(DEFAULT_BATCH))
     }
 
+    /// Query ids with every query after the queries whose output it reads
+    /// (sources first), then by id.
+    fn upstream_first(&self) -> Vec<String> {
+        let mut depth: BTreeMap<&str, usize> = self.tasks.keys().map(|k| (k.as_str(), 0)).collect();
+        // Longest chain of writers before each query; a cycle (a query
+        // reading its own output) stops growing after as many passes as
+        // there are queries.
+        for _ in 0..self.tasks.len() {
+            let mut changed = false;
+            for (id, task) in &self.tasks {
+                let deepest = self
+                    .tasks
+                    .iter()
+                    .filter(|(other, _)| *other != id)
+                    .filter(|(_, writer)| {
+                        task.source_topics()
+                            .any(|t| t == writer.plan().sink.topic.as_str())
+                    })
+                    .map(|(other, _)| depth[other.as_str()] + 1)
+                    .max()
+                    .unwrap_or(0);
+                if deepest > depth[id.as_str()] {
+                    depth.insert(id.as_str(), deepest);
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let mut order: Vec<(usize, &str)> = depth.into_iter().map(|(id, d)| (d, id)).collect();
+        order.sort();
+        order.into_iter().map(|(_, id)| id.to_string()).collect()
+    }
+
+    /// One round over every query, a query's upstream queries first: what
+    /// they write in this round is there when it reads, so a query joining
+    /// another's output with a topic sees both up to the same time.
     fn run_round(&mut self, batch: usize) -> usize {
         let mut progress = 0;
         let mut ended = Vec::new();
-        for (id, task) in self.tasks.iter_mut() {
+        for id in self.upstream_first() {
+            let Some(task) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            let id = &id;
             // A query that failed stays failed (SHOW QUERIES says why); the
             // others go on. A topic that cannot be read is retried.
             // A push query waits for its session to take what it has.
@@ -342,7 +393,7 @@ impl Engine {
                 tracing::error!(query_id = %id, error = %e, "cannot remove an ended push query's state");
             }
         }
-        progress
+        progress + self.poll_sinks(batch)
     }
 
     /// Queries that failed while processing, with the reason.
@@ -447,6 +498,12 @@ impl Engine {
                 }
             }
         }
+        for (name, table) in self.sink_tables()? {
+            if !tables.tables.contains_key(&name) {
+                tables.stored_positions.insert(name.clone());
+                tables.tables.insert(name, table);
+            }
+        }
         self.planner.plan_pull(text, tables, self.pull_options())
     }
 
@@ -479,6 +536,8 @@ impl Engine {
         match stmt {
             Statement::CreateSource(c) => self.create_source(c, text),
             Statement::CreateAs(c) => self.create_as(c, text),
+            Statement::CreateSink(c) => self.create_sink(c, text),
+            Statement::DropSink { name, if_exists } => self.drop_sink(&name, if_exists, text),
             Statement::InsertInto { target, query } => {
                 let t = self
                     .catalog
@@ -943,6 +1002,13 @@ impl Engine {
                 readers.join(", ")
             )));
         }
+        let sinks = self.sinks_of(name);
+        if !sinks.is_empty() {
+            return Err(Error::semantic(format!(
+                "Cannot drop {name}: the sinks [{}] read it. Drop them first (DROP SINK).",
+                sinks.join(", ")
+            )));
+        }
         let writers: Vec<String> = self
             .catalog
             .writers_of(name)
@@ -1056,6 +1122,7 @@ impl Engine {
                     .map(|(n, k, d)| vec![n.to_string(), k.to_string(), d.to_string()])
                     .collect(),
             },
+            ShowWhat::Sinks => self.show_sinks(),
             ShowWhat::Properties => StatementResult::Rows {
                 columns: vec!["Property".into(), "Value".into()],
                 rows: self

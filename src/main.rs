@@ -114,6 +114,19 @@ enum Command {
         #[arg(long, default_value = "", env = "SLUICE_TOPIC_PREFIX")]
         topic_prefix: String,
     },
+    /// Run every case study on an embedded broker, fed by its generator,
+    /// and print queries to try with psql.
+    Demo {
+        /// Address Postgres clients connect to (default 127.0.0.1:5433).
+        #[arg(long, value_name = "HOST:PORT")]
+        listen: Option<String>,
+        /// Data directory (default: a new one under the temporary directory).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Events per second, all cases together.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+    },
     /// Execute a SQL script against an in-process engine and print results.
     Run {
         /// The script.
@@ -178,7 +191,21 @@ fn main() -> ExitCode {
             start,
             fast,
             topic_prefix,
-        } => generate(&case, kafka, rate, &duration, seed, start, fast, topic_prefix),
+        } => generate(
+            &case,
+            kafka,
+            rate,
+            &duration,
+            seed,
+            start,
+            fast,
+            topic_prefix,
+        ),
+        Command::Demo {
+            listen,
+            data_dir,
+            rate,
+        } => demo(listen, data_dir, rate),
         Command::Run { file, data_dir } => {
             let sql = match std::fs::read_to_string(&file) {
                 Ok(s) => s,
@@ -323,13 +350,19 @@ fn serve(flags: sluice::server::ServerFlags) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut server = match sluice::server::Server::start(&config) {
+    let server = match start(&config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    run_until_signal(server)
+}
+
+/// Start a server and say where Kafka is and where clients connect.
+fn start(config: &sluice::server::ServerConfig) -> sluice::Result<sluice::server::Server> {
+    let server = sluice::server::Server::start(config)?;
     // A closed stdout must not stop the server: what it says is optional.
     let mut out = std::io::stdout();
     let _ = if server.is_embedded() {
@@ -371,6 +404,11 @@ fn serve(flags: sluice::server::ServerFlags) -> ExitCode {
             config.users.len()
         )
     };
+    Ok(server)
+}
+
+/// Run the server's queries until SIGINT or SIGTERM.
+fn run_until_signal(mut server: sluice::server::Server) -> ExitCode {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     std::thread::spawn(move || {
@@ -400,4 +438,81 @@ fn serve(flags: sluice::server::ServerFlags) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `sluice demo`: a server on the embedded broker with every case study's
+/// statements, their generators running, and queries to try.
+fn demo(listen: Option<String>, data_dir: Option<PathBuf>, rate: f64) -> ExitCode {
+    let data_dir = data_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("sluice-demo-{}", std::process::id()))
+    });
+    let flags = sluice::server::ServerFlags {
+        data_dir: Some(data_dir),
+        listen,
+        ..Default::default()
+    };
+    // The demo brings its own broker and data: only the listen address and
+    // the log level come from outside.
+    let config = match sluice::server::ServerConfig::load(&flags, |_| None) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = match start(&config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for case in sluice::cases::Case::ALL {
+        let loaded = server.engine().execute(case.queries());
+        if let Err(e) = loaded {
+            eprintln!("error: queries/{}.sql: {e}", case.name());
+            return ExitCode::from(1);
+        }
+    }
+    let start_ms = chrono::Utc::now().timestamp_millis();
+    for (n, case) in sluice::cases::Case::ALL.into_iter().enumerate() {
+        let params = sluice::cases::Params {
+            seed: n as u64 + 1,
+            rate: rate * case.demo_share(),
+            duration: std::time::Duration::from_secs(24 * 3600),
+            start_ms,
+        };
+        let target = sluice::cases::Target {
+            bootstrap: server.bootstrap().to_string(),
+            topic_prefix: String::new(),
+            paced: true,
+        };
+        std::thread::spawn(move || {
+            if let Err(e) = sluice::cases::produce(case, &params, &target) {
+                eprintln!("error: the {} generator stopped: {e}", case.name());
+            }
+        });
+    }
+    let at = server.listen_address();
+    let psql = format!("psql -h {} -p {} -U sluice", at.ip(), at.port());
+    println!();
+    println!(
+        "Demo: the five case studies (queries/*.sql) are running, fed by their generators at about {rate} events/s in all."
+    );
+    println!(
+        "Sinks write Parquet files under {}/analytics.",
+        config.data_dir.display()
+    );
+    println!("Try (give it a minute for windows to fill):");
+    for case in sluice::cases::Case::ALL {
+        println!();
+        println!("# {}", case.title());
+        for step in sluice::cases::tour(case) {
+            println!("# {}", step.what);
+            println!("{psql} -c \"{}\"", step.sql);
+        }
+    }
+    println!();
+    println!("Stop the demo with Ctrl-C.");
+    run_until_signal(server)
 }

@@ -10,10 +10,15 @@
 
 mod common;
 
+#[path = "cases/gettaxi.rs"]
 mod gettaxi;
+#[path = "cases/logs.rs"]
 mod logs;
+#[path = "cases/movieflix.rs"]
 mod movieflix;
+#[path = "cases/mybank.rs"]
 mod mybank;
+#[path = "cases/social.rs"]
 mod social;
 
 use std::collections::BTreeMap;
@@ -120,10 +125,7 @@ topic_prefix = "{prefix}"
             .args(["--topic-prefix", &self.prefix])
             .args(["--seed", &params.seed.to_string()])
             .args(["--rate", &params.rate.to_string()])
-            .args([
-                "--duration",
-                &format!("{}ms", params.duration.as_millis()),
-            ])
+            .args(["--duration", &format!("{}ms", params.duration.as_millis())])
             .args(["--start", &params.start_ms.to_string()])
             .output()
             .expect("run sluice gen");
@@ -152,11 +154,9 @@ topic_prefix = "{prefix}"
         Ok(messages
             .into_iter()
             .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                    (0..r.len())
-                        .map(|i| r.get(i).map(str::to_string))
-                        .collect(),
-                ),
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
                 _ => None,
             })
             .collect())

@@ -17,13 +17,15 @@ pub mod gettaxi;
 pub mod logs;
 pub mod movieflix;
 pub mod mybank;
-pub mod social;
 mod rng;
+pub mod social;
+mod tour;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use rng::Rng;
+pub use tour::{tour, Step};
 
 use crate::connectors::kafka::KafkaTopics;
 use crate::connectors::namespaced::Namespaced;
@@ -58,6 +60,28 @@ impl Case {
             Case::Social => "social",
             Case::MyBank => "mybank",
             Case::Logs => "logs",
+        }
+    }
+
+    /// The case's name for people.
+    pub fn title(self) -> &'static str {
+        match self {
+            Case::MovieFlix => "MovieFlix: resume points, live profiles, recommendations",
+            Case::GetTaxi => "GetTaxi: where taxis are, surge pricing, the nearest free taxi",
+            Case::Social => "MySocialMedia: posts with live counts, trending posts",
+            Case::MyBank => "MyBank: alerts on large transactions from CDC data",
+            Case::Logs => "Logs: errors and latency per service per minute, alerts",
+        }
+    }
+
+    /// The case's share of the demo's event rate.
+    pub fn demo_share(self) -> f64 {
+        match self {
+            Case::MovieFlix => 0.3,
+            Case::GetTaxi => 0.25,
+            Case::Social => 0.15,
+            Case::MyBank => 0.1,
+            Case::Logs => 0.2,
         }
     }
 
@@ -201,6 +225,17 @@ pub fn produce(case: Case, params: &Params, target: &Target) -> Result<usize> {
                 std::thread::sleep(wait);
             }
         }
+        // A batch spans at most a second of event time: its records become
+        // visible together, so readers never see one partition far ahead
+        // of another.
+        let spans_a_second = pending
+            .first()
+            .is_some_and(|first| event.timestamp - first.timestamp >= 1_000);
+        if spans_a_second {
+            topics.produce_all(&pending).map_err(Error::from)?;
+            written += pending.len();
+            pending.clear();
+        }
         pending.push(record(event));
         if pending.len() >= BATCH {
             topics.produce_all(&pending).map_err(Error::from)?;
@@ -215,7 +250,9 @@ pub fn produce(case: Case, params: &Params, target: &Target) -> Result<usize> {
 
 /// An event as a topic record: KAFKA-format key, JSON value.
 fn record(event: Event) -> OutRecord {
-    let key = event.key.map(|k| Arc::from(k.into_bytes().into_boxed_slice()));
+    let key = event
+        .key
+        .map(|k| Arc::from(k.into_bytes().into_boxed_slice()));
     let value = match event.value {
         serde_json::Value::Null => None,
         v => Some(Arc::from(v.to_string().into_bytes().into_boxed_slice())),
@@ -228,9 +265,11 @@ pub fn parse_duration(text: &str) -> Result<Duration> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| Error::semantic(format!("invalid duration '{text}': expected e.g. 90s, 5m, 2h")))?;
+    let n: u64 = number.parse().map_err(|_| {
+        Error::semantic(format!(
+            "invalid duration '{text}': expected e.g. 90s, 5m, 2h"
+        ))
+    })?;
     let ms = match unit.trim() {
         "ms" => Some(n),
         "" | "s" => n.checked_mul(1_000),

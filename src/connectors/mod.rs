@@ -8,6 +8,7 @@ pub(crate) mod formats;
 pub(crate) mod kafka;
 pub(crate) mod memory;
 pub(crate) mod namespaced;
+pub(crate) mod parquet;
 mod topic;
 
 pub(crate) use topic::{

@@ -72,6 +72,16 @@ impl OptionValue {
 /// `WITH (...)` options: upper-cased names, values with their positions.
 pub(crate) type WithOptions = BTreeMap<String, (OptionValue, Position)>;
 
+/// `CREATE SINK name FROM stream WITH (CONNECTOR='parquet', ...)`: a
+/// stream's records landed outside Kafka.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CreateSink {
+    pub name: String,
+    pub if_not_exists: bool,
+    pub source: String,
+    pub with: WithOptions,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CreateSource {
     pub kind: SourceKind,
@@ -178,12 +188,20 @@ pub(crate) enum ShowWhat {
     Topics,
     Functions,
     Properties,
+    Sinks,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Statement {
     CreateSource(CreateSource),
     CreateAs(CreateAs),
+    /// `CREATE SINK [IF NOT EXISTS] name FROM stream WITH (...)`
+    CreateSink(CreateSink),
+    /// `DROP SINK [IF EXISTS] name`
+    DropSink {
+        name: String,
+        if_exists: bool,
+    },
     InsertInto {
         target: String,
         query: Query,

@@ -468,6 +468,11 @@ impl Parser<'_> {
             });
         }
         if self.eat_kw("DROP") {
+            if self.eat_kw("SINK") {
+                let if_exists = self.eat_kws(&["IF", "EXISTS"]);
+                let name = self.ident()?;
+                return Ok(Statement::DropSink { name, if_exists });
+            }
             let kind = self.source_kind()?;
             let if_exists = self.eat_kws(&["IF", "EXISTS"]);
             let name = self.ident()?;
@@ -587,9 +592,11 @@ impl Parser<'_> {
             ShowWhat::Functions
         } else if self.eat_kw("PROPERTIES") {
             ShowWhat::Properties
+        } else if self.eat_kw("SINKS") {
+            ShowWhat::Sinks
         } else {
             return Err(
-                self.unexpected("STREAMS, TABLES, QUERIES, TOPICS, FUNCTIONS or PROPERTIES")
+                self.unexpected("STREAMS, TABLES, QUERIES, TOPICS, FUNCTIONS, PROPERTIES or SINKS")
             );
         };
         let extended = self.eat_kw("EXTENDED");
@@ -598,6 +605,20 @@ impl Parser<'_> {
 
     fn create(&mut self) -> Result<Statement> {
         self.expect_kw("CREATE")?;
+        if self.eat_kw("SINK") {
+            let if_not_exists = self.eat_kws(&["IF", "NOT", "EXISTS"]);
+            let name = self.ident()?;
+            self.expect_kw("FROM")?;
+            let source = self.ident()?;
+            self.expect_kw("WITH")?;
+            let with = self.with_options()?;
+            return Ok(Statement::CreateSink(CreateSink {
+                name,
+                if_not_exists,
+                source,
+                with,
+            }));
+        }
         let or_replace = self.eat_kws(&["OR", "REPLACE"]);
         let is_source = self.eat_kw("SOURCE");
         let kind = self.source_kind()?;

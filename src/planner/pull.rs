@@ -52,6 +52,9 @@ pub(crate) struct PullTables {
     /// The keys of the tables that are looked up by key (materialized
     /// views).
     pub keys: HashMap<String, LookupKey>,
+    /// Tables whose `ROWPARTITION` and `ROWOFFSET` are stored columns (a
+    /// sink's files), which pull queries may select.
+    pub stored_positions: std::collections::HashSet<String>,
 }
 
 /// The session's settings for pull queries.
@@ -108,7 +111,13 @@ impl Planner {
             }
         }
         rewrite_query(query)?;
-        check_pull(query, options.limit)?;
+        let positions_stored = match query.body.as_ref() {
+            SetExpr::Select(select) => {
+                single_table(select).is_some_and(|t| tables.stored_positions.contains(&t))
+            }
+            _ => false,
+        };
+        check_pull(query, options.limit, positions_stored)?;
         if let SetExpr::Select(select) = query.body.as_mut() {
             if let Some(e) = select.selection.as_mut() {
                 time_texts_as_millis(e)?;
@@ -400,9 +409,9 @@ fn unsupported_clause(text: &str) -> Option<&'static str> {
 /// Refuse what ksqlDB's pull queries do not support: the ROWPARTITION and
 /// ROWOFFSET pseudo columns, a LIMIT that is negative or not an integer, or
 /// any LIMIT when disabled.
-fn check_pull(query: &Query, limit_enabled: bool) -> Result<()> {
+fn check_pull(query: &Query, limit_enabled: bool, positions_stored: bool) -> Result<()> {
     use datafusion::sql::sqlparser::ast::{LimitClause, UnaryOperator, Value};
-    if let SetExpr::Select(select) = query.body.as_ref() {
+    if let (SetExpr::Select(select), false) = (query.body.as_ref(), positions_stored) {
         let mut in_select = Vec::new();
         for item in &select.projection {
             match item {

@@ -19,6 +19,7 @@
 //! - Nothing here blocks an async runtime or panics on user data.
 
 mod changes;
+pub(crate) mod file_sink;
 mod keyed_store;
 pub(crate) mod operators;
 pub(crate) mod outbox;

@@ -242,6 +242,12 @@ impl Task {
         &self.plan
     }
 
+    /// The topics this query reads: its source, then its joins' right
+    /// sides.
+    pub(crate) fn source_topics(&self) -> impl Iterator<Item = &str> {
+        (0..=self.plan.joins.len()).map(|i| source_of(&self.plan, i).topic.as_str())
+    }
+
     pub(crate) fn metrics(&self) -> TaskMetrics {
         let mut m = self.metrics.clone();
         m.late_records = self.operators.iter().map(|o| o.late_records()).sum::<u64>()
@@ -317,8 +323,15 @@ impl Task {
     /// in record-time order (the partition whose next record is oldest goes
     /// first, as Kafka Streams chooses; at equal times tables before
     /// streams), each partition in offset order.
+    ///
+    /// A partition that returned a full `max` records may hold more: once
+    /// its records are processed, the others' later records wait for the
+    /// next poll (which reads on from there), so a busy partition is never
+    /// overtaken by a quiet one and the query's stream time does not run
+    /// ahead of records not read yet (they would be late for their windows).
     fn poll_once(&mut self, max: usize) -> Result<usize> {
         let mut queues: Vec<((usize, i32), std::collections::VecDeque<Record>)> = Vec::new();
+        let mut truncated: Vec<bool> = Vec::new();
         let mut read = 0;
         let positions: Vec<((usize, i32), i64)> =
             self.offsets.iter().map(|(k, v)| (*k, *v)).collect();
@@ -330,6 +343,7 @@ impl Task {
                 .map_err(Error::from)?;
             if !records.is_empty() {
                 read += records.len();
+                truncated.push(records.len() >= max);
                 queues.push(((s, p), records.into()));
             }
         }
@@ -378,6 +392,9 @@ impl Task {
                 return Err(e);
             }
             self.offsets.insert((s, p), next);
+            if truncated[pick] && queues[pick].1.is_empty() {
+                break;
+            }
         }
         if read > 0 {
             self.checkpoint()?;

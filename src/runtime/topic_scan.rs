@@ -49,35 +49,17 @@ pub(crate) struct TopicScan {
 impl TopicScan {
     /// `declared`: the source's column names in declaration order.
     pub(crate) fn new(source: SourceSpec, topics: Arc<dyn Topics>, declared: &[String]) -> Self {
-        let fields = source.schema.fields();
-        let index = |name: &str| fields.iter().position(|f| f.name() == name);
-        let keys: Vec<&String> = source.key_fields.iter().map(|f| f.name()).collect();
-        let mut columns: Vec<usize> = Vec::new();
-        let mut window_done = source.window.is_none() || keys.is_empty();
-        for (n, name) in declared.iter().enumerate() {
-            columns.extend(index(name));
-            // The window bounds follow the last key column.
-            let keys_seen = declared[..=n].iter().filter(|d| keys.contains(d)).count();
-            if !window_done && keys_seen == keys.len() {
-                columns.extend(index(WINDOWSTART));
-                columns.extend(index(WINDOWEND));
-                window_done = true;
-            }
-        }
-        // The rest: the pseudo columns (not the NULL bounds of an unwindowed
-        // source's batch).
-        let bounds = [index(WINDOWSTART), index(WINDOWEND)];
-        for i in 0..fields.len() {
-            let unused_bound = bounds.contains(&Some(i)) && source.window.is_none();
-            if !(columns.contains(&i) || unused_bound) {
-                columns.push(i);
-            }
-        }
-        let schema = Arc::new(Schema::new(
-            columns
-                .iter()
-                .map(|&i| fields[i].as_ref().clone().with_nullable(true))
-                .collect::<Vec<_>>(),
+        let columns = scan_columns(&source, declared);
+        let schema = Arc::new(source.schema.project(&columns).map_or_else(
+            |_| Schema::empty(),
+            |s| {
+                Schema::new(
+                    s.fields()
+                        .iter()
+                        .map(|f| f.as_ref().clone().with_nullable(true))
+                        .collect::<Vec<_>>(),
+                )
+            },
         ));
         Self {
             source,
@@ -121,6 +103,39 @@ impl TopicScan {
         };
         Ok(all.project(&self.columns)?)
     }
+}
+
+/// The columns of a source's decoded batch, as a scan of it shows them:
+/// the declared columns in order (a windowed source's `WINDOWSTART` and
+/// `WINDOWEND` after its last key column), then the pseudo columns
+/// `ROWTIME`, `ROWPARTITION` and `ROWOFFSET`. `declared`: the source's
+/// column names in declaration order.
+pub(crate) fn scan_columns(source: &SourceSpec, declared: &[String]) -> Vec<usize> {
+    let fields = source.schema.fields();
+    let index = |name: &str| fields.iter().position(|f| f.name() == name);
+    let keys: Vec<&String> = source.key_fields.iter().map(|f| f.name()).collect();
+    let mut columns: Vec<usize> = Vec::new();
+    let mut window_done = source.window.is_none() || keys.is_empty();
+    for (n, name) in declared.iter().enumerate() {
+        columns.extend(index(name));
+        // The window bounds follow the last key column.
+        let keys_seen = declared[..=n].iter().filter(|d| keys.contains(d)).count();
+        if !window_done && keys_seen == keys.len() {
+            columns.extend(index(WINDOWSTART));
+            columns.extend(index(WINDOWEND));
+            window_done = true;
+        }
+    }
+    // The rest: the pseudo columns (not the NULL bounds of an unwindowed
+    // source's batch).
+    let bounds = [index(WINDOWSTART), index(WINDOWEND)];
+    for i in 0..fields.len() {
+        let unused_bound = bounds.contains(&Some(i)) && source.window.is_none();
+        if !(columns.contains(&i) || unused_bound) {
+            columns.push(i);
+        }
+    }
+    columns
 }
 
 /// A table's rows: the last change of each key (deleted keys and records

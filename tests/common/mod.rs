@@ -37,6 +37,15 @@ impl Server {
     /// As [`Server::start_with_config`], after `prepare` has put files in
     /// the directory.
     pub fn start_prepared(toml: &str, prepare: impl FnOnce(&std::path::Path)) -> Self {
+        Self::start_with_env(toml, prepare, &[])
+    }
+
+    /// As [`Server::start_prepared`], with these environment variables.
+    pub fn start_with_env(
+        toml: &str,
+        prepare: impl FnOnce(&std::path::Path),
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         prepare(dir.path());
         let config = dir.path().join("sluice.toml");
@@ -49,6 +58,7 @@ impl Server {
             .args(["--listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
