@@ -60,7 +60,9 @@ CREATE TABLE service_minutes AS
 -- Error-rate alerts: the finished minutes in which server errors exceeded 5% of at least 20
 -- requests. Filtering the final minutes (rather than a HAVING on the live aggregation) gives
 -- one alert per bad minute, never one that flaps while the minute is still filling up.
--- The on-call pager consumes the error_alerts topic; push: SELECT * FROM error_alerts EMIT CHANGES
+-- The on-call pager consumes the error_alerts topic (where, as for any filtered table, a
+-- finished minute below the threshold is a tombstone: a record without value, to skip).
+-- Push: SELECT * FROM error_alerts EMIT CHANGES
 CREATE TABLE error_alerts AS
   SELECT service, requests, server_errors, error_pct
   FROM service_minutes
