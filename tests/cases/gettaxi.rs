@@ -21,6 +21,9 @@ const HOP_SIZE: i64 = 5 * MINUTE;
 const WITHIN: i64 = 5_000;
 const MAX_KM: f64 = 1.0;
 
+/// Distinct waiting users and free taxis seen in a region's window.
+type Window<'a> = (BTreeSet<&'a str>, BTreeSet<&'a str>);
+
 /// A position report.
 #[derive(Debug, Clone)]
 struct Position {
@@ -218,7 +221,7 @@ fn gettaxi_supply_demand_surge_and_nearest_taxi() {
 
     // region_supply_demand: distinct waiting users and free taxis per region
     // and 5-minute window starting at every minute.
-    let mut windows: BTreeMap<(String, i64), (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
+    let mut windows: BTreeMap<(String, i64), Window> = BTreeMap::new();
     for (p, kind) in &activity {
         let mut start = p.ts - p.ts.rem_euclid(MINUTE);
         while start > p.ts - HOP_SIZE && start >= 0 {
@@ -349,7 +352,11 @@ fn gettaxi_supply_demand_surge_and_nearest_taxi() {
         .iter()
         .map(|(u, t, d, at)| {
             let v = json!({"USER_ID": u.id, "TAXI_ID": t.id, "DISTANCE_KM": d});
-            (u.region.as_bytes().to_vec(), expected_json(&v).to_string(), *at)
+            (
+                u.region.as_bytes().to_vec(),
+                expected_json(&v).to_string(),
+                *at,
+            )
         })
         .collect();
     let mut got: Vec<(Vec<u8>, String, i64)> = run

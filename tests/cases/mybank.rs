@@ -79,7 +79,7 @@ fn in_force<'a>(settings: impl IntoIterator<Item = &'a Setting>) -> Option<(i64,
     let mut state = None;
     for s in settings {
         threshold = s.threshold_cents.or(threshold);
-        state = (s.action != "disabled").then(|| (threshold, s.ts));
+        state = (s.action != "disabled").then_some((threshold, s.ts));
     }
     state.and_then(|(t, since)| t.map(|t| (t, since)))
 }
