@@ -84,7 +84,7 @@ CREATE TABLE region_supply_demand AS
 
 -- Surge price multiplier per region and window, computed from the two counts (no join).
 -- Push: SELECT region, WINDOWSTART, surge_multiplier FROM surge_pricing EMIT CHANGES
--- Pull: SELECT * FROM surge_pricing WHERE region = 'u09tug' AND WINDOWSTART >= 1700000000000
+-- Pull: SELECT * FROM surge_pricing WHERE region = 'u09tvp' AND WINDOWSTART >= 1700000000000
 CREATE TABLE surge_pricing AS
   SELECT region,
          waiting_users,
