@@ -1,8 +1,9 @@
 -- GetTaxi: ride hailing (IoT).
 -- The apps of riders (user_position) and of drivers (taxi_position) report GPS positions every
--- few seconds. A position is worthless after minutes, so both topics keep only one hour. The
--- raw positions also go to the analytics store for cost computation (a connector, not SQL).
--- region is a small map cell (e.g. a geohash prefix) computed by the app.
+-- few seconds. A position is worthless after minutes, so both topics keep only one hour; the
+-- raw positions also go to the analytics store (Parquet files) for cost computation.
+-- region is a small map cell computed by the app: the 6-character geohash of the position
+-- (about 1.2 x 0.6 km).
 -- Derived here:
 --   taxi_locations        latest position and status of each taxi
 --   user_locations        latest position and status of each user
@@ -11,6 +12,7 @@
 --   surge_pricing         per region and window: demand/supply ratio and price multiplier
 --   taxi_offers           each waiting user paired with the free taxis of the same region
 --   nearest_taxi          per user and minute: distance to the nearest free taxi (the estimate)
+-- and two sinks to the analytics store: taxi_position_archive, user_position_archive.
 
 -- Rider positions. status: 'browsing', 'waiting' (asked for a ride) or 'riding'.
 CREATE STREAM user_position (
@@ -26,7 +28,7 @@ CREATE STREAM taxi_position (
 ) WITH (KAFKA_TOPIC='taxi_position', KEY_FORMAT='KAFKA', VALUE_FORMAT='JSON',
         PARTITIONS=8, RETENTION_MS=3600000, TIMESTAMP='event_ts');
 
--- Where each taxi is now. Pull: SELECT lat, lon, status FROM taxi_locations WHERE taxi_id = 't9'
+-- Where each taxi is now. Pull: SELECT lat, lon, status FROM taxi_locations WHERE taxi_id = 't009'
 CREATE TABLE taxi_locations AS
   SELECT taxi_id,
          LATEST_BY_OFFSET(lat) AS lat, LATEST_BY_OFFSET(lon) AS lon,
@@ -37,7 +39,7 @@ CREATE TABLE taxi_locations AS
   GROUP BY taxi_id
   EMIT CHANGES;
 
--- Where each user is now. Pull: SELECT lat, lon, status FROM user_locations WHERE user_id = 'u1'
+-- Where each user is now. Pull: SELECT lat, lon, status FROM user_locations WHERE user_id = 'u00001'
 CREATE TABLE user_locations AS
   SELECT user_id,
          LATEST_BY_OFFSET(lat) AS lat, LATEST_BY_OFFSET(lon) AS lon,
@@ -50,6 +52,10 @@ CREATE TABLE user_locations AS
 
 -- Users and taxis in one stream keyed by region, so supply and demand are counted by a single
 -- aggregation instead of joining two windowed tables. Read by region_supply_demand.
+-- Two queries write into it (CREATE ... AS and INSERT INTO), each at its own pace, so a user
+-- position may land after a slightly later taxi position: harmless, because the windowed
+-- aggregation below accepts records up to its grace period (30 s) late and its counts do
+-- not depend on arrival order.
 CREATE STREAM region_activity AS
   SELECT region, user_id AS entity_id, 'user' AS entity_type, status
   FROM user_position
@@ -78,7 +84,7 @@ CREATE TABLE region_supply_demand AS
 
 -- Surge price multiplier per region and window, computed from the two counts (no join).
 -- Push: SELECT region, WINDOWSTART, surge_multiplier FROM surge_pricing EMIT CHANGES
--- Pull: SELECT * FROM surge_pricing WHERE region = 'u09tv' AND WINDOWSTART >= 1700000000000
+-- Pull: SELECT * FROM surge_pricing WHERE region = 'u09tvp' AND WINDOWSTART >= 1700000000000
 CREATE TABLE surge_pricing AS
   SELECT region,
          waiting_users,
@@ -94,22 +100,25 @@ CREATE TABLE surge_pricing AS
   EMIT CHANGES;
 
 -- Free taxis near a waiting user: stream-stream join on region (both sides re-keyed by
--- region), positions at most 30 seconds apart, then GEO_DISTANCE for the distance.
+-- region) of positions at most 5 seconds apart (a taxi reports every few seconds, so each
+-- free taxi of the region shows up; older positions are stale), then GEO_DISTANCE (great
+-- circle, km) keeps the taxis within 1 km. An offer is emitted when the later of the two
+-- positions arrives, with that position's time.
 -- The dispatcher picks the closest: SELECT taxi_id, distance_km FROM taxi_offers
---   WHERE user_id = 'u1' EMIT CHANGES
+--   WHERE user_id = 'u00001' EMIT CHANGES
 CREATE STREAM taxi_offers AS
   SELECT u.region AS region,
          u.user_id AS user_id,
          t.taxi_id AS taxi_id,
          GEO_DISTANCE(u.lat, u.lon, t.lat, t.lon, 'KM') AS distance_km
   FROM user_position u
-  JOIN taxi_position t WITHIN 30 SECONDS GRACE PERIOD 10 SECONDS ON u.region = t.region
+  JOIN taxi_position t WITHIN 5 SECONDS GRACE PERIOD 10 SECONDS ON u.region = t.region
   WHERE u.status = 'waiting' AND t.status = 'free'
-    AND GEO_DISTANCE(u.lat, u.lon, t.lat, t.lon, 'KM') <= 5
+    AND GEO_DISTANCE(u.lat, u.lon, t.lat, t.lon, 'KM') <= 1
   EMIT CHANGES;
 
 -- Estimate for a user: nearest free taxi distance (and how many are near) per minute.
--- Pull: SELECT nearest_km, taxis_nearby FROM nearest_taxi WHERE user_id = 'u1'
+-- Pull: SELECT nearest_km, taxis_nearby FROM nearest_taxi WHERE user_id = 'u00001'
 CREATE TABLE nearest_taxi AS
   SELECT user_id,
          MIN(distance_km) AS nearest_km,
@@ -118,3 +127,11 @@ CREATE TABLE nearest_taxi AS
   WINDOW TUMBLING (SIZE 1 MINUTE, GRACE PERIOD 10 SECONDS)
   GROUP BY user_id
   EMIT CHANGES;
+
+-- The raw positions, as they came, to Parquet files in the analytics store
+-- (LOCATION/dt=YYYY-MM-DD/hour=HH/...), where the cost of each ride is computed later in batch.
+CREATE SINK taxi_position_archive FROM taxi_position
+  WITH (CONNECTOR='parquet', LOCATION='taxi_position');
+
+CREATE SINK user_position_archive FROM user_position
+  WITH (CONNECTOR='parquet', LOCATION='user_position');

@@ -419,6 +419,11 @@ fn explain_mybank() {
 }
 
 #[test]
+fn explain_logs() {
+    insta::assert_snapshot!(explain_file("logs.sql"));
+}
+
+#[test]
 fn a_query_that_fails_at_runtime_stops_alone() {
     let (mut e, _d) = engine();
     e.execute(
