@@ -613,6 +613,7 @@ fn is_sluice_show(noun: &str) -> bool {
             | "TYPES"
             | "VARIABLES"
             | "CONNECTORS"
+            | "SINKS"
     )
 }
 
