@@ -233,8 +233,10 @@ impl Bank {
             });
         }
         // The initial snapshot: rows that existed before capture started,
-        // about a tenth of the volume, in the first second.
-        let snapshot_rows = (volume / 10).min(100_000);
+        // about a tenth of the volume but at most half a minute of events
+        // (a long run does not start with a flood), in the first second.
+        let half_minute = (params.rate * 30.0).round().max(1.0) as usize;
+        let snapshot_rows = (volume / 10).min(half_minute).min(100_000);
         let snap_end = params.start_ms + SNAPSHOT_MS.min(span_ms);
         let mut next_txn_id = 1;
         let mut snapshot = Vec::with_capacity(snapshot_rows);

@@ -92,11 +92,11 @@ const MYBANK: &[Step] = &[
         "SELECT user_id, threshold, since_ts FROM user_thresholds ORDER BY user_id LIMIT 5",
     ),
     step(
-        "Alerts so far: transactions above the threshold in force at their time",
-        "SELECT user_id, txn_id, amount, threshold, txn_time FROM user_alerts LIMIT 5",
+        "Transactions unwrapped from the CDC envelope (a pull query over the stream)",
+        "SELECT user_id, txn_id, amount, merchant FROM transactions LIMIT 5",
     ),
     step(
-        "New transactions unwrapped from the CDC envelope, as they arrive (a push query)",
+        "New transactions as they arrive (a push query; alerts: SELECT * FROM user_alerts EMIT CHANGES)",
         "SELECT user_id, txn_id, amount, merchant FROM transactions EMIT CHANGES LIMIT 3",
     ),
 ];
@@ -107,8 +107,8 @@ const LOGS: &[Step] = &[
         "SELECT service, WINDOWSTART, requests, server_errors, avg_latency_ms, slowest_ms FROM service_metrics ORDER BY WINDOWSTART DESC, service LIMIT 6",
     ),
     step(
-        "Slow requests with their trace ids",
-        "SELECT service, path, latency_ms, trace_id FROM slow_requests LIMIT 5",
+        "Requests so far per service (a pull query over the stream)",
+        "SELECT service, COUNT(*) AS requests, MAX(latency_ms) AS max_ms FROM request_logs GROUP BY service ORDER BY service",
     ),
     step(
         "Every log line in the analytics store",

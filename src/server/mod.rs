@@ -35,6 +35,10 @@ pub(crate) const MAX_PARAMETERS: usize = 65_535;
 /// How long the loop sleeps when no query had anything to read.
 const IDLE: Duration = Duration::from_millis(50);
 
+/// How long the loop at most waits, after a round, for connections that
+/// want the engine to take it.
+const YIELD: Duration = Duration::from_millis(500);
+
 /// A running server.
 pub struct Server {
     engine: pg::SharedEngine,
@@ -149,7 +153,17 @@ impl Server {
     /// reached makes queries wait and retry; the loop keeps going.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<()> {
         while !stop.load(Ordering::Relaxed) {
-            let round = pg::lock(&self.engine).run_once();
+            let round = self
+                .engine
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .run_once();
+            // Connections waiting for the engine take it now; a busy loop
+            // would otherwise win the lock again and again.
+            let yielded = std::time::Instant::now();
+            while pg::sessions_waiting() && yielded.elapsed() < YIELD {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let read = match round {
                 Ok(n) => n,
                 Err(e) => {

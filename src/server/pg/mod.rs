@@ -69,9 +69,23 @@ use session::{Answer, Session};
 /// The engine, shared by the query loop and every connection.
 pub(crate) type SharedEngine = Arc<Mutex<Engine>>;
 
-/// Lock the shared engine (a panic elsewhere does not make it unusable).
+/// Connections waiting for the engine right now (the query loop lets them
+/// go first: a mutex is not fair, and the loop would take it back at once).
+static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Lock the shared engine for a connection (a panic elsewhere does not
+/// make it unusable).
 pub(crate) fn lock(engine: &SharedEngine) -> std::sync::MutexGuard<'_, Engine> {
-    engine.lock().unwrap_or_else(|e| e.into_inner())
+    use std::sync::atomic::Ordering;
+    WAITING.fetch_add(1, Ordering::SeqCst);
+    let guard = engine.lock().unwrap_or_else(|e| e.into_inner());
+    WAITING.fetch_sub(1, Ordering::SeqCst);
+    guard
+}
+
+/// Whether a connection is waiting for the engine.
+pub(crate) fn sessions_waiting() -> bool {
+    WAITING.load(std::sync::atomic::Ordering::SeqCst) > 0
 }
 
 /// How clients authenticate, and TLS if configured.
