@@ -29,6 +29,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{json, Value};
 use sluice::cases::{Case, Event, Params};
 
 /// How long a derived result may take to reach its expected value.
@@ -329,4 +330,66 @@ pub fn row<const N: usize>(values: [Option<String>; N]) -> Row {
 /// `Some(v.to_string())`.
 pub fn text(v: impl ToString) -> Option<String> {
     Some(v.to_string())
+}
+
+/// Every number as a double, so that `2` and `2.0` compare equal.
+pub fn numbers_as_f64(v: &Value) -> Value {
+    match v {
+        Value::Number(n) => json!(n.as_f64().unwrap()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), numbers_as_f64(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(numbers_as_f64).collect()),
+        other => other.clone(),
+    }
+}
+
+/// An expected value as it reads back from a topic: written as text (the
+/// shortest digits that round-trip), parsed by serde_json (which may land
+/// an ulp away without its `float_roundtrip` feature), numbers as doubles.
+pub fn expected_json(v: &Value) -> Value {
+    numbers_as_f64(&serde_json::from_str(&v.to_string()).unwrap())
+}
+
+/// The last value of every key of a changelog topic (None: deleted), numbers
+/// as doubles.
+pub fn latest(records: &[Received]) -> BTreeMap<Vec<u8>, Option<Value>> {
+    let mut out = BTreeMap::new();
+    for r in records {
+        out.insert(
+            r.key.clone().unwrap_or_default(),
+            r.value.as_ref().map(numbers_as_f64),
+        );
+    }
+    out
+}
+
+/// A windowed key as the topic holds it: key bytes, then the window start
+/// (8 bytes, big-endian).
+pub fn windowed_key(key: &str, start: i64) -> Vec<u8> {
+    let mut k = key.as_bytes().to_vec();
+    k.extend_from_slice(&start.to_be_bytes());
+    k
+}
+
+/// A query's rows, sorted, once they equal `expected` (sorted too); fails
+/// with the last answer after two minutes.
+pub fn eventually_sorted(run: &Run, sql: &str, expected: &[Row]) {
+    let mut want = expected.to_vec();
+    want.sort();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut got = run.query(sql);
+        got.sort();
+        if got == want {
+            return;
+        }
+        if Instant::now() > deadline {
+            assert_eq!(got.len(), want.len(), "{sql}: row count");
+            assert_eq!(got, want, "{sql}");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

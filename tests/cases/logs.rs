@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 use sluice::cases::logs::{INCIDENT_SERVICE, TOPIC};
 use sluice::cases::{Case, Event, Params};
 
-use super::{text, Received, Row, Run};
+use super::{
+    eventually_sorted, expected_json, latest, numbers_as_f64, text, windowed_key, Row, Run,
+};
 
 const MINUTE: i64 = 60_000;
 /// service_metrics and service_minutes: TUMBLING (SIZE 1 MINUTE, GRACE PERIOD 10 SECONDS).
@@ -89,63 +91,6 @@ impl Minute {
     /// error_alerts: requests >= 20 AND server_errors * 20 > requests.
     fn alerting(&self) -> bool {
         self.requests >= 20 && self.server_errors * 20 > self.requests
-    }
-}
-
-/// Every number as a double, so that `2` and `2.0` compare equal.
-fn numbers_as_f64(v: &Value) -> Value {
-    match v {
-        Value::Number(n) => json!(n.as_f64().unwrap()),
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), numbers_as_f64(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(numbers_as_f64).collect()),
-        other => other.clone(),
-    }
-}
-
-/// An expected value as it reads back from a topic: written as text (the
-/// shortest digits that round-trip), parsed by serde_json (which may land
-/// an ulp away without its `float_roundtrip` feature), numbers as doubles.
-fn expected_json(v: &Value) -> Value {
-    numbers_as_f64(&serde_json::from_str(&v.to_string()).unwrap())
-}
-
-/// The last value of every key of a changelog topic (None: deleted).
-fn latest(records: &[Received]) -> BTreeMap<Vec<u8>, Option<Value>> {
-    let mut out = BTreeMap::new();
-    for r in records {
-        out.insert(
-            r.key.clone().unwrap_or_default(),
-            r.value.as_ref().map(numbers_as_f64),
-        );
-    }
-    out
-}
-
-fn windowed_key(key: &str, start: i64) -> Vec<u8> {
-    let mut k = key.as_bytes().to_vec();
-    k.extend_from_slice(&start.to_be_bytes());
-    k
-}
-
-fn eventually_sorted(run: &Run, sql: &str, expected: &[Row]) {
-    let mut want = expected.to_vec();
-    want.sort();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let mut got = run.query(sql);
-        got.sort();
-        if got == want {
-            return;
-        }
-        if Instant::now() > deadline {
-            assert_eq!(got.len(), want.len(), "{sql}: row count");
-            assert_eq!(got, want, "{sql}");
-        }
-        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
