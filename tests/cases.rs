@@ -393,3 +393,21 @@ pub fn eventually_sorted(run: &Run, sql: &str, expected: &[Row]) {
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// A stream's output topic as (key, value with numbers as doubles, record
+/// time), sorted: compared with the expected records as a multiset.
+pub fn stream_records(run: &Run, topic: &str) -> Vec<(Vec<u8>, String, i64)> {
+    let mut records: Vec<(Vec<u8>, String, i64)> = run
+        .topic(topic)
+        .into_iter()
+        .map(|r| {
+            (
+                r.key.expect("a stream record with a key"),
+                numbers_as_f64(&r.value.expect("a stream record with a value")).to_string(),
+                r.timestamp,
+            )
+        })
+        .collect();
+    records.sort();
+    records
+}

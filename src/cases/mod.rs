@@ -203,6 +203,12 @@ pub fn produce(case: Case, params: &Params, target: &Target) -> Result<usize> {
     let mut checked: Vec<&'static str> = Vec::new();
     let mut pending: Vec<OutRecord> = Vec::new();
     let mut written = 0;
+    let mut send = |pending: &mut Vec<OutRecord>| -> Result<()> {
+        topics.produce_all(pending).map_err(Error::from)?;
+        written += pending.len();
+        pending.clear();
+        Ok(())
+    };
     let started = Instant::now();
     for event in events(case, params) {
         if !checked.contains(&event.topic) {
@@ -219,9 +225,7 @@ pub fn produce(case: Case, params: &Params, target: &Target) -> Result<usize> {
         if target.paced {
             let due = Duration::from_millis((event.timestamp - params.start_ms).max(0) as u64);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
-                topics.produce_all(&pending).map_err(Error::from)?;
-                written += pending.len();
-                pending.clear();
+                send(&mut pending)?;
                 std::thread::sleep(wait);
             }
         }
@@ -231,20 +235,12 @@ pub fn produce(case: Case, params: &Params, target: &Target) -> Result<usize> {
         let spans_a_second = pending
             .first()
             .is_some_and(|first| event.timestamp - first.timestamp >= 1_000);
-        if spans_a_second {
-            topics.produce_all(&pending).map_err(Error::from)?;
-            written += pending.len();
-            pending.clear();
+        if spans_a_second || pending.len() >= BATCH {
+            send(&mut pending)?;
         }
         pending.push(record(event));
-        if pending.len() >= BATCH {
-            topics.produce_all(&pending).map_err(Error::from)?;
-            written += pending.len();
-            pending.clear();
-        }
     }
-    topics.produce_all(&pending).map_err(Error::from)?;
-    written += pending.len();
+    send(&mut pending)?;
     Ok(written)
 }
 

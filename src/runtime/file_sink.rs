@@ -38,6 +38,7 @@ use crate::connectors::Topics;
 use crate::error::{Error, Result};
 
 /// How a sink is set up.
+#[derive(Clone)]
 pub(crate) struct FileSinkSpec {
     pub name: String,
     /// The stream, as a query reads it.
@@ -252,13 +253,7 @@ impl FileSink {
     /// from the committed positions (after an error, so nothing is lost).
     pub(crate) fn rewind(&mut self) -> Result<()> {
         let fresh = Self::open(
-            FileSinkSpec {
-                name: self.spec.name.clone(),
-                source: self.spec.source.clone(),
-                declared: self.spec.declared.clone(),
-                roll_rows: self.spec.roll_rows,
-                roll: self.spec.roll,
-            },
+            self.spec.clone(),
             self.topics.clone(),
             self.files.clone(),
             self.state.clone(),

@@ -13,7 +13,8 @@ use sluice::cases::gettaxi::{TAXI_TOPIC, USER_TOPIC};
 use sluice::cases::{Case, Event};
 
 use super::{
-    eventually_sorted, expected_json, latest, numbers_as_f64, text, windowed_key, Row, Run,
+    eventually_sorted, expected_json, latest, numbers_as_f64, stream_records, text, windowed_key,
+    Row, Run,
 };
 
 const MINUTE: i64 = 60_000;
@@ -299,20 +300,12 @@ fn gettaxi_supply_demand_surge_and_nearest_taxi() {
             )
         })
         .collect();
-    let mut got: Vec<(Vec<u8>, String, i64)> = run
-        .topic("TAXI_OFFERS")
-        .into_iter()
-        .map(|r| {
-            (
-                r.key.unwrap(),
-                numbers_as_f64(&r.value.unwrap()).to_string(),
-                r.timestamp,
-            )
-        })
-        .collect();
     want.sort();
-    got.sort();
-    assert_eq!(got, want, "taxi_offers topic");
+    assert_eq!(
+        stream_records(&run, "TAXI_OFFERS"),
+        want,
+        "taxi_offers topic"
+    );
 
     // nearest_taxi: per user and minute of the offers, the nearest distance
     // and the distinct taxis offered.

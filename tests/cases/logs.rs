@@ -12,7 +12,8 @@ use sluice::cases::logs::{INCIDENT_SERVICE, TOPIC};
 use sluice::cases::{Case, Event, Params};
 
 use super::{
-    eventually_sorted, expected_json, latest, numbers_as_f64, text, windowed_key, Row, Run,
+    eventually_sorted, expected_json, latest, numbers_as_f64, stream_records, text, windowed_key,
+    Row, Run,
 };
 
 const MINUTE: i64 = 60_000;
@@ -305,20 +306,12 @@ fn logs_metrics_alerts_and_archive() {
             )
         })
         .collect();
-    let mut got: Vec<(Vec<u8>, String, i64)> = run
-        .topic("SLOW_REQUESTS")
-        .into_iter()
-        .map(|r| {
-            (
-                r.key.unwrap(),
-                numbers_as_f64(&r.value.unwrap()).to_string(),
-                r.timestamp,
-            )
-        })
-        .collect();
     want.sort();
-    got.sort();
-    assert_eq!(got, want, "slow_requests topic");
+    assert_eq!(
+        stream_records(&run, "SLOW_REQUESTS"),
+        want,
+        "slow_requests topic"
+    );
 
     // The archive: every line exactly once.
     let sql = "SELECT \"HOST\", \"SERVICE\", \"LEVEL\", \"METHOD\", \"PATH\", \"STATUS\", \"LATENCY_MS\", \"BYTES\", \"TRACE_ID\", \"EVENT_TS\", \"ROWTIME\", \"ROWPARTITION\", \"ROWOFFSET\" FROM archive";
