@@ -279,6 +279,38 @@ impl Engine {
         Ok(())
     }
 
+    /// Append records to a topic, each to the partition of its key (as
+    /// Kafka's producer picks it) with the given timestamp. The benchmark
+    /// harness loads in-process topics this way; the topic must exist.
+    pub fn append<I>(&self, topic: &str, records: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (Option<Vec<u8>>, Option<Vec<u8>>, i64)>,
+    {
+        if !self.topics.exists(topic) {
+            return Err(Error::semantic(format!("topic {topic} does not exist")));
+        }
+        let records: Vec<OutRecord> = records
+            .into_iter()
+            .map(|(k, v, ts)| OutRecord::new(topic, k.map(Arc::from), v.map(Arc::from), ts))
+            .collect();
+        self.topics.produce_all(&records).map_err(Error::from)
+    }
+
+    /// Records in the topic of a stream or table (every partition's end
+    /// offset: in-process topics start at offset 0).
+    pub fn records_of(&self, source: &str) -> Result<u64> {
+        let s = self
+            .catalog
+            .sources()
+            .find(|s| s.name.eq_ignore_ascii_case(source))
+            .ok_or_else(|| Error::semantic(format!("{source} does not exist")))?;
+        let mut n = 0;
+        for p in 0..self.topics.partitions(&s.topic).unwrap_or(0) {
+            n += self.topics.end_offset(&s.topic, p).map_err(Error::from)?;
+        }
+        Ok(n as u64)
+    }
+
     /// Run every query until none makes progress.
     pub fn run_until_idle(&mut self) -> Result<()> {
         self.run_until_idle_in_batches(DEFAULT_BATCH)

@@ -8,11 +8,12 @@
 //!   `murmur2(key) % partitions`, the Java clients' default, so topics written
 //!   by Sluice and by Java producers stay co-partitioned. `produce` waits for
 //!   the broker's acknowledgement and returns the record's offset.
-//! - **Fetch**: a partition is read from a given offset up to its high
-//!   watermark as it was when the fetch began (`read_committed`, so aborted
-//!   transactional writes are never seen). Offsets are not always dense on
-//!   Kafka (compaction, transaction markers); readers continue from the last
-//!   record's offset plus one.
+//! - **Fetch**: a partition is read from a given offset, `max` records or
+//!   up to its end (`read_committed`, so aborted transactional writes are
+//!   never seen), by consumers that stay assigned and fetch ahead
+//!   (`fetcher`). Offsets are not always dense on Kafka (compaction,
+//!   transaction markers); readers continue from the last record's offset
+//!   plus one.
 //!
 //! - **Consumer groups**: every persistent query commits its sources'
 //!   positions under its own group (`{service id}-{query id}`), so Kafka's
@@ -42,7 +43,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -59,6 +60,7 @@ use super::topic::{
 pub(crate) const ZERO_TIME_HEADER: &str = "sluice.rowtime-zero";
 
 mod embedded;
+mod fetcher;
 pub(crate) use embedded::EmbeddedKafka;
 
 /// How long one admin, metadata or produce call may take.
@@ -72,8 +74,10 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct KafkaTopics {
     admin: AdminClient<DefaultClientContext>,
     producer: FutureProducer,
-    /// One consumer for fetches, re-assigned per call.
+    /// One consumer for metadata and watermarks.
     consumer: Mutex<BaseConsumer>,
+    /// The consumers records are fetched with (see `fetcher`).
+    readers: Mutex<fetcher::Readers>,
     /// Partition counts seen (topics are never repartitioned here); a topic
     /// deleted through this client is forgotten.
     partition_counts: Mutex<std::collections::HashMap<String, i32>>,
@@ -105,6 +109,7 @@ impl KafkaTopics {
             admin,
             producer,
             consumer: Mutex::new(consumer),
+            readers: Mutex::new(fetcher::Readers::new(base.clone())),
             partition_counts: Mutex::new(std::collections::HashMap::new()),
             embedded: None,
             base,
@@ -250,8 +255,11 @@ impl Topics for KafkaTopics {
     fn delete(&self, topic: &str) {
         let _done = Timed("delete", topic, Instant::now());
         self.counts().remove(topic);
-        // Stop fetching from it (the fetch consumer stays assigned).
-        let _ = self.consumer().unassign();
+        // Stop fetching from it.
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .forget(topic);
         if let Err(e) = block_on(self.admin.delete_topics(&[topic], &Self::options())) {
             tracing::warn!(topic, error = %e, "cannot delete topic");
         }
@@ -378,69 +386,13 @@ impl Topics for KafkaTopics {
         max: usize,
     ) -> Result<Vec<Record>, TopicError> {
         let _done = Timed("fetch", topic, Instant::now());
-        let consumer = self.consumer();
-        let (low, high) = watermarks(&consumer, topic, partition, FETCH_TIMEOUT)?;
-        if offset >= high || max == 0 {
+        if max == 0 {
             return Ok(Vec::new());
         }
-        let start = offset.max(low);
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, partition, Offset::Offset(start))
-            .map_err(broker)?;
-        consumer.assign(&tpl).map_err(broker)?;
-        let mut out = Vec::new();
-        let deadline = Instant::now() + TIMEOUT;
-        while out.len() < max && Instant::now() < deadline {
-            // The consumer's position skips transaction markers: done once
-            // it reaches the high watermark of when the fetch began.
-            let position = consumer
-                .position()
-                .ok()
-                .and_then(|tpl| tpl.find_partition(topic, partition).map(|p| p.offset()))
-                .and_then(|o| match o {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                });
-            if position.is_some_and(|p| p >= high) {
-                break;
-            }
-            match consumer.poll(Duration::from_millis(100)) {
-                None => continue,
-                Some(Err(e)) => return Err(broker(e)),
-                Some(Ok(m)) => {
-                    if m.topic() != topic || m.partition() != partition || m.offset() < start {
-                        continue;
-                    }
-                    let mut headers: Vec<(String, Option<Arc<[u8]>>)> = m
-                        .headers()
-                        .map(|hs| {
-                            hs.iter()
-                                .map(|h| (h.key.to_string(), h.value.map(Arc::from)))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let mut timestamp = m.timestamp().to_millis().unwrap_or(0);
-                    if matches!(m.timestamp(), rdkafka::Timestamp::CreateTime(_))
-                        && headers.last().is_some_and(|(k, _)| k == ZERO_TIME_HEADER)
-                    {
-                        headers.pop();
-                        timestamp = 0;
-                    }
-                    out.push(Record {
-                        key: m.key().map(Arc::from),
-                        value: m.payload().map(Arc::from),
-                        timestamp,
-                        headers,
-                        partition,
-                        offset: m.offset(),
-                    });
-                    if m.offset() + 1 >= high {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(out)
+        self.readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fetch(topic, partition, offset, max, FETCH_TIMEOUT)
     }
 
     fn end_offset(&self, topic: &str, partition: i32) -> Result<i64, TopicError> {

@@ -1,0 +1,279 @@
+//! Pull queries under load: several connections doing point lookups by key
+//! over the Postgres protocol, on a table of a million keys, against
+//! Sluice (a source table over a Kafka topic) and against PostgreSQL (the
+//! same rows in a table with a primary key). One client for both.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use futures::SinkExt;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{account_id, Rng};
+use crate::kafka::Broker;
+use crate::latency::connect;
+use crate::procs::{free_port, Proc};
+use crate::{Fallible, Setup};
+
+const TOPIC: &str = "bench_accounts";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Server {
+    pub name: String,
+    pub version: String,
+    /// Lookups per second, per run.
+    pub qps: Vec<f64>,
+    /// Latency percentiles (ms) per run: p50, p99.
+    pub p50_ms: Vec<f64>,
+    pub p99_ms: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Pull {
+    pub keys: u64,
+    pub connections: usize,
+    pub seconds: u64,
+    pub servers: Vec<Server>,
+}
+
+/// `connections` clients looking up random keys for `secs`: (qps, every
+/// latency in ms).
+async fn load(
+    port: u16,
+    user: &str,
+    sql: &str,
+    setup: &Setup,
+    proc: &mut Proc,
+) -> Fallible<(f64, Vec<f64>)> {
+    let mut tasks = vec![];
+    let deadline = Instant::now() + Duration::from_secs(setup.pull_secs);
+    for c in 0..setup.pull_connections {
+        let client = connect(port, user, proc).await?;
+        let (keys, sql) = (setup.pull_keys, sql.to_string());
+        tasks.push(tokio::spawn(async move {
+            let lookup = client.prepare(&sql).await.map_err(|e| e.to_string())?;
+            let mut rng = Rng::new(100 + c as u64);
+            let mut lat = vec![];
+            while Instant::now() < deadline {
+                let key = account_id(rng.below(keys));
+                let t = Instant::now();
+                let rows = client
+                    .query(&lookup, &[&key])
+                    .await
+                    .map_err(|e| e.to_string())?;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                if rows.len() != 1 {
+                    return Err(format!("{key}: {} rows, expected 1", rows.len()));
+                }
+            }
+            Ok::<_, String>(lat)
+        }));
+    }
+    let started = Instant::now();
+    let mut all = vec![];
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok((all.len() as f64 / started.elapsed().as_secs_f64(), all))
+}
+
+fn record(server: &mut Server, qps: f64, lat: &[f64]) {
+    let (p50, p99) = (
+        crate::report::percentile(lat, 50.0),
+        crate::report::percentile(lat, 99.0),
+    );
+    eprintln!(
+        "bench: pull {}: {qps:.0} lookups/s, p50 {p50:.2} ms, p99 {p99:.2} ms",
+        server.name
+    );
+    server.qps.push(qps);
+    server.p50_ms.push(p50);
+    server.p99_ms.push(p99);
+}
+
+pub fn measure(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> Fallible<Pull> {
+    let mut out = Pull {
+        keys: setup.pull_keys,
+        connections: setup.pull_connections,
+        seconds: setup.pull_secs,
+        servers: vec![],
+    };
+    out.servers.push(sluice(setup, broker, rt)?);
+    out.servers.push(postgres(setup, rt)?);
+    Ok(out)
+}
+
+fn sluice(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> Fallible<Server> {
+    broker.create_topic(TOPIC, 4, false)?;
+    broker.produce(TOPIC, crate::data::accounts(setup.pull_keys))?;
+    let port = free_port()?;
+    let tag = format!("pull_{}", crate::procs::now_ms());
+    let statements = format!(
+        "CREATE SOURCE TABLE accounts (id VARCHAR PRIMARY KEY, owner VARCHAR, balance BIGINT) \
+         WITH (kafka_topic='{TOPIC}', value_format='JSON', partitions=4);\n"
+    );
+    let mut proc = crate::throughput::sluice_server(setup, broker, &tag, &statements, Some(port))?;
+    let mut server = Server {
+        name: "Sluice".into(),
+        version: setup.versions.get("sluice").cloned().unwrap_or_default(),
+        ..Default::default()
+    };
+    rt.block_on(async {
+        // Materialized once the last hundred accounts (spread over every
+        // partition) can be read.
+        let client = connect(port, "sluice", &mut proc).await?;
+        let lookup = client
+            .prepare("SELECT balance FROM accounts WHERE id = $1")
+            .await?;
+        let t = Instant::now();
+        for i in setup.pull_keys.saturating_sub(100)..setup.pull_keys {
+            while client.query(&lookup, &[&account_id(i)]).await?.is_empty() {
+                proc.check_alive()?;
+                if t.elapsed() > setup.limit {
+                    return Err(format!("{} accounts not loaded in time", setup.pull_keys).into());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        eprintln!(
+            "bench: pull: Sluice holds {} accounts after {:.1} s",
+            setup.pull_keys,
+            t.elapsed().as_secs_f64()
+        );
+        for _ in 0..setup.runs {
+            let (qps, lat) = load(
+                port,
+                "sluice",
+                "SELECT id, owner, balance FROM accounts WHERE id = $1",
+                setup,
+                &mut proc,
+            )
+            .await?;
+            record(&mut server, qps, &lat);
+        }
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    drop(proc);
+    broker.delete_topics(&[TOPIC])?;
+    Ok(server)
+}
+
+/// PostgreSQL's server binaries (Debian's package).
+fn pg_bin() -> Fallible<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|_| {
+            "PostgreSQL is not installed (Debian's postgresql package; bench/run.sh installs it)"
+        })?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join("postgres").exists())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+        .ok_or_else(|| "no PostgreSQL server under /usr/lib/postgresql".into())
+}
+
+/// A command run as the `postgres` user when we are root (PostgreSQL
+/// refuses to run as root).
+fn as_postgres(program: PathBuf) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn postgres(setup: &Setup, rt: &tokio::runtime::Runtime) -> Fallible<Server> {
+    let bin = pg_bin()?;
+    let version = Command::new(bin.join("postgres"))
+        .arg("--version")
+        .output()?;
+    let mut server = Server {
+        name: "PostgreSQL".into(),
+        version: String::from_utf8_lossy(&version.stdout).trim().to_string(),
+        ..Default::default()
+    };
+    let dir = std::env::temp_dir().join(format!("sluice-bench-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let _ = Command::new("chown")
+        .args(["postgres:postgres"])
+        .arg(&dir)
+        .status();
+    let data = dir.join("data");
+    let init = as_postgres(bin.join("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+        .output()?;
+    if !init.status.success() {
+        return Err(format!("initdb failed: {}", String::from_utf8_lossy(&init.stderr)).into());
+    }
+    let port = free_port()?;
+    let mut cmd = as_postgres(bin.join("postgres"));
+    cmd.arg("-D")
+        .arg(&data)
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(&dir)
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "shared_buffers=512MB",
+            "-c",
+            "max_connections=64",
+        ]);
+    let mut proc = Proc::spawn("postgres", cmd, &setup.work.join("postgres.log"))?;
+    rt.block_on(async {
+        let client = connect(port, "postgres", &mut proc).await?;
+        client
+            .batch_execute(
+                "DROP TABLE IF EXISTS accounts; \
+                 CREATE TABLE accounts (id TEXT PRIMARY KEY, owner TEXT, balance BIGINT);",
+            )
+            .await?;
+        let sink = client
+            .copy_in("COPY accounts (id, owner, balance) FROM STDIN")
+            .await?;
+        let mut sink = std::pin::pin!(sink);
+        let mut chunk = String::new();
+        for (key, value, _) in crate::data::accounts(setup.pull_keys) {
+            let v: serde_json::Value = serde_json::from_str(&value)?;
+            chunk.push_str(&format!(
+                "{key}\t{}\t{}\n",
+                v["owner"].as_str().unwrap_or_default(),
+                v["balance"].as_i64().unwrap_or_default()
+            ));
+            if chunk.len() > 1 << 20 {
+                sink.send(bytes::Bytes::from(std::mem::take(&mut chunk)))
+                    .await?;
+            }
+        }
+        sink.send(bytes::Bytes::from(chunk)).await?;
+        sink.as_mut().finish().await?;
+        client.batch_execute("VACUUM ANALYZE accounts;").await?;
+        for _ in 0..setup.runs {
+            let (qps, lat) = load(
+                port,
+                "postgres",
+                "SELECT id, owner, balance FROM accounts WHERE id = $1",
+                setup,
+                &mut proc,
+            )
+            .await?;
+            record(&mut server, qps, &lat);
+        }
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })?;
+    drop(proc);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(server)
+}

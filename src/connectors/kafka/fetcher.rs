@@ -1,0 +1,314 @@
+//! Streaming reads behind [`KafkaTopics::fetch`](super::KafkaTopics).
+//!
+//! A reader is one consumer on one topic, assigned the partitions it is
+//! asked for and left assigned, each with a queue of its own, so
+//! librdkafka keeps fetching ahead in the background (bounded per
+//! partition) and a `fetch` mostly takes records already in memory. A
+//! call that continues where the last one on a partition ended goes to the
+//! same reader; a call from elsewhere in the log goes to a reader without
+//! that partition, a new reader (up to [`READERS_PER_TOPIC`]), or moves
+//! the least recently used one.
+//!
+//! The end of a partition is known from librdkafka's end-of-partition
+//! event on the partition's queue, not from a watermark request per call.
+//! A fetch returns `max` records, or every record up to the end, as the
+//! watermark request did: the engine's task takes a short answer to mean
+//! the partition is read to its end.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{broker, client_config, consumer_settings, ZERO_TIME_HEADER};
+use crate::connectors::topic::{Record, TopicError};
+
+/// Readers kept per topic (each query reading a topic continues its own).
+const READERS_PER_TOPIC: usize = 8;
+
+/// A reader nobody asked anything for this long is closed.
+const IDLE: Duration = Duration::from_secs(300);
+
+/// Reader settings on top of the fetch consumer's: end-of-partition
+/// events, and a bounded prefetch per partition (each partition has its
+/// own queue, so the limit is per partition). librdkafka waits `fetch.queue.backoff.ms` (1 s by default) before
+/// fetching a partition whose queue was full: the engine empties queues
+/// in rounds, so that pause would starve it.
+const READER: &[(&str, &str)] = &[
+    ("enable.partition.eof", "true"),
+    ("queued.max.messages.kbytes", "8192"),
+    ("queued.min.messages", "100000"),
+    ("fetch.queue.backoff.ms", "5"),
+    ("fetch.wait.max.ms", "10"),
+];
+
+struct Partition {
+    queue: PartitionQueue<DefaultConsumerContext>,
+    /// The offset the next fetch on this reader continues from.
+    next: i64,
+    /// The last records handed out, from the offset they were asked from:
+    /// a query may process only part of a fetch (it stops where a busy
+    /// partition must not be overtaken) and ask again from inside it.
+    given: Vec<Record>,
+    given_from: i64,
+    /// The partition's end was reached by the last fetch.
+    at_end: bool,
+    used: Instant,
+}
+
+struct Reader {
+    topic: String,
+    consumer: Arc<BaseConsumer>,
+    partitions: HashMap<i32, Partition>,
+    used: Instant,
+}
+
+/// Every reader of a Kafka cluster's topics.
+pub(super) struct Readers {
+    base: Vec<(String, String)>,
+    all: Vec<Reader>,
+}
+
+impl Readers {
+    pub(super) fn new(base: Vec<(String, String)>) -> Self {
+        Readers {
+            base,
+            all: Vec::new(),
+        }
+    }
+
+    /// Up to `max` records of `partition` from `offset`: fewer only when
+    /// the partition ends sooner. An error when the broker gives neither
+    /// records nor the end within `timeout`.
+    pub(super) fn fetch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Record>, TopicError> {
+        let i = self.reader_for(topic, partition, offset)?;
+        self.all[i].read(partition, offset, max, timeout)
+    }
+
+    /// Stop reading a topic (it is being deleted).
+    pub(super) fn forget(&mut self, topic: &str) {
+        self.all.retain(|r| r.topic != topic);
+    }
+
+    fn reader_for(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<usize, TopicError> {
+        // Where a reader left off, or inside what it handed out last.
+        if let Some(i) = self.all.iter().position(|r| {
+            r.topic == topic
+                && r.partitions
+                    .get(&partition)
+                    .is_some_and(|p| p.given_from <= offset && offset <= p.next)
+        }) {
+            return Ok(i);
+        }
+        // A reader of the topic not reading this partition yet.
+        if let Some(i) = self
+            .all
+            .iter()
+            .position(|r| r.topic == topic && !r.partitions.contains_key(&partition))
+        {
+            self.all[i].assign(partition, offset)?;
+            return Ok(i);
+        }
+        self.all.retain(|r| r.used.elapsed() < IDLE);
+        if self.all.iter().filter(|r| r.topic == topic).count() < READERS_PER_TOPIC {
+            let mut config = client_config(&self.base, &consumer_settings("sluice-fetch"));
+            for (k, v) in READER {
+                config.set(*k, *v);
+            }
+            let consumer: BaseConsumer = config.create().map_err(broker)?;
+            self.all.push(Reader {
+                topic: topic.to_string(),
+                consumer: Arc::new(consumer),
+                partitions: HashMap::new(),
+                used: Instant::now(),
+            });
+            let i = self.all.len() - 1;
+            self.all[i].assign(partition, offset)?;
+            return Ok(i);
+        }
+        // Move the reader that used this partition least recently.
+        let i = self
+            .all
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.topic == topic)
+            .min_by_key(|(_, r)| r.partitions.get(&partition).map(|p| p.used))
+            .map(|(i, _)| i)
+            .ok_or_else(|| TopicError::Broker(format!("no reader for {topic}")))?;
+        self.all[i].unassign(partition)?;
+        self.all[i].assign(partition, offset)?;
+        Ok(i)
+    }
+}
+
+impl Reader {
+    fn list(&self, partition: i32, offset: Option<i64>) -> Result<TopicPartitionList, TopicError> {
+        let mut tpl = TopicPartitionList::new();
+        match offset {
+            Some(o) => tpl
+                .add_partition_offset(&self.topic, partition, Offset::Offset(o))
+                .map_err(broker)?,
+            None => {
+                tpl.add_partition(&self.topic, partition);
+            }
+        }
+        Ok(tpl)
+    }
+
+    fn assign(&mut self, partition: i32, offset: i64) -> Result<(), TopicError> {
+        let queue = self
+            .consumer
+            .split_partition_queue(&self.topic, partition)
+            .ok_or_else(|| {
+                TopicError::Broker(format!("no queue for {} partition {partition}", self.topic))
+            })?;
+        self.consumer
+            .incremental_assign(&self.list(partition, Some(offset))?)
+            .map_err(broker)?;
+        self.partitions.insert(
+            partition,
+            Partition {
+                queue,
+                next: offset,
+                given: Vec::new(),
+                given_from: offset,
+                at_end: false,
+                used: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    fn unassign(&mut self, partition: i32) -> Result<(), TopicError> {
+        if self.partitions.remove(&partition).is_some() {
+            self.consumer
+                .incremental_unassign(&self.list(partition, None)?)
+                .map_err(broker)?;
+        }
+        Ok(())
+    }
+
+    fn read(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Record>, TopicError> {
+        let deadline = Instant::now() + timeout;
+        self.used = Instant::now();
+        // Serve the consumer's own events (errors are seen per partition,
+        // as no answer in time).
+        while let Some(event) = self.consumer.poll(Duration::ZERO) {
+            if let Err(e) = event {
+                tracing::debug!(topic = %self.topic, error = %e, "fetch consumer event");
+            }
+        }
+        let topic = &self.topic;
+        let p = self.partitions.get_mut(&partition).ok_or_else(|| {
+            TopicError::Broker(format!("{topic} partition {partition} is not assigned"))
+        })?;
+        p.used = Instant::now();
+        // What was handed out already and not taken: again.
+        let mut out: Vec<Record> = p
+            .given
+            .iter()
+            .filter(|r| r.offset >= offset)
+            .take(max)
+            .cloned()
+            .collect();
+        if out.len() == max {
+            // Only part of the last batch: the rest stays to be asked for.
+            p.given_from = offset;
+            p.given = p
+                .given
+                .iter()
+                .filter(|r| r.offset >= offset)
+                .cloned()
+                .collect();
+            return Ok(out);
+        }
+        while out.len() < max {
+            // At the end already: only what has arrived since.
+            let wait = if p.at_end {
+                Duration::ZERO
+            } else {
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100))
+            };
+            match p.queue.poll(wait) {
+                Some(Ok(m)) => {
+                    p.at_end = false;
+                    if m.offset() >= p.next {
+                        p.next = m.offset() + 1;
+                        out.push(record(&m));
+                    }
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    p.at_end = true;
+                    break;
+                }
+                Some(Err(e)) => return Err(broker(e)),
+                None if p.at_end => break,
+                None if Instant::now() >= deadline => {
+                    if out.is_empty() {
+                        return Err(TopicError::Broker(format!(
+                            "no answer from Kafka for {topic} partition {partition} within {timeout:?}"
+                        )));
+                    }
+                    break;
+                }
+                None => {}
+            }
+        }
+        p.given_from = offset;
+        p.given = out.clone();
+        Ok(out)
+    }
+}
+
+/// A fetched message as the runtime's record (time 0 restored from its
+/// header, see the module docs of `kafka`).
+pub(super) fn record(m: &BorrowedMessage<'_>) -> Record {
+    let mut headers: Vec<(String, Option<Arc<[u8]>>)> = m
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_string(), h.value.map(Arc::from)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut timestamp = m.timestamp().to_millis().unwrap_or(0);
+    if matches!(m.timestamp(), rdkafka::Timestamp::CreateTime(_))
+        && headers.last().is_some_and(|(k, _)| k == ZERO_TIME_HEADER)
+    {
+        headers.pop();
+        timestamp = 0;
+    }
+    Record {
+        key: m.key().map(Arc::from),
+        value: m.payload().map(Arc::from),
+        timestamp,
+        headers,
+        partition: m.partition(),
+        offset: m.offset(),
+    }
+}
