@@ -2,6 +2,8 @@
 //! (MovieFlix heartbeats and shows, GetTaxi positions, MyBank accounts),
 //! deterministic for their parameters, and Nexmark's events.
 
+pub use sluice::cases::Rng;
+
 /// One record: key, value, timestamp (ms).
 pub type Rec = (String, String, i64);
 
@@ -25,28 +27,6 @@ const GENRES: [&str; 8] = [
     "sci-fi",
     "romance",
 ];
-
-/// SplitMix64: small, fast and the same everywhere.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        ((self.next() >> 32) * n) >> 32
-    }
-}
 
 /// MovieFlix playback heartbeats, keyed by user: `n` of them, 10,000 per
 /// second of event time, over 1M users and the shows' ids.

@@ -78,18 +78,36 @@ async fn load(
     Ok((all.len() as f64 / started.elapsed().as_secs_f64(), all))
 }
 
-fn record(server: &mut Server, qps: f64, lat: &[f64]) {
-    let (p50, p99) = (
-        crate::report::percentile(lat, 50.0),
-        crate::report::percentile(lat, 99.0),
-    );
-    eprintln!(
-        "bench: pull {}: {qps:.0} lookups/s, p50 {p50:.2} ms, p99 {p99:.2} ms",
-        server.name
-    );
-    server.qps.push(qps);
-    server.p50_ms.push(p50);
-    server.p99_ms.push(p99);
+/// The lookup load, `setup.runs` times, into `server`'s figures.
+async fn runs(
+    server: &mut Server,
+    port: u16,
+    user: &str,
+    setup: &Setup,
+    proc: &mut Proc,
+) -> Fallible<()> {
+    for _ in 0..setup.runs {
+        let (qps, lat) = load(
+            port,
+            user,
+            "SELECT id, owner, balance FROM accounts WHERE id = $1",
+            setup,
+            proc,
+        )
+        .await?;
+        let (p50, p99) = (
+            crate::report::percentile(&lat, 50.0),
+            crate::report::percentile(&lat, 99.0),
+        );
+        eprintln!(
+            "bench: pull {}: {qps:.0} lookups/s, p50 {p50:.2} ms, p99 {p99:.2} ms",
+            server.name
+        );
+        server.qps.push(qps);
+        server.p50_ms.push(p50);
+        server.p99_ms.push(p99);
+    }
+    Ok(())
 }
 
 pub fn measure(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> Fallible<Pull> {
@@ -141,17 +159,7 @@ fn sluice(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> Falli
             setup.pull_keys,
             t.elapsed().as_secs_f64()
         );
-        for _ in 0..setup.runs {
-            let (qps, lat) = load(
-                port,
-                "sluice",
-                "SELECT id, owner, balance FROM accounts WHERE id = $1",
-                setup,
-                &mut proc,
-            )
-            .await?;
-            record(&mut server, qps, &lat);
-        }
+        runs(&mut server, port, "sluice", setup, &mut proc).await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     drop(proc);
@@ -260,17 +268,7 @@ fn postgres(setup: &Setup, rt: &tokio::runtime::Runtime) -> Fallible<Server> {
         sink.send(bytes::Bytes::from(chunk)).await?;
         sink.as_mut().finish().await?;
         client.batch_execute("VACUUM ANALYZE accounts;").await?;
-        for _ in 0..setup.runs {
-            let (qps, lat) = load(
-                port,
-                "postgres",
-                "SELECT id, owner, balance FROM accounts WHERE id = $1",
-                setup,
-                &mut proc,
-            )
-            .await?;
-            record(&mut server, qps, &lat);
-        }
+        runs(&mut server, port, "postgres", setup, &mut proc).await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     drop(proc);
