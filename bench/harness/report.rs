@@ -40,8 +40,9 @@ pub fn markdown(r: &Results, improvements: &str) -> String {
         s,
         "# Benchmarks\n\n\
          Written by `bench/run.sh` (the harness in `bench/harness/`); do not edit by hand: \
-         rerun it. Every figure is the median of {runs} runs; ratios compare engines measured \
-         in the same run of the harness, on the same machine and broker.\n",
+         rerun it. Every figure is the median of the runs of one harness run ({runs} each); ratios \
+         compare engines measured in that same run, on the same machine and broker; a dash \
+         is a figure that run did not measure.\n",
         runs = r.setup.runs
     );
     let _ = writeln!(s, "## Machine and versions\n");
@@ -82,27 +83,32 @@ pub fn markdown(r: &Results, improvements: &str) -> String {
                     .iter()
                     .find(|x| x.topology == t.name() && x.engine == engine)
             };
-            let (Some(sl), Some(ks), Some(raw)) =
-                (get("sluice"), get("kafka-streams"), get("raw-consumer"))
-            else {
+            let (sl, ks, raw) = (get("sluice"), get("kafka-streams"), get("raw-consumer"));
+            let Some(events) = sl.or(ks).or(raw).map(|x| x.events) else {
                 continue;
             };
-            let per_core = |x: &crate::throughput::Runs| x.events as f64 / median(&x.cpu_s);
-            let rate = |x: &crate::throughput::Runs| x.events as f64 / median(&x.wall_s);
+            let per_core =
+                |x: Option<&crate::throughput::Runs>| x.map(|x| x.events as f64 / median(&x.cpu_s));
+            let rate = |x: Option<&crate::throughput::Runs>| {
+                x.map(|x| x.events as f64 / median(&x.wall_s))
+            };
+            let secs = |x: Option<&crate::throughput::Runs>| x.map(|x| median(&x.wall_s));
+            let cell = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("–".to_string(), f);
+            let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.1} | {} | {} | {:.1} | {} | {} | {} | {:.2} | {:.2} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 t.title(),
-                sl.events,
-                median(&sl.wall_s),
-                k(rate(sl)),
-                k(per_core(sl)),
-                median(&ks.wall_s),
-                k(rate(ks)),
-                k(per_core(ks)),
-                k(per_core(raw)),
-                per_core(sl) / per_core(ks),
-                per_core(sl) / per_core(raw),
+                events,
+                cell(secs(sl), &|v| format!("{v:.1}")),
+                cell(rate(sl), &k),
+                cell(per_core(sl), &k),
+                cell(secs(ks), &|v| format!("{v:.1}")),
+                cell(rate(ks), &k),
+                cell(per_core(ks), &k),
+                cell(per_core(raw), &k),
+                cell(ratio(per_core(sl), per_core(ks)), &|v| format!("{v:.2}")),
+                cell(ratio(per_core(sl), per_core(raw)), &|v| format!("{v:.2}")),
             );
         }
         let _ = writeln!(s, "\n![Throughput per core](benchmarks/throughput.png)\n");

@@ -328,7 +328,19 @@ impl Reader {
                     break;
                 }
                 Some(Err(e)) => return Err(broker(e)),
-                None if p.at_end => break,
+                // At the end as last seen: records written before this
+                // call must still be read (a caller that runs until idle
+                // relies on it), so the broker's end offset decides.
+                None if p.at_end => {
+                    let (_, high) = self
+                        .consumer
+                        .fetch_watermarks(topic, partition, timeout)
+                        .map_err(broker)?;
+                    if p.next >= high {
+                        break;
+                    }
+                    p.at_end = false;
+                }
                 None if Instant::now() >= deadline => {
                     if out.is_empty() {
                         return Err(TopicError::Broker(format!(
