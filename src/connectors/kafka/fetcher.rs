@@ -19,12 +19,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::client::ClientContext;
 use rdkafka::consumer::base_consumer::PartitionQueue;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{broker, client_config, consumer_settings, ZERO_TIME_HEADER};
@@ -32,10 +30,6 @@ use crate::connectors::topic::{Record, TopicError};
 
 /// Readers kept per topic (each query reading a topic continues its own).
 const READERS_PER_TOPIC: usize = 8;
-
-/// How often a reader makes sure the broker answers (one watermark
-/// request).
-const LIVENESS: Duration = Duration::from_secs(1);
 
 /// A reader nobody asked anything for this long is closed.
 const IDLE: Duration = Duration::from_secs(300);
@@ -53,31 +47,8 @@ const READER: &[(&str, &str)] = &[
     ("fetch.wait.max.ms", "10"),
 ];
 
-/// A reader's client context: remembers that the connection to the
-/// cluster failed, so that a partition already read to its end does not
-/// pass for one with nothing new while the broker is away.
-#[derive(Default)]
-struct Watch {
-    trouble: std::sync::Mutex<Option<String>>,
-}
-
-impl ClientContext for Watch {
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::debug!(error = %error, reason, "fetch consumer error");
-        if matches!(
-            error.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::BrokerTransportFailure)
-        ) {
-            *self.trouble.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(format!("{error}: {reason}"));
-        }
-    }
-}
-
-impl ConsumerContext for Watch {}
-
 struct Partition {
-    queue: PartitionQueue<Watch>,
+    queue: PartitionQueue<DefaultConsumerContext>,
     /// The offset the next fetch on this reader continues from.
     next: i64,
     /// The last records handed out, from the offset they were asked from:
@@ -92,11 +63,9 @@ struct Partition {
 
 struct Reader {
     topic: String,
-    consumer: Arc<BaseConsumer<Watch>>,
+    consumer: Arc<BaseConsumer>,
     partitions: HashMap<i32, Partition>,
     used: Instant,
-    /// When the broker last answered a watermark request.
-    checked: Instant,
 }
 
 /// Every reader of a Kafka cluster's topics.
@@ -163,15 +132,12 @@ impl Readers {
             for (k, v) in READER {
                 config.set(*k, *v);
             }
-            let consumer: BaseConsumer<Watch> = config
-                .create_with_context(Watch::default())
-                .map_err(broker)?;
+            let consumer: BaseConsumer = config.create().map_err(broker)?;
             self.all.push(Reader {
                 topic: topic.to_string(),
                 consumer: Arc::new(consumer),
                 partitions: HashMap::new(),
                 used: Instant::now(),
-                checked: Instant::now(),
             });
             let i = self.all.len() - 1;
             self.all[i].assign(partition, offset)?;
@@ -255,33 +221,6 @@ impl Reader {
                 tracing::debug!(topic = %self.topic, error = %e, "fetch consumer event");
             }
         }
-        // After a connection failure, and once a second anyway, the broker
-        // must answer before anything is read: a partition read to its end
-        // must not pass for one with nothing new while the broker is away
-        // (the query waits and says so, as without a broker).
-        let trouble = self
-            .consumer
-            .context()
-            .trouble
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if trouble.is_some() || self.checked.elapsed() >= LIVENESS {
-            if let Err(e) = self
-                .consumer
-                .fetch_watermarks(&self.topic, partition, timeout)
-            {
-                *self
-                    .consumer
-                    .context()
-                    .trouble
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) =
-                    Some(trouble.unwrap_or_else(|| e.to_string()));
-                return Err(broker(e));
-            }
-            self.checked = Instant::now();
-        }
         let topic = &self.topic;
         let p = self.partitions.get_mut(&partition).ok_or_else(|| {
             TopicError::Broker(format!("{topic} partition {partition} is not assigned"))
@@ -330,7 +269,8 @@ impl Reader {
                 Some(Err(e)) => return Err(broker(e)),
                 // At the end as last seen: records written before this
                 // call must still be read (a caller that runs until idle
-                // relies on it), so the broker's end offset decides.
+                // relies on it), so the broker's end offset decides; a
+                // broker that is away fails the call, and the query waits.
                 None if p.at_end => {
                     let (_, high) = self
                         .consumer
