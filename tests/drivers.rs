@@ -431,3 +431,89 @@ async fn a_quiet_push_query_ends_when_its_client_goes_away() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Connections opening while others run pull queries: a connection's
+/// first statement must not wait for the engine on the wire server's
+/// threads, which the running pull queries' DataFusion tasks need (that
+/// wait once stalled every connection of the server for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_connections_run_pull_queries_at_once() {
+    // Past DataFusion's batch size (8192 rows), a scan of the stream is
+    // split over the runtime's threads: the pull query needs them.
+    const KEYS: i32 = 9000;
+    let server = Server::start();
+    let client = connect(&server).await;
+    let inserts: Vec<String> = (0..KEYS / 100)
+        .map(|s| {
+            let ids: Vec<String> = (s * 100..s * 100 + 100).map(|i| i.to_string()).collect();
+            format!(
+                "INSERT INTO seeds (seed, ids) VALUES ({s}, ARRAY[{}]);",
+                ids.join(", ")
+            )
+        })
+        .collect();
+    client
+        .batch_execute(&format!(
+            "CREATE STREAM seeds (seed INT KEY, ids ARRAY<INT>) \
+               WITH (kafka_topic='seeds', value_format='JSON', partitions=4); \
+             CREATE STREAM marks WITH (partitions=4) AS SELECT seed, EXPLODE(ids) AS id FROM seeds; \
+             CREATE TABLE marks_count AS SELECT id, COUNT(*) AS n FROM marks GROUP BY id; \
+             {}",
+            inserts.join(" ")
+        ))
+        .await
+        .unwrap();
+    let count = client
+        .prepare("SELECT COUNT(*) FROM marks_count")
+        .await
+        .unwrap();
+    let rows = query_until(&client, &count, &[], |rows| {
+        rows[0].get::<_, i64>(0) == i64::from(KEYS)
+    })
+    .await;
+    assert_eq!(rows[0].get::<_, i64>(0), i64::from(KEYS));
+    let port = server.port;
+    // Six clients, each opening a connection again and again: new
+    // sessions start while the other clients' lookups hold the engine.
+    let lookups = async move {
+        let mut tasks = Vec::new();
+        for c in 0..6i32 {
+            tasks.push(tokio::spawn(async move {
+                for round in 0..4i32 {
+                    let (client, connection) = tokio_postgres::connect(
+                        &format!("host=127.0.0.1 port={port} user=sluice dbname=sluice"),
+                        NoTls,
+                    )
+                    .await
+                    .expect("connect");
+                    tokio::spawn(connection);
+                    // The stream (its topic scanned) holds each id once; the
+                    // table (its view) counts it once.
+                    let (sql, expected): (&str, fn(i32) -> String) = if round % 2 == 0 {
+                        ("SELECT CAST(id AS STRING) FROM marks WHERE id = $1", |id| {
+                            id.to_string()
+                        })
+                    } else {
+                        (
+                            "SELECT CAST(n AS STRING) FROM marks_count WHERE id = $1",
+                            |_| "1".into(),
+                        )
+                    };
+                    let lookup = client.prepare(sql).await.expect("prepare");
+                    for n in 0..2i32 {
+                        let id = (c * 31 + round * 7 + n * 3) % KEYS;
+                        let rows = client.query(&lookup, &[&id]).await.expect("lookup");
+                        let got: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+                        assert_eq!(got, vec![expected(id)], "client {c}: {sql} with {id}");
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("a client's lookups");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), lookups)
+        .await
+        .expect("6 clients' 24 connections did not finish within 120 s: the server stalled");
+}

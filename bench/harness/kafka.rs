@@ -266,7 +266,6 @@ pub fn consume_all(bootstrap: &str, topic: &str) -> Fallible<(u64, u64)> {
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "sluice-bench-raw")
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
         .create()?;
     let mut tpl = TopicPartitionList::new();
     let mut open = 0;
@@ -288,8 +287,6 @@ pub fn consume_all(bootstrap: &str, topic: &str) -> Fallible<(u64, u64)> {
                     finished.insert(m.partition());
                 }
             }
-            // Reaching the end is told by the offsets read.
-            Some(Err(KafkaError::PartitionEOF(_))) => {}
             Some(Err(e)) => return Err(e.into()),
             None => return Err(format!("no records from {topic} for 10 s").into()),
         }

@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the benchmarks and write `docs/benchmarks.md`.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Rewrite `docs/benchmarks.md` from `bench/out/results.json`.
     Report {
         #[arg(long, default_value = ".")]
@@ -334,7 +334,7 @@ fn run(args: RunArgs) -> Fallible<()> {
 fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Cmd::Run(args) => run(args),
+        Cmd::Run(args) => run(*args),
         Cmd::Report { root } => std::fs::read_to_string(results_path(&root))
             .map_err(|e| e.into())
             .and_then(|s| serde_json::from_str::<Results>(&s).map_err(|e| e.into()))

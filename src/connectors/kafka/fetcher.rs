@@ -19,10 +19,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::client::ClientContext;
 use rdkafka::consumer::base_consumer::PartitionQueue;
-use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{broker, client_config, consumer_settings, ZERO_TIME_HEADER};
@@ -47,8 +49,25 @@ const READER: &[(&str, &str)] = &[
     ("fetch.wait.max.ms", "10"),
 ];
 
+/// The readers' client context. rdkafka passes every error event to the
+/// context's `error` too, end-of-partition events included, and by default
+/// logs each as an error: here the end of a partition is the normal case
+/// (the reader sees it on the partition's queue), so only real errors are
+/// logged.
+struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::warn!(error = %error, reason, "Kafka reader");
+        }
+    }
+}
+
+impl ConsumerContext for ReaderContext {}
+
 struct Partition {
-    queue: PartitionQueue<DefaultConsumerContext>,
+    queue: PartitionQueue<ReaderContext>,
     /// The offset the next fetch on this reader continues from.
     next: i64,
     /// The last records handed out, from the offset they were asked from:
@@ -63,7 +82,7 @@ struct Partition {
 
 struct Reader {
     topic: String,
-    consumer: Arc<BaseConsumer>,
+    consumer: Arc<BaseConsumer<ReaderContext>>,
     partitions: HashMap<i32, Partition>,
     used: Instant,
 }
@@ -132,7 +151,8 @@ impl Readers {
             for (k, v) in READER {
                 config.set(*k, *v);
             }
-            let consumer: BaseConsumer = config.create().map_err(broker)?;
+            let consumer: BaseConsumer<ReaderContext> =
+                config.create_with_context(ReaderContext).map_err(broker)?;
             self.all.push(Reader {
                 topic: topic.to_string(),
                 consumer: Arc::new(consumer),

@@ -57,7 +57,7 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let session = session(&self.engine, client);
+        let session = session(client);
         let engine = self.engine.clone();
         let (text, declared) = (sql.to_string(), types.to_vec());
         tokio::task::spawn_blocking(move || session.prepare(&engine, &text, &declared))
@@ -144,7 +144,7 @@ impl Handler {
         } else {
             ""
         };
-        let session = session(&self.engine, client);
+        let session = session(client);
         let engine = self.engine.clone();
         let (script, shape) = (text.clone(), prepared.text.clone());
         let answers =

@@ -234,12 +234,11 @@ struct Handler {
 }
 
 /// The connection's session, made on its first statement.
-fn session(engine: &SharedEngine, client: &(impl ClientInfo + ?Sized)) -> Arc<Session> {
-    let engine = engine.clone();
+fn session(client: &(impl ClientInfo + ?Sized)) -> Arc<Session> {
     let startup = client.metadata().clone();
     client
         .session_extensions()
-        .get_or_insert_with(move || Session::new(&lock(&engine), &startup))
+        .get_or_insert_with(move || Session::new(&startup))
 }
 
 impl Handler {
@@ -475,7 +474,7 @@ impl SimpleQueryHandler for Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let session = session(&self.engine, client);
+        let session = session(client);
         let engine = self.engine.clone();
         let text = query.to_string();
         let answers = tokio::task::spawn_blocking(move || session.run_script(&engine, &text))

@@ -48,8 +48,9 @@ pub(crate) enum Answer {
 
 /// A connection's session.
 pub(crate) struct Session {
-    /// Sluice properties (`SET 'name'='value'`), starting as the server's.
-    properties: Mutex<BTreeMap<String, String>>,
+    /// Sluice properties (`SET 'name'='value'`), starting as the server's
+    /// at the session's first statement (see [`Session::in_engine`]).
+    properties: Mutex<Option<BTreeMap<String, String>>>,
     /// Postgres settings (`SET name = value`), over [`DEFAULT_SETTINGS`].
     settings: Mutex<BTreeMap<String, String>>,
 }
@@ -77,21 +78,28 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
 ];
 
 impl Session {
-    /// A session with the server's properties and the settings the client
-    /// gave at startup (`application_name`, `client_encoding`, ...).
-    pub(crate) fn new(
-        engine: &Engine,
-        startup: &std::collections::HashMap<String, String>,
-    ) -> Self {
+    /// A session with the settings the client gave at startup (`application_name`, `client_encoding`, ...).
+    pub(crate) fn new(startup: &std::collections::HashMap<String, String>) -> Self {
         let settings = startup
             .iter()
             .filter(|(k, _)| !matches!(k.as_str(), "user" | "database"))
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
             .collect();
         Self {
-            properties: Mutex::new(engine.properties().clone()),
+            properties: Mutex::new(None),
             settings: Mutex::new(settings),
         }
+    }
+
+    /// Run `f` on the (locked) engine with this session's properties. They
+    /// are copied from the server's here, at the first statement, not when
+    /// the session is made: that happens on the wire server's async
+    /// threads, which must never wait for the engine (a pull query holding
+    /// it runs DataFusion tasks on those threads).
+    fn in_engine<T>(&self, engine: &mut Engine, f: impl FnOnce(&mut Engine) -> T) -> T {
+        let mut properties = self.properties.lock().unwrap_or_else(|e| e.into_inner());
+        let properties = properties.get_or_insert_with(|| engine.properties().clone());
+        engine.in_session(properties, f)
     }
 
     /// Run every statement of `script` in order, stopping at the first
@@ -206,8 +214,7 @@ impl Session {
         for p in parsed {
             let result = {
                 let mut engine = lock(engine);
-                let mut properties = self.properties.lock().unwrap_or_else(|e| e.into_inner());
-                engine.in_session(&mut properties, |e| e.execute_parsed(&p))
+                self.in_engine(&mut engine, |e| e.execute_parsed(&p))
             };
             let result = result.map_err(|e| shift(e, start))?;
             answers.extend(answer(&p.statement, result));
@@ -223,8 +230,7 @@ impl Session {
         push: bool,
     ) -> Result<(Arc<Vec<FieldInfo>>, Rows)> {
         let mut engine = lock(engine);
-        let mut properties = self.properties.lock().unwrap_or_else(|e| e.into_inner());
-        engine.in_session(&mut properties, |e| {
+        self.in_engine(&mut engine, |e| {
             if push {
                 Ok(push_rows(e.start_push_query(text)?))
             } else {
@@ -402,8 +408,7 @@ impl Session {
             return Ok((Some(fields), vec![]));
         }
         let mut engine = lock(engine);
-        let mut properties = self.properties.lock().unwrap_or_else(|e| e.into_inner());
-        engine.in_session(&mut properties, |e| match select_kind(text) {
+        self.in_engine(&mut engine, |e| match select_kind(text) {
             Some(true) => {
                 let inferred = e.push_parameter_types(text);
                 let (schema, table) =
