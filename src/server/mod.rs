@@ -35,8 +35,8 @@ pub(crate) const MAX_PARAMETERS: usize = 65_535;
 /// How long the loop sleeps when no query had anything to read.
 const IDLE: Duration = Duration::from_millis(50);
 
-/// How long the loop at most waits, after a round, for connections that
-/// want the engine to take it.
+/// How long the loop at most waits, after a round, for the connections
+/// that wanted the engine to have taken it.
 const YIELD: Duration = Duration::from_millis(500);
 
 /// A running server.
@@ -158,10 +158,12 @@ impl Server {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .run_once();
-            // Connections waiting for the engine take it now; a busy loop
-            // would otherwise win the lock again and again.
+            // Connections waiting for the engine take it now, each once; a
+            // busy loop would otherwise win the lock again and again, and a
+            // client asking again and again would hold back the queries.
+            let owed = pg::turns_owed();
             let yielded = std::time::Instant::now();
-            while pg::sessions_waiting() && yielded.elapsed() < YIELD {
+            while pg::turns_taken() < owed && yielded.elapsed() < YIELD {
                 std::thread::sleep(Duration::from_millis(1));
             }
             let read = match round {

@@ -282,11 +282,13 @@ impl Reader {
                         out.push(record(&m));
                     }
                 }
-                Some(Err(KafkaError::PartitionEOF(_))) => {
-                    p.at_end = true;
-                    break;
-                }
+                // The end as of one fetch response: while records keep
+                // coming, later responses (and their ends) are queued
+                // behind it already, and are taken too.
+                Some(Err(KafkaError::PartitionEOF(_))) => p.at_end = true,
                 Some(Err(e)) => return Err(broker(e)),
+                // Everything queued is taken, up to an end.
+                None if p.at_end && !out.is_empty() => break,
                 // At the end as last seen: records written before this
                 // call must still be read (a caller that runs until idle
                 // relies on it), so the broker's end offset decides; a

@@ -69,9 +69,12 @@ use session::{Answer, Session};
 /// The engine, shared by the query loop and every connection.
 pub(crate) type SharedEngine = Arc<Mutex<Engine>>;
 
-/// Connections waiting for the engine right now (the query loop lets them
-/// go first: a mutex is not fair, and the loop would take it back at once).
+/// Connections waiting for the engine right now, and how many times a
+/// connection has taken it: the query loop lets the connections waiting
+/// after a round go first, each once (a mutex is not fair, and the loop
+/// would take it back at once).
 static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static SERVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Lock the shared engine for a connection (a panic elsewhere does not
 /// make it unusable).
@@ -80,12 +83,21 @@ pub(crate) fn lock(engine: &SharedEngine) -> std::sync::MutexGuard<'_, Engine> {
     WAITING.fetch_add(1, Ordering::SeqCst);
     let guard = engine.lock().unwrap_or_else(|e| e.into_inner());
     WAITING.fetch_sub(1, Ordering::SeqCst);
+    SERVED.fetch_add(1, Ordering::SeqCst);
     guard
 }
 
-/// Whether a connection is waiting for the engine.
-pub(crate) fn sessions_waiting() -> bool {
-    WAITING.load(std::sync::atomic::Ordering::SeqCst) > 0
+/// The turns connections have had once every connection waiting now has
+/// had one (compare with [`turns_taken`]).
+pub(crate) fn turns_owed() -> usize {
+    use std::sync::atomic::Ordering;
+    let served = SERVED.load(Ordering::SeqCst);
+    served + WAITING.load(Ordering::SeqCst)
+}
+
+/// The turns connections have had so far.
+pub(crate) fn turns_taken() -> usize {
+    SERVED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// How clients authenticate, and TLS if configured.
