@@ -8,7 +8,23 @@
 # sink writes to an S3-compatible bucket, read back by pandas' Parquet engine).
 set -euo pipefail
 need=()
-ldconfig -p 2>/dev/null | grep 'libclang' >/dev/null || need+=(libclang-dev)
+# bindgen (through clang-sys) loads libclang itself: a file named libclang.so,
+# libclang-N.so or libclang.so.N (libclang-cpp.so.N is another library and
+# does not serve), in the loader's paths or an LLVM lib directory, plus clang's
+# own headers (stddef.h) beside it, which libclang-dev brings in.
+has_libclang() {
+  local dir f
+  for dir in ${LIBCLANG_PATH:-} $(ldconfig -p 2>/dev/null | awk '/=>/ {print $NF}' | xargs -r -n1 dirname | sort -u) /usr/lib/llvm-*/lib; do
+    for f in "$dir"/libclang.so "$dir"/libclang-*.so "$dir"/libclang.so.* "$dir"/libclang-[0-9]*.so.*; do
+      [ -e "$f" ] || continue
+      case "$(basename "$f")" in libclang-cpp*) continue ;; esac
+      # clang's builtin headers: <llvm>/lib/clang/<version>/include/stddef.h
+      compgen -G "/usr/lib/llvm-*/lib/clang/*/include/stddef.h" >/dev/null && return 0
+    done
+  done
+  return 1
+}
+has_libclang || need+=(libclang-dev)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)
