@@ -1208,6 +1208,14 @@ impl Engine {
                         m.decode_errors.to_string(),
                     ]);
                     rows.push(vec![
+                        "Results dropped (processing log)".into(),
+                        m.dropped_outputs.to_string(),
+                    ]);
+                    rows.push(vec![
+                        "Offsets deleted before read (processing log)".into(),
+                        m.deleted_unread.to_string(),
+                    ]);
+                    rows.push(vec![
                         "Late records dropped".into(),
                         m.late_records.to_string(),
                     ]);

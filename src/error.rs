@@ -36,6 +36,13 @@ pub enum Error {
         message: String,
         position: Option<Position>,
     },
+    /// A statement past one of the planner's limits on size, expression
+    /// depth or nesting (`crate::planner::limits`).
+    #[error("{message}{}", at(.position))]
+    TooComplex {
+        message: String,
+        position: Option<Position>,
+    },
     /// A construct Sluice does not support (yet), named.
     #[error("{0} is not supported")]
     Unsupported(String),
@@ -113,6 +120,13 @@ impl Error {
         }
     }
 
+    pub(crate) fn too_complex(message: impl Into<String>, position: Option<Position>) -> Self {
+        Error::TooComplex {
+            message: message.into(),
+            position,
+        }
+    }
+
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Error::Internal(message.into())
     }
@@ -122,6 +136,7 @@ impl Error {
         match self {
             Error::Syntax { .. } => "42601",
             Error::Semantic { .. } => "42000",
+            Error::TooComplex { .. } => "54001",
             Error::Unsupported(_) => "0A000",
             Error::NotFound(_) => "42P01",
             Error::AlreadyExists(_) => "42P07",
@@ -137,7 +152,9 @@ impl Error {
     /// its own).
     pub fn message(&self) -> String {
         match self {
-            Error::Syntax { message, .. } | Error::Semantic { message, .. } => message.clone(),
+            Error::Syntax { message, .. }
+            | Error::Semantic { message, .. }
+            | Error::TooComplex { message, .. } => message.clone(),
             other => other.to_string(),
         }
     }
@@ -145,7 +162,9 @@ impl Error {
     /// Where in the statement the mistake is, when known.
     pub fn position(&self) -> Option<Position> {
         match self {
-            Error::Syntax { position, .. } | Error::Semantic { position, .. } => *position,
+            Error::Syntax { position, .. }
+            | Error::Semantic { position, .. }
+            | Error::TooComplex { position, .. } => *position,
             _ => None,
         }
     }
@@ -161,6 +180,10 @@ impl Error {
                 message,
                 position: Some(pos),
             },
+            Error::TooComplex { message, .. } => Error::TooComplex {
+                message,
+                position: Some(pos),
+            },
             other => other,
         }
     }
@@ -173,6 +196,10 @@ impl Error {
                 position: position.or(Some(pos)),
             },
             Error::Semantic { message, position } => Error::Semantic {
+                message,
+                position: position.or(Some(pos)),
+            },
+            Error::TooComplex { message, position } => Error::TooComplex {
                 message,
                 position: position.or(Some(pos)),
             },

@@ -138,6 +138,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Every command runs on a thread whose stack fits the deepest statement
+    // the planner accepts (the main thread's is whatever `ulimit -s` says).
+    let cli = std::thread::Builder::new()
+        .name("sluice".into())
+        .stack_size(sluice::server::STACK_BYTES)
+        .spawn(run);
+    match cli.map(|t| t.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => ExitCode::from(101),
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")

@@ -87,6 +87,19 @@ fn unprefix(e: TopicError, prefix: &str) -> TopicError {
             requested,
         },
         TopicError::Broker(m) => TopicError::Broker(m),
+        TopicError::OutOfRange {
+            topic,
+            partition,
+            requested,
+            earliest,
+            end,
+        } => TopicError::OutOfRange {
+            topic: strip(topic),
+            partition,
+            requested,
+            earliest,
+            end,
+        },
     }
 }
 
@@ -146,6 +159,10 @@ impl Topics for Namespaced {
         self.inner
             .end_offset(&self.name(topic), partition)
             .map_err(|e| unprefix(e, &self.prefix))
+    }
+
+    fn max_record_bytes(&self, topic: &str) -> Option<usize> {
+        self.inner.max_record_bytes(&self.name(topic))
     }
 
     fn produce_all(&self, records: &[OutRecord]) -> Result<(), TopicError> {

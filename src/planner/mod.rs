@@ -19,6 +19,7 @@ mod context;
 pub(crate) mod ddl;
 mod display;
 mod join;
+pub(crate) mod limits;
 mod lower;
 
 pub(crate) use lower::physical_expr;

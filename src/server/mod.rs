@@ -33,6 +33,13 @@ use crate::error::{Error, Result};
 pub(crate) const MAX_PARAMETERS: usize = 65_535;
 
 /// How long the loop sleeps when no query had anything to read.
+/// The stack of every thread that plans or runs statements: the wire
+/// server's threads and (through `sluice`'s `main`) the query loop. Sized so
+/// that an expression tree of `planner::limits::MAX_EXPRESSION_DEPTH` plans
+/// and evaluates with room to spare in a debug build; it is address space,
+/// touched only as deep as a statement goes.
+pub const STACK_BYTES: usize = 64 << 20;
+
 const IDLE: Duration = Duration::from_millis(50);
 
 /// How long the loop at most waits, after a round, for the connections
@@ -110,6 +117,7 @@ impl Server {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("sluice-pg")
+            .thread_stack_size(STACK_BYTES)
             .enable_all()
             .build()?;
         let security = pg::Security::new(config)?;

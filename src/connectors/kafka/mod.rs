@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -88,6 +88,9 @@ pub(crate) struct KafkaTopics {
     base: Vec<(String, String)>,
     /// One consumer per consumer group whose offsets are committed or read.
     groups: Mutex<std::collections::HashMap<String, BaseConsumer>>,
+    /// The largest record each topic takes (its `max.message.bytes`), as
+    /// the broker last said.
+    max_bytes: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 fn broker(e: KafkaError) -> TopicError {
@@ -114,6 +117,7 @@ impl KafkaTopics {
             embedded: None,
             base,
             groups: Mutex::new(std::collections::HashMap::new()),
+            max_bytes: Mutex::new(std::collections::HashMap::new()),
         };
         // Fail early, with the address, when nothing answers.
         topics
@@ -195,6 +199,32 @@ impl KafkaTopics {
     fn options() -> AdminOptions {
         AdminOptions::new().operation_timeout(Some(TIMEOUT))
     }
+
+    /// A topic's `max.message.bytes` as the broker reports it (its own or
+    /// the broker's default); None when the broker does not say.
+    fn topic_max_message_bytes(&self, topic: &str) -> Option<usize> {
+        let resources = [ResourceSpecifier::Topic(topic)];
+        let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+        let described = block_on(self.admin.describe_configs(&resources, &options));
+        let resource = match described {
+            Ok(mut results) => match results.pop() {
+                Some(Ok(resource)) => resource,
+                Some(Err(code)) => {
+                    tracing::warn!(topic, error = %code, "cannot read the topic's max.message.bytes");
+                    return None;
+                }
+                None => return None,
+            },
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "cannot read the topic's max.message.bytes");
+                return None;
+            }
+        };
+        resource
+            .get("max.message.bytes")
+            .and_then(|e| e.value.as_deref())
+            .and_then(|v| v.parse().ok())
+    }
 }
 
 impl Topics for KafkaTopics {
@@ -255,6 +285,10 @@ impl Topics for KafkaTopics {
     fn delete(&self, topic: &str) {
         let _done = Timed("delete", topic, Instant::now());
         self.counts().remove(topic);
+        self.max_bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(topic);
         // Stop fetching from it.
         self.readers
             .lock()
@@ -267,6 +301,33 @@ impl Topics for KafkaTopics {
 
     fn exists(&self, topic: &str) -> bool {
         self.partitions(topic).is_some()
+    }
+
+    /// The topic's `max.message.bytes` (asked once per topic), and never
+    /// more than the producer sends. The embedded broker has no limit of
+    /// its own and gets Kafka's default, so that what runs on it runs on a
+    /// broker too; so does a broker that does not say.
+    fn max_record_bytes(&self, topic: &str) -> Option<usize> {
+        if let Some(n) = self
+            .max_bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+        {
+            return Some(*n);
+        }
+        let broker = match self.embedded {
+            Some(_) => EMBEDDED_MAX_BYTES,
+            None => self
+                .topic_max_message_bytes(topic)
+                .unwrap_or(EMBEDDED_MAX_BYTES),
+        };
+        let limit = broker.min(PRODUCER_MAX_BYTES);
+        self.max_bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.to_string(), limit);
+        Some(limit)
     }
 
     fn partitions(&self, topic: &str) -> Option<i32> {
@@ -401,9 +462,20 @@ impl Topics for KafkaTopics {
     }
 }
 
+/// The largest record Sluice's producers send (`message.max.bytes`):
+/// above every broker's default (1 MiB), so the topic's own
+/// `max.message.bytes` is what limits a record (see
+/// [`Topics::max_record_bytes`]).
+const PRODUCER_MAX_BYTES: usize = 32 << 20;
+
+/// Kafka's default `message.max.bytes` (1 MiB and 12 bytes).
+const EMBEDDED_MAX_BYTES: usize = 1_048_588;
+
 /// Settings of the producers: idempotent, every replica acknowledges.
 const PRODUCER: &[(&str, &str)] = &[
     ("enable.idempotence", "true"),
+    // PRODUCER_MAX_BYTES
+    ("message.max.bytes", "33554432"),
     ("acks", "all"),
     ("linger.ms", "5"),
     ("message.timeout.ms", "60000"),
