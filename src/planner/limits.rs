@@ -17,8 +17,10 @@
 //! - `CASE ... END` is a group whose items `WHEN`, `THEN` and `ELSE` divide,
 //!   as sqlparser keeps its branches in a flat list.
 //!
-//! The bound only ever overcounts (the clauses of a statement are counted as
-//! one run), so nothing under the limits can build a deeper tree. A statement
+//! - `FROM`, `WHERE`, `GROUP`, ... start a clause: a new tree.
+//!
+//! The bound only ever overcounts, so nothing under the limits can build a
+//! deeper tree. A statement
 //! over a limit is refused with SQLSTATE 54001 ("statement too complex"),
 //! naming the limit and where it was passed. The thread stacks that plan and
 //! evaluate statements are sized for trees of `MAX_EXPRESSION_DEPTH`
@@ -38,6 +40,8 @@ pub(crate) const MAX_STATEMENT_BYTES: usize = 1 << 20;
 pub(crate) const MAX_EXPRESSION_DEPTH: usize = 1_000;
 /// The deepest nesting of brackets and of `ARRAY<`, `MAP<`, `STRUCT<` types.
 pub(crate) const MAX_NESTING: usize = 64;
+/// The most joins in one statement (a chain of joins is a tree as deep).
+pub(crate) const MAX_JOINS: usize = 64;
 
 /// Refuse a statement text longer than [`MAX_STATEMENT_BYTES`], before it is
 /// tokenized.
@@ -112,6 +116,7 @@ impl Level {
 pub(crate) fn check_tokens(tokens: &[TokenWithSpan]) -> Result<()> {
     let mut levels = vec![Level::default()];
     let mut previous: Option<&Token> = None;
+    let mut joins = 0;
     for t in tokens {
         let at = || {
             Some(Position {
@@ -144,6 +149,23 @@ pub(crate) fn check_tokens(tokens: &[TokenWithSpan]) -> Result<()> {
                 }
             }
             Token::Comma | Token::SemiColon => {
+                if let Some(l) = levels.last_mut() {
+                    l.next_item();
+                }
+                if t.token == Token::SemiColon {
+                    joins = 0;
+                }
+            }
+            Token::Word(w) if w.keyword == Keyword::JOIN => {
+                joins += 1;
+                if joins > MAX_JOINS {
+                    return Err(Error::too_complex(
+                        format!("statement too complex: more than {MAX_JOINS} joins"),
+                        at(),
+                    ));
+                }
+            }
+            Token::Word(w) if starts_clause(w.keyword) => {
                 if let Some(l) = levels.last_mut() {
                     l.next_item();
                 }
@@ -200,6 +222,26 @@ fn close(levels: &mut Vec<Level>, n: usize, opener: Opener) {
     }
 }
 
+/// Keywords that start a clause: what stands before and after them are
+/// separate trees (`SELECT a+b FROM s WHERE c AND d`; inside brackets,
+/// `EXTRACT(YEAR FROM x)`).
+fn starts_clause(k: Keyword) -> bool {
+    matches!(
+        k,
+        Keyword::SELECT
+            | Keyword::FROM
+            | Keyword::WHERE
+            | Keyword::GROUP
+            | Keyword::HAVING
+            | Keyword::WINDOW
+            | Keyword::PARTITION
+            | Keyword::LIMIT
+            | Keyword::ON
+            | Keyword::VALUES
+            | Keyword::WITH
+    )
+}
+
 fn opens_type(t: &Token) -> bool {
     matches!(t, Token::Word(w) if matches!(w.keyword, Keyword::ARRAY | Keyword::MAP | Keyword::STRUCT))
 }
@@ -226,7 +268,6 @@ fn is_operator(t: &Token) -> bool {
                 | Keyword::DIV
                 | Keyword::OVERLAPS
                 | Keyword::ESCAPE
-                | Keyword::JOIN
         ),
         Token::Number(..)
         | Token::Char(_)
@@ -333,6 +374,23 @@ mod tests {
         assert!(check(&format!("SELECT CASE{case} ELSE 'y' END + 1 FROM s;")).is_ok());
         let deep = format!("SELECT CASE WHEN {} THEN 1 END FROM s;", chain("+", 1_002));
         assert_eq!(check(&deep).unwrap_err().sqlstate(), "54001");
+    }
+
+    #[test]
+    fn joins_are_limited() {
+        let joins = |n: usize| -> String {
+            let js: String = (0..n)
+                .map(|i| format!(" JOIN t{i} ON a = t{i}.a"))
+                .collect();
+            format!("SELECT * FROM s{js};")
+        };
+        assert!(check(&joins(MAX_JOINS)).is_ok());
+        let e = check(&joins(MAX_JOINS + 1)).unwrap_err();
+        assert_eq!(e.sqlstate(), "54001");
+        assert_eq!(
+            e.message(),
+            format!("statement too complex: more than {MAX_JOINS} joins")
+        );
     }
 
     #[test]
