@@ -388,7 +388,17 @@ impl Topics for KafkaTopics {
                 })
             })
             .collect::<Result<Vec<_>, TopicError>>()?;
-        send_all(&self.producer, &records)
+        let sent = send_all(&self.producer, &records);
+        if sent.is_err() {
+            // A topic's `max.message.bytes` may have changed since it was
+            // read (a record too large now fails on every retry): read anew
+            // before the records are sent again.
+            self.max_bytes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+        }
+        sent
     }
 
     fn commit_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<(), TopicError> {
