@@ -24,7 +24,7 @@ use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use crate::catalog::sql_type_name;
 use crate::catalog::{Catalog, Column, ColumnKind, QueryInfo, Source};
 use crate::connectors::memory::MemoryTopics;
-use crate::connectors::{OutRecord, Topics};
+use crate::connectors::{OutRecord, TopicError, Topics};
 use crate::error::{Error, Result};
 use crate::planner::ast::{CreateAs, CreateSource, ShowWhat, SourceKind, Statement};
 use crate::planner::ddl::{self, SourceOptions};
@@ -1290,11 +1290,14 @@ impl Engine {
         for p in 0..partitions {
             let end = self.topics.end_offset(topic, p).map_err(Error::from)?;
             let start = if from_beginning { 0 } else { end };
-            for r in self
-                .topics
-                .fetch(topic, p, start, usize::MAX)
-                .map_err(Error::from)?
-            {
+            let records = match self.topics.fetch(topic, p, start, usize::MAX) {
+                // The log as it is now: from where it starts.
+                Err(TopicError::OutOfRange { earliest, .. }) if earliest > start => {
+                    self.topics.fetch(topic, p, earliest, usize::MAX)
+                }
+                fetched => fetched,
+            };
+            for r in records.map_err(Error::from)? {
                 rows.push(vec![
                     r.timestamp.to_string(),
                     p.to_string(),
