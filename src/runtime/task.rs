@@ -150,8 +150,7 @@ impl Task {
         for (i, join) in restored.joins.iter().enumerate() {
             tracing::debug!(query_id = %plan.query_id, index = i, join = %join.display(), "join ready");
         }
-        let plan_query_id = plan.query_id.clone();
-        let plan_log = plan.processing_log.clone();
+        let log = ProcessingLog::new(&plan.query_id, plan.processing_log.clone());
         let mut task = Self {
             plan,
             operators: restored.operators,
@@ -169,7 +168,7 @@ impl Task {
             needs_rewind: false,
             view: restored.view,
             pushed: Vec::new(),
-            log: ProcessingLog::new(&plan_query_id, plan_log),
+            log,
             log_ready: false,
         };
         // Partitions known now; ones that appear later join at `poll`.
