@@ -987,6 +987,7 @@ impl Engine {
 
     fn terminate(&mut self, id: &str) -> Result<()> {
         self.tasks.remove(id);
+        self.topics.forget_group(&self.consumer_group(id));
         self.catalog.remove_query(id);
         self.store
             .delete_prefix(&crate::runtime::query_prefix(id))?;

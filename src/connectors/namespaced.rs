@@ -177,6 +177,10 @@ impl Topics for Namespaced {
             .map_err(|e| unprefix(e, &self.prefix))
     }
 
+    fn forget_group(&self, group: &str) {
+        self.inner.forget_group(&self.name(group))
+    }
+
     fn committed_offsets(
         &self,
         group: &str,

@@ -174,6 +174,10 @@ pub(crate) trait Topics: Send + Sync {
     }
     /// Store a consumer group's next offsets.
     fn commit_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<(), TopicError>;
+    /// Release what this store holds for a consumer group (a client that
+    /// commits its offsets), when the query it belongs to has ended; its
+    /// committed offsets stay. A later commit for the group opens it again.
+    fn forget_group(&self, _group: &str) {}
     /// A consumer group's committed next offsets of the given partitions
     /// (None where it has none), as a `read_committed` reader sees them.
     fn committed_offsets(

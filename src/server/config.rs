@@ -24,6 +24,11 @@
 //! [users]                        # any: SCRAM-SHA-256 passwords required
 //! alice = "secret"               # none: trust (keep `listen` on loopback)
 //!
+//! [login]                        # back-off after failed logins, per client
+//! free_failures = 5              #   address and per user: failures that cost nothing,
+//! delay_ms = 250                 #   then the wait before a login is answered,
+//! max_delay_ms = 10000           #   doubled per further failure, at most this
+//!
 //! [properties]                   # engine properties, as SET would
 //! "ksql.timestamp.throw.on.invalid" = "false"
 //! "processing.guarantee" = "exactly_once"   # default: at_least_once
@@ -70,7 +75,67 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Users and their passwords; none: trust.
     pub users: BTreeMap<String, String>,
+
+    // --- Failed logins (issue 16, server helper) ---
+    /// The back-off after failed logins (`[login]`).
+    pub login: LoginBackoffSettings,
 }
+
+/// The back-off after failed logins (`[login]`; see the server's
+/// `backoff` module): per client address and per user name, the first
+/// `free_failures` failures cost nothing; then each new login waits
+/// before it is answered, `delay` doubled per further failure, at most
+/// `max_delay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginBackoffSettings {
+    pub free_failures: u32,
+    pub delay: std::time::Duration,
+    pub max_delay: std::time::Duration,
+}
+
+impl Default for LoginBackoffSettings {
+    fn default() -> Self {
+        Self {
+            free_failures: 5,
+            delay: std::time::Duration::from_millis(250),
+            max_delay: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLogin {
+    free_failures: Option<u32>,
+    delay_ms: Option<u64>,
+    max_delay_ms: Option<u64>,
+}
+
+impl FileLogin {
+    fn settings(self) -> Result<LoginBackoffSettings> {
+        let d = LoginBackoffSettings::default();
+        let ms = std::time::Duration::from_millis;
+        let s = LoginBackoffSettings {
+            free_failures: self.free_failures.unwrap_or(d.free_failures),
+            delay: self.delay_ms.map(ms).unwrap_or(d.delay),
+            max_delay: self.max_delay_ms.map(ms).unwrap_or(d.max_delay),
+        };
+        if s.free_failures == 0 {
+            return Err(Error::semantic(
+                "login.free_failures must be at least 1 (the first failed login is never delayed)",
+            ));
+        }
+        if s.delay > s.max_delay {
+            return Err(Error::semantic(format!(
+                "login.delay_ms ({}) is more than login.max_delay_ms ({})",
+                s.delay.as_millis(),
+                s.max_delay.as_millis()
+            )));
+        }
+        Ok(s)
+    }
+}
+// --- end of failed logins ---
 
 /// Settings given on the command line (they win over the rest).
 #[derive(Debug, Clone, Default)]
@@ -101,6 +166,7 @@ struct FileConfig {
     users: BTreeMap<String, String>,
     #[serde(default)]
     properties: BTreeMap<String, String>,
+    login: Option<FileLogin>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -198,6 +264,7 @@ impl ServerConfig {
                 }
             },
             users: file.users,
+            login: file.login.unwrap_or_default().settings()?,
         })
     }
 }
@@ -338,5 +405,41 @@ bootstrap = "file:9092"
             err.to_string(),
             "TLS needs a private key as well as the certificate (tls.key, SLUICE_TLS_KEY or --tls-key)"
         );
+    }
+
+    #[test]
+    fn login_back_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |toml: &str| {
+            let path = dir.path().join("sluice.toml");
+            std::fs::write(&path, toml).unwrap();
+            let flags = ServerFlags {
+                config: Some(path),
+                ..ServerFlags::default()
+            };
+            ServerConfig::load(&flags, env(&[]))
+        };
+        assert_eq!(load("").unwrap().login, LoginBackoffSettings::default());
+        let c = load("[login]\nfree_failures = 2\ndelay_ms = 100\n").unwrap();
+        assert_eq!(
+            c.login,
+            LoginBackoffSettings {
+                free_failures: 2,
+                delay: std::time::Duration::from_millis(100),
+                max_delay: std::time::Duration::from_secs(10),
+            }
+        );
+        let err = load("[login]\ndelay_ms = 5000\nmax_delay_ms = 1000\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "login.delay_ms (5000) is more than login.max_delay_ms (1000)"
+        );
+        let err = load("[login]\nfree_failures = 0\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "login.free_failures must be at least 1 (the first failed login is never delayed)"
+        );
+        let err = load("[login]\ndelay = 5\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `delay`"), "{err}");
     }
 }

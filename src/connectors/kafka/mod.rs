@@ -86,7 +86,9 @@ pub(crate) struct KafkaTopics {
     embedded: Option<Arc<EmbeddedKafka>>,
     /// Client settings new clients start from (bootstrap and extras).
     base: Vec<(String, String)>,
-    /// One consumer per consumer group whose offsets are committed or read.
+    /// One consumer per consumer group whose offsets are committed or read
+    /// (each has its own threads and sockets), until the group's query ends
+    /// ([`Topics::forget_group`]).
     groups: Mutex<std::collections::HashMap<String, BaseConsumer>>,
     /// The largest record each topic takes (its `max.message.bytes`), as
     /// the broker last said.
@@ -294,6 +296,17 @@ impl Topics for KafkaTopics {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .forget(topic);
+        // The embedded broker has no admin API: asked through it, the
+        // deletion waited out the admin timeout with the engine locked.
+        if let Some(broker) = &self.embedded {
+            if self.partitions(topic).is_some() {
+                if let Err(e) = broker.delete_topic(topic) {
+                    tracing::warn!(topic, error = %e, "cannot delete topic");
+                }
+                self.counts().remove(topic);
+            }
+            return;
+        }
         if let Err(e) = block_on(self.admin.delete_topics(&[topic], &Self::options())) {
             tracing::warn!(topic, error = %e, "cannot delete topic");
         }
@@ -352,6 +365,11 @@ impl Topics for KafkaTopics {
         let mut names: Vec<String> = md
             .topics()
             .iter()
+            // A topic deleted on the embedded broker is listed as unknown.
+            .filter(|t| {
+                t.error()
+                    != Some(rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+            })
             .map(|t| t.name().to_string())
             .filter(|n| !n.starts_with("__"))
             .collect();
@@ -407,6 +425,30 @@ impl Topics for KafkaTopics {
         }
         let tpl = offset_list(offsets)?;
         self.with_group(group, |c| c.commit(&tpl, CommitMode::Sync).map_err(broker))
+    }
+
+    fn forget_group(&self, group: &str) {
+        let consumer = self
+            .groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(group);
+        // Closing a consumer takes up to 100 ms (it polls until librdkafka
+        // says it is closed): on a thread of its own, so the caller (the
+        // engine's loop, holding the engine) does not wait.
+        if let Some(consumer) = consumer {
+            let name = group.to_string();
+            let spawned = std::thread::Builder::new()
+                .name("sluice-kafka-close".into())
+                .spawn(move || {
+                    let _done = Timed("close consumer", &name, Instant::now());
+                    drop(consumer);
+                });
+            // Without a thread, the consumer was closed here, waiting.
+            if let Err(e) = spawned {
+                tracing::warn!(group, error = %e, "cannot close a consumer on a thread of its own");
+            }
+        }
     }
 
     fn committed_offsets(
