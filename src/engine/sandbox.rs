@@ -11,6 +11,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -46,13 +47,22 @@ impl Sandbox {
     }
 
     /// A session state for one pull query: the planner's, with a memory
-    /// pool of its own and no spilling.
+    /// pool of its own, no spilling, and no cache of file listings or
+    /// statistics (a sink's directory grows between two pull queries; a
+    /// cached listing would hide its new files for good).
     pub(crate) fn pull_state(&self, base: &SessionState) -> Result<SessionState> {
         let pool = usize::try_from(self.pull_query_memory).unwrap_or(usize::MAX);
         let runtime = RuntimeEnvBuilder::from_runtime_env(base.runtime_env())
             .with_memory_pool(Arc::new(GreedyMemoryPool::new(pool)))
             .with_disk_manager_builder(
                 DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
+            .with_cache_manager(
+                CacheManagerConfig::default()
+                    .with_list_files_cache(None)
+                    .with_list_files_cache_limit(0)
+                    .with_file_statistics_cache(None)
+                    .with_file_statistics_cache_limit(0),
             )
             .build_arc()?;
         Ok(SessionStateBuilder::new_from_existing(base.clone())

@@ -344,6 +344,12 @@ mod tests {
             ))
             .unwrap();
         };
+        // Read before any file exists: a later pull query still sees the
+        // files written since (no listing is cached across queries).
+        assert_eq!(
+            pull(&mut e, "SELECT COUNT(*) AS n FROM archive"),
+            "+---+\n| N |\n+---+\n| 0 |\n+---+"
+        );
         insert(&mut e, "alice", "/home", BEFORE);
         insert(&mut e, "bob", "/cart", BEFORE + 500);
         insert(&mut e, "alice", "/pay", AFTER);
