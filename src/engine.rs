@@ -39,9 +39,10 @@ use crate::runtime::{
 };
 
 mod push;
+mod sandbox;
 mod sink;
 pub(crate) use push::PushQuery;
-pub(crate) use sink::SINK_ROOT;
+pub(crate) use sandbox::{Sandbox, DEFAULT_PULL_QUERY_MEMORY};
 
 /// How to open an engine.
 #[derive(Debug, Clone)]
@@ -81,9 +82,10 @@ pub struct Engine {
     /// Sinks (`CREATE SINK`), by name, and the last error of those retrying.
     sinks: BTreeMap<String, crate::runtime::file_sink::FileSink>,
     sink_errors: BTreeMap<String, String>,
-    data_dir: PathBuf,
     log_seq: u64,
     replaying: bool,
+    /// The operator's bounds (sink locations, value and memory limits).
+    sandbox: Sandbox,
 }
 
 const LOG_PREFIX: &[u8] = b"c/";
@@ -141,10 +143,20 @@ impl Engine {
     /// Open an engine over a given set of topics (the Kafka connector and
     /// restart tests hand in topics that outlive the engine).
     pub(crate) fn open_with_topics(config: EngineConfig, topics: Arc<dyn Topics>) -> Result<Self> {
+        let sandbox = Sandbox::local(&config.data_dir);
+        Self::open_sandboxed(config, topics, sandbox)
+    }
+
+    /// Open an engine within the server's bounds (`sandbox`).
+    pub(crate) fn open_sandboxed(
+        config: EngineConfig,
+        topics: Arc<dyn Topics>,
+        sandbox: Sandbox,
+    ) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
         let store = StateStore::open(&config.data_dir.join("state"))?;
         let mut engine = Engine {
-            planner: Planner::try_new(&config.properties)?,
+            planner: Planner::try_new(&config.properties, sandbox.values)?,
             catalog: Catalog::default(),
             topics,
             store,
@@ -154,9 +166,9 @@ impl Engine {
             push: BTreeMap::new(),
             sinks: BTreeMap::new(),
             sink_errors: BTreeMap::new(),
-            data_dir: config.data_dir.clone(),
             log_seq: 0,
             replaying: false,
+            sandbox,
         };
         engine.replay()?;
         Ok(engine)
@@ -468,11 +480,36 @@ impl Engine {
     /// query's last checkpoint.
     pub(crate) fn pull_query(&mut self, text: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let plan = self.plan_pull_query(text)?;
-        let ctx = datafusion::prelude::SessionContext::new_with_state(self.planner.state().clone());
+        let state = self.sandbox.pull_state(self.planner.state())?;
+        let ctx = datafusion::prelude::SessionContext::new_with_state(state);
+        let limit = self.sandbox.pull_query_memory;
         block_on(async move {
+            use futures::StreamExt;
             let frame = ctx.execute_logical_plan(plan).await?;
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-            let batches = frame.collect().await?;
+            let mut stream = frame.execute_stream().await?;
+            let (mut batches, mut held) = (Vec::new(), 0u64);
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                // The rows' own bytes (a slice of a larger batch counts
+                // its part only).
+                held += batch
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        c.to_data()
+                            .get_slice_memory_size()
+                            .unwrap_or_else(|_| c.get_array_memory_size())
+                            as u64
+                    })
+                    .sum::<u64>();
+                if held > limit {
+                    return Err(Error::ResourceLimit(format!(
+                        "The pull query's result passed {limit} bytes (limits.pull_query_memory in the server configuration): select fewer rows or columns"
+                    )));
+                }
+                batches.push(batch);
+            }
             Ok((schema, batches))
         })
     }
@@ -585,6 +622,17 @@ impl Engine {
                     return Err(Error::semantic(format!("Cannot insert into read-only stream: {target}")));
                 }
                 let planned = self.planner.plan_query(&self.catalog, &query, &target)?;
+                // A query writing what it reads would read its own output
+                // again, without end.
+                if let Some(own) = planned.sources.iter().find(|s| {
+                    **s == target || self.catalog.source(s).is_some_and(|src| src.topic == t.topic)
+                }) {
+                    return Err(Error::semantic(if *own == target {
+                        format!("Cannot insert into {target} from a query that reads {target}: every record it writes would be read again, without end")
+                    } else {
+                        format!("Cannot insert into {target} from a query that reads {own}, on the same topic '{}': every record it writes would be read again, without end", t.topic)
+                    }));
+                }
                 check_insert_schema(&t, &planned)?;
                 if planned.is_table {
                     return Err(Error::semantic(format!(
@@ -1467,6 +1515,22 @@ impl Engine {
             let expr = sql_to_rel.sql_to_expr(e, &empty, &mut PlannerContext::new())?;
             let phys = crate::planner::physical_expr(self.planner.state(), &expr, &empty)?;
             let v = phys.evaluate(&batch)?.into_array(1)?;
+            if v.data_type().is_numeric() && want.is_numeric() && v.data_type() != &want {
+                // A number that does not fit its column is an error, never
+                // a NULL.
+                let strict = datafusion::arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                };
+                let fits = datafusion::arrow::compute::cast_with_options(&v, &want, &strict);
+                if fits.is_err() {
+                    return Err(Error::OutOfRange(format!(
+                        "Value {} is out of range for column {name} of type {}",
+                        ScalarValue::try_from_array(&v, 0)?,
+                        crate::catalog::sql_type_name(&want)
+                    )));
+                }
+            }
             let v = datafusion::arrow::compute::cast(&v, &want).map_err(|_| {
                 Error::semantic(format!(
                     "Expected type {} for field {name} but got {}",

@@ -75,6 +75,14 @@ pub enum Error {
     /// The Kafka cluster refused a request or could not be reached.
     #[error("Kafka: {0}")]
     Kafka(String),
+    /// A value out of the range of its column's type (an INSERT of
+    /// 2147483648 into an INT).
+    #[error("{0}")]
+    OutOfRange(String),
+    /// A statement asked for more than a configured limit allows (a value
+    /// too large to build, a pull query's memory): it fails alone.
+    #[error("{0}")]
+    ResourceLimit(String),
     /// A broken invariant inside Sluice: a bug, never the user's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -100,6 +108,16 @@ impl From<crate::connectors::formats::FormatError> for Error {
     fn from(e: crate::connectors::formats::FormatError) -> Self {
         Error::Format(e.to_string())
     }
+}
+
+/// DataFusion ran out of a memory pool, or a function refused to build a
+/// value over its limit (`crate::functions::limits`), maybe wrapped in
+/// context or in an Arrow error (`find_root` sees through both).
+fn resources_exhausted(e: &datafusion::error::DataFusionError) -> bool {
+    matches!(
+        e.find_root(),
+        datafusion::error::DataFusionError::ResourcesExhausted(_)
+    )
 }
 
 /// Result with [`Error`].
@@ -142,6 +160,9 @@ impl Error {
             Error::AlreadyExists(_) => "42P07",
             Error::BadParameter(_) => "22023",
             Error::Format(_) => "22P02",
+            Error::OutOfRange(_) => "22003",
+            Error::ResourceLimit(_) => "53200",
+            Error::DataFusion(e) if resources_exhausted(e) => "53200",
             Error::DataFusion(_) => "42000",
             Error::Kafka(_) => "08006",
             _ => "XX000",

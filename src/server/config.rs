@@ -9,6 +9,24 @@
 //!
 //! analytics = "s3://lake/sluice" # where CREATE SINK ... LOCATION='relative' lands
 //!                                # (a directory or an s3:// URL; default data_dir/analytics)
+//! analytics_allow = ["/srv/exports", "s3://archive/sluice"]
+//!                                # further roots a sink's absolute or URL LOCATION may be
+//!                                # under (default: none; nothing outside the roots is written)
+//!
+//! [s3]                           # how sinks reach S3: only these, never the environment's
+//! region = "eu-west-1"           # other AWS settings nor (unless instance_metadata) the
+//! endpoint = "http://minio:9000" # instance-metadata service
+//! access_key_id = "..."
+//! secret_access_key = "..."
+//! session_token = "..."
+//! allow_http = false             # plain HTTP to the endpoint
+//! instance_metadata = false      # without keys: the instance's own credentials
+//!
+//! [limits]
+//! value_bytes = 67108864         # the largest value a function builds (REPEAT, LPAD,
+//!                                # CONCAT, ARRAY_REPEAT, ...; default 64 MiB)
+//! batch_bytes = 268435456        # all values one call builds for a batch (default 256 MiB)
+//! pull_query_memory = 536870912  # one pull query's memory and result (default 512 MiB)
 //!
 //! [kafka]
 //! bootstrap = "localhost:9092"   # absent: an embedded in-memory broker
@@ -36,7 +54,13 @@
 //!
 //! Environment: `SLUICE_SERVICE_ID`, `SLUICE_LISTEN`, `SLUICE_DATA_DIR`,
 //! `SLUICE_STATEMENTS`, `SLUICE_KAFKA_BOOTSTRAP`, `SLUICE_TOPIC_PREFIX`,
-//! `SLUICE_ANALYTICS`, `SLUICE_TLS_CERT`, `SLUICE_TLS_KEY`.
+//! `SLUICE_ANALYTICS`, `SLUICE_ANALYTICS_ALLOW` (comma-separated),
+//! `SLUICE_TLS_CERT`, `SLUICE_TLS_KEY`; for `[s3]` the AWS tools' names
+//! `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_ALLOW_HTTP`, and
+//! `SLUICE_S3_INSTANCE_METADATA`; for `[limits]`
+//! `SLUICE_LIMITS_VALUE_BYTES`, `SLUICE_LIMITS_BATCH_BYTES`,
+//! `SLUICE_LIMITS_PULL_QUERY_MEMORY`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -67,6 +91,12 @@ pub struct ServerConfig {
     /// The root that sinks' relative locations are under: a directory or
     /// an object store URL (`s3://bucket/prefix`).
     pub analytics: String,
+    /// Further roots a sink's absolute or URL location may be under.
+    pub analytics_allow: Vec<String>,
+    /// How sinks reach S3.
+    pub s3: S3Settings,
+    /// Bounds on values and pull queries.
+    pub limits: Limits,
     /// Further librdkafka client settings.
     pub kafka_client: BTreeMap<String, String>,
     /// Engine properties.
@@ -76,7 +106,6 @@ pub struct ServerConfig {
     /// Users and their passwords; none: trust.
     pub users: BTreeMap<String, String>,
 
-    // --- Failed logins (issue 16, server helper) ---
     /// The back-off after failed logins (`[login]`).
     pub login: LoginBackoffSettings,
 }
@@ -99,6 +128,61 @@ impl Default for LoginBackoffSettings {
             free_failures: 5,
             delay: std::time::Duration::from_millis(250),
             max_delay: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// How sinks reach S3 (`[s3]`): these settings only.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    pub region: Option<String>,
+    /// An S3-compatible service's address.
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    /// Plain HTTP to the endpoint.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Without keys, use the instance's credentials (its metadata service).
+    #[serde(default)]
+    pub instance_metadata: bool,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("S3Settings")
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &secret(&self.secret_access_key))
+            .field("session_token", &secret(&self.session_token))
+            .field("allow_http", &self.allow_http)
+            .field("instance_metadata", &self.instance_metadata)
+            .finish()
+    }
+}
+
+/// Bounds on what one statement may build (`[limits]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// The most bytes one value a function builds may take.
+    pub value_bytes: u64,
+    /// The most bytes the values of one function call (a batch) may take.
+    pub batch_bytes: u64,
+    /// The most bytes one pull query may hold.
+    pub pull_query_memory: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            value_bytes: crate::functions::limits::DEFAULT_VALUE_BYTES,
+            batch_bytes: crate::functions::limits::DEFAULT_BATCH_BYTES,
+            pull_query_memory: crate::engine::DEFAULT_PULL_QUERY_MEMORY,
         }
     }
 }
@@ -135,7 +219,6 @@ impl FileLogin {
         Ok(s)
     }
 }
-// --- end of failed logins ---
 
 /// Settings given on the command line (they win over the rest).
 #[derive(Debug, Clone, Default)]
@@ -160,6 +243,9 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     statements: Option<PathBuf>,
     analytics: Option<String>,
+    analytics_allow: Option<Vec<String>>,
+    s3: Option<S3Settings>,
+    limits: Option<Limits>,
     kafka: Option<FileKafka>,
     tls: Option<FileTls>,
     #[serde(default)]
@@ -208,9 +294,54 @@ impl ServerConfig {
             )
             .unwrap_or_else(|| "sluice-data".to_string()),
         );
+        let s3 = {
+            let f = file.s3.unwrap_or_default();
+            let var = |name: &str| env(name).filter(|v| !v.is_empty());
+            S3Settings {
+                region: var("AWS_REGION").or(f.region),
+                endpoint: var("AWS_ENDPOINT").or(f.endpoint),
+                access_key_id: var("AWS_ACCESS_KEY_ID").or(f.access_key_id),
+                secret_access_key: var("AWS_SECRET_ACCESS_KEY").or(f.secret_access_key),
+                session_token: var("AWS_SESSION_TOKEN").or(f.session_token),
+                allow_http: flag(&env, "AWS_ALLOW_HTTP")?.unwrap_or(f.allow_http),
+                instance_metadata: flag(&env, "SLUICE_S3_INSTANCE_METADATA")?
+                    .unwrap_or(f.instance_metadata),
+            }
+        };
+        let limits = {
+            let f = file.limits.unwrap_or_default();
+            let limits = Limits {
+                value_bytes: bytes(&env, "SLUICE_LIMITS_VALUE_BYTES")?.unwrap_or(f.value_bytes),
+                batch_bytes: bytes(&env, "SLUICE_LIMITS_BATCH_BYTES")?.unwrap_or(f.batch_bytes),
+                pull_query_memory: bytes(&env, "SLUICE_LIMITS_PULL_QUERY_MEMORY")?
+                    .unwrap_or(f.pull_query_memory),
+            };
+            for (name, v) in [
+                ("value_bytes", limits.value_bytes),
+                ("batch_bytes", limits.batch_bytes),
+                ("pull_query_memory", limits.pull_query_memory),
+            ] {
+                if v == 0 {
+                    return Err(Error::semantic(format!(
+                        "limits.{name} must be a positive number of bytes, not 0"
+                    )));
+                }
+            }
+            limits
+        };
         Ok(Self {
             analytics: pick(flags.analytics.clone(), "SLUICE_ANALYTICS", file.analytics)
                 .unwrap_or_else(|| data_dir.join("analytics").to_string_lossy().to_string()),
+            analytics_allow: match env("SLUICE_ANALYTICS_ALLOW").filter(|v| !v.is_empty()) {
+                Some(list) => list
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
+                None => file.analytics_allow.unwrap_or_default(),
+            },
+            s3,
+            limits,
             topic_prefix: pick(
                 flags.topic_prefix.clone(),
                 "SLUICE_TOPIC_PREFIX",
@@ -266,6 +397,32 @@ impl ServerConfig {
             users: file.users,
             login: file.login.unwrap_or_default().settings()?,
         })
+    }
+}
+
+/// A true/false environment variable (None: unset or empty).
+fn flag(env: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<bool>> {
+    match env(name).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(Some(true)),
+            "false" | "0" | "no" => Ok(Some(false)),
+            _ => Err(Error::semantic(format!(
+                "{name} must be true or false, not '{v}'"
+            ))),
+        },
+    }
+}
+
+/// A number of bytes in an environment variable (None: unset or empty).
+fn bytes(env: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Option<u64>> {
+    match env(name).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => {
+            v.trim().parse::<u64>().map(Some).map_err(|_| {
+                Error::semantic(format!("{name} must be a number of bytes, not '{v}'"))
+            })
+        }
     }
 }
 
@@ -378,6 +535,89 @@ bootstrap = "file:9092"
         assert!(err.to_string().contains("kafkaa"), "{err}");
         assert_eq!(c.tls, None);
         assert!(c.users.is_empty());
+    }
+
+    #[test]
+    fn sink_roots_s3_and_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sluice.toml");
+        std::fs::write(
+            &path,
+            r#"
+analytics_allow = ["/srv/exports", "s3://archive/sluice"]
+[s3]
+region = "eu-west-1"
+access_key_id = "id"
+secret_access_key = "secret"
+[limits]
+value_bytes = 1000
+"#,
+        )
+        .unwrap();
+        let flags = ServerFlags {
+            config: Some(path.clone()),
+            ..ServerFlags::default()
+        };
+        let c = ServerConfig::load(&flags, env(&[])).unwrap();
+        assert_eq!(
+            c.analytics_allow,
+            vec!["/srv/exports", "s3://archive/sluice"]
+        );
+        assert_eq!(
+            c.s3,
+            S3Settings {
+                region: Some("eu-west-1".into()),
+                access_key_id: Some("id".into()),
+                secret_access_key: Some("secret".into()),
+                ..S3Settings::default()
+            }
+        );
+        assert!(!format!("{c:?}").contains("secret\""), "{c:?}");
+        assert_eq!(
+            c.limits,
+            Limits {
+                value_bytes: 1000,
+                batch_bytes: 256 << 20,
+                pull_query_memory: 512 << 20,
+            }
+        );
+        let c = ServerConfig::load(
+            &flags,
+            env(&[
+                ("SLUICE_ANALYTICS_ALLOW", "/a, /b"),
+                ("AWS_ENDPOINT", "http://127.0.0.1:9000"),
+                ("AWS_ALLOW_HTTP", "true"),
+                ("SLUICE_S3_INSTANCE_METADATA", "true"),
+                ("SLUICE_LIMITS_PULL_QUERY_MEMORY", "4096"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.analytics_allow, vec!["/a", "/b"]);
+        assert_eq!(c.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(c.s3.allow_http && c.s3.instance_metadata);
+        assert_eq!(c.limits.pull_query_memory, 4096);
+        assert_eq!(c.limits.value_bytes, 1000);
+        let d = ServerConfig::load(&ServerFlags::default(), env(&[])).unwrap();
+        assert_eq!(d.s3, S3Settings::default());
+        assert!(d.analytics_allow.is_empty());
+        assert_eq!(d.limits, Limits::default());
+        let err = |pairs: &'static [(&'static str, &'static str)]| {
+            ServerConfig::load(&ServerFlags::default(), env(pairs))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(&[("SLUICE_LIMITS_VALUE_BYTES", "64MB")]),
+            "SLUICE_LIMITS_VALUE_BYTES must be a number of bytes, not '64MB'"
+        );
+        assert_eq!(
+            err(&[("SLUICE_LIMITS_BATCH_BYTES", "0")]),
+            "limits.batch_bytes must be a positive number of bytes, not 0"
+        );
+        assert_eq!(
+            err(&[("AWS_ALLOW_HTTP", "maybe")]),
+            "AWS_ALLOW_HTTP must be true or false, not 'maybe'"
+        );
     }
 
     #[test]

@@ -32,6 +32,32 @@ use crate::error::{Error, Result};
 /// Postgres (the protocol counts them in 16 bits).
 pub(crate) const MAX_PARAMETERS: usize = 65_535;
 
+/// The engine's bounds from the server's settings (sink roots, S3 access,
+/// limits): the operator's, out of reach of any statement.
+fn sandbox(config: &ServerConfig) -> crate::engine::Sandbox {
+    let s3 = &config.s3;
+    crate::engine::Sandbox {
+        sinks: crate::connectors::location::SinkPolicy {
+            root: config.analytics.clone(),
+            allowed: config.analytics_allow.clone(),
+            s3: crate::connectors::location::S3Access {
+                region: s3.region.clone(),
+                endpoint: s3.endpoint.clone(),
+                access_key_id: s3.access_key_id.clone(),
+                secret_access_key: s3.secret_access_key.clone(),
+                session_token: s3.session_token.clone(),
+                allow_http: s3.allow_http,
+                instance_metadata: s3.instance_metadata,
+            },
+        },
+        values: crate::functions::ValueLimits {
+            value_bytes: config.limits.value_bytes,
+            batch_bytes: config.limits.batch_bytes,
+        },
+        pull_query_memory: config.limits.pull_query_memory,
+    }
+}
+
 /// How long the loop sleeps when no query had anything to read.
 /// The stack of every thread that plans or runs statements: the wire
 /// server's threads and (through `sluice`'s `main`) the query loop. Sized so
@@ -90,19 +116,18 @@ impl Server {
                 std::fs::remove_dir_all(&state)?;
             }
         }
-        let mut engine = Engine::open_with_topics(
+        let mut engine = Engine::open_sandboxed(
             EngineConfig {
                 data_dir: config.data_dir.clone(),
                 properties: {
                     let mut p = config.properties.clone();
                     p.entry(crate::engine::SERVICE_ID.to_string())
                         .or_insert_with(|| config.service_id.clone());
-                    p.entry(crate::engine::SINK_ROOT.to_string())
-                        .or_insert_with(|| config.analytics.clone());
                     p
                 },
             },
             topics,
+            sandbox(config),
         )?;
         if let Some(file) = &config.statements {
             if engine.catalog().sources().next().is_none() {

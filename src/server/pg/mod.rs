@@ -45,6 +45,7 @@ mod params;
 mod pg_catalog;
 mod results;
 mod session;
+mod transaction;
 mod values;
 
 use std::fmt::Debug;
