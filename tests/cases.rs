@@ -317,6 +317,9 @@ topic_prefix = "{prefix}"
                 }
             }
         }
+        // The sink's mark, naming the sink that owns the directory, is not
+        // one of its files.
+        files.retain(|f| f != ".sluice-sink");
         files.sort();
         files
     }
