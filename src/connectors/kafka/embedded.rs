@@ -10,8 +10,10 @@
 //! dropped.
 //!
 //! The mock cluster cannot remove a topic. A deleted topic is made unknown
-//! instead: its metadata answers `UNKNOWN_TOPIC_OR_PART`, so no client
-//! lists, reads or writes it any more. Its name cannot be used again
+//! instead: its metadata answers `UNKNOWN_TOPIC_OR_PART`, so clients, which
+//! find a topic's partitions through the metadata, no longer see it (the
+//! mock cluster itself still serves its records to a client that asks a
+//! partition directly). Its name cannot be used again
 //! until the server restarts (a topic created under it would show the old
 //! records): creating it again is refused with a message that says so.
 

@@ -10,7 +10,8 @@
 //! fill the disk. So every connection runs inside [`guard`] (its
 //! statements' blocking threads inside [`within`]), which marks the code as
 //! the connection's; the hook installed by [`install_hook`] logs a panic
-//! there as one error line and leaves every other panic to the previous hook.
+//! there as one error line (at most ten a minute, the others counted in
+//! the next line) and leaves every other panic to the previous hook.
 //! The connection is then closed (its socket went with the panicking
 //! future, so the client is not told why); a statement's blocking thread
 //! that panics fails that statement alone (XX000).
@@ -18,6 +19,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 
@@ -43,8 +45,14 @@ pub(crate) fn install_hook() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
+        let limiter = std::sync::Mutex::new(Limiter::default());
         std::panic::set_hook(Box::new(move |info| match current() {
             Some(c) => {
+                let admitted = limiter
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .admit(Instant::now());
+                let Some(unlogged) = admitted else { return };
                 let message = message(info.payload());
                 let place = info
                     .location()
@@ -54,12 +62,46 @@ pub(crate) fn install_hook() {
                     connection = c.id,
                     peer = %c.peer,
                     at = %place,
+                    unlogged,
                     "connection ended by an internal error: {message}"
                 );
             }
             None => previous(info),
         }));
     });
+}
+
+/// Connection panics logged per minute at most: a client that makes every
+/// connection panic would otherwise still add a line per connection.
+const LOGGED_PER_MINUTE: u32 = 10;
+
+/// Which connection panics are logged: at most [`LOGGED_PER_MINUTE`]; the
+/// others are counted, and the next line logged says how many went
+/// unlogged before it.
+#[derive(Debug, Default)]
+struct Limiter {
+    window: Option<Instant>,
+    logged: u32,
+    unlogged: u64,
+}
+
+impl Limiter {
+    /// Some(panics not logged since the last line) when this one is logged.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        let fresh = self
+            .window
+            .is_none_or(|w| now.saturating_duration_since(w) >= Duration::from_secs(60));
+        if fresh {
+            self.window = Some(now);
+            self.logged = 0;
+        }
+        if self.logged >= LOGGED_PER_MINUTE {
+            self.unlogged += 1;
+            return None;
+        }
+        self.logged += 1;
+        Some(std::mem::take(&mut self.unlogged))
+    }
 }
 
 /// A panic's message (its payload, when that is text).
@@ -126,6 +168,19 @@ mod tests {
     fn blocking_code_is_marked_as_the_connections() {
         assert_eq!(within(Some(connection()), current), Some(connection()));
         assert_eq!(within(None, current), None);
+    }
+
+    #[test]
+    fn at_most_ten_panics_a_minute_are_logged_and_the_rest_counted() {
+        let mut l = Limiter::default();
+        let t0 = Instant::now();
+        let first: Vec<Option<u64>> = (0..12).map(|_| l.admit(t0)).collect();
+        assert_eq!(first[..10], vec![Some(0); 10][..]);
+        assert_eq!(first[10..], [None, None]);
+        assert_eq!(l.admit(t0 + Duration::from_secs(59)), None);
+        // A minute on: logged again, with the three that were not.
+        assert_eq!(l.admit(t0 + Duration::from_secs(60)), Some(3));
+        assert_eq!(l.admit(t0 + Duration::from_secs(61)), Some(0));
     }
 
     #[test]
