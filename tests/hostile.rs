@@ -120,6 +120,17 @@ async fn bad_numbers_casts_loops_and_trailing_words_are_errors_not_silence() {
         )
     );
     assert_eq!(
+        failure(
+            &client,
+            "CREATE STREAM pv2 WITH (KAFKA_TOPIC='pv') AS SELECT * FROM pv"
+        )
+        .await,
+        (
+            "42000".to_string(),
+            "Cannot create PV2 from a query that reads PV, on the same topic 'pv': every record it writes would be read again, without end".to_string()
+        )
+    );
+    assert_eq!(
         failure(&client, "END DROP STREAM pv DELETE TOPIC").await,
         (
             "42601".to_string(),
