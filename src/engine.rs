@@ -622,17 +622,7 @@ impl Engine {
                     return Err(Error::semantic(format!("Cannot insert into read-only stream: {target}")));
                 }
                 let planned = self.planner.plan_query(&self.catalog, &query, &target)?;
-                // A query writing what it reads would read its own output
-                // again, without end.
-                if let Some(own) = planned.sources.iter().find(|s| {
-                    **s == target || self.catalog.source(s).is_some_and(|src| src.topic == t.topic)
-                }) {
-                    return Err(Error::semantic(if *own == target {
-                        format!("Cannot insert into {target} from a query that reads {target}: every record it writes would be read again, without end")
-                    } else {
-                        format!("Cannot insert into {target} from a query that reads {own}, on the same topic '{}': every record it writes would be read again, without end", t.topic)
-                    }));
-                }
+                self.refuse_loop("insert into", &target, &t.topic, &planned.sources)?;
                 check_insert_schema(&t, &planned)?;
                 if planned.is_table {
                     return Err(Error::semantic(format!(
@@ -700,6 +690,22 @@ impl Engine {
                 self.run_until_idle()?;
                 self.print(&topic, from_beginning, limit)
             }
+        }
+    }
+
+    /// A persistent query writing `target` (on `topic`) that reads it, or
+    /// a source on the same topic, would read its own output again without
+    /// end: refused (`what`: "insert into", "create").
+    fn refuse_loop(&self, what: &str, target: &str, topic: &str, sources: &[String]) -> Result<()> {
+        let on_topic = |s: &String| self.catalog.source(s).is_some_and(|src| src.topic == topic);
+        match sources.iter().find(|s| *s == target || on_topic(s)) {
+            None => Ok(()),
+            Some(own) if own == target => Err(Error::semantic(format!(
+                "Cannot {what} {target} from a query that reads {target}: every record it writes would be read again, without end"
+            ))),
+            Some(own) => Err(Error::semantic(format!(
+                "Cannot {what} {target} from a query that reads {own}, on the same topic '{topic}': every record it writes would be read again, without end"
+            ))),
         }
     }
 
@@ -933,6 +939,7 @@ impl Engine {
             sql: text.to_string(),
             query: None,
         };
+        self.refuse_loop("create", &c.name, &sink.topic, &planned.sources)?;
         if !self.topics.exists(&sink.topic) {
             self.topics
                 .create_with(&sink.topic, &topic_spec(&sink, sink.partitions))

@@ -77,6 +77,20 @@ async fn a_query_over_a_limit_fails_alone_with_53200() {
         message,
         "The pull query's result passed 200000 bytes (limits.pull_query_memory in the server configuration): select fewer rows or columns"
     );
+    // A sort holding them runs out of the query's own memory pool (no
+    // spilling to disk).
+    let (code, message) = failure(
+        &client,
+        "SELECT REPEAT(page, 100000) AS r FROM pv ORDER BY n DESC",
+    )
+    .await;
+    assert_eq!(code, "53200", "{message}");
+    assert!(
+        message.contains("Resources exhausted: Failed to allocate additional")
+            && message.contains("for ExternalSorter[0]")
+            && message.contains("pool_size: 195.3 KB"),
+        "{message}"
+    );
     // The server, and this session, answer on.
     assert_eq!(
         rows(
@@ -117,6 +131,17 @@ async fn bad_numbers_casts_loops_and_trailing_words_are_errors_not_silence() {
         (
             "42000".to_string(),
             "Cannot insert into PV from a query that reads PV: every record it writes would be read again, without end".to_string()
+        )
+    );
+    assert_eq!(
+        failure(
+            &client,
+            "CREATE STREAM pv2 WITH (KAFKA_TOPIC='pv') AS SELECT * FROM pv"
+        )
+        .await,
+        (
+            "42000".to_string(),
+            "Cannot create PV2 from a query that reads PV, on the same topic 'pv': every record it writes would be read again, without end".to_string()
         )
     );
     assert_eq!(

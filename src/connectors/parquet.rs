@@ -129,7 +129,9 @@ impl ParquetStore {
         }
         let marker = self.root.clone().join(MARKER);
         let files = self.list()?;
-        if files.is_empty() {
+        // New or empty; or written by this sink before sinks marked their
+        // locations (every file one of its own, by name and place).
+        if files.iter().all(|f| is_sinks_file(name, f)) {
             let store = self.store.clone();
             let body = PutPayload::from(name.as_bytes().to_vec());
             return run(async move { store.put(&marker, body).await })
@@ -251,6 +253,21 @@ impl ParquetStore {
             self.url
         )))
     }
+}
+
+/// A file as sink `name` writes it: `dt=.../hour=.../NAME-<flush>.parquet`.
+fn is_sinks_file(name: &str, file: &str) -> bool {
+    let parts: Vec<&str> = file.split('/').collect();
+    let [dt, hour, base] = parts.as_slice() else {
+        return false;
+    };
+    dt.starts_with("dt=")
+        && hour.starts_with("hour=")
+        && base
+            .strip_prefix(name)
+            .and_then(|b| b.strip_prefix('-'))
+            .and_then(|b| b.strip_suffix(".parquet"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
 }
 
 /// The path one level up (None at the store's root).
@@ -383,6 +400,27 @@ mod tests {
                 "LOCATION '{}' is inside the location of sink A: a sink's files are not another's",
                 url("a/inner")
             )
+        );
+        // A sink's own files from before sinks marked their locations: its
+        // own, and marked now; not another sink's.
+        std::fs::create_dir_all(dir.path().join("old/dt=2026-01-01/hour=00")).unwrap();
+        std::fs::write(
+            dir.path()
+                .join("old/dt=2026-01-01/hour=00/OLD-0000000003.parquet"),
+            b"PAR1",
+        )
+        .unwrap();
+        assert_eq!(
+            local(dir.path(), "old").unwrap().claim("OLDER").unwrap_err().to_string(),
+            format!(
+                "LOCATION '{}' already holds 1 file(s) (such as dt=2026-01-01/hour=00/OLD-0000000003.parquet): a sink writes to a new or empty directory, or to its own, so that no other file is read as its records",
+                url("old")
+            )
+        );
+        local(dir.path(), "old").unwrap().claim("OLD").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("old").join(MARKER)).unwrap(),
+            "OLD"
         );
         std::fs::create_dir_all(dir.path().join("foreign/x")).unwrap();
         std::fs::write(dir.path().join("foreign/x/data.parquet"), b"PAR1").unwrap();
