@@ -362,8 +362,20 @@ fn report(
     for n in &ratchet.regressed {
         eprintln!("  REGRESSED {n}");
     }
+    // Cases of files the run did not read at all, one line a file.
+    let ran_files: std::collections::BTreeSet<&str> =
+        reports.iter().map(|r| r.file.as_str()).collect();
+    let mut unread: std::collections::BTreeMap<&str, usize> = Default::default();
     for n in &ratchet.missing {
-        eprintln!("  NOT RUN {n}");
+        let file = n.split(" :: ").next().unwrap_or_default();
+        if ran_files.contains(file) {
+            eprintln!("  NOT RUN {n}");
+        } else {
+            *unread.entry(file).or_default() += 1;
+        }
+    }
+    for (file, n) in unread {
+        eprintln!("  NOT RUN {file} (its {n} cases)");
     }
     ExitCode::from(1)
 }
