@@ -24,9 +24,10 @@ use std::path::{Component, Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// How the server reaches S3 (and S3-compatible services): only what its
-/// configuration says.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub(crate) struct S3Access {
+/// configuration says (`[s3]` in the server's TOML file).
+#[derive(Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Access {
     pub region: Option<String>,
     /// An S3-compatible service (MinIO, ...), e.g. `http://127.0.0.1:9000`.
     pub endpoint: Option<String>,
@@ -34,9 +35,11 @@ pub(crate) struct S3Access {
     pub secret_access_key: Option<String>,
     pub session_token: Option<String>,
     /// Plain HTTP to the endpoint.
+    #[serde(default)]
     pub allow_http: bool,
     /// Without keys, take the instance's credentials from its metadata
     /// service (off unless configured).
+    #[serde(default)]
     pub instance_metadata: bool,
 }
 

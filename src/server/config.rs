@@ -132,38 +132,9 @@ impl Default for LoginBackoffSettings {
     }
 }
 
-/// How sinks reach S3 (`[s3]`): these settings only.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct S3Settings {
-    pub region: Option<String>,
-    /// An S3-compatible service's address.
-    pub endpoint: Option<String>,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
-    pub session_token: Option<String>,
-    /// Plain HTTP to the endpoint.
-    #[serde(default)]
-    pub allow_http: bool,
-    /// Without keys, use the instance's credentials (its metadata service).
-    #[serde(default)]
-    pub instance_metadata: bool,
-}
-
-impl std::fmt::Debug for S3Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secret = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
-        f.debug_struct("S3Settings")
-            .field("region", &self.region)
-            .field("endpoint", &self.endpoint)
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &secret(&self.secret_access_key))
-            .field("session_token", &secret(&self.session_token))
-            .field("allow_http", &self.allow_http)
-            .field("instance_metadata", &self.instance_metadata)
-            .finish()
-    }
-}
+/// How sinks reach S3 (`[s3]`): these settings only (the connectors'
+/// own type, so that what the file says is what the sinks get).
+pub use crate::connectors::location::S3Access as S3Settings;
 
 /// Bounds on what one statement may build (`[limits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

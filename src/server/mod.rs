@@ -35,20 +35,11 @@ pub(crate) const MAX_PARAMETERS: usize = 65_535;
 /// The engine's bounds from the server's settings (sink roots, S3 access,
 /// limits): the operator's, out of reach of any statement.
 fn sandbox(config: &ServerConfig) -> crate::engine::Sandbox {
-    let s3 = &config.s3;
     crate::engine::Sandbox {
         sinks: crate::connectors::location::SinkPolicy {
             root: config.analytics.clone(),
             allowed: config.analytics_allow.clone(),
-            s3: crate::connectors::location::S3Access {
-                region: s3.region.clone(),
-                endpoint: s3.endpoint.clone(),
-                access_key_id: s3.access_key_id.clone(),
-                secret_access_key: s3.secret_access_key.clone(),
-                session_token: s3.session_token.clone(),
-                allow_http: s3.allow_http,
-                instance_metadata: s3.instance_metadata,
-            },
+            s3: config.s3.clone(),
         },
         values: crate::functions::ValueLimits {
             value_bytes: config.limits.value_bytes,
