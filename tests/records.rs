@@ -309,3 +309,82 @@ fn every_record_is_accounted_for_on_kafka() {
     ));
     every_record_is_accounted_for(&server, broker(), &prefix);
 }
+
+/// The embedded broker keeps the last 5 MB of a partition: a query started
+/// after 8 MB were written finds its first offsets gone. It says so in the
+/// processing log, with the offsets, and reads on from the first record
+/// left; nothing vanishes without a trace.
+#[test]
+fn offsets_deleted_before_a_query_reads_them_are_logged() {
+    let server = Server::start();
+    let bootstrap = server
+        .embedded_kafka
+        .clone()
+        .expect("the server's embedded broker");
+    let created = psql(
+        &server,
+        "CREATE STREAM big (id INT, payload STRING) WITH (kafka_topic='big', value_format='JSON', partitions=1);",
+    );
+    assert_eq!(created, "CREATE STREAM\nNOTICE:  Stream created");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .expect("producer");
+    let padding = "x".repeat(20_000);
+    for id in 0..400 {
+        let v = format!(r#"{{"ID": {id}, "PAYLOAD": "{padding}"}}"#);
+        let record: BaseRecord<'_, str, str> = BaseRecord::to("big").payload(v.as_str());
+        producer.send(record).map_err(|(e, _)| e).expect("send");
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+    let (earliest, end) = producer
+        .client()
+        .fetch_watermarks("big", 0, Duration::from_secs(10))
+        .expect("watermarks");
+    assert_eq!(end, 400);
+    assert!(
+        earliest > 0 && earliest < 400,
+        "the broker kept offsets {earliest} to {end}"
+    );
+
+    let started = psql(&server, "CREATE STREAM big_ids AS SELECT id FROM big;");
+    assert_eq!(
+        started,
+        "CREATE STREAM\nNOTICE:  Created query with ID CSAS_BIG_IDS_0"
+    );
+    let kept = (400 - earliest) as usize;
+    let ids: Vec<i64> = read_topic(&bootstrap, "BIG_IDS", kept)
+        .iter()
+        .map(|(_, v)| {
+            let v: serde_json::Value = serde_json::from_str(v).expect("JSON output");
+            v["ID"].as_i64().expect("an ID")
+        })
+        .collect();
+    assert_eq!(ids, (earliest..400).collect::<Vec<_>>());
+    let log: Vec<serde_json::Value> = read_topic(&bootstrap, "sluice_processing_log", 1)
+        .iter()
+        .map(|(_, v)| serde_json::from_str(v).expect("a JSON log entry"))
+        .collect();
+    assert_eq!(
+        log,
+        vec![serde_json::json!({
+            "type": "input",
+            "query_id": "CSAS_BIG_IDS_0",
+            "topic": "big",
+            "partition": 0,
+            "offset": 0,
+            "reason": format!(
+                "offsets 0 to {} were deleted from the topic (retention) before they were read",
+                earliest - 1
+            ),
+        })]
+    );
+    let described = psql(&server, "DESCRIBE big_ids EXTENDED;");
+    assert!(
+        described.contains(&format!(
+            "Offsets deleted before read (processing log)|{earliest}"
+        )),
+        "{described}"
+    );
+}
