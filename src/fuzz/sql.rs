@@ -240,3 +240,50 @@ pub(super) fn replay(text: &str, out: &mut dyn Write) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `sluice fuzz`: ARRAY and MAP literals in INSERT VALUES whose
+    /// elements differ in type (INT and BIGINT; a MAP and an empty MAP)
+    /// reached DataFusion's `make_array` uncoerced, and Arrow panicked
+    /// ("Arrays with inconsistent types passed to MutableArrayData").
+    #[test]
+    fn insert_values_coerces_mixed_element_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = Engine::open(EngineConfig {
+            data_dir: dir.path().to_path_buf(),
+            properties: Default::default(),
+        })
+        .unwrap();
+        engine
+            .execute(
+                "CREATE STREAM S1 (ID STRING KEY, A ARRAY<INT>, M MAP<STRING, INT>, \
+                 N MAP<STRING, MAP<STRING, INT>>) \
+                 WITH (KAFKA_TOPIC='s1', PARTITIONS=1, VALUE_FORMAT='JSON');",
+            )
+            .unwrap();
+        for insert in [
+            "INSERT INTO S1 (ID, A) VALUES ('a', ARRAY[1, -2147483648]);",
+            "INSERT INTO S1 (ID, M) VALUES ('m', MAP('x' := 1, 'y' := -2147483648));",
+            "INSERT INTO S1 (ID, N) VALUES ('n', MAP('x' := MAP(), 'y' := MAP('z' := 2)));",
+        ] {
+            run_script(&mut engine, insert).unwrap_or_else(|e| panic!("{insert}: {e}"));
+        }
+        let (_, batches) = engine.pull_query("SELECT ID, A, M, N FROM S1;").unwrap();
+        let shown = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        let want = [
+            "+----+------------------+------------------------+--------------------+",
+            "| ID | A                | M                      | N                  |",
+            "+----+------------------+------------------------+--------------------+",
+            "| a  | [1, -2147483648] |                        |                    |",
+            "| m  |                  | {x: 1, y: -2147483648} |                    |",
+            "| n  |                  |                        | {x: {}, y: {z: 2}} |",
+            "+----+------------------+------------------------+--------------------+",
+        ];
+        assert_eq!(shown, want.join("\n"));
+    }
+}
