@@ -27,7 +27,7 @@ use crate::planner::ast::Statement;
 use crate::planner::parser;
 
 /// Statements per engine.
-const ENGINE_EVERY: u64 = 400;
+const ENGINE_EVERY: u64 = 200;
 
 /// Statements the corpus and the generator seed when no corpus is given.
 const BUILT_IN: &[&str] = &[
@@ -210,9 +210,19 @@ fn run_script(engine: &mut Engine, text: &str) -> Result<Vec<String>> {
                 {
                     ids.push(id);
                 }
+                // Rows flow after statements that write or start a query
+                // (the rest leave the queries idle: polling every query
+                // after each of them would cost the run most of its time).
+                if matches!(
+                    p.statement,
+                    Statement::InsertValues { .. }
+                        | Statement::InsertInto { .. }
+                        | Statement::CreateAs(_)
+                ) {
+                    settle(engine)?;
+                }
             }
         }
-        settle(engine)?;
     }
     Ok(ids)
 }
