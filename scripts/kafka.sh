@@ -9,6 +9,8 @@
 #   scripts/kafka.sh status  [--port 9092] [--dir DIR]
 #   scripts/kafka.sh java CLASS [ARGS...]     run a Kafka class on the broker's classpath
 #   scripts/kafka.sh topics ARGS...           org.apache.kafka.tools.TopicCommand ARGS...
+#   scripts/kafka.sh cluster-id [FILE]        a new cluster id (from FILE's first 16 bytes;
+#                                             default /dev/urandom), as `start` formats with
 #
 # Environment:
 #   SLUICE_KAFKA_HOME           install root (default $HOME/.cache/sluice-kafka)
@@ -420,11 +422,24 @@ EOF
   done
 }
 
+# A Kafka Uuid from the first 16 bytes of $1: URL-safe base64 without padding
+# (22 characters). One that starts with '-' would be read as an option by
+# StorageTool's -t (and Kafka's own ids never start with it): that first
+# character, 6 random bits of 128, becomes 'A'.
+new_cluster_id() {
+  local id
+  id="$(head -c 16 "$1" | base64 | tr '+/' '-_' | tr -d '=\n')"
+  [ "${#id}" -eq 22 ] || die "cannot read 16 random bytes from $1"
+  if [ "${id:0:1}" = "-" ]; then
+    id="A${id:1}"
+  fi
+  printf '%s\n' "$id"
+}
+
 format_storage() {
   [ -f "$DIR/data/meta.properties" ] && return 0
   local cluster_id
-  # A Kafka Uuid: 16 random bytes, URL-safe base64 without padding (22 characters).
-  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  cluster_id="$(new_cluster_id /dev/urandom)"
   log "formatting $DIR/data (cluster $cluster_id)"
   if ! kjava kafka.tools.StorageTool format -t "$cluster_id" -c "$DIR/server.properties" --ignore-formatted \
       >"$DIR/logs/format.log" 2>&1; then
@@ -576,6 +591,7 @@ main() {
     status) cmd_status "$@" ;;
     java) [ $# -ge 1 ] || die "usage: $0 java CLASS [ARGS...]"; ensure_installed; kjava "$@" ;;
     topics) ensure_installed; kjava org.apache.kafka.tools.TopicCommand "$@" ;;
+    cluster-id) [ $# -le 1 ] || die "usage: $0 cluster-id [FILE]"; new_cluster_id "${1:-/dev/urandom}" ;;
     -h|--help|help) usage ;;
     *) usage >&2; exit 2 ;;
   esac

@@ -24,7 +24,7 @@ use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use crate::catalog::sql_type_name;
 use crate::catalog::{Catalog, Column, ColumnKind, QueryInfo, Source};
 use crate::connectors::memory::MemoryTopics;
-use crate::connectors::{OutRecord, Topics};
+use crate::connectors::{OutRecord, TopicError, Topics};
 use crate::error::{Error, Result};
 use crate::planner::ast::{CreateAs, CreateSource, ShowWhat, SourceKind, Statement};
 use crate::planner::ddl::{self, SourceOptions};
@@ -39,9 +39,10 @@ use crate::runtime::{
 };
 
 mod push;
+mod sandbox;
 mod sink;
 pub(crate) use push::PushQuery;
-pub(crate) use sink::SINK_ROOT;
+pub(crate) use sandbox::{Sandbox, DEFAULT_PULL_QUERY_MEMORY};
 
 /// How to open an engine.
 #[derive(Debug, Clone)]
@@ -81,9 +82,10 @@ pub struct Engine {
     /// Sinks (`CREATE SINK`), by name, and the last error of those retrying.
     sinks: BTreeMap<String, crate::runtime::file_sink::FileSink>,
     sink_errors: BTreeMap<String, String>,
-    data_dir: PathBuf,
     log_seq: u64,
     replaying: bool,
+    /// The operator's bounds (sink locations, value and memory limits).
+    sandbox: Sandbox,
 }
 
 const LOG_PREFIX: &[u8] = b"c/";
@@ -141,10 +143,20 @@ impl Engine {
     /// Open an engine over a given set of topics (the Kafka connector and
     /// restart tests hand in topics that outlive the engine).
     pub(crate) fn open_with_topics(config: EngineConfig, topics: Arc<dyn Topics>) -> Result<Self> {
+        let sandbox = Sandbox::local(&config.data_dir);
+        Self::open_sandboxed(config, topics, sandbox)
+    }
+
+    /// Open an engine within the server's bounds (`sandbox`).
+    pub(crate) fn open_sandboxed(
+        config: EngineConfig,
+        topics: Arc<dyn Topics>,
+        sandbox: Sandbox,
+    ) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
         let store = StateStore::open(&config.data_dir.join("state"))?;
         let mut engine = Engine {
-            planner: Planner::try_new(&config.properties)?,
+            planner: Planner::try_new(&config.properties, sandbox.values)?,
             catalog: Catalog::default(),
             topics,
             store,
@@ -154,9 +166,9 @@ impl Engine {
             push: BTreeMap::new(),
             sinks: BTreeMap::new(),
             sink_errors: BTreeMap::new(),
-            data_dir: config.data_dir.clone(),
             log_seq: 0,
             replaying: false,
+            sandbox,
         };
         engine.replay()?;
         Ok(engine)
@@ -468,11 +480,36 @@ impl Engine {
     /// query's last checkpoint.
     pub(crate) fn pull_query(&mut self, text: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let plan = self.plan_pull_query(text)?;
-        let ctx = datafusion::prelude::SessionContext::new_with_state(self.planner.state().clone());
+        let state = self.sandbox.pull_state(self.planner.state())?;
+        let ctx = datafusion::prelude::SessionContext::new_with_state(state);
+        let limit = self.sandbox.pull_query_memory;
         block_on(async move {
+            use futures::StreamExt;
             let frame = ctx.execute_logical_plan(plan).await?;
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-            let batches = frame.collect().await?;
+            let mut stream = frame.execute_stream().await?;
+            let (mut batches, mut held) = (Vec::new(), 0u64);
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                // The rows' own bytes (a slice of a larger batch counts
+                // its part only).
+                held += batch
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        c.to_data()
+                            .get_slice_memory_size()
+                            .unwrap_or_else(|_| c.get_array_memory_size())
+                            as u64
+                    })
+                    .sum::<u64>();
+                if held > limit {
+                    return Err(Error::ResourceLimit(format!(
+                        "The pull query's result passed {limit} bytes (limits.pull_query_memory in the server configuration): select fewer rows or columns"
+                    )));
+                }
+                batches.push(batch);
+            }
             Ok((schema, batches))
         })
     }
@@ -585,6 +622,7 @@ impl Engine {
                     return Err(Error::semantic(format!("Cannot insert into read-only stream: {target}")));
                 }
                 let planned = self.planner.plan_query(&self.catalog, &query, &target)?;
+                self.refuse_loop("insert into", &target, &t.topic, &planned.sources)?;
                 check_insert_schema(&t, &planned)?;
                 if planned.is_table {
                     return Err(Error::semantic(format!(
@@ -652,6 +690,22 @@ impl Engine {
                 self.run_until_idle()?;
                 self.print(&topic, from_beginning, limit)
             }
+        }
+    }
+
+    /// A persistent query writing `target` (on `topic`) that reads it, or
+    /// a source on the same topic, would read its own output again without
+    /// end: refused (`what`: "insert into", "create").
+    fn refuse_loop(&self, what: &str, target: &str, topic: &str, sources: &[String]) -> Result<()> {
+        let on_topic = |s: &String| self.catalog.source(s).is_some_and(|src| src.topic == topic);
+        match sources.iter().find(|s| *s == target || on_topic(s)) {
+            None => Ok(()),
+            Some(own) if own == target => Err(Error::semantic(format!(
+                "Cannot {what} {target} from a query that reads {target}: every record it writes would be read again, without end"
+            ))),
+            Some(own) => Err(Error::semantic(format!(
+                "Cannot {what} {target} from a query that reads {own}, on the same topic '{topic}': every record it writes would be read again, without end"
+            ))),
         }
     }
 
@@ -885,6 +939,7 @@ impl Engine {
             sql: text.to_string(),
             query: None,
         };
+        self.refuse_loop("create", &c.name, &sink.topic, &planned.sources)?;
         if !self.topics.exists(&sink.topic) {
             self.topics
                 .create_with(&sink.topic, &topic_spec(&sink, sink.partitions))
@@ -987,6 +1042,7 @@ impl Engine {
 
     fn terminate(&mut self, id: &str) -> Result<()> {
         self.tasks.remove(id);
+        self.topics.forget_group(&self.consumer_group(id));
         self.catalog.remove_query(id);
         self.store
             .delete_prefix(&crate::runtime::query_prefix(id))?;
@@ -1208,6 +1264,14 @@ impl Engine {
                         m.decode_errors.to_string(),
                     ]);
                     rows.push(vec![
+                        "Results dropped (processing log)".into(),
+                        m.dropped_outputs.to_string(),
+                    ]);
+                    rows.push(vec![
+                        "Offsets deleted before read (processing log)".into(),
+                        m.deleted_unread.to_string(),
+                    ]);
+                    rows.push(vec![
                         "Late records dropped".into(),
                         m.late_records.to_string(),
                     ]);
@@ -1282,11 +1346,14 @@ impl Engine {
         for p in 0..partitions {
             let end = self.topics.end_offset(topic, p).map_err(Error::from)?;
             let start = if from_beginning { 0 } else { end };
-            for r in self
-                .topics
-                .fetch(topic, p, start, usize::MAX)
-                .map_err(Error::from)?
-            {
+            let records = match self.topics.fetch(topic, p, start, usize::MAX) {
+                // The log as it is now: from where it starts.
+                Err(TopicError::OutOfRange { earliest, .. }) if earliest > start => {
+                    self.topics.fetch(topic, p, earliest, usize::MAX)
+                }
+                fetched => fetched,
+            };
+            for r in records.map_err(Error::from)? {
                 rows.push(vec![
                     r.timestamp.to_string(),
                     p.to_string(),
@@ -1461,6 +1528,22 @@ impl Engine {
             .coerce(expr, &empty)?;
             let phys = crate::planner::physical_expr(self.planner.state(), &expr, &empty)?;
             let v = phys.evaluate(&batch)?.into_array(1)?;
+            if v.data_type().is_numeric() && want.is_numeric() && v.data_type() != &want {
+                // A number that does not fit its column is an error, never
+                // a NULL.
+                let strict = datafusion::arrow::compute::CastOptions {
+                    safe: false,
+                    ..Default::default()
+                };
+                let fits = datafusion::arrow::compute::cast_with_options(&v, &want, &strict);
+                if fits.is_err() {
+                    return Err(Error::OutOfRange(format!(
+                        "Value {} is out of range for column {name} of type {}",
+                        ScalarValue::try_from_array(&v, 0)?,
+                        crate::catalog::sql_type_name(&want)
+                    )));
+                }
+            }
             let v = datafusion::arrow::compute::cast(&v, &want).map_err(|_| {
                 Error::semantic(format!(
                     "Expected type {} for field {name} but got {}",

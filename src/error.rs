@@ -36,6 +36,13 @@ pub enum Error {
         message: String,
         position: Option<Position>,
     },
+    /// A statement past one of the planner's limits on size, expression
+    /// depth or nesting (`crate::planner::limits`).
+    #[error("{message}{}", at(.position))]
+    TooComplex {
+        message: String,
+        position: Option<Position>,
+    },
     /// A construct Sluice does not support (yet), named.
     #[error("{0} is not supported")]
     Unsupported(String),
@@ -68,6 +75,14 @@ pub enum Error {
     /// The Kafka cluster refused a request or could not be reached.
     #[error("Kafka: {0}")]
     Kafka(String),
+    /// A value out of the range of its column's type (an INSERT of
+    /// 2147483648 into an INT).
+    #[error("{0}")]
+    OutOfRange(String),
+    /// A statement asked for more than a configured limit allows (a value
+    /// too large to build, a pull query's memory): it fails alone.
+    #[error("{0}")]
+    ResourceLimit(String),
     /// A broken invariant inside Sluice: a bug, never the user's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -95,6 +110,16 @@ impl From<crate::connectors::formats::FormatError> for Error {
     }
 }
 
+/// DataFusion ran out of a memory pool, or a function refused to build a
+/// value over its limit (`crate::functions::limits`), maybe wrapped in
+/// context or in an Arrow error (`find_root` sees through both).
+fn resources_exhausted(e: &datafusion::error::DataFusionError) -> bool {
+    matches!(
+        e.find_root(),
+        datafusion::error::DataFusionError::ResourcesExhausted(_)
+    )
+}
+
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -113,6 +138,13 @@ impl Error {
         }
     }
 
+    pub(crate) fn too_complex(message: impl Into<String>, position: Option<Position>) -> Self {
+        Error::TooComplex {
+            message: message.into(),
+            position,
+        }
+    }
+
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Error::Internal(message.into())
     }
@@ -122,11 +154,15 @@ impl Error {
         match self {
             Error::Syntax { .. } => "42601",
             Error::Semantic { .. } => "42000",
+            Error::TooComplex { .. } => "54001",
             Error::Unsupported(_) => "0A000",
             Error::NotFound(_) => "42P01",
             Error::AlreadyExists(_) => "42P07",
             Error::BadParameter(_) => "22023",
             Error::Format(_) => "22P02",
+            Error::OutOfRange(_) => "22003",
+            Error::ResourceLimit(_) => "53200",
+            Error::DataFusion(e) if resources_exhausted(e) => "53200",
             Error::DataFusion(_) => "42000",
             Error::Kafka(_) => "08006",
             _ => "XX000",
@@ -137,7 +173,9 @@ impl Error {
     /// its own).
     pub fn message(&self) -> String {
         match self {
-            Error::Syntax { message, .. } | Error::Semantic { message, .. } => message.clone(),
+            Error::Syntax { message, .. }
+            | Error::Semantic { message, .. }
+            | Error::TooComplex { message, .. } => message.clone(),
             other => other.to_string(),
         }
     }
@@ -145,7 +183,9 @@ impl Error {
     /// Where in the statement the mistake is, when known.
     pub fn position(&self) -> Option<Position> {
         match self {
-            Error::Syntax { position, .. } | Error::Semantic { position, .. } => *position,
+            Error::Syntax { position, .. }
+            | Error::Semantic { position, .. }
+            | Error::TooComplex { position, .. } => *position,
             _ => None,
         }
     }
@@ -161,6 +201,10 @@ impl Error {
                 message,
                 position: Some(pos),
             },
+            Error::TooComplex { message, .. } => Error::TooComplex {
+                message,
+                position: Some(pos),
+            },
             other => other,
         }
     }
@@ -173,6 +217,10 @@ impl Error {
                 position: position.or(Some(pos)),
             },
             Error::Semantic { message, position } => Error::Semantic {
+                message,
+                position: position.or(Some(pos)),
+            },
+            Error::TooComplex { message, position } => Error::TooComplex {
                 message,
                 position: position.or(Some(pos)),
             },

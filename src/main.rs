@@ -30,9 +30,14 @@ struct ConformanceArgs {
     /// Do not list the failing cases with their first difference.
     #[arg(long)]
     quiet: bool,
-    /// Fail (exit 1) if fewer cases pass than the number in this file.
-    #[arg(long)]
+    /// The ratchet: the cases that must pass, one name a line
+    /// (`file.json :: case`). Exit 1, naming them, if any of them does not
+    /// pass; new passes are listed.
+    #[arg(long, value_name = "FILE")]
     baseline: Option<PathBuf>,
+    /// Rewrite the --baseline file with the cases that passed in this run.
+    #[arg(long, requires = "baseline", conflicts_with = "filter")]
+    write_baseline: bool,
 }
 
 #[derive(Subcommand)]
@@ -165,6 +170,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Every command runs on a thread whose stack fits the deepest statement
+    // the planner accepts (the main thread's is whatever `ulimit -s` says).
+    let cli = std::thread::Builder::new()
+        .name("sluice".into())
+        .stack_size(sluice::server::STACK_BYTES)
+        .spawn(run);
+    match cli.map(|t| t.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => ExitCode::from(101),
+        Err(e) => {
+            eprintln!("error: cannot start: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
@@ -180,11 +202,11 @@ fn main() -> ExitCode {
                 None => sluice::qtt::Backend::Memory,
             };
             let reports = sluice::qtt::run_paths_on(&run.paths, run.filter.as_deref(), &backend);
-            report(reports, run.quiet, run.baseline)
+            report(reports, &run)
         }
         Command::Rqtt { run } => {
             let reports = sluice::rqtt::run_paths(&run.paths, run.filter.as_deref());
-            report(reports, run.quiet, run.baseline)
+            report(reports, &run)
         }
         Command::Server {
             config,
@@ -371,13 +393,13 @@ fn generate(
     }
 }
 
-/// Print a conformance run's report; with a baseline, exit 1 if fewer
-/// cases passed than it says.
+/// Print a conformance run's report; with a baseline, exit 1 if a case
+/// of it did not pass (or, with --write-baseline, rewrite it).
 fn report(
     reports: sluice::Result<Vec<sluice::qtt::FileReport>>,
-    quiet: bool,
-    baseline: Option<PathBuf>,
+    run: &ConformanceArgs,
 ) -> ExitCode {
+    use sluice::qtt::baseline::{self, Ratchet};
     let reports = match reports {
         Ok(r) => r,
         Err(e) => {
@@ -385,22 +407,72 @@ fn report(
             return ExitCode::from(2);
         }
     };
-    let (passed, _failed) = sluice::qtt::print_report(&reports, !quiet);
-    if let Some(b) = baseline {
-        let want: usize = match std::fs::read_to_string(&b).map(|s| s.trim().parse()) {
-            Ok(Ok(n)) => n,
-            _ => {
-                eprintln!("error: cannot read a number from {}", b.display());
-                return ExitCode::from(2);
+    sluice::qtt::print_report(&reports, !run.quiet);
+    let Some(path) = &run.baseline else {
+        return ExitCode::SUCCESS;
+    };
+    if run.write_baseline {
+        return match baseline::write(path, &reports) {
+            Ok(n) => {
+                println!("baseline {} written: {n} passing cases", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                ExitCode::from(2)
             }
         };
-        if passed < want {
-            eprintln!("conformance fell below the baseline: {passed} passed, baseline {want}");
-            return ExitCode::from(1);
-        }
-        println!("baseline {want}: ok ({passed} passed)");
     }
-    ExitCode::SUCCESS
+    let want = match baseline::read(path) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ratchet = Ratchet::compare(&want, &reports, run.filter.is_some());
+    if !ratchet.new.is_empty() {
+        println!(
+            "{} cases pass that are not in {} (add them with --write-baseline):",
+            ratchet.new.len(),
+            path.display()
+        );
+        for n in &ratchet.new {
+            println!("  NEW PASS {n}");
+        }
+    }
+    if ratchet.holds() {
+        println!(
+            "baseline {}: ok (its {} cases pass)",
+            path.display(),
+            want.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "conformance regressed: {} cases of {} do not pass",
+        ratchet.regressed.len() + ratchet.missing.len(),
+        path.display()
+    );
+    for n in &ratchet.regressed {
+        eprintln!("  REGRESSED {n}");
+    }
+    // Cases of files the run did not read at all, one line a file.
+    let ran_files: std::collections::BTreeSet<&str> =
+        reports.iter().map(|r| r.file.as_str()).collect();
+    let mut unread: std::collections::BTreeMap<&str, usize> = Default::default();
+    for n in &ratchet.missing {
+        let file = n.split(" :: ").next().unwrap_or_default();
+        if ran_files.contains(file) {
+            eprintln!("  NOT RUN {n}");
+        } else {
+            *unread.entry(file).or_default() += 1;
+        }
+    }
+    for (file, n) in unread {
+        eprintln!("  NOT RUN {file} (its {n} cases)");
+    }
+    ExitCode::from(1)
 }
 
 fn print_result(r: &StatementResult) {

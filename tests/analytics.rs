@@ -165,13 +165,15 @@ async fn a_stream_lands_in_parquet_files_in_an_s3_bucket_that_pull_queries_and_p
         ],
     );
     sink_three_records(&server).await;
-    // The objects, as any S3 client lists them: one file per hour.
+    // The objects, as any S3 client lists them: the sink's mark, one file
+    // per hour.
     let keys = s3.python(
         "print('\\n'.join(o['Key'] for o in s3.list_objects_v2(Bucket='lake')['Contents']))",
     );
     assert_eq!(
         keys.lines().collect::<Vec<_>>(),
         vec![
+            "sluice/clicks/.sluice-sink",
             "sluice/clicks/dt=2026-11-22/hour=10/ARCHIVE-0000000000.parquet",
             "sluice/clicks/dt=2026-11-22/hour=11/ARCHIVE-0000000000.parquet",
         ]

@@ -297,7 +297,9 @@ topic_prefix = "{prefix}"
     }
 
     /// The Parquet files a sink committed under `location` (relative
-    /// paths, sorted): every one under `dt=YYYY-MM-DD/hour=HH/`.
+    /// paths, sorted): every one under `dt=YYYY-MM-DD/hour=HH/`. The
+    /// sink's mark (`.sluice-sink`, which makes the directory its own) is
+    /// not one of them.
     pub fn analytics_files(&self, location: &str) -> Vec<String> {
         let root = self.server.dir().join("analytics").join(location);
         let mut files = Vec::new();
@@ -307,6 +309,8 @@ topic_prefix = "{prefix}"
                 let path = entry.expect("a directory entry").path();
                 if path.is_dir() {
                     dirs.push(path);
+                } else if path == root.join(".sluice-sink") {
+                    continue;
                 } else {
                     files.push(
                         path.strip_prefix(&root)

@@ -267,9 +267,14 @@ async fn an_extended_protocol_push_query_streams_live_until_cancelled() {
         .await
         .unwrap();
     // The query starts reading from the end once the server has run the
-    // Execute: insert until it sees a row.
+    // Execute: insert until it sees a row (for a minute at most).
     let mut next = 0i32;
+    let deadline = Instant::now() + Duration::from_secs(60);
     let first = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the push query showed none of the {next} rows inserted in 60 s"
+        );
         writer
             .execute(&insert, &[&next, &(10 + next)])
             .await
@@ -290,6 +295,10 @@ async fn an_extended_protocol_push_query_streams_live_until_cancelled() {
         next += 1;
     }
     while seen.last().map(|r| r.0) != Some(next - 1) {
+        assert!(
+            seen.len() <= (next - first.0) as usize,
+            "more rows than were inserted: {seen:?}"
+        );
         let row = tokio::time::timeout(Duration::from_secs(30), rows.next())
             .await
             .expect("a row within 30 s")

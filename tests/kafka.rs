@@ -516,12 +516,22 @@ fn an_embedded_server_restarted_on_its_data_directory_starts_over() {
         through_embedded_server(
             &data,
             &statements,
-            &[("s1", r#"{"CELSIUS": 10}"#), ("s2", r#"{"CELSIUS": 35}"#)]
+            &[
+                ("s1", r#"{"CELSIUS": 10}"#),
+                ("s2", r#"{"CELSIUS": 35}"#),
+                ("s4", r#"{"CELSIUS": 31}"#)
+            ],
+            2
         ),
-        vec![("s2".to_string(), r#"{"CELSIUS":35.0}"#.to_string())]
+        vec![
+            ("s2".to_string(), r#"{"CELSIUS":35.0}"#.to_string()),
+            ("s4".to_string(), r#"{"CELSIUS":31.0}"#.to_string())
+        ]
     );
+    // Only the new reading: the records of the first run are gone with the
+    // embedded broker, and nothing is written twice.
     assert_eq!(
-        through_embedded_server(&data, &statements, &[("s3", r#"{"CELSIUS": 40}"#)]),
+        through_embedded_server(&data, &statements, &[("s3", r#"{"CELSIUS": 40}"#)], 1),
         vec![("s3".to_string(), r#"{"CELSIUS":40.0}"#.to_string())]
     );
 }
@@ -765,13 +775,19 @@ const HOT_READINGS: &str = "CREATE STREAM readings (sensor STRING KEY, celsius D
        WITH (kafka_topic='readings', value_format='JSON', partitions=1);
      CREATE STREAM hot AS SELECT sensor, celsius FROM readings WHERE celsius > 30;";
 
+/// How long the output is still read after the expected records arrived.
+const QUIET: Duration = Duration::from_secs(2);
+
 /// Start `sluice server` with no Kafka configured on `data`, produce
 /// `readings` (sensor, JSON value) to the embedded broker at the address it
-/// prints, and return what the query writes to `HOT` (key, value).
+/// prints, and return every record the query writes to `HOT` (key, value):
+/// read until `want` arrived, then for [`QUIET`] more, so a record too
+/// many is returned too.
 fn through_embedded_server(
     data: &std::path::Path,
     statements: &std::path::Path,
     readings: &[(&str, &str)],
+    want: usize,
 ) -> Vec<(String, String)> {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -822,12 +838,18 @@ fn through_embedded_server(
     consumer.assign(&tpl).expect("assign");
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut got = Vec::new();
-    while got.is_empty() && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            got.push((
-                String::from_utf8_lossy(m.key().unwrap_or_default()).to_string(),
-                String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string(),
-            ));
+    let mut last = Instant::now();
+    while Instant::now() < deadline && (got.len() < want || last.elapsed() < QUIET) {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                got.push((
+                    String::from_utf8_lossy(m.key().unwrap_or_default()).to_string(),
+                    String::from_utf8_lossy(m.payload().unwrap_or_default()).to_string(),
+                ));
+                last = Instant::now();
+            }
+            Some(Err(e)) => panic!("reading HOT: {e}"),
+            None => {}
         }
     }
     // Clients first: closing them needs the broker.
@@ -851,9 +873,15 @@ fn the_server_starts_an_embedded_broker_that_clients_can_use() {
             &statements,
             &[
                 ("s1", r#"{"CELSIUS": 21.5}"#),
-                ("s2", r#"{"CELSIUS": 35.0}"#)
+                ("s2", r#"{"CELSIUS": 35.0}"#),
+                ("s3", r#"{"CELSIUS": 30.0}"#),
+                ("s4", r#"{"CELSIUS": 30.5}"#)
             ],
+            2
         ),
-        vec![("s2".to_string(), r#"{"CELSIUS":35.0}"#.to_string())]
+        vec![
+            ("s2".to_string(), r#"{"CELSIUS":35.0}"#.to_string()),
+            ("s4".to_string(), r#"{"CELSIUS":30.5}"#.to_string())
+        ]
     );
 }

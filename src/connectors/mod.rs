@@ -6,6 +6,7 @@
 
 pub(crate) mod formats;
 pub(crate) mod kafka;
+pub(crate) mod location;
 pub(crate) mod memory;
 pub(crate) mod namespaced;
 pub(crate) mod parquet;

@@ -87,6 +87,19 @@ fn unprefix(e: TopicError, prefix: &str) -> TopicError {
             requested,
         },
         TopicError::Broker(m) => TopicError::Broker(m),
+        TopicError::OutOfRange {
+            topic,
+            partition,
+            requested,
+            earliest,
+            end,
+        } => TopicError::OutOfRange {
+            topic: strip(topic),
+            partition,
+            requested,
+            earliest,
+            end,
+        },
     }
 }
 
@@ -148,6 +161,10 @@ impl Topics for Namespaced {
             .map_err(|e| unprefix(e, &self.prefix))
     }
 
+    fn max_record_bytes(&self, topic: &str) -> Option<usize> {
+        self.inner.max_record_bytes(&self.name(topic))
+    }
+
     fn produce_all(&self, records: &[OutRecord]) -> Result<(), TopicError> {
         self.inner
             .produce_all(&prefixed_records(&self.prefix, records))
@@ -158,6 +175,10 @@ impl Topics for Namespaced {
         self.inner
             .commit_offsets(&self.name(group), &prefixed_offsets(&self.prefix, offsets))
             .map_err(|e| unprefix(e, &self.prefix))
+    }
+
+    fn forget_group(&self, group: &str) {
+        self.inner.forget_group(&self.name(group))
     }
 
     fn committed_offsets(

@@ -7,10 +7,12 @@
 //! store writes a staging file (`name#n`) and renames it into place. A
 //! reader listing `*.parquet` therefore sees complete files or nothing.
 //!
-//! S3 settings come from the environment, as the AWS tools read them:
-//! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
-//! `AWS_ENDPOINT` (an S3-compatible service such as MinIO) and
-//! `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint.
+//! Where the files may go is decided before a store is opened
+//! ([`super::location`]): under a root of the server's configuration, with
+//! S3 credentials from that configuration only. A location belongs to one
+//! sink: [`ParquetStore::claim`] takes a new or empty one by writing a
+//! marker file (`.sluice-sink`, holding the sink's name), and refuses one
+//! that holds other files, so no foreign file is ever read as a sink's.
 
 use std::sync::{Arc, OnceLock};
 
@@ -19,9 +21,11 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use futures::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use super::location::{create_below, Base, Location, S3Access};
 use crate::error::{Error, Result};
 
 /// Where a sink's files are, and how to reach them.
@@ -36,64 +40,132 @@ pub(crate) struct ParquetStore {
     store_url: Option<String>,
 }
 
+/// The file that marks a directory as a sink's own (its content: the
+/// sink's name).
+pub(crate) const MARKER: &str = ".sluice-sink";
+
 impl ParquetStore {
-    /// Open a location: an absolute directory (created if absent), or a
-    /// `file://` or `s3://` URL.
-    pub(crate) fn open(location: &str) -> Result<Self> {
-        if let Some(rest) = location.strip_prefix("s3://") {
-            let bucket = rest.split('/').next().unwrap_or_default();
-            if bucket.is_empty() {
+    /// Open a resolved location (`location`: as the statement wrote it, for
+    /// errors): a local directory (created, links refused) or a prefix of
+    /// an S3 bucket.
+    pub(crate) fn open(place: &Location, s3: &S3Access, location: &str) -> Result<Self> {
+        match &place.base {
+            Base::S3 { bucket, prefix } => {
+                let refuse = |why: String| Error::semantic(format!("LOCATION '{location}': {why}"));
+                let mut builder = AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_allow_http(s3.allow_http);
+                if let Some(region) = &s3.region {
+                    builder = builder.with_region(region);
+                }
+                if let Some(endpoint) = &s3.endpoint {
+                    builder = builder.with_endpoint(endpoint);
+                }
+                match (&s3.access_key_id, &s3.secret_access_key) {
+                    (Some(id), Some(secret)) => {
+                        builder = builder
+                            .with_access_key_id(id)
+                            .with_secret_access_key(secret);
+                        if let Some(token) = &s3.session_token {
+                            builder = builder.with_token(token);
+                        }
+                    }
+                    (None, None) if s3.instance_metadata => {}
+                    _ => {
+                        return Err(refuse(
+                            "the server has no S3 credentials: set s3.access_key_id and s3.secret_access_key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) in its configuration, or s3.instance_metadata = true to use the instance's own".into(),
+                        ))
+                    }
+                }
+                let store = builder.build().map_err(|e| refuse(e.to_string()))?;
+                let mut root = StorePath::from(prefix.as_str());
+                for part in &place.below {
+                    root = root.clone().join(part.as_str());
+                }
+                Ok(Self {
+                    store: Arc::new(store),
+                    root,
+                    url: place.url(),
+                    store_url: Some(format!("s3://{bucket}")),
+                })
+            }
+            Base::Dir(dir) => {
+                create_below(dir, &place.below, location)?;
+                let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
+                    .map_err(|e| Error::semantic(format!("LOCATION '{location}': {e}")))?;
+                let mut root = StorePath::default();
+                for part in &place.below {
+                    root = root.clone().join(part.as_str());
+                }
+                Ok(Self {
+                    store: Arc::new(store),
+                    root,
+                    url: place.url(),
+                    store_url: None,
+                })
+            }
+        }
+    }
+
+    /// Take the location for sink `name`: a new or empty location gets the
+    /// sink's marker; one with the sink's own marker is its own (a
+    /// restart, or the sink made again after DROP SINK). A location with
+    /// other files, or inside another sink's (a marker in a directory
+    /// above it), is refused.
+    pub(crate) fn claim(&self, name: &str) -> Result<()> {
+        let mut ancestor = self.root.clone();
+        let mut parents = Vec::new();
+        while let Some(parent) = parent_of(&ancestor) {
+            parents.push(parent.clone());
+            ancestor = parent;
+        }
+        for parent in parents {
+            if let Some(owner) = self.read_marker(&parent.clone().join(MARKER))? {
                 return Err(Error::semantic(format!(
-                    "LOCATION '{location}' names no bucket: expected s3://bucket/prefix"
+                    "LOCATION '{}' is inside the location of sink {owner}: a sink's files are not another's",
+                    self.url
                 )));
             }
-            let store = object_store::aws::AmazonS3Builder::from_env()
-                .with_url(location)
-                .build()
-                .map_err(|e| Error::semantic(format!("LOCATION '{location}': {e}")))?;
-            let prefix = rest[bucket.len()..].trim_matches('/');
-            return Ok(Self {
-                store: Arc::new(store),
-                root: StorePath::from(prefix),
-                url: format!(
-                    "s3://{bucket}/{prefix}{}",
-                    if prefix.is_empty() { "" } else { "/" }
-                ),
-                store_url: Some(format!("s3://{bucket}")),
-            });
         }
-        let dir = match location.strip_prefix("file://") {
-            Some(path) => std::path::PathBuf::from(path),
-            None if location.contains("://") => {
-                return Err(Error::semantic(format!(
-                    "LOCATION '{location}': expected a directory, a file:// URL or an s3:// URL"
-                )))
+        let marker = self.root.clone().join(MARKER);
+        let files = self.list()?;
+        // New or empty; or written by this sink before sinks marked their
+        // locations (every file one of its own, by name and place).
+        if files.iter().all(|f| is_sinks_file(name, f)) {
+            let store = self.store.clone();
+            let body = PutPayload::from(name.as_bytes().to_vec());
+            return run(async move { store.put(&marker, body).await })
+                .map(|_| ())
+                .map_err(|e| self.failed("write", MARKER, e));
+        }
+        match self.read_marker(&marker)? {
+            Some(owner) if owner == name => Ok(()),
+            Some(owner) => Err(Error::semantic(format!(
+                "LOCATION '{}' holds the files of sink {owner}: a sink writes to a new or empty directory, or to its own",
+                self.url
+            ))),
+            None => Err(Error::semantic(format!(
+                "LOCATION '{}' already holds {} file(s) (such as {}): a sink writes to a new or empty directory, or to its own, so that no other file is read as its records",
+                self.url,
+                files.len(),
+                files[0]
+            ))),
+        }
+    }
+
+    /// The sink named in a marker file, if there is one.
+    fn read_marker(&self, path: &StorePath) -> Result<Option<String>> {
+        let store = self.store.clone();
+        let at = path.clone();
+        let got = run(async move {
+            match store.get(&at).await {
+                Ok(r) => r.bytes().await.map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
             }
-            None => std::path::PathBuf::from(location),
-        };
-        if !dir.is_absolute() {
-            return Err(Error::semantic(format!(
-                "LOCATION '{location}' is not an absolute directory"
-            )));
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            Error::semantic(format!(
-                "cannot create the directory {}: {e}",
-                dir.display()
-            ))
-        })?;
-        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-            .map_err(|e| Error::semantic(format!("LOCATION '{location}': {e}")))?;
-        let mut url = format!("file://{}", dir.display());
-        if !url.ends_with('/') {
-            url.push('/');
-        }
-        Ok(Self {
-            store: Arc::new(store),
-            root: StorePath::default(),
-            url,
-            store_url: None,
         })
+        .map_err(|e| self.failed("read", MARKER, e))?;
+        Ok(got.map(|b| String::from_utf8_lossy(&b).trim().to_string()))
     }
 
     /// The location as a URL (a directory: ends with `/`).
@@ -183,6 +255,32 @@ impl ParquetStore {
     }
 }
 
+/// A file as sink `name` writes it: `dt=.../hour=.../NAME-<flush>.parquet`.
+fn is_sinks_file(name: &str, file: &str) -> bool {
+    let parts: Vec<&str> = file.split('/').collect();
+    let [dt, hour, base] = parts.as_slice() else {
+        return false;
+    };
+    dt.starts_with("dt=")
+        && hour.starts_with("hour=")
+        && base
+            .strip_prefix(name)
+            .and_then(|b| b.strip_prefix('-'))
+            .and_then(|b| b.strip_suffix(".parquet"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// The path one level up (None at the store's root).
+fn parent_of(path: &StorePath) -> Option<StorePath> {
+    let parts: Vec<_> = path.parts().collect();
+    if parts.is_empty() {
+        return None;
+    }
+    Some(StorePath::from_iter(
+        parts[..parts.len() - 1].iter().cloned(),
+    ))
+}
+
 /// Run an object store call on the stores' own runtime (its HTTP
 /// connections live there between calls), from any thread that is not
 /// itself running async code (the engine's callers: the server loop and
@@ -225,12 +323,22 @@ mod tests {
         .unwrap()
     }
 
+    fn local(root: &std::path::Path, location: &str) -> Result<ParquetStore> {
+        let policy = super::super::location::SinkPolicy {
+            root: root.to_string_lossy().to_string(),
+            allowed: Vec::new(),
+            s3: S3Access::default(),
+        };
+        ParquetStore::open(&policy.resolve(location)?, &policy.s3, location)
+    }
+
     #[test]
     fn files_are_written_listed_and_deleted_under_the_location() {
         let dir = tempfile::tempdir().unwrap();
         let location = dir.path().join("archive");
-        let store = ParquetStore::open(location.to_str().unwrap()).unwrap();
+        let store = local(dir.path(), "archive").unwrap();
         assert_eq!(store.url(), format!("file://{}/", location.display()));
+        store.claim("ARCHIVE").unwrap();
         let size = store
             .write(
                 "dt=2026-11-22/hour=11/a.parquet",
@@ -244,6 +352,7 @@ mod tests {
         assert_eq!(
             store.list().unwrap(),
             vec![
+                MARKER.to_string(),
                 "dt=2026-11-22/hour=11/a.parquet".to_string(),
                 "dt=2026-11-22/hour=12/b.parquet".to_string()
             ]
@@ -259,29 +368,105 @@ mod tests {
         store.delete("dt=2026-11-22/hour=11/a.parquet").unwrap();
         assert_eq!(
             store.list().unwrap(),
-            vec!["dt=2026-11-22/hour=12/b.parquet".to_string()]
+            vec![
+                MARKER.to_string(),
+                "dt=2026-11-22/hour=12/b.parquet".to_string()
+            ]
         );
     }
 
     #[test]
-    fn bad_locations_say_what_is_wrong() {
-        let e = |l: &str| ParquetStore::open(l).err().map(|e| e.to_string());
+    fn a_location_is_one_sinks_own_and_never_holds_foreign_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = local(dir.path(), "a").unwrap();
+        a.claim("A").unwrap();
+        // Its own again (a restart, or CREATE after DROP SINK).
+        local(dir.path(), "a").unwrap().claim("A").unwrap();
+        let url = |l: &str| format!("file://{}/{l}/", dir.path().display());
         assert_eq!(
-            e("relative/dir"),
-            Some("LOCATION 'relative/dir' is not an absolute directory".to_string())
-        );
-        assert_eq!(
-            e("ftp://host/x"),
-            Some(
-                "LOCATION 'ftp://host/x': expected a directory, a file:// URL or an s3:// URL"
-                    .to_string()
+            local(dir.path(), "a").unwrap().claim("B").unwrap_err().to_string(),
+            format!(
+                "LOCATION '{}' holds the files of sink A: a sink writes to a new or empty directory, or to its own",
+                url("a")
             )
         );
         assert_eq!(
-            e("s3:///prefix"),
-            Some(
-                "LOCATION 's3:///prefix' names no bucket: expected s3://bucket/prefix".to_string()
+            local(dir.path(), "a/inner")
+                .unwrap()
+                .claim("C")
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "LOCATION '{}' is inside the location of sink A: a sink's files are not another's",
+                url("a/inner")
             )
+        );
+        // A sink's own files from before sinks marked their locations: its
+        // own, and marked now; not another sink's.
+        std::fs::create_dir_all(dir.path().join("old/dt=2026-01-01/hour=00")).unwrap();
+        std::fs::write(
+            dir.path()
+                .join("old/dt=2026-01-01/hour=00/OLD-0000000003.parquet"),
+            b"PAR1",
+        )
+        .unwrap();
+        assert_eq!(
+            local(dir.path(), "old").unwrap().claim("OLDER").unwrap_err().to_string(),
+            format!(
+                "LOCATION '{}' already holds 1 file(s) (such as dt=2026-01-01/hour=00/OLD-0000000003.parquet): a sink writes to a new or empty directory, or to its own, so that no other file is read as its records",
+                url("old")
+            )
+        );
+        local(dir.path(), "old").unwrap().claim("OLD").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("old").join(MARKER)).unwrap(),
+            "OLD"
+        );
+        std::fs::create_dir_all(dir.path().join("foreign/x")).unwrap();
+        std::fs::write(dir.path().join("foreign/x/data.parquet"), b"PAR1").unwrap();
+        assert_eq!(
+            local(dir.path(), "foreign").unwrap().claim("D").unwrap_err().to_string(),
+            format!(
+                "LOCATION '{}' already holds 1 file(s) (such as x/data.parquet): a sink writes to a new or empty directory, or to its own, so that no other file is read as its records",
+                url("foreign")
+            )
+        );
+    }
+
+    #[test]
+    fn s3_is_reached_only_with_the_configured_credentials() {
+        let policy = super::super::location::SinkPolicy {
+            root: "s3://lake/sluice".to_string(),
+            allowed: Vec::new(),
+            s3: S3Access::default(),
+        };
+        let place = policy.resolve("clicks").unwrap();
+        // No keys and no permission to ask the instance: refused before
+        // any request (the instance-metadata service is never asked).
+        let err = ParquetStore::open(&place, &policy.s3, "clicks")
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(err, "LOCATION 'clicks': the server has no S3 credentials: set s3.access_key_id and s3.secret_access_key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) in its configuration, or s3.instance_metadata = true to use the instance's own");
+        let keys = S3Access {
+            access_key_id: Some("id".into()),
+            secret_access_key: Some("secret".into()),
+            ..S3Access::default()
+        };
+        let store = ParquetStore::open(&place, &keys, "clicks").unwrap();
+        assert_eq!(store.url(), "s3://lake/sluice/clicks/");
+        assert_eq!(
+            store.registration().map(|(u, _)| u),
+            Some("s3://lake".to_string())
+        );
+        let imds = S3Access {
+            instance_metadata: true,
+            ..S3Access::default()
+        };
+        assert!(ParquetStore::open(&place, &imds, "clicks").is_ok());
+        assert_eq!(
+            format!("{keys:?}"),
+            "S3Access { region: None, endpoint: None, access_key_id: Some(\"id\"), secret_access_key: Some(\"<redacted>\"), session_token: None, allow_http: false, instance_metadata: false }"
         );
     }
 }

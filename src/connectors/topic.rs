@@ -33,6 +33,20 @@ pub(crate) struct OutRecord {
 }
 
 impl OutRecord {
+    /// Its size as a Kafka broker counts it against `max.message.bytes`:
+    /// key, value and headers, plus the record batch around a record of its
+    /// own (61 bytes of batch header, at most 21 of record framing, and the
+    /// framing of each header).
+    pub(crate) fn size(&self) -> usize {
+        let len = |b: &Option<Arc<[u8]>>| b.as_ref().map_or(0, |b| b.len());
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + len(v) + 10)
+            .sum();
+        61 + 21 + len(&self.key) + len(&self.value) + headers
+    }
+
     /// A record without headers, partitioned by its key.
     pub(crate) fn new(
         topic: impl Into<String>,
@@ -80,6 +94,19 @@ pub(crate) enum TopicError {
     /// The broker refused or could not be reached.
     #[error("{0}")]
     Broker(String),
+    /// A read from a position the partition's log no longer holds: the
+    /// records before `earliest` were deleted (retention), or the log ends
+    /// at `end`, before `requested` (the topic was re-created).
+    #[error(
+        "Topic '{topic}' partition {partition} has offsets {earliest} to {end}, not {requested}"
+    )]
+    OutOfRange {
+        topic: String,
+        partition: i32,
+        requested: i64,
+        earliest: i64,
+        end: i64,
+    },
 }
 
 /// How a topic is created.
@@ -133,6 +160,11 @@ pub(crate) trait Topics: Send + Sync {
     ) -> Result<Vec<Record>, TopicError>;
     /// The offset the next record of a partition will get.
     fn end_offset(&self, topic: &str, partition: i32) -> Result<i64, TopicError>;
+    /// The largest record (as [`OutRecord::size`] counts it) `topic`
+    /// takes, if it has a limit: Kafka's `max.message.bytes`.
+    fn max_record_bytes(&self, _topic: &str) -> Option<usize> {
+        None
+    }
     /// Append records in order; returns once every one is stored.
     fn produce_all(&self, records: &[OutRecord]) -> Result<(), TopicError> {
         for r in records {
@@ -142,6 +174,10 @@ pub(crate) trait Topics: Send + Sync {
     }
     /// Store a consumer group's next offsets.
     fn commit_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<(), TopicError>;
+    /// Release what this store holds for a consumer group (a client that
+    /// commits its offsets), when the query it belongs to has ended; its
+    /// committed offsets stay. A later commit for the group opens it again.
+    fn forget_group(&self, _group: &str) {}
     /// A consumer group's committed next offsets of the given partitions
     /// (None where it has none), as a `read_committed` reader sees them.
     fn committed_offsets(

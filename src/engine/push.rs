@@ -9,7 +9,8 @@
 //! produced waits in a backlog of at most one poll's output), so a slow
 //! client is paced and the server's memory stays bounded. When the session
 //! ends (disconnect, cancel, `LIMIT` reached) the channel closes, and the
-//! query and its state are removed on the next round.
+//! query, its state and the Kafka client of its consumer group are removed
+//! on the next round.
 //!
 //! The session sees rows as ksqlDB shows them ([`Presentation`]): columns
 //! in the projection's order; a table's delete as its key (and window
@@ -278,10 +279,14 @@ impl Engine {
         self.push.len()
     }
 
-    /// Remove a push query whose session ended, with its state.
+    /// Remove a push query whose session ended, with its state and the
+    /// Kafka client its consumer group kept (each push query has a group of
+    /// its own: left open, every push query ever run kept its threads and
+    /// sockets).
     pub(super) fn end_push_query(&mut self, id: &str) -> Result<()> {
         self.tasks.remove(id);
         self.push.remove(id);
+        self.topics.forget_group(&self.consumer_group(id));
         self.store
             .delete_prefix(&crate::runtime::query_prefix(id))?;
         self.store.delete_prefix(format!("o/{id}/").as_bytes())?;

@@ -5,9 +5,13 @@
 //!
 //! Options:
 //! - `CONNECTOR`: `'parquet'` (the only one).
-//! - `LOCATION`: a directory, a `file://` or `s3://bucket/prefix` URL; a
-//!   relative path is under the analytics root (`sluice.sink.root`, which the
-//!   server sets from its `analytics` setting; default `DATA_DIR/analytics`).
+//! - `LOCATION`: a directory under the analytics root (the server's
+//!   `analytics` setting; default `DATA_DIR/analytics`), or an absolute
+//!   directory, `file://` or `s3://bucket/prefix` URL under that root or one
+//!   of the server's `analytics_allow` roots; never outside them
+//!   ([`crate::connectors::location`]). The location must be new or empty,
+//!   or the sink's own (a sink marks it; DROP SINK leaves the files and the
+//!   mark), so a sink never serves files it did not write.
 //! - `ROLL_ROWS` / `ROLL_MS`: a file set is written when this many rows wait
 //!   or the oldest has waited this long (defaults: the properties
 //!   `sink.roll.rows` and `sink.roll.ms`, else 100000 rows and 60 s).
@@ -31,9 +35,6 @@ use crate::connectors::parquet::ParquetStore;
 use crate::error::{Error, Result};
 use crate::planner::ast::{CreateSink, SourceKind};
 use crate::runtime::file_sink::{FileSink, FileSinkSpec};
-
-/// The property naming the root of sinks' relative locations.
-pub(crate) const SINK_ROOT: &str = "sluice.sink.root";
 
 const DEFAULT_ROLL_ROWS: usize = 100_000;
 const DEFAULT_ROLL_MS: u64 = 60_000;
@@ -93,7 +94,7 @@ impl Engine {
                 ))
             }
         }
-        let Some((location, _)) = option("LOCATION") else {
+        let Some((location, location_at)) = option("LOCATION") else {
             return Err(Error::semantic(
                 "CREATE SINK needs LOCATION (a directory, or a file:// or s3:// URL) in its WITH clause",
             ));
@@ -132,7 +133,17 @@ impl Engine {
             )));
         }
         let source = self.planner.source_spec(&src, false)?;
-        let files = Arc::new(ParquetStore::open(&self.sink_location(&location))?);
+        let place = self
+            .sandbox
+            .sinks
+            .resolve(&location)
+            .map_err(|e| e.with_position(location_at))?;
+        let files = Arc::new(ParquetStore::open(
+            &place,
+            &self.sandbox.sinks.s3,
+            &location,
+        )?);
+        files.claim(&c.name)?;
         if let Some((url, store)) = files.registration() {
             let url = datafusion::execution::object_store::ObjectStoreUrl::parse(&url)?;
             self.planner
@@ -161,20 +172,6 @@ impl Engine {
         self.sinks.insert(c.name.clone(), sink);
         self.log_statement(text)?;
         Ok(done(message))
-    }
-
-    /// A sink's location as written, resolved against the analytics root.
-    fn sink_location(&self, location: &str) -> String {
-        if location.contains("://") || location.starts_with('/') {
-            return location.to_string();
-        }
-        let root = self.properties.get(SINK_ROOT).cloned().unwrap_or_else(|| {
-            self.data_dir
-                .join("analytics")
-                .to_string_lossy()
-                .to_string()
-        });
-        format!("{}/{location}", root.trim_end_matches('/'))
     }
 
     pub(super) fn drop_sink(
@@ -347,6 +344,12 @@ mod tests {
             ))
             .unwrap();
         };
+        // Read before any file exists: a later pull query still sees the
+        // files written since (no listing is cached across queries).
+        assert_eq!(
+            pull(&mut e, "SELECT COUNT(*) AS n FROM archive"),
+            "+---+\n| N |\n+---+\n| 0 |\n+---+"
+        );
         insert(&mut e, "alice", "/home", BEFORE);
         insert(&mut e, "bob", "/cart", BEFORE + 500);
         insert(&mut e, "alice", "/pay", AFTER);
@@ -357,6 +360,7 @@ mod tests {
         assert_eq!(
             files,
             vec![
+                ".sluice-sink".to_string(),
                 "dt=2026-11-22/hour=10/ARCHIVE-0000000000.parquet".to_string(),
                 "dt=2026-11-22/hour=11/ARCHIVE-0000000000.parquet".to_string(),
             ]
@@ -425,7 +429,7 @@ mod tests {
             "Cannot drop CLICKS: the sinks [ARCHIVE] read it. Drop them first (DROP SINK)."
         );
         e.execute("DROP SINK archive;").unwrap();
-        assert_eq!(walk(&root).len(), 3);
+        assert_eq!(walk(&root).len(), 4, "three files and the sink's mark stay");
         e.execute("DROP STREAM clicks;").unwrap();
     }
 
@@ -488,6 +492,94 @@ mod tests {
         );
         e.execute("DROP SINK IF EXISTS nothing;").unwrap();
         assert_eq!(e.execute("SHOW SINKS;").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_sink_writes_only_under_the_analytics_root_and_only_in_a_directory_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics: Arc<dyn Topics> = Arc::new(MemoryTopics::new());
+        let mut e = engine(dir.path(), topics);
+        e.execute(STREAM).unwrap();
+        let root = dir.path().join("data/analytics");
+        let sink = |e: &mut Engine, name: &str, location: &str| {
+            e.execute(&format!(
+                "CREATE SINK {name} FROM clicks WITH (CONNECTOR='parquet', LOCATION='{location}');"
+            ))
+        };
+        let refused = |e: &mut Engine, location: &str| {
+            let err = sink(e, "escape", location).unwrap_err();
+            assert_eq!(err.sqlstate(), "42000", "{err}");
+            err.message()
+        };
+        let outside = |l: &str| {
+            format!("LOCATION '{l}' is outside the locations sinks may write: a relative directory (under the analytics root), or a location under {} (the server's analytics and analytics_allow settings)", root.display())
+        };
+        let climbs = |l: &str| {
+            format!("LOCATION '{l}' has a '..' segment: a sink's directory never climbs out of its root")
+        };
+        assert_eq!(
+            refused(&mut e, "../../../../tmp/x"),
+            climbs("../../../../tmp/x")
+        );
+        assert_eq!(refused(&mut e, ".."), climbs(".."));
+        let tmp = dir.path().join("elsewhere");
+        let absolute = tmp.display().to_string();
+        assert_eq!(refused(&mut e, &absolute), outside(&absolute));
+        let url = format!("file://{absolute}");
+        assert_eq!(refused(&mut e, &url), outside(&url));
+        assert_eq!(
+            refused(&mut e, "s3://any-bucket/x"),
+            outside("s3://any-bucket/x")
+        );
+        // Nothing was written outside the root, nor next to the state.
+        assert!(!tmp.exists());
+        let mut top: Vec<String> = std::fs::read_dir(dir.path().join("data"))
+            .unwrap()
+            .map(|d| d.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        top.sort();
+        assert_eq!(top, vec!["state".to_string()]);
+        // A directory with files of its own is not taken: its Parquet files
+        // would be served as the sink's.
+        std::fs::create_dir_all(root.join("taken/dt=2020-01-01/hour=00")).unwrap();
+        std::fs::write(
+            root.join("taken/dt=2020-01-01/hour=00/other.parquet"),
+            b"PAR1",
+        )
+        .unwrap();
+        assert_eq!(
+            refused(&mut e, "taken"),
+            format!("LOCATION 'file://{}/taken/' already holds 1 file(s) (such as dt=2020-01-01/hour=00/other.parquet): a sink writes to a new or empty directory, or to its own, so that no other file is read as its records", root.display())
+        );
+        // An absolute directory under the root is a sink's like a relative
+        // one; another sink may not share it, nor nest inside it.
+        let own = root.join("own").display().to_string();
+        sink(&mut e, "a", &own).unwrap();
+        assert_eq!(
+            sink(&mut e, "b", "own").unwrap_err().message(),
+            format!("LOCATION 'file://{own}/' holds the files of sink A: a sink writes to a new or empty directory, or to its own")
+        );
+        assert_eq!(
+            sink(&mut e, "b", "own/inner").unwrap_err().message(),
+            format!("LOCATION 'file://{own}/inner/' is inside the location of sink A: a sink's files are not another's")
+        );
+        e.execute("DROP SINK a;").unwrap();
+        sink(&mut e, "a", "own").unwrap();
+        assert_eq!(
+            e.execute("SHOW SINKS;").unwrap()[0],
+            StatementResult::Rows {
+                columns: SHOW_SINKS.into_iter().map(String::from).collect(),
+                rows: vec![vec![
+                    "A".to_string(),
+                    "CLICKS".to_string(),
+                    format!("file://{own}/"),
+                    "0".to_string(),
+                    "0".to_string(),
+                    "0".to_string(),
+                    "RUNNING".to_string(),
+                ]],
+            }
+        );
     }
 
     fn walk(root: &std::path::Path) -> Vec<String> {

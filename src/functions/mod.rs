@@ -22,7 +22,10 @@
 //! planning errors that name the function.
 
 pub(crate) mod aggregate;
+pub(crate) mod limits;
 mod scalar;
+
+pub use limits::ValueLimits;
 
 pub(crate) use scalar::parse_timestamp_millis;
 
@@ -44,10 +47,17 @@ const LAMBDA_FUNCTIONS: &[(&str, &str)] = &[
 
 const TABLE_FUNCTIONS: &[(&str, &str)] = &[("EXPLODE", "One row per element of an array")];
 
-/// Register every ksqlDB scalar function (and, via aggregate::register, the aggregates) on the context.
-pub(crate) fn register_all(ctx: &SessionContext) -> datafusion::error::Result<()> {
+/// Register every ksqlDB scalar function (and, via aggregate::register,
+/// the aggregates) on the context, the functions that build values
+/// bounded by `limits` ([`limits`]).
+pub(crate) fn register_all(
+    ctx: &SessionContext,
+    limits: ValueLimits,
+) -> datafusion::error::Result<()> {
     scalar::register(ctx)?;
-    aggregate::register(ctx)
+    aggregate::register(ctx)?;
+    limits::bound(ctx, limits);
+    Ok(())
 }
 
 /// Names and one-line descriptions of all ksqlDB functions (scalar + aggregate + table), for SHOW FUNCTIONS; sorted by name; each entry (name_upper, kind: "SCALAR"|"AGGREGATE"|"TABLE", description).
@@ -89,7 +99,7 @@ mod tests {
     #[test]
     fn register_all_registers() {
         let ctx = SessionContext::new();
-        register_all(&ctx).unwrap();
+        register_all(&ctx, ValueLimits::default()).unwrap();
         assert!(ctx.udf("ksql_subscript").is_ok());
         assert!(ctx.udf("len").is_ok());
     }

@@ -19,6 +19,7 @@ mod context;
 pub(crate) mod ddl;
 mod display;
 mod join;
+pub(crate) mod limits;
 mod lower;
 
 pub(crate) use lower::physical_expr;
@@ -95,10 +96,14 @@ pub(crate) const TRANSIENT_PREFIX: &str = "transient_";
 
 impl Planner {
     /// A planner with ksqlDB's functions, configured by the server's
-    /// properties (`ksql.functions.collect_list.limit`, ...).
-    pub(crate) fn try_new(properties: &std::collections::BTreeMap<String, String>) -> Result<Self> {
+    /// properties (`ksql.functions.collect_list.limit`, ...), the values
+    /// functions build bounded by `limits`.
+    pub(crate) fn try_new(
+        properties: &std::collections::BTreeMap<String, String>,
+        limits: crate::functions::ValueLimits,
+    ) -> Result<Self> {
         let ctx = SessionContext::new();
-        crate::functions::register_all(&ctx)?;
+        crate::functions::register_all(&ctx, limits)?;
         let limit = |k: &str| {
             properties
                 .get(k)

@@ -119,7 +119,9 @@ impl Parsed {
 
 /// Parse a script of `;`-separated statements.
 pub(crate) fn parse(sql: &str) -> Result<Vec<Parsed>> {
+    super::limits::check_size(sql)?;
     let tokens = tokenize(sql)?;
+    super::limits::check_tokens(&tokens)?;
     let index = TextIndex::new(sql);
     let mut out = Vec::new();
     let mut start = 0;

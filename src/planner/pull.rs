@@ -77,6 +77,7 @@ impl Planner {
         tables: PullTables,
         options: PullOptions,
     ) -> Result<LogicalPlan> {
+        super::limits::check(text)?;
         let mut statements = SqlParser::parse_sql(&PullDialect, text).map_err(|e| {
             match unsupported_clause(text) {
                 Some(clause) => Error::semantic(format!(

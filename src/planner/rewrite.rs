@@ -223,7 +223,7 @@ fn rewrite_one(e: &mut Expr) -> Result<()> {
                 }
             }
         }
-        Expr::Cast { data_type, .. } => map_type(data_type),
+        Expr::Cast { data_type, .. } => map_type(data_type)?,
         Expr::BinaryOp { left, op, right } if is_comparison(op) => {
             // ksqlDB compares like Java: a comparison involving NULL is
             // false, never NULL; comparing with a NULL literal is an error.
@@ -330,7 +330,8 @@ fn int_lit(i: i32) -> Expr {
     }
 }
 
-fn map_type(t: &mut SqlDataType) {
+fn map_type(t: &mut SqlDataType) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::ExactNumberInfo;
     match t {
         SqlDataType::Custom(name, _) => {
             let n = name.to_string().to_uppercase();
@@ -344,9 +345,31 @@ fn map_type(t: &mut SqlDataType) {
         SqlDataType::Bytes(_) => *t = SqlDataType::Bytea,
         SqlDataType::Array(datafusion::sql::sqlparser::ast::ArrayElemTypeDef::AngleBracket(
             inner,
-        )) => map_type(inner),
+        )) => map_type(inner)?,
+        // DataFusion takes the precision modulo 256 (257 would be 1):
+        // ksqlDB's bounds are checked here, as for a column's type.
+        SqlDataType::Decimal(info)
+        | SqlDataType::Numeric(info)
+        | SqlDataType::Dec(info)
+        | SqlDataType::BigDecimal(info)
+        | SqlDataType::BigNumeric(info)
+        | SqlDataType::DecimalUnsigned(info)
+        | SqlDataType::DecUnsigned(info) => {
+            let (p, s) = match info {
+                ExactNumberInfo::None => return Ok(()),
+                ExactNumberInfo::Precision(p) => (*p, 0),
+                ExactNumberInfo::PrecisionAndScale(p, s) => (*p, *s),
+            };
+            if !(1..=38).contains(&p) || s < 0 || s.unsigned_abs() > p {
+                return Err(Error::syntax(
+                    format!("Invalid DECIMAL({p}, {s}): precision must be 1 to 38 and scale 0 to precision"),
+                    None,
+                ));
+            }
+        }
         _ => {}
     }
+    Ok(())
 }
 
 /// Parse one expression and rewrite it (tests of this module and others).
@@ -366,6 +389,43 @@ pub(crate) fn parse_rewritten(s: &str) -> Expr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cast_to_a_decimal_out_of_ksqldbs_bounds_is_an_error() {
+        use crate::planner::parser::KsqlDialect;
+        use datafusion::sql::sqlparser::parser::Parser;
+        let rewrite_text = |s: &str| {
+            let mut e = Parser::new(&KsqlDialect)
+                .try_with_sql(s)
+                .unwrap()
+                .parse_expr()
+                .unwrap();
+            rewrite(&mut e)
+                .map(|_| e.to_string())
+                .map_err(|e| (e.sqlstate(), e.to_string()))
+        };
+        let bad = |p: i64, s: i64| {
+            Err((
+                "42601",
+                format!(
+                    "Invalid DECIMAL({p}, {s}): precision must be 1 to 38 and scale 0 to precision"
+                ),
+            ))
+        };
+        assert_eq!(rewrite_text("CAST(x AS DECIMAL(257,0))"), bad(257, 0));
+        assert_eq!(rewrite_text("CAST(x AS DECIMAL(0,0))"), bad(0, 0));
+        assert_eq!(rewrite_text("CAST(x AS DECIMAL(39))"), bad(39, 0));
+        assert_eq!(rewrite_text("CAST(x AS DECIMAL(4,5))"), bad(4, 5));
+        assert_eq!(rewrite_text("CAST(x AS NUMERIC(300,2))"), bad(300, 2));
+        assert_eq!(
+            rewrite_text("CAST(x AS ARRAY<DECIMAL(257,0)>)"),
+            bad(257, 0)
+        );
+        assert_eq!(
+            rewrite_text("CAST(x AS DECIMAL(38,38))"),
+            Ok("CAST(\"X\" AS DECIMAL(38,38))".to_string())
+        );
+    }
 
     fn rw(s: &str) -> String {
         let e = parse_rewritten(s);

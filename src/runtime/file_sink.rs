@@ -29,12 +29,12 @@ use datafusion::arrow::array::{Array, Int64Array, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 
+use super::decode::decode_batch;
 use super::plan::{SourceSpec, ROWTIME};
 use super::state::{StateBatch, StateStore};
-use super::task::decode_batch;
 use super::topic_scan::scan_columns;
 use crate::connectors::parquet::ParquetStore;
-use crate::connectors::Topics;
+use crate::connectors::{TopicError, Topics};
 use crate::error::{Error, Result};
 
 /// How a sink is set up.
@@ -58,6 +58,8 @@ pub(crate) struct FileSinkMetrics {
     pub rows_written: u64,
     pub files_written: u64,
     pub decode_errors: u64,
+    /// Offsets deleted from the topic (retention) before the sink read them.
+    pub deleted_unread: u64,
 }
 
 pub(crate) struct FileSink {
@@ -166,10 +168,17 @@ impl FileSink {
         let mut read = 0;
         for p in 0..partitions {
             let from = *self.positions.entry(p).or_insert(0);
-            let records = self
-                .topics
-                .fetch(&topic, p, from, max)
-                .map_err(Error::from)?;
+            let records = match self.topics.fetch(&topic, p, from, max) {
+                // Deleted by retention before the sink read them: said, and
+                // counted, and the sink goes on from where the log starts.
+                Err(TopicError::OutOfRange { earliest, .. }) if earliest > from => {
+                    tracing::warn!(sink = %self.spec.name, topic = %topic, partition = p, from, earliest, "offsets deleted from the topic (retention) before the sink read them");
+                    self.metrics.deleted_unread += (earliest - from) as u64;
+                    self.positions.insert(p, earliest);
+                    continue;
+                }
+                fetched => fetched.map_err(Error::from)?,
+            };
             let Some(last) = records.last() else {
                 continue;
             };

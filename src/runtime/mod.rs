@@ -19,11 +19,13 @@
 //! - Nothing here blocks an async runtime or panics on user data.
 
 mod changes;
+mod decode;
 pub(crate) mod file_sink;
 mod keyed_store;
 pub(crate) mod operators;
 pub(crate) mod outbox;
 mod plan;
+mod processing_log;
 mod rows;
 mod state;
 mod task;

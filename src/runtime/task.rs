@@ -43,19 +43,21 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef};
-use datafusion::arrow::datatypes::{DataType, FieldRef, Fields, TimeUnit};
+use datafusion::arrow::array::Array;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 
 use super::changes::{Changes, Op};
+use super::decode::decode_batch;
 use super::operators::{self, JoinOperator, Operator, Side};
 use super::outbox::{self, outbox_key};
-use super::plan::{SinkSpec, SourceSpec, StreamPlan, TimestampSpec};
+use super::plan::{SinkSpec, SourceSpec, StreamPlan};
+use super::processing_log::{Entry, ProcessingLog};
 use super::state::{offset_key, StateBatch, StateStore};
 use super::view::ViewWriter;
-use crate::connectors::formats::{decode_windowed_key, encode_windowed_key};
-use crate::connectors::{GroupOffset, OutRecord, Record, Topics, TransactionalWriter};
+use crate::connectors::formats::encode_windowed_key;
+use crate::connectors::{GroupOffset, OutRecord, Record, TopicError, Topics, TransactionalWriter};
 use crate::error::{Error, Result};
 
 /// Counters of one task.
@@ -65,6 +67,12 @@ pub(crate) struct TaskMetrics {
     pub records_out: u64,
     /// Records skipped because they could not be decoded.
     pub decode_errors: u64,
+    /// Results not written: larger than the sink topic takes, or without
+    /// a valid time (each in the processing log).
+    pub dropped_outputs: u64,
+    /// Input offsets deleted by the broker (retention) before they were
+    /// read (an upper bound on records: offsets need not be dense).
+    pub deleted_unread: u64,
     /// Records dropped because their window had closed.
     pub late_records: u64,
 }
@@ -97,6 +105,10 @@ pub(crate) struct Task {
     view: Option<ViewWriter>,
     /// A push query's changes of this poll, for its session.
     pushed: Vec<Changes>,
+    /// Records skipped and results dropped since the last checkpoint.
+    log: ProcessingLog,
+    /// The log topic is known to exist.
+    log_ready: bool,
 }
 
 /// What a task restores from its last checkpoint.
@@ -138,6 +150,7 @@ impl Task {
         for (i, join) in restored.joins.iter().enumerate() {
             tracing::debug!(query_id = %plan.query_id, index = i, join = %join.display(), "join ready");
         }
+        let log = ProcessingLog::new(&plan.query_id, plan.processing_log.clone());
         let mut task = Self {
             plan,
             operators: restored.operators,
@@ -155,6 +168,8 @@ impl Task {
             needs_rewind: false,
             view: restored.view,
             pushed: Vec::new(),
+            log,
+            log_ready: false,
         };
         // Partitions known now; ones that appear later join at `poll`.
         task.discover_partitions();
@@ -278,6 +293,7 @@ impl Task {
         self.view = restored.view;
         self.outputs.clear();
         self.pushed.clear();
+        self.log.clear();
         self.needs_rewind = false;
         Ok(())
     }
@@ -333,14 +349,25 @@ impl Task {
         let mut queues: Vec<((usize, i32), std::collections::VecDeque<Record>)> = Vec::new();
         let mut truncated: Vec<bool> = Vec::new();
         let mut read = 0;
+        // A position moved past a gap in a log is checkpointed too.
+        let mut moved = false;
         let positions: Vec<((usize, i32), i64)> =
             self.offsets.iter().map(|(k, v)| (*k, *v)).collect();
         for ((s, p), from) in positions {
             let topic = self.source(s).topic.clone();
-            let records = self
-                .topics
-                .fetch(&topic, p, from, max)
-                .map_err(Error::from)?;
+            let records = match self.topics.fetch(&topic, p, from, max) {
+                Err(TopicError::OutOfRange {
+                    requested,
+                    earliest,
+                    end,
+                    ..
+                }) => {
+                    self.skip_gap(s, p, requested, earliest, end);
+                    moved = true;
+                    continue;
+                }
+                fetched => fetched.map_err(Error::from)?,
+            };
             if !records.is_empty() {
                 read += records.len();
                 truncated.push(records.len() >= max);
@@ -396,7 +423,7 @@ impl Task {
                 break;
             }
         }
-        if read > 0 {
+        if read > 0 || moved {
             self.checkpoint()?;
         }
         Ok(read)
@@ -407,9 +434,15 @@ impl Task {
         let mut skipped = Vec::new();
         let decoded = decode_batch(src, records, &mut skipped)?;
         self.metrics.decode_errors += skipped.len() as u64;
-        if !skipped.is_empty() {
-            let topic = src.topic.clone();
-            self.log_skipped(&topic, &skipped)?;
+        let now = chrono::Utc::now().timestamp_millis();
+        for s in &skipped {
+            let entry = Entry::Input {
+                topic: &src.topic,
+                partition: s.partition,
+                offset: s.offset,
+                reason: &s.reason,
+            };
+            self.log.record(entry, now);
         }
         let Some(changes) = decoded else {
             return Ok(());
@@ -455,35 +488,84 @@ impl Task {
             if let Some(view) = &mut self.view {
                 view.apply(&b)?;
             }
-            self.metrics.records_out += write_sink(&self.plan.sink, &b, &mut self.outputs)? as u64;
+            let (written, dropped) =
+                write_sink(&self.plan.sink, &b, &mut self.outputs, &mut self.log)?;
+            self.metrics.records_out += written as u64;
+            self.metrics.dropped_outputs += dropped as u64;
         }
         Ok(())
     }
 
-    /// Write undecodable records to the processing log (when the plan names
-    /// one): the query, topic, partition, offset and reason, as JSON.
-    fn log_skipped(&self, topic: &str, skipped: &[Skipped]) -> Result<()> {
-        let Some(log) = &self.plan.processing_log else {
-            return Ok(());
+    /// Go on from the start of a partition's log when the query's position
+    /// is outside it, and account for what is skipped: records deleted by
+    /// retention before the query read them (Kafka Streams resets to the
+    /// earliest offset the same way), or a position past the end of a
+    /// re-created topic. Either is a processing-log entry; the state is
+    /// checkpointed with the new position at the next poll that reads.
+    fn skip_gap(&mut self, source: usize, partition: i32, requested: i64, earliest: i64, end: i64) {
+        let reason = if requested < earliest {
+            let lost = earliest - requested;
+            self.metrics.deleted_unread += lost as u64;
+            format!(
+                "offsets {requested} to {} were deleted from the topic (retention) before they were read",
+                earliest - 1
+            )
+        } else {
+            format!(
+                "the partition ends at offset {end}, before the query's position {requested} (was the topic re-created?); reading from offset {earliest}"
+            )
         };
-        if !self.topics.exists(log) {
-            self.topics.create(log, 1)?;
-        }
+        let entry = Entry::Input {
+            topic: &source_of(&self.plan, source).topic,
+            partition,
+            offset: requested,
+            reason: &reason,
+        };
+        self.log
+            .record(entry, chrono::Utc::now().timestamp_millis());
+        self.offsets.insert((source, partition), earliest);
+    }
+
+    /// Drop the results their sink topic cannot take (larger than its
+    /// `max.message.bytes`: the broker would refuse them on every retry),
+    /// each into the processing log; then queue the log's entries with the
+    /// outputs, so both are written by the same checkpoint.
+    fn settle_outputs(&mut self) -> Result<()> {
         let now = chrono::Utc::now().timestamp_millis();
-        for s in skipped {
-            let entry = serde_json::json!({
-                "query_id": self.plan.query_id,
-                "topic": topic,
-                "partition": s.partition,
-                "offset": s.offset,
-                "reason": s.reason,
-            });
-            self.topics.produce(OutRecord::new(
-                log,
-                Some(Arc::from(self.plan.query_id.as_bytes())),
-                Some(Arc::from(entry.to_string().into_bytes())),
+        let topics = self.topics.clone();
+        let log = &mut self.log;
+        let mut dropped = 0;
+        self.outputs.retain(|r| {
+            let Some(limit) = topics.max_record_bytes(&r.topic) else {
+                return true;
+            };
+            let bytes = r.size();
+            if bytes <= limit {
+                return true;
+            }
+            let reason = format!(
+                "the record is {bytes} bytes and topic {} takes at most {limit}",
+                r.topic
+            );
+            log.record(
+                Entry::Output {
+                    topic: &r.topic,
+                    bytes,
+                    reason: &reason,
+                },
                 now,
-            ))?;
+            );
+            dropped += 1;
+            false
+        });
+        self.metrics.dropped_outputs += dropped;
+        let entries = self.log.take();
+        if let (Some(topic), false) = (self.log.topic(), entries.is_empty()) {
+            if !self.log_ready && !self.topics.exists(topic) {
+                self.topics.create(topic, 1)?;
+            }
+            self.log_ready = true;
+            self.outputs.extend(entries);
         }
         Ok(())
     }
@@ -491,6 +573,7 @@ impl Task {
     /// Commit this poll: state, positions and outputs (see the module
     /// docs for the order per processing guarantee).
     fn checkpoint(&mut self) -> Result<()> {
+        self.settle_outputs()?;
         let mut batch = StateBatch::default();
         for op in self.operators.iter_mut() {
             op.checkpoint(&mut batch)?;
@@ -613,234 +696,27 @@ fn stored_offset(
         .unwrap_or(0))
 }
 
-/// A record that could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Skipped {
-    pub partition: i32,
-    pub offset: i64,
-    pub reason: String,
-}
-
-/// Decode records into a change batch with the source schema; records that
-/// cannot be decoded are skipped and listed in `skipped`.
-pub(crate) fn decode_batch(
-    src: &SourceSpec,
-    records: &[Record],
-    skipped: &mut Vec<Skipped>,
-) -> Result<Option<Changes>> {
-    let n_fields = src.schema.fields().len();
-    let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(records.len()); n_fields];
-    let mut ops = Vec::with_capacity(records.len());
-    for r in records {
-        match decode_record(src, r) {
-            Ok(Some((row, op))) => {
-                for (c, v) in columns.iter_mut().zip(row) {
-                    c.push(v);
-                }
-                ops.push(op);
-            }
-            Ok(None) => {}
-            Err(RecordError::Fatal(e)) => return Err(e),
-            Err(RecordError::Skip(e)) => {
-                tracing::warn!(source = %src.name, topic = %src.topic, partition = r.partition, offset = r.offset, error = %e, "skipping record that cannot be decoded");
-                skipped.push(Skipped {
-                    partition: r.partition,
-                    offset: r.offset,
-                    reason: e.to_string(),
-                });
-            }
-        }
-    }
-    if ops.is_empty() {
-        return Ok(None);
-    }
-    let arrays = columns
-        .into_iter()
-        .zip(src.schema.fields())
-        .map(|(vals, f)| scalars_to_array(vals, f.data_type()))
-        .collect::<Result<Vec<_>>>()?;
-    let batch = RecordBatch::try_new(src.schema.clone(), arrays)?;
-    Ok(Some(Changes::new(batch, ops)))
-}
-
-pub(crate) fn scalars_to_array(vals: Vec<ScalarValue>, dt: &DataType) -> Result<ArrayRef> {
-    if vals.is_empty() {
-        return Ok(datafusion::arrow::array::new_empty_array(dt));
-    }
-    let arr = ScalarValue::iter_to_array(vals)?;
-    Ok(if arr.data_type() != dt {
-        datafusion::arrow::compute::cast(&arr, dt)?
-    } else {
-        arr
-    })
-}
-
-fn null_row(fields: &[FieldRef]) -> Result<Vec<ScalarValue>> {
-    fields
-        .iter()
-        .map(|f| ScalarValue::try_from(f.data_type()).map_err(Error::from))
-        .collect()
-}
-
-/// One record → (row values in source schema order, op). `None`: skip.
-/// Why a record was not decoded: skipped (counted, the query goes on) or
-/// fatal (the query fails).
-enum RecordError {
-    Skip(Error),
-    Fatal(Error),
-}
-
-impl<E: Into<Error>> From<E> for RecordError {
-    fn from(e: E) -> Self {
-        RecordError::Skip(e.into())
-    }
-}
-
-fn decode_record(
-    src: &SourceSpec,
-    r: &Record,
-) -> Result<Option<(Vec<ScalarValue>, Op)>, RecordError> {
-    let mut window = None;
-    let key_vals = match &r.key {
-        None => null_row(&src.key_fields)?,
-        Some(bytes) => {
-            let inner: &[u8] = match src.window {
-                Some(w) => {
-                    let (inner, start, end) = decode_windowed_key(bytes, w.kind, w.size)?;
-                    window = Some((start, end));
-                    inner
-                }
-                None => bytes,
-            };
-            if src.key_fields.is_empty() {
-                Vec::new()
-            } else {
-                src.key_format.decode(inner, &src.key_fields, true)?
-            }
-        }
-    };
-    // A null value (or a value that decodes to null, like JSON `null`) is a
-    // tombstone on a table and a null row on a stream: projections pass it on
-    // as a null value, filters and aggregations skip it (as ksqlDB does).
-    let decoded = match &r.value {
-        None => None,
-        Some(bytes) => src
-            .value_format
-            .decode_record(bytes, &src.value_fields, false)
-            .map_err(|e| e.with_topic(&src.topic))?,
-    };
-    let (value_vals, op) = match decoded {
-        None => (null_row(&src.value_fields)?, Op::Delete),
-        Some(vals) => (vals, Op::Insert),
-    };
-    let mut row = key_vals;
-    row.extend(value_vals);
-    for (field, key) in &src.header_fields {
-        row.push(header_value(field, key.as_deref(), &r.headers)?);
-    }
-    let rowtime = match record_time(src, &row, r, op) {
-        Ok(t) => t,
-        Err(reason) if src.fail_on_bad_timestamp => {
-            // `ksql.timestamp.throw.on.invalid`: the query fails.
-            return Err(RecordError::Fatal(Error::semantic(format!(
-                "Fatal user code error in TimestampExtractor callback for record at {}/{}@{}: {reason}",
-                src.topic, r.partition, r.offset
-            ))));
-        }
-        Err(reason) => return Err(RecordError::Skip(Error::semantic(reason))),
-    };
-    row.push(ScalarValue::Int64(Some(rowtime)));
-    row.push(ScalarValue::Int32(Some(r.partition)));
-    row.push(ScalarValue::Int64(Some(r.offset)));
-    if src.window_columns {
-        row.push(ScalarValue::Int64(window.map(|w| w.0)));
-        row.push(ScalarValue::Int64(window.map(|w| w.1)));
-    }
-    Ok(Some((row, op)))
-}
-
-/// A record's time (ROWTIME) from its timestamp or TIMESTAMP column; the
-/// reason when there is none.
-fn record_time(
-    src: &SourceSpec,
-    row: &[ScalarValue],
-    r: &Record,
-    op: Op,
-) -> std::result::Result<i64, String> {
-    let t = match &src.timestamp {
-        TimestampSpec::Record => r.timestamp,
-        TimestampSpec::Column(i) => match row.get(*i) {
-            Some(ScalarValue::Int64(Some(v))) => *v,
-            Some(ScalarValue::TimestampMillisecond(Some(v), _)) => *v,
-            Some(v) if op == Op::Delete && v.is_null() => r.timestamp,
-            _ => return Err("timestamp column is NULL or not a time".to_string()),
-        },
-        TimestampSpec::Formatted { column, format } => match row.get(*column) {
-            Some(ScalarValue::Utf8(Some(s))) => crate::functions::parse_timestamp_millis(s, format)
-                .map_err(|e| format!("cannot parse timestamp '{s}' with '{format}': {e}"))?,
-            Some(v) if op == Op::Delete && v.is_null() => r.timestamp,
-            _ => return Err("timestamp column is NULL or not a string".to_string()),
-        },
-    };
-    if t < 0 {
-        return Err(format!("negative record time {t}"));
-    }
-    Ok(t)
-}
-
-fn header_value(
-    field: &FieldRef,
-    key: Option<&str>,
-    headers: &[(String, Option<Arc<[u8]>>)],
-) -> Result<ScalarValue> {
-    match key {
-        Some(k) => Ok(ScalarValue::Binary(
-            headers
-                .iter()
-                .rev()
-                .find(|(n, _)| n == k)
-                .and_then(|(_, v)| v.as_ref().map(|b| b.to_vec())),
-        )),
-        None => {
-            let DataType::List(item) = field.data_type() else {
-                return Err(Error::internal(
-                    "HEADERS column is not ARRAY<STRUCT<KEY, VALUE>>",
-                ));
-            };
-            let DataType::Struct(fields) = item.data_type() else {
-                return Err(Error::internal(
-                    "HEADERS column is not ARRAY<STRUCT<KEY, VALUE>>",
-                ));
-            };
-            let items: Vec<ScalarValue> = headers
-                .iter()
-                .map(|(n, v)| header_struct(fields, n, v.as_deref()))
-                .collect::<Result<_>>()?;
-            Ok(ScalarValue::List(ScalarValue::new_list_nullable(
-                &items,
-                item.data_type(),
-            )))
-        }
-    }
-}
-
-fn header_struct(fields: &Fields, name: &str, value: Option<&[u8]>) -> Result<ScalarValue> {
-    let arrays: Vec<ArrayRef> = vec![
-        ScalarValue::Utf8(Some(name.to_string())).to_array()?,
-        ScalarValue::Binary(value.map(|v| v.to_vec())).to_array()?,
-    ];
-    let s = datafusion::arrow::array::StructArray::try_new(fields.clone(), arrays, None)?;
-    Ok(ScalarValue::Struct(Arc::new(s)))
-}
-
-/// Encode a change batch into records for the sink topic; returns how many.
+/// Encode a change batch into records for the sink topic; returns how many
+/// were written and how many dropped (without a valid time: each in the
+/// processing log).
 pub(crate) fn write_sink(
     sink: &SinkSpec,
     changes: &Changes,
     out: &mut Vec<OutRecord>,
-) -> Result<usize> {
+    log: &mut ProcessingLog,
+) -> Result<(usize, usize)> {
     let batch = &changes.batch;
     let mut written = 0;
+    let mut dropped = 0;
+    let mut drop = |reason: String, bytes: usize| {
+        let entry = Entry::Output {
+            topic: &sink.topic,
+            bytes,
+            reason: &reason,
+        };
+        log.record(entry, chrono::Utc::now().timestamp_millis());
+        dropped += 1;
+    };
     for row in 0..changes.len() {
         let op = changes.ops[row];
         if op == Op::UpdateBefore {
@@ -872,13 +748,14 @@ pub(crate) fn write_sink(
         };
         // A NULL in the sink's TIMESTAMP column: the record cannot be
         // timestamped and is dropped (ksqlDB does the same).
+        let bytes = key.as_ref().map_or(0, |k| k.len()) + value.as_ref().map_or(0, |v| v.len());
         if batch.column(sink.rowtime_column).is_null(row) {
-            tracing::warn!(sink = %sink.name, "dropping a record whose TIMESTAMP column is NULL");
+            drop("the record's TIMESTAMP column is NULL".into(), bytes);
             continue;
         }
         let ts = time_cell(batch.column(sink.rowtime_column).as_ref(), row)?;
         if ts < 0 {
-            tracing::warn!(sink = %sink.name, ts, "dropping a record with a negative timestamp");
+            drop(format!("the record's time {ts} is negative"), bytes);
             continue;
         }
         out.push(OutRecord::new(
@@ -889,7 +766,7 @@ pub(crate) fn write_sink(
         ));
         written += 1;
     }
-    Ok(written)
+    Ok((written, dropped))
 }
 
 fn cells(batch: &RecordBatch, columns: &[usize], row: usize) -> Result<Vec<ScalarValue>> {

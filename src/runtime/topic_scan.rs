@@ -29,10 +29,10 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::changes::Op;
+use super::decode::decode_batch;
 use super::plan::{SourceSpec, WINDOWEND, WINDOWSTART};
 use super::rows::RowCodec;
-use super::task::decode_batch;
-use crate::connectors::Topics;
+use crate::connectors::{TopicError, Topics};
 use crate::error::{Error, Result};
 
 /// Records fetched per call.
@@ -80,10 +80,14 @@ impl TopicScan {
             let end = self.topics.end_offset(topic, p).map_err(Error::from)?;
             let mut from = 0;
             while from < end {
-                let records = self
-                    .topics
-                    .fetch(topic, p, from, FETCH)
-                    .map_err(Error::from)?;
+                let records = match self.topics.fetch(topic, p, from, FETCH) {
+                    // The stream as it is now: from where its log starts.
+                    Err(TopicError::OutOfRange { earliest, .. }) if earliest > from => {
+                        from = earliest;
+                        continue;
+                    }
+                    fetched => fetched.map_err(Error::from)?,
+                };
                 let records: Vec<_> = records.into_iter().filter(|r| r.offset < end).collect();
                 let Some(last) = records.last() else { break };
                 from = last.offset + 1;

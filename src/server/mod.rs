@@ -32,7 +32,31 @@ use crate::error::{Error, Result};
 /// Postgres (the protocol counts them in 16 bits).
 pub(crate) const MAX_PARAMETERS: usize = 65_535;
 
+/// The engine's bounds from the server's settings (sink roots, S3 access,
+/// limits): the operator's, out of reach of any statement.
+fn sandbox(config: &ServerConfig) -> crate::engine::Sandbox {
+    crate::engine::Sandbox {
+        sinks: crate::connectors::location::SinkPolicy {
+            root: config.analytics.clone(),
+            allowed: config.analytics_allow.clone(),
+            s3: config.s3.clone(),
+        },
+        values: crate::functions::ValueLimits {
+            value_bytes: config.limits.value_bytes,
+            batch_bytes: config.limits.batch_bytes,
+        },
+        pull_query_memory: config.limits.pull_query_memory,
+    }
+}
+
 /// How long the loop sleeps when no query had anything to read.
+/// The stack of every thread that plans or runs statements: the wire
+/// server's threads and (through `sluice`'s `main`) the query loop. Sized so
+/// that an expression tree of `planner::limits::MAX_EXPRESSION_DEPTH` plans
+/// and evaluates with room to spare in a debug build; it is address space,
+/// touched only as deep as a statement goes.
+pub const STACK_BYTES: usize = 64 << 20;
+
 const IDLE: Duration = Duration::from_millis(50);
 
 /// How long the loop at most waits, after a round, for the connections
@@ -83,19 +107,18 @@ impl Server {
                 std::fs::remove_dir_all(&state)?;
             }
         }
-        let mut engine = Engine::open_with_topics(
+        let mut engine = Engine::open_sandboxed(
             EngineConfig {
                 data_dir: config.data_dir.clone(),
                 properties: {
                     let mut p = config.properties.clone();
                     p.entry(crate::engine::SERVICE_ID.to_string())
                         .or_insert_with(|| config.service_id.clone());
-                    p.entry(crate::engine::SINK_ROOT.to_string())
-                        .or_insert_with(|| config.analytics.clone());
                     p
                 },
             },
             topics,
+            sandbox(config),
         )?;
         if let Some(file) = &config.statements {
             if engine.catalog().sources().next().is_none() {
@@ -110,6 +133,7 @@ impl Server {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("sluice-pg")
+            .thread_stack_size(STACK_BYTES)
             .enable_all()
             .build()?;
         let security = pg::Security::new(config)?;

@@ -18,6 +18,8 @@ pub fn binary() -> std::path::PathBuf {
 pub struct Server {
     child: Child,
     pub port: u16,
+    /// The embedded broker's address, when the server started one.
+    pub embedded_kafka: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -65,8 +67,14 @@ impl Server {
             .expect("start sluice server");
         let stdout = child.stdout.take().expect("stdout");
         let mut port = None;
+        let mut embedded_kafka = None;
         for line in BufReader::new(stdout).lines() {
             let line = line.expect("utf-8");
+            if let Some(at) = line.strip_prefix(
+                "Embedded Kafka broker (in memory: it keeps nothing across restarts) at ",
+            ) {
+                embedded_kafka = Some(at.trim().to_string());
+            }
             if let Some(rest) = line.strip_prefix("Postgres clients: psql -h 127.0.0.1 -p ") {
                 port = Some(rest.trim().parse().expect("a port"));
                 break;
@@ -76,6 +84,7 @@ impl Server {
         Self {
             child,
             port,
+            embedded_kafka,
             _dir: dir,
         }
     }

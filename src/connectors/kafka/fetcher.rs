@@ -41,8 +41,12 @@ const IDLE: Duration = Duration::from_secs(300);
 /// own queue, so the limit is per partition). librdkafka waits `fetch.queue.backoff.ms` (1 s by default) before
 /// fetching a partition whose queue was full: the engine empties queues
 /// in rounds, so that pause would starve it.
+/// A position outside the log (deleted by retention, or past the end of a
+/// re-created topic) is an error, never a silent jump: the caller decides,
+/// and accounts for what it skips.
 const READER: &[(&str, &str)] = &[
     ("enable.partition.eof", "true"),
+    ("auto.offset.reset", "error"),
     ("queued.max.messages.kbytes", "8192"),
     ("queued.min.messages", "100000"),
     ("fetch.queue.backoff.ms", "5"),
@@ -77,6 +81,8 @@ struct Partition {
     given_from: i64,
     /// The partition's end was reached by the last fetch.
     at_end: bool,
+    /// librdkafka found the next position outside the log (see `gap`).
+    out_of_range: bool,
     used: Instant,
 }
 
@@ -210,6 +216,7 @@ impl Reader {
                 given: Vec::new(),
                 given_from: offset,
                 at_end: false,
+                out_of_range: false,
                 used: Instant::now(),
             },
         );
@@ -265,7 +272,7 @@ impl Reader {
                 .collect();
             return Ok(out);
         }
-        while out.len() < max {
+        while out.len() < max && !p.out_of_range {
             // At the end already: only what has arrived since.
             let wait = if p.at_end {
                 Duration::ZERO
@@ -286,7 +293,19 @@ impl Reader {
                 // coming, later responses (and their ends) are queued
                 // behind it already, and are taken too.
                 Some(Err(KafkaError::PartitionEOF(_))) => p.at_end = true,
-                Some(Err(e)) => return Err(broker(e)),
+                // The position is not in the log any more (see `gap`).
+                Some(Err(e))
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::AutoOffsetReset) =>
+                {
+                    p.out_of_range = true;
+                }
+                // The records this call took are past `next` already: kept,
+                // so that asking again from `offset` gets them.
+                Some(Err(e)) => {
+                    p.given_from = offset;
+                    p.given = out;
+                    return Err(broker(e));
+                }
                 // Everything queued is taken, up to an end.
                 None if p.at_end && !out.is_empty() => break,
                 // At the end as last seen: records written before this
@@ -314,9 +333,35 @@ impl Reader {
                 None => {}
             }
         }
+        if out.is_empty() && p.out_of_range {
+            return Err(self.gap(partition, offset, timeout));
+        }
         p.given_from = offset;
         p.given = out.clone();
         Ok(out)
+    }
+
+    /// The partition's position `offset` is outside its log: deleted by
+    /// retention before it was read, or past the end of a topic that was
+    /// re-created. librdkafka stopped fetching it; it is assigned anew
+    /// where the caller goes on, which the error tells it.
+    fn gap(&mut self, partition: i32, offset: i64, timeout: Duration) -> TopicError {
+        if let Err(e) = self.unassign(partition) {
+            return e;
+        }
+        match self
+            .consumer
+            .fetch_watermarks(&self.topic, partition, timeout)
+        {
+            Ok((earliest, end)) => TopicError::OutOfRange {
+                topic: self.topic.clone(),
+                partition,
+                requested: offset,
+                earliest,
+                end,
+            },
+            Err(e) => broker(e),
+        }
     }
 }
 

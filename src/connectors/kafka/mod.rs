@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -86,8 +86,13 @@ pub(crate) struct KafkaTopics {
     embedded: Option<Arc<EmbeddedKafka>>,
     /// Client settings new clients start from (bootstrap and extras).
     base: Vec<(String, String)>,
-    /// One consumer per consumer group whose offsets are committed or read.
+    /// One consumer per consumer group whose offsets are committed or read
+    /// (each has its own threads and sockets), until the group's query ends
+    /// ([`Topics::forget_group`]).
     groups: Mutex<std::collections::HashMap<String, BaseConsumer>>,
+    /// The largest record each topic takes (its `max.message.bytes`), as
+    /// the broker last said.
+    max_bytes: Mutex<std::collections::HashMap<String, usize>>,
 }
 
 fn broker(e: KafkaError) -> TopicError {
@@ -114,6 +119,7 @@ impl KafkaTopics {
             embedded: None,
             base,
             groups: Mutex::new(std::collections::HashMap::new()),
+            max_bytes: Mutex::new(std::collections::HashMap::new()),
         };
         // Fail early, with the address, when nothing answers.
         topics
@@ -195,6 +201,32 @@ impl KafkaTopics {
     fn options() -> AdminOptions {
         AdminOptions::new().operation_timeout(Some(TIMEOUT))
     }
+
+    /// A topic's `max.message.bytes` as the broker reports it (its own or
+    /// the broker's default); None when the broker does not say.
+    fn topic_max_message_bytes(&self, topic: &str) -> Option<usize> {
+        let resources = [ResourceSpecifier::Topic(topic)];
+        let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+        let described = block_on(self.admin.describe_configs(&resources, &options));
+        let resource = match described {
+            Ok(mut results) => match results.pop() {
+                Some(Ok(resource)) => resource,
+                Some(Err(code)) => {
+                    tracing::warn!(topic, error = %code, "cannot read the topic's max.message.bytes");
+                    return None;
+                }
+                None => return None,
+            },
+            Err(e) => {
+                tracing::warn!(topic, error = %e, "cannot read the topic's max.message.bytes");
+                return None;
+            }
+        };
+        resource
+            .get("max.message.bytes")
+            .and_then(|e| e.value.as_deref())
+            .and_then(|v| v.parse().ok())
+    }
 }
 
 impl Topics for KafkaTopics {
@@ -255,11 +287,26 @@ impl Topics for KafkaTopics {
     fn delete(&self, topic: &str) {
         let _done = Timed("delete", topic, Instant::now());
         self.counts().remove(topic);
+        self.max_bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(topic);
         // Stop fetching from it.
         self.readers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .forget(topic);
+        // The embedded broker has no admin API: asked through it, the
+        // deletion waited out the admin timeout with the engine locked.
+        if let Some(broker) = &self.embedded {
+            if self.partitions(topic).is_some() {
+                if let Err(e) = broker.delete_topic(topic) {
+                    tracing::warn!(topic, error = %e, "cannot delete topic");
+                }
+                self.counts().remove(topic);
+            }
+            return;
+        }
         if let Err(e) = block_on(self.admin.delete_topics(&[topic], &Self::options())) {
             tracing::warn!(topic, error = %e, "cannot delete topic");
         }
@@ -267,6 +314,33 @@ impl Topics for KafkaTopics {
 
     fn exists(&self, topic: &str) -> bool {
         self.partitions(topic).is_some()
+    }
+
+    /// The topic's `max.message.bytes` (asked once per topic), and never
+    /// more than the producer sends. The embedded broker has no limit of
+    /// its own and gets Kafka's default, so that what runs on it runs on a
+    /// broker too; so does a broker that does not say.
+    fn max_record_bytes(&self, topic: &str) -> Option<usize> {
+        if let Some(n) = self
+            .max_bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(topic)
+        {
+            return Some(*n);
+        }
+        let broker = match self.embedded {
+            Some(_) => EMBEDDED_MAX_BYTES,
+            None => self
+                .topic_max_message_bytes(topic)
+                .unwrap_or(EMBEDDED_MAX_BYTES),
+        };
+        let limit = broker.min(PRODUCER_MAX_BYTES);
+        self.max_bytes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.to_string(), limit);
+        Some(limit)
     }
 
     fn partitions(&self, topic: &str) -> Option<i32> {
@@ -291,6 +365,11 @@ impl Topics for KafkaTopics {
         let mut names: Vec<String> = md
             .topics()
             .iter()
+            // A topic deleted on the embedded broker is listed as unknown.
+            .filter(|t| {
+                t.error()
+                    != Some(rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+            })
             .map(|t| t.name().to_string())
             .filter(|n| !n.starts_with("__"))
             .collect();
@@ -327,7 +406,17 @@ impl Topics for KafkaTopics {
                 })
             })
             .collect::<Result<Vec<_>, TopicError>>()?;
-        send_all(&self.producer, &records)
+        let sent = send_all(&self.producer, &records);
+        if sent.is_err() {
+            // A topic's `max.message.bytes` may have changed since it was
+            // read (a record too large now fails on every retry): read anew
+            // before the records are sent again.
+            self.max_bytes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+        }
+        sent
     }
 
     fn commit_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<(), TopicError> {
@@ -336,6 +425,30 @@ impl Topics for KafkaTopics {
         }
         let tpl = offset_list(offsets)?;
         self.with_group(group, |c| c.commit(&tpl, CommitMode::Sync).map_err(broker))
+    }
+
+    fn forget_group(&self, group: &str) {
+        let consumer = self
+            .groups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(group);
+        // Closing a consumer takes up to 100 ms (it polls until librdkafka
+        // says it is closed): on a thread of its own, so the caller (the
+        // engine's loop, holding the engine) does not wait.
+        if let Some(consumer) = consumer {
+            let name = group.to_string();
+            let spawned = std::thread::Builder::new()
+                .name("sluice-kafka-close".into())
+                .spawn(move || {
+                    let _done = Timed("close consumer", &name, Instant::now());
+                    drop(consumer);
+                });
+            // Without a thread, the consumer was closed here, waiting.
+            if let Err(e) = spawned {
+                tracing::warn!(group, error = %e, "cannot close a consumer on a thread of its own");
+            }
+        }
     }
 
     fn committed_offsets(
@@ -401,9 +514,20 @@ impl Topics for KafkaTopics {
     }
 }
 
+/// The largest record Sluice's producers send (`message.max.bytes`):
+/// above every broker's default (1 MiB), so the topic's own
+/// `max.message.bytes` is what limits a record (see
+/// [`Topics::max_record_bytes`]).
+const PRODUCER_MAX_BYTES: usize = 32 << 20;
+
+/// Kafka's default `message.max.bytes` (1 MiB and 12 bytes).
+const EMBEDDED_MAX_BYTES: usize = 1_048_588;
+
 /// Settings of the producers: idempotent, every replica acknowledges.
 const PRODUCER: &[(&str, &str)] = &[
     ("enable.idempotence", "true"),
+    // PRODUCER_MAX_BYTES
+    ("message.max.bytes", "33554432"),
     ("acks", "all"),
     ("linger.ms", "5"),
     ("message.timeout.ms", "60000"),

@@ -53,7 +53,7 @@ pub(crate) fn inserts(rows: &[(&str, Option<i64>, i64)]) -> Changes {
 /// `GROUP BY K` with `COUNT(V)` and `SUM(V)` (ksqlDB's), optionally windowed.
 pub(crate) fn count_sum_spec(window: Option<WindowConfig>) -> AggregateSpec {
     let ctx = SessionContext::new();
-    crate::functions::register_all(&ctx).unwrap();
+    crate::functions::register_all(&ctx, crate::functions::ValueLimits::default()).unwrap();
     let schema = input_schema();
     let v = col("V", &schema).unwrap();
     let agg = |name: &str| {

@@ -6,11 +6,20 @@
 //! and hashed (PBKDF2, 4096 rounds, as Postgres does), and SCRAM proves the
 //! client knows it without it crossing the wire. Over TLS, SCRAM also
 //! offers channel binding (`SCRAM-SHA-256-PLUS`).
+//!
+//! A user name that is not configured goes through the same exchange as a
+//! known one with a wrong password (as Postgres's mock authentication
+//! does): a salt derived from the name with a key made at start (so the
+//! same name always gets the same salt, as a real user does), the same
+//! iteration count, and at the end the same error, FATAL 28P01 `password
+//! authentication failed for user "..."`. Nothing before that tells the
+//! two apart. Failed logins slow further ones down ([`backoff`](super::backoff)).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use futures::Sink;
@@ -20,14 +29,15 @@ use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::{
     AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
 };
-use pgwire::api::ClientInfo;
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::api::{ClientInfo, PgWireConnectionState};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::tokio_rustls::rustls;
 use pgwire::tokio::TlsAcceptor;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::backoff::{Admission, LoginBackoff, LoginBackoffSettings};
 use crate::error::{Error, Result};
 
 /// How connections authenticate.
@@ -41,6 +51,7 @@ pub(crate) enum Startup {
     Scram {
         plain: Box<Sasl>,
         tls: Option<Box<Sasl>>,
+        backoff: LoginBackoff,
     },
 }
 
@@ -56,21 +67,22 @@ impl Startup {
     pub(crate) fn new(
         users: &BTreeMap<String, String>,
         certificate: Option<&[u8]>,
+        login: LoginBackoffSettings,
     ) -> Result<Self> {
         if users.is_empty() {
             return Ok(Startup::Trust(Trust));
         }
         let mut salted = HashMap::new();
         for (user, password) in users {
-            let mut salt = [0u8; 16];
-            rustls::crypto::ring::default_provider()
-                .secure_random
-                .fill(&mut salt)
-                .map_err(|_| Error::internal("no system randomness for password salts"))?;
+            let salt = random::<SALT_LEN>()?;
             let hash = gen_salted_password(password, &salt, SCRAM_ITERATIONS);
             salted.insert(user.clone(), (salt.to_vec(), hash));
         }
-        let users: Arc<Users> = Arc::new(Users(salted));
+        let users: Arc<Users> = Arc::new(Users {
+            salted,
+            mock_key: random::<32>()?.iter().map(|b| format!("{b:02x}")).collect(),
+            mock_hash: random::<32>()?.to_vec(),
+        });
         let handler = |certificate: Option<&[u8]>| -> Result<Box<Sasl>> {
             let mut scram = ScramAuth::new(users.clone());
             scram.set_iterations(SCRAM_ITERATIONS);
@@ -87,8 +99,22 @@ impl Startup {
         Ok(Startup::Scram {
             plain: handler(None)?,
             tls: certificate.map(|pem| handler(Some(pem))).transpose()?,
+            backoff: LoginBackoff::new(login),
         })
     }
+}
+
+/// The length of a password's salt.
+const SALT_LEN: usize = 16;
+
+/// `N` bytes from the system's secure random source.
+fn random<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| Error::internal("no system randomness for password salts"))?;
+    Ok(bytes)
 }
 
 #[async_trait]
@@ -103,34 +129,90 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match self {
-            Startup::Trust(t) => t.on_startup(client, message).await,
-            Startup::Scram { plain, tls } => match tls {
-                Some(tls) if client.is_secure() => tls.on_startup(client, message).await,
-                _ => plain.on_startup(client, message).await,
-            },
+        let (plain, tls, backoff) = match self {
+            Startup::Trust(t) => return t.on_startup(client, message).await,
+            Startup::Scram {
+                plain,
+                tls,
+                backoff,
+            } => (plain, tls, backoff),
+        };
+        let address = client.socket_addr().ip();
+        // A new login waits its turn when its address or user failed
+        // repeatedly (before anything is answered).
+        if let PgWireFrontendMessage::Startup(startup) = &message {
+            let user = startup.parameters.get("user").map_or("", String::as_str);
+            match backoff.admit(address, user, Instant::now()) {
+                Admission::Wait(wait) if !wait.is_zero() => {
+                    tracing::debug!(%address, user, wait_ms = wait.as_millis() as u64, "login delayed after failed logins");
+                    tokio::time::sleep(wait).await;
+                }
+                Admission::Wait(_) => {}
+                Admission::Refuse => {
+                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "FATAL".into(),
+                        "28000".into(),
+                        format!("too many failed logins from {address}: try again later"),
+                    ))))
+                }
+            }
+        }
+        let handler = match tls {
+            Some(tls) if client.is_secure() => tls,
+            _ => plain,
+        };
+        let result = handler.on_startup(client, message).await;
+        let user = client.metadata().get("user").cloned().unwrap_or_default();
+        match &result {
+            Err(_) => backoff.failed(address, &user, Instant::now()),
+            Ok(()) if matches!(client.state(), PgWireConnectionState::ReadyForQuery) => {
+                backoff.succeeded(address, &user)
+            }
+            Ok(()) => {}
+        }
+        result
+    }
+}
+
+/// The users' salted password hashes, and what a name that is not a
+/// user's gets instead.
+struct Users {
+    salted: HashMap<String, (Vec<u8>, Vec<u8>)>,
+    /// Derives an unknown name's salt (random, made at start).
+    mock_key: String,
+    /// An unknown name's "hash": random, so no proof matches it.
+    mock_hash: Vec<u8>,
+}
+
+impl Users {
+    /// The salt and hash SCRAM runs with for `user`: a configured user's,
+    /// else a salt derived from the name (HMAC-SHA-256 keyed with
+    /// `mock_key`: the same for the same name, unrelated across names) and
+    /// a hash no password gives.
+    fn secret(&self, user: &str) -> (Vec<u8>, Vec<u8>) {
+        match self.salted.get(user) {
+            Some((salt, hash)) => (salt.clone(), hash.clone()),
+            None => {
+                // PBKDF2 with one round is one HMAC of the name.
+                let mut salt = gen_salted_password(&self.mock_key, user.as_bytes(), 1);
+                salt.truncate(SALT_LEN);
+                (salt, self.mock_hash.clone())
+            }
         }
     }
 }
 
-/// The users' salted password hashes.
-struct Users(HashMap<String, (Vec<u8>, Vec<u8>)>);
-
 impl Debug for Users {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.keys()).finish()
+        f.debug_list().entries(self.salted.keys()).finish()
     }
 }
 
 #[async_trait]
 impl AuthSource for Users {
     async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let user = login.user().unwrap_or_default();
-        let (salt, hash) = self
-            .0
-            .get(user)
-            .ok_or_else(|| PgWireError::InvalidPassword(user.to_owned()))?;
-        Ok(Password::new(Some(salt.clone()), hash.clone()))
+        let (salt, hash) = self.secret(login.user().unwrap_or_default());
+        Ok(Password::new(Some(salt), hash))
     }
 }
 
@@ -157,4 +239,36 @@ pub(crate) fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor> {
     // Postgres 17 clients may open TLS directly; they ask for this ALPN.
     config.alpn_protocols = vec![b"postgresql".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users() -> Users {
+        let mut salted = HashMap::new();
+        salted.insert("alice".to_string(), (vec![7u8; SALT_LEN], vec![1u8; 32]));
+        Users {
+            salted,
+            mock_key: "k".repeat(64),
+            mock_hash: vec![9u8; 32],
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_gets_a_stable_salt_of_a_users_length() {
+        let u = users();
+        assert_eq!(u.secret("alice"), (vec![7u8; SALT_LEN], vec![1u8; 32]));
+        let (salt, hash) = u.secret("nobody");
+        assert_eq!(salt.len(), SALT_LEN);
+        assert_eq!(hash, vec![9u8; 32]);
+        assert_eq!(u.secret("nobody").0, salt);
+        assert_ne!(u.secret("nobody2").0, salt);
+        // Keyed: another server's key gives another salt for the name.
+        let other = Users {
+            mock_key: "j".repeat(64),
+            ..users()
+        };
+        assert_ne!(other.secret("nobody").0, salt);
+    }
 }

@@ -60,11 +60,14 @@ impl QueryParser for Parser {
         let session = session(client);
         let engine = self.engine.clone();
         let (text, declared) = (sql.to_string(), types.to_vec());
-        tokio::task::spawn_blocking(move || session.prepare(&engine, &text, &declared))
-            .await
-            .map_err(|e| Error::internal(format!("the statement's thread failed: {e}")))
-            .and_then(|r| r)
-            .map_err(|e| PgWireError::UserError(Box::new(error_info(&e, sql))))
+        let connection = super::panics::current();
+        tokio::task::spawn_blocking(move || {
+            super::panics::within(connection, || session.prepare(&engine, &text, &declared))
+        })
+        .await
+        .map_err(|e| Error::internal(format!("the statement's thread failed: {e}")))
+        .and_then(|r| r)
+        .map_err(|e| PgWireError::UserError(Box::new(error_info(&e, sql))))
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
@@ -147,15 +150,17 @@ impl Handler {
         let session = session(client);
         let engine = self.engine.clone();
         let (script, shape) = (text.clone(), prepared.text.clone());
-        let answers =
-            tokio::task::spawn_blocking(move || session.run_bound(&engine, &shape, &script))
-                .await
-                .map_err(|e| {
-                    PgWireError::UserError(Box::new(error_info(
-                        &Error::internal(format!("the statement's thread failed: {e}")),
-                        shown,
-                    )))
-                })?;
+        let connection = super::panics::current();
+        let answers = tokio::task::spawn_blocking(move || {
+            super::panics::within(connection, || session.run_bound(&engine, &shape, &script))
+        })
+        .await
+        .map_err(|e| {
+            PgWireError::UserError(Box::new(error_info(
+                &Error::internal(format!("the statement's thread failed: {e}")),
+                shown,
+            )))
+        })?;
         let mut response = Response::EmptyQuery;
         for answer in answers {
             match answer {

@@ -30,15 +30,22 @@
 //!   checks now and then that its client is still there. A cancel request
 //!   ([`cancel`]) stops the running statement with SQLSTATE 57014.
 //! - Who may connect ([`auth`]): trust without configured users, else
-//!   SCRAM-SHA-256; TLS with a configured certificate.
+//!   SCRAM-SHA-256 (unknown names get the same exchange as wrong
+//!   passwords; repeated failures slow further logins: [`backoff`]); TLS
+//!   with a configured certificate.
+//! - A panic inside a connection ends that connection alone and is logged
+//!   in one line ([`panics`]).
 
 mod auth;
+mod backoff;
 mod cancel;
 mod extended;
+mod panics;
 mod params;
 mod pg_catalog;
 mod results;
 mod session;
+mod transaction;
 mod values;
 
 use std::fmt::Debug;
@@ -120,7 +127,7 @@ impl Security {
             None => (None, None),
         };
         Ok(Self {
-            startup: auth::Startup::new(&config.users, certificate.as_deref())?,
+            startup: auth::Startup::new(&config.users, certificate.as_deref(), config.login)?,
             tls,
         })
     }
@@ -156,6 +163,8 @@ pub(crate) async fn serve(listener: TcpListener, engine: SharedEngine, security:
         }),
         canceller: Arc::new(cancel::Canceller(cancels)),
     });
+    panics::install_hook();
+    let mut accepted = 0u64;
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -172,8 +181,14 @@ pub(crate) async fn serve(listener: TcpListener, engine: SharedEngine, security:
         }
         let handlers = handlers.clone();
         let tls = tls.clone();
+        accepted += 1;
+        let connection = panics::Connection { id: accepted, peer };
         tokio::spawn(async move {
-            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
+            let served = panics::guard(connection, async move {
+                pgwire::tokio::process_socket(socket, tls, handlers).await
+            })
+            .await;
+            if let Some(Err(e)) = served {
                 tracing::debug!(%peer, error = %e, "connection closed");
             }
         });
@@ -489,14 +504,17 @@ impl SimpleQueryHandler for Handler {
         let session = session(client);
         let engine = self.engine.clone();
         let text = query.to_string();
-        let answers = tokio::task::spawn_blocking(move || session.run_script(&engine, &text))
-            .await
-            .map_err(|e| {
-                PgWireError::UserError(Box::new(error_info(
-                    &Error::internal(format!("the statement's thread failed: {e}")),
-                    query,
-                )))
-            })?;
+        let connection = panics::current();
+        let answers = tokio::task::spawn_blocking(move || {
+            panics::within(connection, || session.run_script(&engine, &text))
+        })
+        .await
+        .map_err(|e| {
+            PgWireError::UserError(Box::new(error_info(
+                &Error::internal(format!("the statement's thread failed: {e}")),
+                query,
+            )))
+        })?;
         let mut responses = Vec::new();
         for answer in answers {
             match answer {

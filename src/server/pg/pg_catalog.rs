@@ -204,6 +204,7 @@ type Item = (String, String);
 /// names, lower case); and the tables it reads (their last name part,
 /// lower case, in order).
 fn select_list(text: &str) -> Result<(Vec<Item>, Vec<String>)> {
+    crate::planner::limits::check(text)?;
     let statements = SqlParser::parse_sql(&PostgreSqlDialect {}, text)
         .map_err(|e| Error::syntax(format!("cannot read this catalog query: {e}"), None))?;
     let Some(SqlStatement::Query(q)) = statements.first() else {

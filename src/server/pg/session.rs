@@ -246,6 +246,12 @@ impl Session {
         let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
         let first = upper.first().map(String::as_str).unwrap_or("");
         let second = upper.get(1).map(String::as_str).unwrap_or("");
+        if matches!(
+            first,
+            "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT"
+        ) {
+            super::transaction::check(&super::transaction::words(&strip_comments(text)))?;
+        }
         let response = match (first, second) {
             ("BEGIN", _) | ("START", "TRANSACTION") => {
                 Response::TransactionStart(Tag::new("BEGIN"))

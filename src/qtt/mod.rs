@@ -10,6 +10,19 @@
 //! and compared field by field; `post` checks compare the created sources'
 //! schemas and formats. Cases whose formats need a schema registry (AVRO,
 //! PROTOBUF, JSON_SR) are reported as such, not run.
+//!
+//! Values compare by [`compare`]'s rules (ksqlDB's: JSON types distinct,
+//! numbers exact, field names as written or upper-cased); an expected
+//! exception's class must match how the case failed ([`expect`]); runs are
+//! ratcheted by the set of passing cases ([`baseline`]).
+
+pub mod baseline;
+pub(crate) mod compare;
+pub(crate) mod expect;
+mod outputs;
+mod post;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,18 +30,18 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::connectors::formats::{
-    bytes_to_test_json, decode_windowed_key, encode_windowed_key, test_json_to_bytes,
-};
-use crate::connectors::formats::{Format, WindowKind};
+use crate::connectors::formats::{encode_windowed_key, test_json_to_bytes};
 use crate::connectors::kafka::KafkaTopics;
 use crate::connectors::memory::MemoryTopics;
 use crate::connectors::namespaced::Namespaced;
 use crate::connectors::{OutRecord, Topics};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{Error, Result};
-use crate::planner::ast::{OptionValue, SourceKind, Statement};
+use crate::planner::ast::{OptionValue, Statement};
 use crate::planner::parser;
+
+use expect::{Expected, Failure};
+pub(crate) use outputs::{check_outputs, Arrivals};
 
 /// The outcome of one case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -362,12 +375,7 @@ fn run_case_in(
         topics,
     )
     .map_err(|e| format!("engine: {e}"))?;
-    let expected_error = t.get("expectedException").map(|e| {
-        e.get("message")
-            .and_then(|m| m.as_str())
-            .unwrap_or("")
-            .to_string()
-    });
+    let expected_error = Expected::qtt(t);
     let inputs = create_topics(&engine, t, statements)?;
 
     // Statements.
@@ -388,11 +396,16 @@ fn run_case_in(
                 };
                 return match &expected_error {
                     Some(want)
-                        if msg.contains(want.as_str()) || located.contains(want.as_str()) =>
+                        if msg.contains(want.message.as_str())
+                            || located.contains(want.message.as_str()) =>
                     {
-                        Ok(())
+                        want.check_kind(Failure::Statement(e.sqlstate()))
+                            .map_err(|k| format!("{k}: {msg:?}\n  statement: {s}"))
                     }
-                    Some(want) => Err(format!("expected error containing {want:?}, got {msg:?}")),
+                    Some(want) => Err(format!(
+                        "expected error containing {:?}, got {msg:?}",
+                        want.message
+                    )),
                     None => Err(format!("statement failed: {msg}\n  statement: {s}")),
                 };
             }
@@ -414,13 +427,16 @@ fn run_case_in(
     }
     if let Some(want) = &expected_error {
         return Err(format!(
-            "expected error containing {want:?}, but every statement succeeded"
+            "expected {} with a message containing {:?}, but every statement succeeded \
+             and every input was processed",
+            want.describe(),
+            want.message
         ));
     }
 
     check_outputs(&engine, &arrivals, t)?;
     if let Some(post) = t.get("post") {
-        check_post(&engine, post)?;
+        post::check_post(&engine, post)?;
     }
     Ok(())
 }
@@ -486,38 +502,6 @@ pub(crate) fn create_topics(
     Ok(inputs)
 }
 
-/// Compare the case's `outputs` (if it has them) with the records that
-/// arrived on their topics; `outputs: []` means no query's sink got any.
-pub(crate) fn check_outputs(
-    engine: &Engine,
-    arrivals: &Arrivals,
-    t: &Value,
-) -> std::result::Result<(), String> {
-    if let Some(outputs) = t.get("outputs").and_then(|o| o.as_array()) {
-        let mut by_topic: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
-        for o in outputs {
-            let topic = o
-                .get("topic")
-                .and_then(|t| t.as_str())
-                .unwrap_or_default()
-                .to_string();
-            by_topic.entry(topic).or_default().push(o);
-        }
-        if outputs.is_empty() {
-            // Nothing may be emitted to any query's sink.
-            for q in engine.catalog().queries() {
-                if let Some(s) = engine.catalog().source(&q.sink) {
-                    by_topic.entry(s.topic.clone()).or_default();
-                }
-            }
-        }
-        for (topic, expected) in by_topic {
-            compare_topic(engine, arrivals, &topic, &expected)?;
-        }
-    }
-    Ok(())
-}
-
 /// Run the queries until idle; the first failure, if any query failed.
 pub(crate) fn run(engine: &mut Engine) -> Option<String> {
     if let Err(e) = engine.run_until_idle() {
@@ -526,9 +510,14 @@ pub(crate) fn run(engine: &mut Engine) -> Option<String> {
     engine.failed_queries().into_iter().next().map(|(_, e)| e)
 }
 
-fn check_runtime_error(expected: &Option<String>, msg: String) -> std::result::Result<(), String> {
+fn check_runtime_error(
+    expected: &Option<Expected>,
+    msg: String,
+) -> std::result::Result<(), String> {
     match expected {
-        Some(want) if msg.contains(want.as_str()) => Ok(()),
+        Some(want) if msg.contains(want.message.as_str()) => want
+            .check_kind(Failure::Processing)
+            .map_err(|k| format!("{k}: {msg:?}")),
         _ => Err(format!("query failed while processing: {msg}")),
     }
 }
@@ -639,312 +628,6 @@ pub(crate) fn base64_decode(s: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-/// Records of every topic in the order they were written, as far as the
-/// runner can tell: it collects new records after each input is processed
-/// (partitions in order within one step), so records of one topic spread
-/// over partitions compare in production order as ksqlDB's harness does.
-#[derive(Default)]
-pub(crate) struct Arrivals {
-    records: BTreeMap<String, Vec<crate::connectors::Record>>,
-    next: BTreeMap<(String, i32), i64>,
-}
-
-impl Arrivals {
-    pub(crate) fn collect(&mut self, engine: &Engine) -> std::result::Result<(), String> {
-        let topics = engine.topics();
-        for topic in topics.list() {
-            for p in 0..topics.partitions(&topic).unwrap_or(0) {
-                let from = self.next.get(&(topic.clone(), p)).copied().unwrap_or(0);
-                let recs = topics
-                    .fetch(&topic, p, from, usize::MAX)
-                    .map_err(|e| e.to_string())?;
-                if let Some(last) = recs.last() {
-                    self.next.insert((topic.clone(), p), last.offset + 1);
-                }
-                self.records.entry(topic.clone()).or_default().extend(recs);
-            }
-        }
-        Ok(())
-    }
-}
-
-fn compare_topic(
-    engine: &Engine,
-    arrivals: &Arrivals,
-    topic: &str,
-    expected: &[&Value],
-) -> std::result::Result<(), String> {
-    let actual = arrivals.records.get(topic).cloned().unwrap_or_default();
-    let sink = engine
-        .catalog()
-        .sources()
-        .filter(|s| s.topic == topic)
-        .max_by_key(|s| s.query.is_some());
-    let shown = |recs: &[crate::connectors::Record]| -> Vec<String> {
-        recs.iter().map(|r| describe_actual(sink, r)).collect()
-    };
-    if actual.len() != expected.len() {
-        return Err(format!(
-            "topic {topic}: expected {} records, got {}\n  expected: {}\n  actual:   {}",
-            expected.len(),
-            actual.len(),
-            expected
-                .iter()
-                .map(|e| compact(e))
-                .collect::<Vec<_>>()
-                .join("\n            "),
-            shown(&actual).join("\n            ")
-        ));
-    }
-    for (n, (want, got)) in expected.iter().zip(&actual).enumerate() {
-        if let Err(diff) = compare_record(sink, want, got) {
-            return Err(format!(
-                "topic {topic}, record {n}: {diff}\n  expected: {}\n  actual:   {}",
-                compact(want),
-                describe_actual(sink, got)
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn compact(v: &Value) -> String {
-    let mut v = v.clone();
-    if let Some(o) = v.as_object_mut() {
-        o.remove("topic");
-    }
-    v.to_string()
-}
-
-fn decode_key(
-    sink: Option<&crate::catalog::Source>,
-    bytes: &[u8],
-) -> std::result::Result<(Value, Option<(i64, i64)>), String> {
-    let Some(s) = sink else {
-        return Ok((
-            Value::String(String::from_utf8_lossy(bytes).to_string()),
-            None,
-        ));
-    };
-    let fields: Vec<_> = s.key_columns().map(|c| c.field()).collect();
-    let (inner, window) = match s.window {
-        Some(w) => {
-            let (inner, start, end) =
-                decode_windowed_key(bytes, w.kind, w.size).map_err(|e| e.to_string())?;
-            (inner, Some((start, end)))
-        }
-        None => (bytes, None),
-    };
-    if fields.is_empty() {
-        return Ok((Value::Null, window));
-    }
-    Ok((
-        bytes_to_test_json(&s.key_format, inner, &fields, true).map_err(|e| e.to_string())?,
-        window,
-    ))
-}
-
-fn decode_value(
-    sink: Option<&crate::catalog::Source>,
-    bytes: &[u8],
-) -> std::result::Result<Value, String> {
-    let Some(s) = sink else {
-        return Ok(serde_json::from_slice(bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).to_string())));
-    };
-    let fields: Vec<_> = s.value_columns().map(|c| c.field()).collect();
-    bytes_to_test_json(&s.value_format, bytes, &fields, false).map_err(|e| e.to_string())
-}
-
-fn describe_actual(sink: Option<&crate::catalog::Source>, r: &crate::connectors::Record) -> String {
-    let (key, window) = match &r.key {
-        Some(k) => decode_key(sink, k).unwrap_or((Value::String("<undecodable>".into()), None)),
-        None => (Value::Null, None),
-    };
-    let value = match &r.value {
-        Some(v) => decode_value(sink, v).unwrap_or(Value::String("<undecodable>".into())),
-        None => Value::Null,
-    };
-    let mut o = serde_json::Map::new();
-    o.insert("key".into(), key);
-    o.insert("value".into(), value);
-    o.insert("timestamp".into(), Value::from(r.timestamp));
-    if let Some((s, e)) = window {
-        o.insert("window".into(), serde_json::json!({"start": s, "end": e}));
-    }
-    Value::Object(o).to_string()
-}
-
-fn compare_record(
-    sink: Option<&crate::catalog::Source>,
-    want: &Value,
-    got: &crate::connectors::Record,
-) -> std::result::Result<(), String> {
-    let (key, window) = match &got.key {
-        Some(k) => decode_key(sink, k)?,
-        None => (Value::Null, None),
-    };
-    let want_key = want.get("key").cloned().unwrap_or(Value::Null);
-    if !json_matches(&want_key, &key) {
-        return Err(format!("key differs: expected {want_key}, got {key}"));
-    }
-    let value = match &got.value {
-        Some(v) => decode_value(sink, v)?,
-        None => Value::Null,
-    };
-    let want_value = want.get("value").cloned().unwrap_or(Value::Null);
-    if !json_matches(&want_value, &value) {
-        return Err(format!("value differs: expected {want_value}, got {value}"));
-    }
-    if let Some(ts) = want.get("timestamp").and_then(|t| t.as_i64()) {
-        if ts != got.timestamp {
-            return Err(format!(
-                "timestamp differs: expected {ts}, got {}",
-                got.timestamp
-            ));
-        }
-    }
-    if let Some(w) = want.get("window") {
-        let start = w.get("start").and_then(|s| s.as_i64());
-        let end = w.get("end").and_then(|s| s.as_i64());
-        match window {
-            Some((s, e)) if Some(s) == start && Some(e) == end => {}
-            other => return Err(format!("window differs: expected {w}, got {other:?}")),
-        }
-    }
-    Ok(())
-}
-
-/// Test-harness JSON equality: objects field by field (an actual field is
-/// found as written, then upper-cased), numbers within 1e-6.
-pub(crate) fn json_matches(want: &Value, got: &Value) -> bool {
-    match (want, got) {
-        (Value::Number(a), Value::Number(b)) => match (a.as_f64(), b.as_f64()) {
-            (Some(x), Some(y)) => (x - y).abs() <= 1e-6 * x.abs().max(1.0),
-            _ => a == b,
-        },
-        (Value::String(a), Value::Number(b)) | (Value::Number(b), Value::String(a)) => a
-            .parse::<f64>()
-            .ok()
-            .zip(b.as_f64())
-            .is_some_and(|(x, y)| (x - y).abs() <= 1e-6 * x.abs().max(1.0)),
-        (Value::Array(a), Value::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| json_matches(x, y))
-        }
-        (Value::Object(a), Value::Object(b)) => {
-            a.len() == b.len()
-                && a.iter().all(|(k, v)| {
-                    let found = b.get(k).or_else(|| b.get(&k.to_uppercase())).or_else(|| {
-                        b.iter()
-                            .find(|(bk, _)| bk.eq_ignore_ascii_case(k))
-                            .map(|(_, bv)| bv)
-                    });
-                    found.is_some_and(|g| json_matches(v, g))
-                })
-        }
-        _ => want == got,
-    }
-}
-
-fn normalize_schema(s: &str) -> String {
-    let s = s.replace('`', "").to_uppercase();
-    let s = regex::Regex::new(r"\s+")
-        .map(|r| r.replace_all(&s, " ").to_string())
-        .unwrap_or(s);
-    let s = s.replace("PRIMARY KEY", "KEY");
-    let s = regex::Regex::new(r"\bINT\b")
-        .map(|r| r.replace_all(&s, "INTEGER").to_string())
-        .unwrap_or(s);
-    let s = regex::Regex::new(r"\bVARCHAR\b")
-        .map(|r| r.replace_all(&s, "STRING").to_string())
-        .unwrap_or(s);
-    s.replace(", ", ",")
-        .replace(" ,", ",")
-        .replace("< ", "<")
-        .replace(" >", ">")
-        .trim()
-        .to_string()
-}
-
-fn check_post(engine: &Engine, post: &Value) -> std::result::Result<(), String> {
-    if let Some(sources) = post.get("sources").and_then(|s| s.as_array()) {
-        for want in sources {
-            let name = want
-                .get("name")
-                .and_then(|n| n.as_str())
-                .unwrap_or_default();
-            let Some(src) = engine.catalog().source(name) else {
-                return Err(format!("post: source {name} does not exist"));
-            };
-            if let Some(ty) = want.get("type").and_then(|t| t.as_str()) {
-                let actual = match src.kind {
-                    SourceKind::Stream => "stream",
-                    SourceKind::Table => "table",
-                };
-                if !ty.eq_ignore_ascii_case(actual) {
-                    return Err(format!("post: {name} is a {actual}, expected {ty}"));
-                }
-            }
-            if let Some(schema) = want.get("schema").and_then(|t| t.as_str()) {
-                let got = src.schema_string();
-                if normalize_schema(schema) != normalize_schema(&got) {
-                    return Err(format!(
-                        "post: {name} schema is `{got}`, expected `{schema}`"
-                    ));
-                }
-            }
-            for (field, fmt) in [
-                ("keyFormat", &src.key_format),
-                ("valueFormat", &src.value_format),
-            ] {
-                if let Some(f) = want
-                    .get(field)
-                    .and_then(|f| f.get("format"))
-                    .and_then(|f| f.as_str())
-                {
-                    if !f.eq_ignore_ascii_case(&fmt.kind.to_string()) {
-                        return Err(format!(
-                            "post: {name} {field} is {}, expected {f}",
-                            fmt.kind
-                        ));
-                    }
-                }
-            }
-            if let Some(wt) = want
-                .get("keyFormat")
-                .and_then(|f| f.get("windowType"))
-                .and_then(|w| w.as_str())
-            {
-                let got = match src.window.map(|w| w.kind) {
-                    Some(WindowKind::Session) => "SESSION",
-                    Some(WindowKind::Time) => match src.window.and_then(|w| w.size) {
-                        _ if wt.eq_ignore_ascii_case("HOPPING") => "HOPPING",
-                        _ => "TUMBLING",
-                    },
-                    None => "none",
-                };
-                if !wt.eq_ignore_ascii_case(got) {
-                    return Err(format!("post: {name} window type is {got}, expected {wt}"));
-                }
-            }
-        }
-    }
-    if let Some(bl) = post
-        .get("topics")
-        .and_then(|t| t.get("blacklist"))
-        .and_then(|b| b.as_str())
-    {
-        let re = regex::Regex::new(bl).map_err(|e| format!("post: bad blacklist regex: {e}"))?;
-        for t in engine.topics().list() {
-            if re.is_match(&t) {
-                return Err(format!("post: topic {t} must not exist"));
-            }
-        }
-    }
-    let _: Option<&Format> = None;
-    Ok(())
 }
 
 /// Print the per-file table and the failures; returns (passed, failed).

@@ -1,0 +1,535 @@
+//! A server under a hostile or careless client: malformed protocol
+//! messages, password guessing, push queries left behind by the hundred,
+//! topics deleted on the embedded broker. Each test drives a `sluice
+//! server` child process (embedded broker, OS-chosen port, its log in a
+//! file) over real sockets: raw protocol messages where a client library
+//! would refuse to send them, the real `psql` elsewhere.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+
+/// A `sluice server` child whose log (stderr) goes to a file.
+struct Sluice {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Sluice {
+    fn start(toml: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("sluice.toml");
+        std::fs::write(&config, toml).unwrap();
+        let log = dir.path().join("server.log");
+        let mut child = Command::new(common::binary())
+            .arg("server")
+            .arg("--config")
+            .arg(&config)
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start sluice server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut port = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("utf-8");
+            if let Some(rest) = line.strip_prefix("Postgres clients: psql -h 127.0.0.1 -p ") {
+                port = Some(rest.trim().parse().expect("a port"));
+                break;
+            }
+        }
+        let port = port.expect("the server did not print where Postgres clients connect");
+        Self {
+            child,
+            port,
+            log,
+            dir,
+        }
+    }
+
+    fn psql_command(&self, sql: &str) -> Command {
+        let mut psql = Command::new("psql");
+        psql.args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "sluice", "-d", "sluice", "-X", "-A", "-t", "-F", "|"])
+            .args(["-v", "ON_ERROR_STOP=1", "-c", sql]);
+        psql
+    }
+
+    fn psql(&self, sql: &str) -> Output {
+        self.psql_command(sql).output().expect("run psql")
+    }
+
+    /// Run `sql`, which must succeed; its output.
+    fn run(&self, sql: &str) -> String {
+        let out = self.psql(sql);
+        assert!(out.status.success(), "{sql}: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    fn log_text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap()).to_string()
+    }
+
+    /// The server process's threads and open file descriptors.
+    fn threads_and_fds(&self) -> (usize, usize) {
+        let count = |what: &str| {
+            std::fs::read_dir(format!("/proc/{}/{what}", self.child.id()))
+                .expect("/proc of the server")
+                .count()
+        };
+        (count("task"), count("fd"))
+    }
+
+    /// Push queries running now (`transient_...` in SHOW QUERIES).
+    fn push_queries(&self) -> usize {
+        self.run("SHOW QUERIES;")
+            .lines()
+            .filter(|l| l.starts_with("transient_"))
+            .count()
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = &self.dir;
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// Wait until `done` holds, or fail with `what` after `limit`.
+fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} (waited {limit:?})");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+// --- The protocol by hand ---------------------------------------------
+
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s
+}
+
+/// A startup message (protocol 3.0) for `user`.
+fn startup(user: &str) -> Vec<u8> {
+    let mut body = 196_608u32.to_be_bytes().to_vec();
+    for (k, v) in [("user", user), ("database", "sluice")] {
+        body.extend_from_slice(k.as_bytes());
+        body.push(0);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut m = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    m.extend(body);
+    m
+}
+
+/// A frontend message: its type, length and body.
+fn message(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// The next backend message; None when the server closed the connection.
+fn read_message(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    let mut head = [0u8; 5];
+    match s.read_exact(&mut head) {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ) =>
+        {
+            return None
+        }
+        Err(e) => panic!("reading from the server: {e}"),
+    }
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    let mut body = vec![0u8; len - 4];
+    s.read_exact(&mut body).expect("a whole message");
+    Some((head[0], body))
+}
+
+/// An ErrorResponse's fields, as `X=value` (severity, code, message, ...).
+fn error_fields(body: &[u8]) -> Vec<String> {
+    body.split(|b| *b == 0)
+        .filter(|f| !f.is_empty())
+        .map(|f| format!("{}={}", f[0] as char, String::from_utf8_lossy(&f[1..])))
+        .collect()
+}
+
+fn error_code(body: &[u8]) -> String {
+    error_fields(body)
+        .into_iter()
+        .find_map(|f| f.strip_prefix("C=").map(str::to_string))
+        .unwrap_or_default()
+}
+
+// --- Malformed protocol messages ----------------------------------------
+
+/// A Bind whose parameter claims 0x7ffffff0 bytes panicked inside pgwire's
+/// decoder, and each time the default panic hook wrote a 6.8 KB backtrace
+/// (with RUST_BACKTRACE set) to the log. Now the connection ends with one
+/// line in the log, and the server serves the next connection.
+#[test]
+fn a_malformed_bind_ends_its_connection_with_one_log_line() {
+    let server = Sluice::start("", &[("RUST_BACKTRACE", "1")]);
+    let mut bind = Vec::new();
+    bind.extend_from_slice(b"\0\0"); // portal, statement
+    bind.extend_from_slice(&0u16.to_be_bytes()); // parameter formats
+    bind.extend_from_slice(&1u16.to_be_bytes()); // one parameter,
+    bind.extend_from_slice(&0x7fff_fff0i32.to_be_bytes()); // this long
+    bind.extend_from_slice(b"abc");
+    bind.extend_from_slice(&0u16.to_be_bytes()); // result formats
+    for attempt in 0..3 {
+        let before = server.log_text();
+        let mut s = connect(server.port);
+        s.write_all(&startup("sluice")).unwrap();
+        loop {
+            let (tag, _) = read_message(&mut s).expect("the startup's answers");
+            if tag == b'Z' {
+                break;
+            }
+        }
+        s.write_all(&message(b'B', &bind)).unwrap();
+        s.write_all(&message(b'S', &[])).unwrap();
+        // The connection ends; anything sent before is an error.
+        while let Some((tag, body)) = read_message(&mut s) {
+            assert_eq!(tag, b'E', "attempt {attempt}: {:?}", text(&body));
+            assert_eq!(error_code(&body), "08P01", "{:?}", error_fields(&body));
+        }
+        let after = server.log_text();
+        let grown = &after[before.len()..];
+        assert!(
+            grown.lines().count() <= 2 && grown.len() < 1000,
+            "attempt {attempt}: the log grew by {} bytes:\n{grown}",
+            grown.len()
+        );
+        assert!(
+            grown.contains("connection ended by an internal error"),
+            "attempt {attempt}: {grown:?}"
+        );
+        // The server goes on serving.
+        assert_eq!(server.run("SHOW STREAMS;"), "");
+    }
+}
+
+// --- Password guessing --------------------------------------------------
+
+/// One SCRAM login with a wrong proof, as a transcript of what the server
+/// answered (the salt by its length, `<user>` for the user's name), the
+/// salt itself, and how long the server took to answer the startup.
+struct Login {
+    transcript: Vec<String>,
+    salt: String,
+    first_answer: Duration,
+}
+
+fn wrong_scram_login(port: u16, user: &str) -> Login {
+    let mut s = connect(port);
+    let started = Instant::now();
+    s.write_all(&startup(user)).unwrap();
+    let mut transcript = Vec::new();
+    let (tag, body) = read_message(&mut s).expect("an answer to the startup");
+    let first_answer = started.elapsed();
+    assert_eq!(tag, b'R', "{:?}", error_fields(&body));
+    let code = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+    transcript.push(format!(
+        "R {code} {}",
+        String::from_utf8_lossy(&body[4..]).replace('\0', " ")
+    ));
+    assert_eq!(code, 10, "AuthenticationSASL");
+    let client_nonce = "rOprNGfwEbeRWgbNEkqO";
+    let first = format!("n,,n=,r={client_nonce}");
+    let mut initial = b"SCRAM-SHA-256\0".to_vec();
+    initial.extend_from_slice(&(first.len() as i32).to_be_bytes());
+    initial.extend_from_slice(first.as_bytes());
+    s.write_all(&message(b'p', &initial)).unwrap();
+    let mut salt = String::new();
+    let mut nonce = String::new();
+    loop {
+        let Some((tag, body)) = read_message(&mut s) else {
+            transcript.push("closed".into());
+            break;
+        };
+        match tag {
+            b'R' => {
+                let code = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+                let data = String::from_utf8_lossy(&body[4..]).to_string();
+                let mut shown = vec![format!("R {code}")];
+                for part in data.split(',') {
+                    match part.split_once('=') {
+                        Some(("r", r)) => {
+                            assert!(r.starts_with(client_nonce), "{data}");
+                            nonce = r.to_string();
+                            shown.push("r=<nonce>".into());
+                        }
+                        Some(("s", s)) => {
+                            salt = s.to_string();
+                            shown.push(format!("s=<{} characters>", s.len()));
+                        }
+                        _ => shown.push(part.to_string()),
+                    }
+                }
+                transcript.push(shown.join(" "));
+                // The client's final message: the right nonce, a wrong
+                // proof (32 zero bytes).
+                let last = format!("c=biws,r={nonce},p={}=", "A".repeat(43));
+                s.write_all(&message(b'p', last.as_bytes())).unwrap();
+            }
+            b'E' => {
+                let fields: Vec<String> = error_fields(&body)
+                    .into_iter()
+                    .map(|f| f.replace(&format!("\"{user}\""), "\"<user>\""))
+                    .collect();
+                transcript.push(format!("E {}", fields.join(" ")));
+            }
+            other => transcript.push(format!("{}", other as char)),
+        }
+    }
+    Login {
+        transcript,
+        salt,
+        first_answer,
+    }
+}
+
+/// A user name that is not configured was refused at SCRAM's first
+/// message, a known one only after the proof: anyone could tell which
+/// names exist. Now both get the same exchange (a stable salt of the same
+/// length per name, the same iterations) and the same final error.
+#[test]
+fn unknown_and_known_users_get_the_same_scram_exchange() {
+    let server = Sluice::start("[users]\nalice = \"s3cret\"\n", &[]);
+    let alice = wrong_scram_login(server.port, "alice");
+    let nobody = wrong_scram_login(server.port, "nobody");
+    let expected = vec![
+        "R 10 SCRAM-SHA-256  ".to_string(),
+        "R 11 r=<nonce> s=<24 characters> i=4096".to_string(),
+        "E S=FATAL C=28P01 M=password authentication failed for user \"<user>\"".to_string(),
+        "Z".to_string(),
+        "closed".to_string(),
+    ];
+    assert_eq!(alice.transcript, expected);
+    assert_eq!(nobody.transcript, expected);
+    // The same name gets the same salt each time, as a real user does.
+    assert_eq!(wrong_scram_login(server.port, "alice").salt, alice.salt);
+    assert_eq!(wrong_scram_login(server.port, "nobody").salt, nobody.salt);
+    assert_ne!(wrong_scram_login(server.port, "nobody2").salt, nobody.salt);
+    // The right password still works.
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-U", "alice", "-d", "sluice", "-X", "-A", "-t", "-w"])
+        .args(["-c", "SHOW server_encoding;"])
+        .env("PGPASSWORD", "s3cret")
+        .output()
+        .expect("run psql");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "UTF8\n");
+}
+
+/// 7,217 wrong passwords in 20 s were neither slowed nor blocked. Now,
+/// after `free_failures` failures from an address, each further login
+/// waits before the server answers it (here 1.5 s, then 3 s).
+#[test]
+fn failed_logins_slow_down_further_ones() {
+    let server = Sluice::start(
+        "[users]\nalice = \"s3cret\"\n\
+         [login]\nfree_failures = 2\ndelay_ms = 1500\nmax_delay_ms = 3000\n",
+        &[],
+    );
+    for _ in 0..2 {
+        wrong_scram_login(server.port, "alice");
+    }
+    // A third guess, for another name, from the same address.
+    let third = wrong_scram_login(server.port, "mallory");
+    assert!(
+        third.first_answer >= Duration::from_millis(1500),
+        "the third login was answered after {:?}",
+        third.first_answer
+    );
+    assert_eq!(
+        third.transcript.last().map(String::as_str),
+        Some("closed"),
+        "{:?}",
+        third.transcript
+    );
+    let fourth = wrong_scram_login(server.port, "alice");
+    assert!(
+        fourth.first_answer >= Duration::from_millis(3000),
+        "the fourth login was answered after {:?}",
+        fourth.first_answer
+    );
+    // The right password still gets in (after its wait).
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-U", "alice", "-d", "sluice", "-X", "-A", "-t", "-w"])
+        .args(["-c", "SHOW server_encoding;"])
+        .env("PGPASSWORD", "s3cret")
+        .output()
+        .expect("run psql");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+// --- Push queries that end ---------------------------------------------
+
+/// Each push query kept a Kafka consumer (4 threads, 9 file descriptors)
+/// after it ended: 120 push queries took the server from 73 threads to
+/// 569. Now the consumer goes when the push query ends (LIMIT reached,
+/// client gone): 90 push queries leave the counts within what the topic's
+/// readers may hold (a cache of at most 8 consumers per topic, shared by
+/// every query reading it, so 32 threads and about 80 descriptors) of
+/// where they were; 90 kept consumers would be 360 threads.
+#[test]
+fn push_queries_that_end_free_their_kafka_clients() {
+    let server = Sluice::start("", &[]);
+    server.run(
+        "CREATE STREAM clicks (user_id STRING KEY, n INT) \
+           WITH (kafka_topic='clicks', value_format='JSON', partitions=1);",
+    );
+    server.run("INSERT INTO clicks (user_id, n) VALUES ('a', 1);");
+    let limited = "SET 'auto.offset.reset'='earliest'; \
+                   SELECT user_id, n FROM clicks EMIT CHANGES LIMIT 1;";
+    let one_row = |out: String| assert_eq!(out, "SET\na|1\n");
+    let settled = |server: &Sluice| {
+        wait_for(
+            Duration::from_secs(60),
+            "push queries still running",
+            || server.push_queries() == 0,
+        )
+    };
+    // One first, so that what any push query needs (the topic's reader,
+    // the connections' blocking threads) is there before counting.
+    one_row(server.run(limited));
+    settled(&server);
+    let before = server.threads_and_fds();
+    let mut n = 2;
+    for _ in 0..3 {
+        // LIMIT reached, twenty times.
+        for _ in 0..20 {
+            one_row(server.run(limited));
+        }
+        // Clients that go away, ten at once.
+        let mut clients: Vec<Child> = (0..10)
+            .map(|_| {
+                server
+                    .psql_command("SELECT user_id, n FROM clicks EMIT CHANGES;")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("run psql")
+            })
+            .collect();
+        wait_for(Duration::from_secs(60), "ten push queries start", || {
+            server.push_queries() == 10
+        });
+        for c in &mut clients {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        // The server notices a client is gone when it writes to it.
+        wait_for(Duration::from_secs(60), "push queries end", || {
+            server.run(&format!(
+                "INSERT INTO clicks (user_id, n) VALUES ('b', {n});"
+            ));
+            n += 1;
+            server.push_queries() == 0
+        });
+    }
+    settled(&server);
+    // Consumers close on threads of their own, and the connections'
+    // blocking threads end when idle: let the counts come down.
+    let within = |after: (usize, usize)| after.0 <= before.0 + 32 && after.1 <= before.1 + 80;
+    let mut after = server.threads_and_fds();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !within(after) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        after = server.threads_and_fds();
+    }
+    eprintln!("threads and descriptors: before {before:?}, after 90 push queries {after:?}");
+    assert!(
+        within(after),
+        "threads and descriptors: before {before:?}, after 90 push queries {after:?}"
+    );
+}
+
+// --- Topics deleted on the embedded broker ------------------------------
+
+/// `DROP STREAM ... DELETE TOPIC` on the embedded broker sent an admin
+/// request the mock cluster never answers, and the whole server waited
+/// 60 s for it with the engine locked. Now the statement returns at once
+/// (psql is stopped after 30 s otherwise) and the topic is gone.
+#[test]
+fn drop_delete_topic_on_the_embedded_broker_returns_and_the_topic_is_gone() {
+    let server = Sluice::start("", &[]);
+    server.run(
+        "CREATE STREAM doomed (id STRING KEY, n INT) \
+           WITH (kafka_topic='doomed', value_format='JSON', partitions=1);",
+    );
+    server.run("INSERT INTO doomed (id, n) VALUES ('a', 1);");
+    let topics = |server: &Sluice| -> Vec<String> {
+        server
+            .run("SHOW TOPICS;")
+            .lines()
+            .map(|l| l.split('|').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert!(topics(&server).contains(&"doomed".to_string()));
+    let out = Command::new("timeout")
+        .args(["30", "psql"])
+        .args(
+            server
+                .psql_command("DROP STREAM doomed DELETE TOPIC;")
+                .get_args(),
+        )
+        .output()
+        .expect("run timeout psql");
+    assert!(
+        out.status.success(),
+        "DROP STREAM ... DELETE TOPIC did not return within 30 s: {:?} {}",
+        out.status,
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "DROP STREAM\n");
+    assert_eq!(
+        text(&out.stderr),
+        "NOTICE:  Source `DOOMED` (topic: doomed) was dropped.\n"
+    );
+    assert!(!topics(&server).contains(&"doomed".to_string()));
+    assert_eq!(server.run("SHOW STREAMS;"), "");
+    // The embedded broker cannot reuse the name: creating it again says so.
+    let out = server.psql(
+        "CREATE STREAM doomed (id STRING KEY, n INT) \
+           WITH (kafka_topic='doomed', value_format='JSON', partitions=1);",
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(
+            "cannot create topic 'doomed': a topic of that name was deleted on the embedded broker"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
