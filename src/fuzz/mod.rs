@@ -45,7 +45,7 @@ use crate::error::{Error, Result};
 /// The stack of the fuzzing threads: the server's (every thread that plans
 /// or runs statements there has this much), so what passes here passes
 /// there.
-const STACK_BYTES: usize = 64 << 20;
+const STACK_BYTES: usize = crate::server::STACK_BYTES;
 
 /// What a run does.
 #[derive(Debug, Clone)]

@@ -296,4 +296,76 @@ mod tests {
         ];
         assert_eq!(shown, want.join("\n"));
     }
+
+    /// Found by `sluice fuzz`: a record whose time is near `i64::MAX` (a
+    /// TIMESTAMP column given 9223372036854775807) overflowed the window
+    /// bounds of TUMBLING/HOPPING windows ("attempt to add with overflow" in
+    /// `time_window.rs`), SESSION windows (`session_window.rs`) and EMIT
+    /// FINAL (`suppress.rs`), and the query's task panicked.
+    #[test]
+    fn windows_take_record_times_at_the_end_of_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = Engine::open(EngineConfig {
+            data_dir: dir.path().to_path_buf(),
+            properties: Default::default(),
+        })
+        .unwrap();
+        let script = [
+            "CREATE STREAM S1 (ID STRING KEY, TS BIGINT) \
+             WITH (KAFKA_TOPIC='s1', PARTITIONS=1, VALUE_FORMAT='JSON', TIMESTAMP='TS');",
+            "CREATE TABLE TUMBLING_N AS SELECT ID, COUNT(*) AS N FROM S1 \
+             WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY ID EMIT CHANGES;",
+            "CREATE TABLE HOPPING_N AS SELECT ID, COUNT(*) AS N FROM S1 \
+             WINDOW HOPPING (SIZE 10 SECONDS, ADVANCE BY 5 SECONDS) GROUP BY ID EMIT CHANGES;",
+            "CREATE TABLE SESSION_N AS SELECT ID, COUNT(*) AS N FROM S1 \
+             WINDOW SESSION (10 SECONDS) GROUP BY ID EMIT CHANGES;",
+            "CREATE TABLE FINAL_N AS SELECT ID, COUNT(*) AS N FROM S1 \
+             WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 1 SECOND) GROUP BY ID EMIT FINAL;",
+            "INSERT INTO S1 (ID, TS) VALUES ('a', 1000);",
+            "INSERT INTO S1 (ID, TS) VALUES ('a', 9223372036854775807);",
+            "INSERT INTO S1 (ID, TS) VALUES ('a', 9223372036854775806);",
+        ];
+        for statement in script {
+            run_script(&mut engine, statement).unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
+        assert_eq!(engine.failed_queries(), vec![]);
+        let mut shown = Vec::new();
+        for table in ["TUMBLING_N", "HOPPING_N", "SESSION_N", "FINAL_N"] {
+            let sql = format!("SELECT ID, WINDOWSTART, WINDOWEND, N FROM {table} WHERE ID = 'a';");
+            let (_, batches) = engine.pull_query(&sql).unwrap();
+            shown.push(format!(
+                "{table}\n{}",
+                datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap()
+            ));
+        }
+        // The records at the end of time are late for the time windows
+        // (their windows end at i64::MAX, which is then the stream time), so
+        // only [0, 10000) holds a count and EMIT FINAL has closed nothing
+        // yet; the session windows take them as one session of two.
+        let want = [
+            "TUMBLING_N",
+            "+----+-------------+-----------+---+",
+            "| ID | WINDOWSTART | WINDOWEND | N |",
+            "+----+-------------+-----------+---+",
+            "| a  | 0           | 10000     | 1 |",
+            "+----+-------------+-----------+---+",
+            "HOPPING_N",
+            "+----+-------------+-----------+---+",
+            "| ID | WINDOWSTART | WINDOWEND | N |",
+            "+----+-------------+-----------+---+",
+            "| a  | 0           | 10000     | 1 |",
+            "+----+-------------+-----------+---+",
+            "SESSION_N",
+            "+----+---------------------+---------------------+---+",
+            "| ID | WINDOWSTART         | WINDOWEND           | N |",
+            "+----+---------------------+---------------------+---+",
+            "| a  | 1000                | 1000                | 1 |",
+            "| a  | 9223372036854775806 | 9223372036854775807 | 2 |",
+            "+----+---------------------+---------------------+---+",
+            "FINAL_N",
+            "++",
+            "++",
+        ];
+        assert_eq!(shown.join("\n"), want.join("\n"));
+    }
 }
