@@ -168,6 +168,9 @@ impl Summary {
 /// counted).
 const SHOWN: usize = 20;
 
+/// One part of a run, to run on its own thread.
+type Part = Box<dyn FnOnce() -> Result<Tally> + Send>;
+
 /// Run the three parts side by side and report.
 pub fn run(config: &FuzzConfig) -> Result<Summary> {
     std::fs::create_dir_all(&config.out)?;
@@ -182,7 +185,7 @@ pub fn run(config: &FuzzConfig) -> Result<Summary> {
     let _watch = PanicWatch::start();
     let watchdog = Watchdog::start(config.out.clone());
     let mut summary = Summary::default();
-    let mut parts: Vec<(&str, Box<dyn FnOnce() -> Result<Tally> + Send>)> = vec![
+    let mut parts: Vec<(&str, Part)> = vec![
         ("fuzz-sql", {
             let (c, corpus, hb) = (config.clone(), corpus.sql.clone(), watchdog.beat("sql"));
             Box::new(move || {

@@ -355,8 +355,8 @@ pub(super) fn run(config: &FuzzConfig, corpus: &[Vec<u8>], hb: &Heartbeat) -> Re
                 Err(_) => tally.count("panic"),
             }
         }
-        if batch_no % ENGINE_BATCH_EVERY == 0 {
-            if engine_batches % BATCHES_PER_ENGINE == 0 {
+        if batch_no.is_multiple_of(ENGINE_BATCH_EVERY) {
+            if engine_batches.is_multiple_of(BATCHES_PER_ENGINE) {
                 drop(engine.take());
                 let dir = tempfile::Builder::new()
                     .prefix("records-")

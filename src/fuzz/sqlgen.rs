@@ -560,7 +560,7 @@ impl SqlGen {
                 self.expr(src, d, small),
                 self.expr(src, d, small)
             ),
-            3 | 4 | 5 => self.call(src, d),
+            3..=5 => self.call(src, d),
             6 => format!(
                 "CASE WHEN {} THEN {} ELSE {} END",
                 self.predicate(src, d),
