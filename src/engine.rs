@@ -1520,6 +1520,12 @@ impl Engine {
                     .ok_or_else(|| Error::semantic(format!("Column name {name} does not exist.")))?
             };
             let expr = sql_to_rel.sql_to_expr(e, &empty, &mut PlannerContext::new())?;
+            let expr = datafusion::optimizer::simplify_expressions::ExprSimplifier::new(
+                datafusion::optimizer::simplify_expressions::SimplifyContext::builder()
+                    .with_schema(Arc::new(empty.clone()))
+                    .build(),
+            )
+            .coerce(expr, &empty)?;
             let phys = crate::planner::physical_expr(self.planner.state(), &expr, &empty)?;
             let v = phys.evaluate(&batch)?.into_array(1)?;
             if v.data_type().is_numeric() && want.is_numeric() && v.data_type() != &want {

@@ -22,6 +22,8 @@ pub(crate) mod connectors;
 mod engine;
 mod error;
 pub(crate) mod functions;
+#[doc(hidden)]
+pub mod fuzz;
 pub(crate) mod planner;
 pub mod qtt;
 pub mod rqtt;

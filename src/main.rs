@@ -132,6 +132,33 @@ enum Command {
         #[arg(long, default_value_t = 100.0)]
         rate: f64,
     },
+    /// A seeded, bounded fuzz run of the SQL front end, the record
+    /// decoders and the Postgres wire protocol; exits 1 on any panic or
+    /// failure, 3 on a hang.
+    Fuzz {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// SQL statements to run.
+        #[arg(long, default_value_t = 100_000)]
+        statements: u64,
+        /// Records to decode.
+        #[arg(long, default_value_t = 100_000)]
+        records: u64,
+        /// Protocol messages to send.
+        #[arg(long, default_value_t = 10_000)]
+        messages: u64,
+        /// Seed inputs (sql/*.sql, records/*).
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// Where the current input and reproducers go (default: a new
+        /// temporary directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Instead of a run, replay a SQL session it wrote (current.sql,
+        /// panic-sql-N.sql) statement by statement.
+        #[arg(long, value_name = "FILE")]
+        replay: Option<PathBuf>,
+    },
     /// Execute a SQL script against an in-process engine and print results.
     Run {
         /// The script.
@@ -228,6 +255,33 @@ fn run() -> ExitCode {
             data_dir,
             rate,
         } => demo(listen, data_dir, rate),
+        Command::Fuzz {
+            seed,
+            statements,
+            records,
+            messages,
+            corpus,
+            out,
+            replay: None,
+        } => fuzz(sluice::fuzz::FuzzConfig {
+            seed,
+            statements,
+            records,
+            messages,
+            corpus,
+            out: out.unwrap_or_else(|| {
+                std::env::temp_dir().join(format!("sluice-fuzz-{}", std::process::id()))
+            }),
+        }),
+        Command::Fuzz {
+            replay: Some(file), ..
+        } => match sluice::fuzz::replay(&file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Run { file, data_dir } => {
             let sql = match std::fs::read_to_string(&file) {
                 Ok(s) => s,
@@ -267,6 +321,30 @@ fn run() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// `sluice fuzz`: run, print the summary, fail on any panic or failure.
+fn fuzz(config: sluice::fuzz::FuzzConfig) -> ExitCode {
+    println!(
+        "fuzz: seed {}, inputs and reproducers in {}",
+        config.seed,
+        config.out.display()
+    );
+    match sluice::fuzz::run(&config) {
+        Ok(summary) => {
+            print!("{}", summary.render());
+            if summary.clean() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("fuzz: FAILED (see the panics and failures above)");
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -146,9 +146,10 @@ impl Operator for SessionWindow {
             // from the store: they are neither found nor merged.
             let expiry = st.saturating_sub(self.retention);
             list.retain(|s| s.end >= expiry);
-            let (overlapping, kept): (Vec<Session>, Vec<Session>) = std::mem::take(list)
-                .into_iter()
-                .partition(|s| s.end >= ts - gap && s.start <= ts + gap);
+            let (overlapping, kept): (Vec<Session>, Vec<Session>) =
+                std::mem::take(list).into_iter().partition(|s| {
+                    s.end >= ts.saturating_sub(gap) && s.start <= ts.saturating_add(gap)
+                });
             let start = overlapping
                 .iter()
                 .map(|s| s.start)

@@ -170,7 +170,7 @@ impl Operator for Suppress {
             let st = self.stream_time.map_or(ts, |s| s.max(ts));
             self.stream_time = Some(st);
             while let Some(entry) = self.held.first_entry() {
-                if entry.key().0 + self.grace > st {
+                if entry.key().0.saturating_add(self.grace) > st {
                     break;
                 }
                 let (id, row, start) = entry.remove();

@@ -81,15 +81,23 @@ impl TimeWindow {
     }
 
     /// Window starts for a record time, ascending.
+    /// Saturating: a record time near `i64::MAX` has its windows too (the
+    /// last ending at `i64::MAX`), never an overflow.
     fn starts(&self, t: i64) -> Vec<i64> {
-        let first = (t - self.size + self.advance).max(0);
+        let first = t
+            .saturating_sub(self.size)
+            .saturating_add(self.advance)
+            .max(0);
         let mut s = first.div_euclid(self.advance) * self.advance;
         let mut out = Vec::new();
         while s <= t {
-            if s + self.size > t {
+            if s.saturating_add(self.size) > t {
                 out.push(s);
             }
-            s += self.advance;
+            match s.checked_add(self.advance) {
+                Some(next) => s = next,
+                None => break,
+            }
         }
         out
     }
@@ -136,8 +144,8 @@ impl Operator for TimeWindow {
             let st = self.stream_time.map_or(ts, |s| s.max(ts));
             self.stream_time = Some(st);
             for start in self.starts(ts) {
-                let end = start + self.size;
-                if end + self.grace <= st {
+                let end = start.saturating_add(self.size);
+                if end.saturating_add(self.grace) <= st {
                     self.late += 1;
                     tracing::debug!(start, end, ts, stream_time = st, "dropping late record");
                     continue;
