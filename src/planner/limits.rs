@@ -42,6 +42,11 @@ pub(crate) const MAX_EXPRESSION_DEPTH: usize = 1_000;
 pub(crate) const MAX_NESTING: usize = 64;
 /// The most joins in one statement (a chain of joins is a tree as deep).
 pub(crate) const MAX_JOINS: usize = 64;
+/// The deepest nesting of calls of keyword forms (`CAST(`, `SUBSTRING(`,
+/// `EXTRACT(`, `ARRAY[`, ...): sqlparser tries such a form one way and then
+/// another, so its time grows about twofold with each level (24 levels of
+/// `SUBSTRING ( CAST (` take seconds, 60 never end; so do 29 of `ARRAY [`).
+pub(crate) const MAX_CALL_NESTING: usize = 16;
 
 /// Refuse a statement text longer than [`MAX_STATEMENT_BYTES`], before it is
 /// tokenized.
@@ -68,6 +73,8 @@ enum Opener {
     Angle,
     /// `CASE`, closed by `END`.
     Case,
+    /// `(` right after a keyword: a call of a keyword form, `CAST(`.
+    Call,
 }
 
 /// Check a statement text that is parsed elsewhere (pull queries, the
@@ -118,6 +125,9 @@ pub(crate) fn check_tokens(tokens: &[TokenWithSpan]) -> Result<()> {
     let mut previous: Option<&Token> = None;
     let mut joins = 0;
     for t in tokens {
+        if matches!(t.token, Token::Whitespace(_)) {
+            continue;
+        }
         let at = || {
             Some(Position {
                 line: t.span.start.line.max(1),
@@ -125,6 +135,18 @@ pub(crate) fn check_tokens(tokens: &[TokenWithSpan]) -> Result<()> {
             })
         };
         match &t.token {
+            Token::LParen | Token::LBracket if previous.is_some_and(is_keyword) => {
+                levels.push(Level::opened_by(Opener::Call));
+                let calls = levels.iter().filter(|l| l.opener == Opener::Call).count();
+                if calls > MAX_CALL_NESTING {
+                    return Err(Error::too_complex(
+                        format!(
+                            "statement too complex: calls nested more than {MAX_CALL_NESTING} deep"
+                        ),
+                        at(),
+                    ));
+                }
+            }
             Token::LParen | Token::LBracket | Token::LBrace => {
                 levels.push(Level::opened_by(Opener::Bracket));
             }
@@ -133,6 +155,11 @@ pub(crate) fn check_tokens(tokens: &[TokenWithSpan]) -> Result<()> {
             }
             Token::Word(w) if w.keyword == Keyword::CASE => {
                 levels.push(Level::opened_by(Opener::Case));
+            }
+            Token::RParen | Token::RBracket
+                if levels.last().is_some_and(|l| l.opener == Opener::Call) =>
+            {
+                close(&mut levels, 1, Opener::Call)
             }
             Token::RParen | Token::RBracket | Token::RBrace => {
                 close(&mut levels, 1, Opener::Bracket)
@@ -240,6 +267,10 @@ fn starts_clause(k: Keyword) -> bool {
             | Keyword::VALUES
             | Keyword::WITH
     )
+}
+
+fn is_keyword(t: &Token) -> bool {
+    matches!(t, Token::Word(w) if w.keyword != Keyword::NoKeyword && w.quote_style.is_none())
 }
 
 fn opens_type(t: &Token) -> bool {
@@ -374,6 +405,33 @@ mod tests {
         assert!(check(&format!("SELECT CASE{case} ELSE 'y' END + 1 FROM s;")).is_ok());
         let deep = format!("SELECT CASE WHEN {} THEN 1 END FROM s;", chain("+", 1_002));
         assert_eq!(check(&deep).unwrap_err().sqlstate(), "54001");
+    }
+
+    #[test]
+    fn calls_of_keyword_forms_are_limited() {
+        let calls = |n: usize| {
+            format!(
+                "SELECT {}x{} FROM s;",
+                "CAST(".repeat(n),
+                " AS INT)".repeat(n)
+            )
+        };
+        assert!(check(&calls(MAX_CALL_NESTING)).is_ok());
+        let e = check(&calls(MAX_CALL_NESTING + 1)).unwrap_err();
+        assert_eq!(e.sqlstate(), "54001");
+        assert_eq!(
+            e.message(),
+            format!("statement too complex: calls nested more than {MAX_CALL_NESTING} deep")
+        );
+        // Unclosed, as the fuzzer wrote them: refused before sqlparser
+        // backtracks through them.
+        let unclosed = format!("SELECT {}x FROM s;", "SUBSTRING ( CAST ( ".repeat(30));
+        assert_eq!(check(&unclosed).unwrap_err().sqlstate(), "54001");
+        let arrays = format!("SELECT {}1 FROM s;", "ARRAY [ ".repeat(29));
+        assert_eq!(check(&arrays).unwrap_err().sqlstate(), "54001");
+        // Plain brackets and user functions are not calls of keyword forms.
+        let plain = format!("SELECT {}x{} FROM s;", "f(".repeat(40), ")".repeat(40));
+        assert!(check(&plain).is_ok());
     }
 
     #[test]
