@@ -5,56 +5,25 @@
 //! file) over real sockets: raw protocol messages where a client library
 //! would refuse to send them, the real `psql` elsewhere.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::Server;
 
-/// A `sluice server` child whose log (stderr) goes to a file.
+/// A `sluice server` child (`common::Server`: its log in a file).
 struct Sluice {
-    child: Child,
+    server: Server,
     port: u16,
-    log: PathBuf,
-    dir: tempfile::TempDir,
 }
 
 impl Sluice {
     fn start(toml: &str, env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("sluice.toml");
-        std::fs::write(&config, toml).unwrap();
-        let log = dir.path().join("server.log");
-        let mut child = Command::new(common::binary())
-            .arg("server")
-            .arg("--config")
-            .arg(&config)
-            .args(["--listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start sluice server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut port = None;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("utf-8");
-            if let Some(rest) = line.strip_prefix("Postgres clients: psql -h 127.0.0.1 -p ") {
-                port = Some(rest.trim().parse().expect("a port"));
-                break;
-            }
-        }
-        let port = port.expect("the server did not print where Postgres clients connect");
-        Self {
-            child,
-            port,
-            log,
-            dir,
-        }
+        let server = Server::start_with_env(toml, |_| {}, env);
+        let port = server.port;
+        Self { server, port }
     }
 
     fn psql_command(&self, sql: &str) -> Command {
@@ -77,13 +46,13 @@ impl Sluice {
     }
 
     fn log_text(&self) -> String {
-        String::from_utf8_lossy(&std::fs::read(&self.log).unwrap()).to_string()
+        self.server.log()
     }
 
     /// The server process's threads and open file descriptors.
     fn threads_and_fds(&self) -> (usize, usize) {
         let count = |what: &str| {
-            std::fs::read_dir(format!("/proc/{}/{what}", self.child.id()))
+            std::fs::read_dir(format!("/proc/{}/{what}", self.server.pid()))
                 .expect("/proc of the server")
                 .count()
         };
@@ -96,14 +65,6 @@ impl Sluice {
             .lines()
             .filter(|l| l.starts_with("transient_"))
             .count()
-    }
-}
-
-impl Drop for Sluice {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = &self.dir;
     }
 }
 
@@ -339,15 +300,7 @@ fn unknown_and_known_users_get_the_same_scram_exchange() {
     assert_eq!(wrong_scram_login(server.port, "nobody").salt, nobody.salt);
     assert_ne!(wrong_scram_login(server.port, "nobody2").salt, nobody.salt);
     // The right password still works.
-    let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
-        .args(["-U", "alice", "-d", "sluice", "-X", "-A", "-t", "-w"])
-        .args(["-c", "SHOW server_encoding;"])
-        .env("PGPASSWORD", "s3cret")
-        .output()
-        .expect("run psql");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "UTF8\n");
+    assert_eq!(alice_logs_in(&server), "UTF8\n");
 }
 
 /// 7,217 wrong passwords in 20 s were neither slowed nor blocked. Now,
@@ -383,6 +336,12 @@ fn failed_logins_slow_down_further_ones() {
         fourth.first_answer
     );
     // The right password still gets in (after its wait).
+    assert_eq!(alice_logs_in(&server), "UTF8\n");
+}
+
+/// Log in as alice with her password (`s3cret`) through psql: the answer
+/// to `SHOW server_encoding`.
+fn alice_logs_in(server: &Sluice) -> String {
     let out = Command::new("psql")
         .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
         .args(["-U", "alice", "-d", "sluice", "-X", "-A", "-t", "-w"])
@@ -391,6 +350,7 @@ fn failed_logins_slow_down_further_ones() {
         .output()
         .expect("run psql");
     assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
 }
 
 // --- Push queries that end ---------------------------------------------

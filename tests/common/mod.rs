@@ -14,7 +14,8 @@ pub fn binary() -> std::path::PathBuf {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_sluice").into())
 }
 
-/// A `sluice server` child; killed when dropped.
+/// A `sluice server` child, its log (stderr) in `server.log` beside its data
+/// directory; killed when dropped.
 pub struct Server {
     child: Child,
     pub port: u16,
@@ -62,7 +63,7 @@ impl Server {
             .arg(dir.path().join("data"))
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("server.log")).expect("a log file"))
             .spawn()
             .expect("start sluice server");
         let stdout = child.stdout.take().expect("stdout");
@@ -94,6 +95,17 @@ impl Server {
     /// The directory `{dir}` stood for (the data directory is `data` in it).
     pub fn dir(&self) -> &std::path::Path {
         self._dir.path()
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.dir().join("server.log")).unwrap_or_default())
+            .to_string()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
