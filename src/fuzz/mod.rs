@@ -531,9 +531,7 @@ mod tests {
             seed: 7,
             statements: 1_000,
             records: 2_000,
-            // Not yet: pgwire's own decoders panic on some malformed
-            // frames (see `.ci/run`).
-            messages: 0,
+            messages: 2_000,
             corpus: Some(corpus),
             out: dir.path().to_path_buf(),
         };
@@ -541,7 +539,12 @@ mod tests {
         assert!(summary.clean(), "{}", summary.render());
         assert_eq!(summary.sql.inputs, 1_000);
         assert_eq!(summary.records.inputs, 2_000);
-        assert_eq!(summary.wire.inputs, 0, "{}", summary.render());
+        // A session's last messages may run past the count.
+        assert!(
+            (2_000..2_030).contains(&summary.wire.inputs),
+            "{}",
+            summary.render()
+        );
         // The generators reach the engine: some statements succeed and some
         // are refused.
         assert!(summary.sql.outcomes.get("ok").copied().unwrap_or(0) > 100);

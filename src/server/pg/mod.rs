@@ -33,13 +33,18 @@
 //!   SCRAM-SHA-256 (unknown names get the same exchange as wrong
 //!   passwords; repeated failures slow further logins: [`backoff`]); TLS
 //!   with a configured certificate.
-//! - A panic inside a connection ends that connection alone and is logged
-//!   in one line ([`panics`]).
+//! - Each connection ([`connection`]) negotiates TLS, then reads only
+//!   messages checked whole against the protocol ([`frames`]): a malformed
+//!   one is answered FATAL 08P01 and the connection closes. A panic inside
+//!   a connection ends that connection alone and is logged in one line
+//!   ([`panics`]).
 
 mod auth;
 mod backoff;
 mod cancel;
+mod connection;
 mod extended;
+mod frames;
 mod panics;
 mod params;
 mod pg_catalog;
@@ -185,7 +190,7 @@ pub(crate) async fn serve(listener: TcpListener, engine: SharedEngine, security:
         let connection = panics::Connection { id: accepted, peer };
         tokio::spawn(async move {
             let served = panics::guard(connection, async move {
-                pgwire::tokio::process_socket(socket, tls, handlers).await
+                connection::serve(socket, tls, handlers).await
             })
             .await;
             if let Some(Err(e)) = served {

@@ -2,9 +2,9 @@
 //! once, in one line: the connection's number, its peer and the panic's
 //! message and place, never a backtrace.
 //!
-//! What a client sends can reach code that panics (the protocol decoder
-//! in `pgwire` panics on a Bind whose parameter length runs past the
-//! message, before any handler of ours sees it). The process's default
+//! A panic there is a defect (what a client sends is checked before it is
+//! decoded: [`super::frames`]), but one must not take the server down or
+//! flood its log: the process's default
 //! panic hook writes several lines, and a whole backtrace when
 //! `RUST_BACKTRACE` is set (7 KB), for every such message: a client could
 //! fill the disk. So every connection runs inside [`guard`] (its
