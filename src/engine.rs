@@ -106,8 +106,32 @@ const PROCESSING_LOG: &str = "sluice_processing_log";
 /// apart) before it gives up.
 const IDLE_RETRIES: u32 = 100;
 
-/// Records read per partition per step of `run_until_idle`.
-const DEFAULT_BATCH: usize = 512;
+/// Records read per partition per poll (`max.poll.records`, as Kafka's
+/// consumer names it): a poll of a query over one source is one Arrow
+/// batch of up to this many records per partition.
+const DEFAULT_BATCH: usize = 2048;
+
+/// The longest a query that has not caught up with its inputs goes without
+/// a checkpoint (`commit.interval.ms`): short, so that pull queries and
+/// downstream queries see results soon even under load.
+const DEFAULT_COMMIT_INTERVAL_MS: u64 = 100;
+
+/// The settings that take a whole number.
+const NUMERIC_SETTINGS: [&str; 2] = ["commit.interval.ms", "max.poll.records"];
+
+/// A numeric setting's value (any other setting's is not checked here).
+fn check_numeric_setting(name: &str, value: &str) -> Result<u64> {
+    let lower = name.to_ascii_lowercase();
+    let bare = lower.strip_prefix("ksql.streams.").unwrap_or(&lower);
+    if !NUMERIC_SETTINGS.contains(&bare) {
+        return Ok(0);
+    }
+    value.trim().parse::<u64>().map_err(|_| {
+        Error::semantic(format!(
+            "Invalid value '{value}' for property {name}: expected a whole number"
+        ))
+    })
+}
 
 impl Engine {
     /// Open an engine on a data directory; restores the catalog and queries.
@@ -325,7 +349,7 @@ impl Engine {
 
     /// Run every query until none makes progress.
     pub fn run_until_idle(&mut self) -> Result<()> {
-        self.run_until_idle_in_batches(DEFAULT_BATCH)
+        self.run_until_idle_in_batches(self.poll_records()?)
     }
 
     /// Run every query until none makes progress, reading at most `batch`
@@ -352,7 +376,35 @@ impl Engine {
     /// One round: every query reads what is there (up to the default batch
     /// per partition) and processes it. Returns the records read.
     pub fn run_once(&mut self) -> Result<usize> {
-        Ok(self.run_round(DEFAULT_BATCH))
+        Ok(self.run_round(self.poll_records()?))
+    }
+
+    /// A numeric setting: a property under its own name or ksqlDB's
+    /// `ksql.streams.` one, else `default`.
+    fn numeric_setting(&self, name: &str, default: u64) -> Result<u64> {
+        let value = self
+            .properties
+            .get(name)
+            .or_else(|| self.properties.get(&format!("ksql.streams.{name}")));
+        match value {
+            None => Ok(default),
+            Some(v) => check_numeric_setting(name, v),
+        }
+    }
+
+    /// Records read per partition per poll (`max.poll.records`; `SET`
+    /// checks the value, so a bad one from elsewhere means the default).
+    fn poll_records(&self) -> Result<usize> {
+        let n = self
+            .numeric_setting("max.poll.records", DEFAULT_BATCH as u64)
+            .unwrap_or(DEFAULT_BATCH as u64);
+        Ok(n.clamp(1, 1 << 20) as usize)
+    }
+
+    /// `commit.interval.ms`, for queries started now.
+    pub(crate) fn commit_interval(&self) -> Result<std::time::Duration> {
+        let ms = self.numeric_setting("commit.interval.ms", DEFAULT_COMMIT_INTERVAL_MS)?;
+        Ok(std::time::Duration::from_millis(ms))
     }
 
     /// Query ids with every query after the queries whose output it reads
@@ -678,6 +730,7 @@ impl Engine {
                 Ok(rows_of_text(&task.plan().explain()))
             }
             Statement::Set { name, value } => {
+                check_numeric_setting(&name, &value)?;
                 self.properties.insert(name.clone(), value.clone());
                 Ok(StatementResult::Done { message: format!("Successfully changed local property '{name}' to '{value}'."), query_id: None })
             }
@@ -1028,6 +1081,7 @@ impl Engine {
             view,
             push: false,
             from_end: false,
+            commit_interval: self.commit_interval()?,
         };
         let task = Task::try_new(plan, self.topics.clone(), self.store.clone())?;
         self.tasks.insert(id.clone(), task);

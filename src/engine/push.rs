@@ -4,10 +4,12 @@
 //! The query runs in the engine's loop like a persistent one, from the
 //! sources' current ends (`auto.offset.reset=latest`, ksqlDB's default for
 //! push queries; `earliest` reads them from the beginning). Its changes go
-//! through a bounded channel to the session. When the session falls behind
-//! and the channel is full, the query stops reading (what it already
-//! produced waits in a backlog of at most one poll's output), so a slow
-//! client is paced and the server's memory stays bounded. When the session
+//! to the session as soon as a poll has them (before any checkpoint),
+//! through a channel bounded by rows ([`CHANNEL_ROWS`]), not batches. When
+//! the session falls behind and that many rows wait for it, the query stops
+//! reading (what it already produced waits in a backlog of at most one
+//! poll's output), so a slow client is paced and the server's memory stays
+//! bounded. When the session
 //! ends (disconnect, cancel, `LIMIT` reached) the channel closes, and the
 //! query, its state and the Kafka client of its consumer group are removed
 //! on the next round.
@@ -18,6 +20,7 @@
 //! without a value dropped.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use datafusion::arrow::array::BooleanArray;
@@ -36,8 +39,8 @@ use crate::planner::pull::{PullOptions, PullTables};
 use crate::planner::{PlannedQuery, TRANSIENT_PREFIX};
 use crate::runtime::{Changes, Op, SinkSpec, StreamPlan, Task, ROWTIME, WINDOWEND, WINDOWSTART};
 
-/// Batches of changes in flight to a session.
-const CHANNEL_BATCHES: usize = 16;
+/// Rows in flight to a session before its query waits.
+const CHANNEL_ROWS: usize = 65_536;
 
 /// A running push query, as its session holds it.
 pub(crate) struct PushQuery {
@@ -49,12 +52,36 @@ pub(crate) struct PushQuery {
     /// Its rows are a table's changes (inserts, updates and deletes of
     /// keys), not a stream's rows.
     pub table: bool,
-    pub changes: mpsc::Receiver<Changes>,
+    pub changes: PushChanges,
+}
+
+/// The session's end of a push query's channel.
+pub(crate) struct PushChanges {
+    receiver: mpsc::UnboundedReceiver<Changes>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl PushChanges {
+    /// The next changes; None once the query has ended.
+    pub(crate) async fn recv(&mut self) -> Option<Changes> {
+        let c = self.receiver.recv().await?;
+        self.in_flight.fetch_sub(c.len(), Ordering::AcqRel);
+        Some(c)
+    }
+
+    /// The next changes if there are any now.
+    pub(crate) fn try_recv(&mut self) -> Option<Changes> {
+        let c = self.receiver.try_recv().ok()?;
+        self.in_flight.fetch_sub(c.len(), Ordering::AcqRel);
+        Some(c)
+    }
 }
 
 /// The engine's end of a push query.
 pub(super) struct PushSink {
-    sender: mpsc::Sender<Changes>,
+    sender: mpsc::UnboundedSender<Changes>,
+    /// Rows sent and not yet taken by the session.
+    in_flight: Arc<AtomicUsize>,
     backlog: VecDeque<Changes>,
     presentation: Presentation,
     /// The statement, as `SHOW QUERIES` lists it.
@@ -141,14 +168,13 @@ impl PushSink {
                 Err(e) => tracing::error!(error = %e, "cannot show a push query's changes"),
             }
         }
-        while let Some(c) = self.backlog.pop_front() {
-            match self.sender.try_send(c) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(c)) => {
-                    self.backlog.push_front(c);
-                    break;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return false,
+        while self.in_flight.load(Ordering::Acquire) < CHANNEL_ROWS {
+            let Some(c) = self.backlog.pop_front() else {
+                break;
+            };
+            self.in_flight.fetch_add(c.len(), Ordering::AcqRel);
+            if self.sender.send(c).is_err() {
+                return false;
             }
         }
         !self.sender.is_closed()
@@ -202,14 +228,21 @@ impl Engine {
             view: None,
             push: true,
             from_end,
+            commit_interval: self.commit_interval()?,
         };
         let task = Task::try_new(plan, self.topics.clone(), self.store.clone())?;
-        let (sender, changes) = mpsc::channel(CHANNEL_BATCHES);
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let changes = PushChanges {
+            receiver,
+            in_flight: in_flight.clone(),
+        };
         self.tasks.insert(id.clone(), task);
         self.push.insert(
             id.clone(),
             PushSink {
                 sender,
+                in_flight,
                 backlog: VecDeque::new(),
                 presentation: shown.presentation,
                 sql: text.trim().to_string(),

@@ -190,7 +190,7 @@ fn run_script(engine: &mut Engine, text: &str) -> Result<Vec<String>> {
                 let limit = query.limit.unwrap_or(0);
                 settle(engine)?;
                 let mut rows = 0u64;
-                while let Ok(changes) = query.changes.try_recv() {
+                while let Some(changes) = query.changes.try_recv() {
                     rows += changes.len() as u64;
                     if rows >= limit {
                         break;

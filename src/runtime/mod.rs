@@ -22,6 +22,7 @@ mod changes;
 mod decode;
 pub(crate) mod file_sink;
 mod keyed_store;
+mod merge;
 pub(crate) mod operators;
 pub(crate) mod outbox;
 mod plan;

@@ -421,6 +421,9 @@ pub(crate) struct StreamPlan {
     /// Start at the sources' current ends (a push query's default,
     /// `auto.offset.reset=latest`) instead of their beginnings.
     pub from_end: bool,
+    /// The longest a query that has not caught up with its inputs goes
+    /// without a checkpoint (`commit.interval.ms`).
+    pub commit_interval: std::time::Duration,
 }
 
 impl StreamPlan {

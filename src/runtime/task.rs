@@ -1,10 +1,14 @@
 //! `Task`: the one driver loop of a persistent query.
 //!
 //! `poll` reads up to `max` records per source partition from the stored
-//! offsets on, decodes them into Arrow batches (undecodable records are
-//! skipped, counted and logged with topic, partition and offset), pushes the
-//! batches through the joins and operators, encodes what comes out, and
-//! checkpoints once per poll.
+//! offsets on, decodes them into Arrow batches, one per source per poll
+//! ([`super::merge`]; undecodable records are skipped, counted and logged
+//! with topic, partition and offset), pushes the batches through the joins
+//! and operators, and encodes what comes out. It checkpoints once it has
+//! caught up with its inputs, and at least once per commit interval
+//! (`commit.interval.ms`) while it has not: one RocksDB write, one wait for
+//! the outputs' acknowledgements (or one Kafka transaction) per checkpoint,
+//! not per poll.
 //!
 //! # Checkpoints, offsets and transactions
 //!
@@ -19,14 +23,14 @@
 //! (`{service id}-{query id}`) gets the same positions in Kafka, for Kafka's
 //! own tools (lag) and for the exactly-once check below.
 //!
-//! - **At least once** (the default): a poll's outputs are written and
-//!   acknowledged first, then the checkpoint is committed, then the group's
+//! - **At least once** (the default): a checkpoint's outputs are written
+//!   and acknowledged first, then the checkpoint is committed, then the group's
 //!   offsets. A crash between the write and the checkpoint processes the
 //!   records again: the state stays exact, the sink may get those outputs
 //!   twice.
 //! - **Exactly once** (`processing.guarantee = 'exactly_once'`): the
 //!   checkpoint is committed first and holds, besides state and positions,
-//!   the poll's outputs (the *outbox*, [`super::outbox`]). Then one Kafka
+//!   the checkpoint's outputs (the *outbox*, [`super::outbox`]). Then one Kafka
 //!   transaction (`transactional.id` = the group) writes the outbox and
 //!   commits the same positions for the group; then the outbox is cleared.
 //!   On restart an outbox still present was either committed in Kafka or
@@ -42,6 +46,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use datafusion::arrow::array::Array;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
@@ -50,6 +55,7 @@ use datafusion::common::ScalarValue;
 
 use super::changes::{Changes, Op};
 use super::decode::decode_batch;
+use super::merge;
 use super::operators::{self, JoinOperator, Operator, Side};
 use super::outbox::{self, outbox_key};
 use super::plan::{SinkSpec, SourceSpec, StreamPlan};
@@ -109,7 +115,15 @@ pub(crate) struct Task {
     log: ProcessingLog,
     /// The log topic is known to exist.
     log_ready: bool,
+    /// Records were processed (or positions moved) since the last
+    /// checkpoint.
+    dirty: bool,
+    last_checkpoint: Instant,
 }
+
+/// Outputs a task keeps for its next checkpoint before it checkpoints
+/// early (memory stays bounded whatever the commit interval).
+const MAX_PENDING_OUTPUTS: usize = 100_000;
 
 /// What a task restores from its last checkpoint.
 struct Restored {
@@ -170,6 +184,8 @@ impl Task {
             pushed: Vec::new(),
             log,
             log_ready: false,
+            dirty: false,
+            last_checkpoint: Instant::now(),
         };
         // Partitions known now; ones that appear later join at `poll`.
         task.discover_partitions();
@@ -294,6 +310,7 @@ impl Task {
         self.outputs.clear();
         self.pushed.clear();
         self.log.clear();
+        self.dirty = false;
         self.needs_rewind = false;
         Ok(())
     }
@@ -334,23 +351,15 @@ impl Task {
         source_of(&self.plan, index)
     }
 
-    /// Process up to `max` records per source partition; returns how many
-    /// were read. Records of different partitions and sources are processed
-    /// in record-time order (the partition whose next record is oldest goes
-    /// first, as Kafka Streams chooses; at equal times tables before
-    /// streams), each partition in offset order.
-    ///
-    /// A partition that returned a full `max` records may hold more: once
-    /// its records are processed, the others' later records wait for the
-    /// next poll (which reads on from there), so a busy partition is never
-    /// overtaken by a quiet one and the query's stream time does not run
-    /// ahead of records not read yet (they would be late for their windows).
+    /// Process up to `max` records per source partition, in the order and
+    /// batches of [`merge`]; returns how many were read. Checkpoints when
+    /// the query has caught up with its inputs, when the commit interval
+    /// has passed since the last checkpoint, or when the outputs waiting
+    /// for one pass [`MAX_PENDING_OUTPUTS`].
     fn poll_once(&mut self, max: usize) -> Result<usize> {
-        let mut queues: Vec<((usize, i32), std::collections::VecDeque<Record>)> = Vec::new();
-        let mut truncated: Vec<bool> = Vec::new();
+        let mut queues = Vec::new();
         let mut read = 0;
-        // A position moved past a gap in a log is checkpointed too.
-        let mut moved = false;
+        let mut caught_up = true;
         let positions: Vec<((usize, i32), i64)> =
             self.offsets.iter().map(|(k, v)| (*k, *v)).collect();
         for ((s, p), from) in positions {
@@ -363,68 +372,48 @@ impl Task {
                     ..
                 }) => {
                     self.skip_gap(s, p, requested, earliest, end);
-                    moved = true;
+                    // A position moved past a gap is checkpointed too.
+                    self.dirty = true;
                     continue;
                 }
                 fetched => fetched.map_err(Error::from)?,
             };
             if !records.is_empty() {
                 read += records.len();
-                truncated.push(records.len() >= max);
-                queues.push(((s, p), records.into()));
+                let truncated = records.len() >= max;
+                caught_up &= !truncated;
+                queues.push(merge::Queue {
+                    source: s,
+                    partition: p,
+                    is_table: self.source(s).is_table,
+                    records: records.into(),
+                    truncated,
+                });
             }
         }
-        loop {
-            // The queue whose head is oldest; at equal times a table's
-            // change goes before a stream's record (a stream record sees
-            // the table as of its own time), then source order.
-            let head = |i: usize| {
-                let ((s, _), q) = &queues[i];
-                q.front()
-                    .map(|r| (r.timestamp, !source_of(&self.plan, *s).is_table))
-            };
-            let Some(pick) = (0..queues.len())
-                .filter(|&i| !queues[i].1.is_empty())
-                .min_by_key(|&i| head(i))
-            else {
-                break;
-            };
-            let others_min = (0..queues.len())
-                .filter(|&i| i != pick)
-                .filter_map(head)
-                .min();
-            let picked_stream = !source_of(&self.plan, queues[pick].0 .0).is_table;
-            let ((s, p), queue) = &mut queues[pick];
-            let (s, p) = (*s, *p);
-            let mut run = Vec::new();
-            while let Some(r) = queue.front() {
-                if !run.is_empty() && others_min.is_some_and(|m| (r.timestamp, picked_stream) > m) {
-                    break;
-                }
-                if let Some(r) = queue.pop_front() {
-                    run.push(r);
-                }
-            }
-            let Some(next) = run.last().map(|r| r.offset + 1) else {
-                break;
-            };
-            self.metrics.records_in += run.len() as u64;
-            if let Err(e) = self.process_records(s, &run) {
+        for segment in merge::merge(queues) {
+            self.metrics.records_in += segment.records.len() as u64;
+            if let Err(e) = self.process_records(segment.source, &segment.records) {
                 if matches!(e, Error::Kafka(_)) {
                     return Err(e);
                 }
                 self.last_error = Some(e.to_string());
-                let topic = &self.source(s).topic;
-                tracing::error!(query_id = %self.plan.query_id, topic = %topic, partition = p, error = %e, "query failed on a batch");
+                let topic = &self.source(segment.source).topic;
+                tracing::error!(query_id = %self.plan.query_id, topic = %topic, error = %e, "query failed on a batch");
                 return Err(e);
             }
-            self.offsets.insert((s, p), next);
-            if truncated[pick] && queues[pick].1.is_empty() {
-                break;
+            for (p, next) in segment.next {
+                self.offsets.insert((segment.source, p), next);
             }
+            self.dirty = true;
         }
-        if read > 0 || moved {
+        let due = caught_up
+            || self.last_checkpoint.elapsed() >= self.plan.commit_interval
+            || self.outputs.len() >= MAX_PENDING_OUTPUTS;
+        if self.dirty && due {
             self.checkpoint()?;
+            self.dirty = false;
+            self.last_checkpoint = Instant::now();
         }
         Ok(read)
     }
@@ -570,8 +559,10 @@ impl Task {
         Ok(())
     }
 
-    /// Commit this poll: state, positions and outputs (see the module
-    /// docs for the order per processing guarantee).
+    /// Commit what was processed since the last checkpoint: state,
+    /// positions and outputs (see the module docs for the order per
+    /// processing guarantee). A push query's positions stay in RocksDB (it
+    /// commits nothing to Kafka).
     fn checkpoint(&mut self) -> Result<()> {
         self.settle_outputs()?;
         let mut batch = StateBatch::default();
@@ -592,7 +583,9 @@ impl Task {
             );
         }
         let outputs = std::mem::take(&mut self.outputs);
-        if self.plan.exactly_once {
+        if self.plan.push {
+            self.store.commit(batch)
+        } else if self.plan.exactly_once {
             batch.put(&outbox_key(&self.plan.query_id), &outbox::encode(&outputs));
             self.store.commit(batch)?;
             self.outbox = Some(outputs);
