@@ -117,7 +117,11 @@ const DEFAULT_BATCH: usize = 2048;
 const DEFAULT_COMMIT_INTERVAL_MS: u64 = 100;
 
 /// The settings that take a whole number.
-const NUMERIC_SETTINGS: [&str; 2] = ["commit.interval.ms", "max.poll.records"];
+const NUMERIC_SETTINGS: [&str; 3] = [
+    "commit.interval.ms",
+    "max.poll.records",
+    "cache.max.bytes.buffering",
+];
 
 /// A numeric setting's value (any other setting's is not checked here).
 fn check_numeric_setting(name: &str, value: &str) -> Result<u64> {
@@ -243,18 +247,19 @@ impl Engine {
     }
 
     /// Log a statement that starts a persistent query, with the settings
-    /// that query keeps (its processing guarantee), so that a restart runs
-    /// it the same way whatever the server's defaults are then.
+    /// that query keeps (its processing guarantee and record cache), so
+    /// that a restart runs it the same way whatever the server's defaults
+    /// are then.
     fn log_query_statement(&mut self, sql: &str) -> Result<()> {
-        let settings: BTreeMap<&str, String> = [(
-            GUARANTEE,
-            if self.exactly_once()? {
-                "exactly_once"
-            } else {
-                "at_least_once"
-            }
-            .to_string(),
-        )]
+        let guarantee = if self.exactly_once()? {
+            "exactly_once"
+        } else {
+            "at_least_once"
+        };
+        let settings: BTreeMap<&str, String> = [
+            (GUARANTEE, guarantee.to_string()),
+            ("cache.max.bytes.buffering", self.cache_bytes()?.to_string()),
+        ]
         .into_iter()
         .collect();
         let line = serde_json::to_string(&settings)
@@ -399,6 +404,12 @@ impl Engine {
             .numeric_setting("max.poll.records", DEFAULT_BATCH as u64)
             .unwrap_or(DEFAULT_BATCH as u64);
         Ok(n.clamp(1, 1 << 20) as usize)
+    }
+
+    /// `cache.max.bytes.buffering`, for queries started now (0: off, the
+    /// engine's default; the server's is ksqlDB's).
+    pub(crate) fn cache_bytes(&self) -> Result<usize> {
+        Ok(self.numeric_setting("cache.max.bytes.buffering", 0)? as usize)
     }
 
     /// `commit.interval.ms`, for queries started now.
@@ -1011,7 +1022,7 @@ impl Engine {
         sink.query = Some(id.clone());
         self.start_query(id.clone(), planned, &sink, text)?;
         self.catalog.insert_source(sink);
-        self.log_statement(text)?;
+        self.log_query_statement(text)?;
         Ok(StatementResult::Done {
             message: format!("Created query with ID {id}"),
             query_id: Some(id),
@@ -1082,6 +1093,7 @@ impl Engine {
             push: false,
             from_end: false,
             commit_interval: self.commit_interval()?,
+            cache_bytes: self.cache_bytes()?,
         };
         let task = Task::try_new(plan, self.topics.clone(), self.store.clone())?;
         self.tasks.insert(id.clone(), task);

@@ -563,6 +563,7 @@ fn killed_repeatedly(exactly_once: bool) {
     let eos = if exactly_once {
         format!(
             "SET 'processing.guarantee'='exactly_once';
+             SET 'cache.max.bytes.buffering'='0';
              CREATE STREAM evens WITH (kafka_topic='{evens}') AS \
                SELECT user, n FROM taps WHERE n % 2 = 0;"
         )

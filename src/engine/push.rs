@@ -229,6 +229,7 @@ impl Engine {
             push: true,
             from_end,
             commit_interval: self.commit_interval()?,
+            cache_bytes: 0,
         };
         let task = Task::try_new(plan, self.topics.clone(), self.store.clone())?;
         let (sender, receiver) = mpsc::unbounded_channel();

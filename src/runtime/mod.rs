@@ -27,6 +27,7 @@ pub(crate) mod operators;
 pub(crate) mod outbox;
 mod plan;
 mod processing_log;
+pub(crate) mod record_cache;
 mod rows;
 mod state;
 mod task;

@@ -424,6 +424,9 @@ pub(crate) struct StreamPlan {
     /// The longest a query that has not caught up with its inputs goes
     /// without a checkpoint (`commit.interval.ms`).
     pub commit_interval: std::time::Duration,
+    /// The record cache's budget for a table sink's outputs
+    /// (`cache.max.bytes.buffering`; 0: off): [`super::record_cache`].
+    pub cache_bytes: usize,
 }
 
 impl StreamPlan {

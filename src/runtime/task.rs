@@ -60,6 +60,7 @@ use super::operators::{self, JoinOperator, Operator, Side};
 use super::outbox::{self, outbox_key};
 use super::plan::{SinkSpec, SourceSpec, StreamPlan};
 use super::processing_log::{Entry, ProcessingLog};
+use super::record_cache::RecordCache;
 use super::state::{offset_key, StateBatch, StateStore};
 use super::view::ViewWriter;
 use crate::connectors::formats::encode_windowed_key;
@@ -119,6 +120,8 @@ pub(crate) struct Task {
     /// checkpoint.
     dirty: bool,
     last_checkpoint: Instant,
+    /// A table sink's outputs since the last checkpoint, one per key.
+    cache: RecordCache,
 }
 
 /// Outputs a task keeps for its next checkpoint before it checkpoints
@@ -186,7 +189,11 @@ impl Task {
             log_ready: false,
             dirty: false,
             last_checkpoint: Instant::now(),
+            cache: RecordCache::new(0),
         };
+        if task.plan.sink.is_table && !task.plan.push {
+            task.cache = RecordCache::new(task.plan.cache_bytes);
+        }
         // Partitions known now; ones that appear later join at `poll`.
         task.discover_partitions();
         if task.plan.from_end {
@@ -310,6 +317,7 @@ impl Task {
         self.outputs.clear();
         self.pushed.clear();
         self.log.clear();
+        self.cache.clear();
         self.dirty = false;
         self.needs_rewind = false;
         Ok(())
@@ -477,8 +485,16 @@ impl Task {
             if let Some(view) = &mut self.view {
                 view.apply(&b)?;
             }
-            let (written, dropped) =
-                write_sink(&self.plan.sink, &b, &mut self.outputs, &mut self.log)?;
+            let (written, dropped) = if self.cache.enabled() {
+                let mut results = Vec::new();
+                let counts = write_sink(&self.plan.sink, &b, &mut results, &mut self.log)?;
+                for r in results {
+                    self.cache.put(r, &mut self.outputs);
+                }
+                counts
+            } else {
+                write_sink(&self.plan.sink, &b, &mut self.outputs, &mut self.log)?
+            };
             self.metrics.records_out += written as u64;
             self.metrics.dropped_outputs += dropped as u64;
         }
@@ -520,6 +536,7 @@ impl Task {
     /// each into the processing log; then queue the log's entries with the
     /// outputs, so both are written by the same checkpoint.
     fn settle_outputs(&mut self) -> Result<()> {
+        self.cache.drain(&mut self.outputs);
         let now = chrono::Utc::now().timestamp_millis();
         let topics = self.topics.clone();
         let log = &mut self.log;

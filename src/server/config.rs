@@ -50,6 +50,9 @@
 //! [properties]                   # engine properties, as SET would
 //! "ksql.timestamp.throw.on.invalid" = "false"
 //! "processing.guarantee" = "exactly_once"   # default: at_least_once
+//! "commit.interval.ms" = "100"   # the longest between checkpoints under load
+//! "cache.max.bytes.buffering" = "0"  # a table's updates of a key per commit
+//!                                #   coalesced; default 10000000 (ksqlDB's), 0: off
 //! ```
 //!
 //! Environment: `SLUICE_SERVICE_ID`, `SLUICE_LISTEN`, `SLUICE_DATA_DIR`,
@@ -347,7 +350,7 @@ impl ServerConfig {
                 kafka_file.bootstrap,
             ),
             kafka_client: kafka_file.client,
-            properties: file.properties,
+            properties: with_server_defaults(file.properties),
             tls: match (
                 pick(path(flags.tls_cert.clone()), "SLUICE_TLS_CERT", path(tls_file.cert)),
                 pick(path(flags.tls_key.clone()), "SLUICE_TLS_KEY", path(tls_file.key)),
@@ -406,6 +409,20 @@ fn parse_file(path: &Path) -> Result<FileConfig> {
     })?;
     toml::from_str(&text)
         .map_err(|e| Error::semantic(format!("config file {}: {e}", path.display())))
+}
+
+/// The server's defaults for engine properties the file does not set:
+/// ksqlDB's record cache (`ksql.streams.cache.max.bytes.buffering`).
+fn with_server_defaults(mut properties: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let cache = "cache.max.bytes.buffering";
+    let streams_cache = format!("ksql.streams.{cache}");
+    if !properties.contains_key(cache) && !properties.contains_key(&streams_cache) {
+        properties.insert(
+            streams_cache,
+            crate::runtime::record_cache::SERVER_DEFAULT_BYTES.to_string(),
+        );
+    }
+    properties
 }
 
 #[cfg(test)]
