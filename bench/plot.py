@@ -71,7 +71,7 @@ def throughput(results, out):
             ax.bar(xs, values, width, label=label)
         ax.set_xticks(
             range(len(groups)),
-            [f"{t}\n{cache_label(s)}" for t, s in groups],
+            [f"{t.replace('_', ' ')}\n{cache_label(s)}" for t, s in groups],
             fontsize=7,
         )
         ax.set_ylabel(ylabel)

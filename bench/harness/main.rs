@@ -308,8 +308,10 @@ fn git_version(root: &Path) -> String {
         .arg(root)
         .args(["describe", "--always", "--dirty"])
         .output()
+        .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "not a git checkout".into())
 }
 
 fn run(args: RunArgs) -> Fallible<()> {
