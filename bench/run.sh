@@ -4,7 +4,7 @@
 # builds Sluice optimized and the Kafka Streams peer, runs every benchmark
 # and rewrites docs/benchmarks.md and its plots (docs/benchmarks/*.png).
 #
-#   bench/run.sh                          everything, at full scale (about three hours)
+#   bench/run.sh                          everything, at full scale (an estimated three hours)
 #   bench/run.sh --only kafka,latency     some parts (the others keep their last figures,
 #                                         labelled with the run that measured them)
 #   bench/run.sh --cache off              one record-cache setting (default: off and on)

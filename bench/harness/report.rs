@@ -90,7 +90,7 @@ pub fn markdown(r: &Results, improvements: &str) -> String {
          the same machine and broker; a dash is a figure that run did not measure. A part \
          left out of a partial run (`--only`) keeps the figures, settings and versions of \
          the run that measured it, given with it.\n\n\
-         Run everything (about three hours on the 2-core machine below; it installs what \
+         Run everything (an estimated three hours on the 2-core machine below; it installs what \
          it needs, builds Sluice and the Kafka Streams peer, starts a broker):\n\n\
          ```sh\nbench/run.sh\n```\n\n\
          A quick check that every part works (about six minutes; the figures mean little):\n\n\
