@@ -12,6 +12,7 @@ mod procs;
 mod pull;
 mod report;
 mod state;
+mod targets;
 mod throughput;
 
 use std::collections::BTreeMap;

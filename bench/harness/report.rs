@@ -22,7 +22,7 @@ pub fn percentile(v: &[f64], p: f64) -> f64 {
     s[rank.clamp(1, s.len()) - 1]
 }
 
-fn k(x: f64) -> String {
+pub fn k(x: f64) -> String {
     if x >= 100_000.0 {
         format!("{:.0}k", x / 1000.0)
     } else if x >= 10_000.0 {
@@ -160,6 +160,7 @@ pub fn markdown(r: &Results, improvements: &str) -> String {
         let _ = writeln!(s);
     }
 
+    s.push_str(&crate::targets::section(r));
     if let Some(p) = &r.kafka {
         kafka(&mut s, p);
     }
@@ -616,6 +617,35 @@ mod tests {
         assert!(latency.contains("Measured 2026-02-02 20:00 UTC, sluice new, 3 run(s)"));
         assert!(md.contains("| In-process throughput | 2026-01-01 10:00 UTC | 3 | old |"));
         assert!(md.contains("| End-to-end latency | 2026-02-02 20:00 UTC | 3 | new |"));
+    }
+
+    #[test]
+    fn targets_say_which_are_met() {
+        let row = |query: &str, cache_bytes: u64, cpu_s: f64| crate::inproc::Runs {
+            query: query.into(),
+            settings: Settings {
+                cache_bytes,
+                commit_interval_ms: 1000,
+            },
+            events: 1_000_000,
+            wall_s: vec![1.0],
+            cpu_s: vec![cpu_s],
+            outputs: 1,
+        };
+        let r = Results {
+            inproc: Some(Measurement {
+                measured: measured("2026-01-01 10:00 UTC", 1_000_000, "x"),
+                data: vec![row("project", 0, 2.0), row("window_count", 0, 2.0)],
+            }),
+            ..Default::default()
+        };
+        let md = markdown(&r, "");
+        assert!(md.contains(
+            "| in process, project (cache off, commit 1000 ms): ≥ 1000k events/s per core | 500k | **no** |"
+        ));
+        assert!(md.contains(
+            "| in process, window_count (cache off, commit 1000 ms): ≥ 400k events/s per core | 500k | yes |"
+        ));
     }
 
     #[test]
