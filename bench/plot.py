@@ -2,9 +2,10 @@
 
     python bench/plot.py bench/out/results.json docs/benchmarks
 
-Writes throughput.png (events/s per core of each topology: Sluice, Kafka
-Streams, the raw consumer) and latency.png (the distribution of pull- and
-push-query latencies of the last run).
+Writes throughput.png (steady-state events/s, wall-clock and per core, of
+each topology and record-cache setting: Sluice, Kafka Streams, the raw
+consumer) and latency.png (the distribution of push-query latencies and
+pull-query freshness of the last run of each latency scenario).
 """
 import json
 import os
@@ -17,49 +18,104 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 TOPOLOGIES = ["project", "window_count", "join", "table_agg"]
-ENGINES = [("sluice", "Sluice"), ("kafka-streams", "Kafka Streams"), ("raw-consumer", "raw consumer")]
+ENGINES = [("sluice", "Sluice"), ("kafka-streams", "Kafka Streams")]
+
+
+def rates(row):
+    """(events/s, events per CPU-s) of a row, as the report computes them."""
+    if row["engine"] == "raw-consumer":
+        wall = statistics.median(row["total_s"])
+        cpu = statistics.median(row["cpu_s"])
+        return row["events"] / wall, row["events"] / cpu
+    steady = [s for s in row["steady"] if s]
+    if not steady:
+        return None
+    return (
+        statistics.median([s["events"] / s["wall_s"] for s in steady]),
+        statistics.median([s["events"] / s["cpu_s"] for s in steady]),
+    )
+
+
+def cache_label(settings):
+    b = settings["cache_bytes"]
+    return "cache off" if b == 0 else f"cache {b / 2**20:g} MiB"
 
 
 def throughput(results, out):
-    runs = results.get("kafka") or []
-    if not runs:
+    part = results.get("kafka")
+    if not part or not part["data"]:
         return
-    fig, ax = plt.subplots(figsize=(8, 4))
-    width = 0.27
-    for i, (engine, label) in enumerate(ENGINES):
-        values = []
-        for t in TOPOLOGIES:
-            r = next((x for x in runs if x["topology"] == t and x["engine"] == engine), None)
-            values.append(r["events"] / statistics.median(r["cpu_s"]) / 1000 if r else 0)
-        xs = [j + (i - 1) * width for j in range(len(TOPOLOGIES))]
-        ax.bar(xs, values, width, label=label)
-    ax.set_xticks(range(len(TOPOLOGIES)), TOPOLOGIES)
-    ax.set_ylabel("thousand events per CPU-second")
-    ax.set_yscale("log")
-    ax.set_title("Streaming throughput per core on Kafka (median of runs)")
-    ax.legend()
+    rows = part["data"]
+    settings = []
+    for r in rows:
+        if r["settings"] and r["settings"] not in settings:
+            settings.append(r["settings"])
+    groups = [(t, s) for t in TOPOLOGIES for s in settings]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.8 / (len(ENGINES) + 1)
+    for ax, which, ylabel in [
+        (axes[0], 0, "thousand events/s (wall-clock)"),
+        (axes[1], 1, "thousand events per CPU-second"),
+    ]:
+        for i, (engine, label) in enumerate(ENGINES + [("raw-consumer", "raw consumer")]):
+            values = []
+            for t, s in groups:
+                want = None if engine == "raw-consumer" else s
+                r = next(
+                    (x for x in rows if x["topology"] == t and x["engine"] == engine and x["settings"] == want),
+                    None,
+                )
+                v = rates(r) if r else None
+                values.append(v[which] / 1000 if v else 0)
+            xs = [j + (i - 1) * width for j in range(len(groups))]
+            ax.bar(xs, values, width, label=label)
+        ax.set_xticks(
+            range(len(groups)),
+            [f"{t.replace('_', ' ')}\n{cache_label(s)}" for t, s in groups],
+            fontsize=7,
+        )
+        ax.set_ylabel(ylabel)
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Steady-state throughput on Kafka (median of runs), measured {part['measured']['when']}")
     fig.tight_layout()
     fig.savefig(os.path.join(out, "throughput.png"), dpi=110)
     plt.close(fig)
 
 
-def latency(results, out):
-    lat = results.get("latency")
-    if not lat or not lat["pull_ms"]:
+def cdf(ax, dist, label):
+    """A distribution's CDF from its histogram (bucket i: below 0.1 ms * 10^((i+1)/20))."""
+    total = dist["n"] + dist["missing"]
+    if total == 0:
         return
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for key, label in [("pull_ms", "pull query (table)"), ("push_ms", "push query")]:
-        samples = sorted(lat[key][-1])
-        if not samples:
+    xs, ys, seen = [], [], 0
+    for i, count in enumerate(dist["histogram"]):
+        seen += count
+        if count:
+            xs.append(0.1 * 10 ** ((i + 1) / 20))
+            ys.append(seen / total)
+    ax.step(xs, ys, where="post", label=f"{label} ({dist['n']} of {total})")
+
+
+def latency(results, out):
+    part = results.get("latency")
+    if not part or not part["data"]["scenarios"]:
+        return
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for sc in part["data"]["scenarios"]:
+        if not sc["runs"]:
             continue
-        n = len(samples)
-        ax.plot(samples, [(i + 1) / n for i in range(n)], label=f"{label}, {n} samples")
+        run = sc["runs"][-1]
+        name = f"{sc['rate']}/s, {'shared' if sc['shared'] else 'alone'}"
+        cdf(ax, run["push"], f"push {name}")
+        if run.get("pull"):
+            cdf(ax, run["pull"], f"pull {name}")
     ax.set_xscale("log")
-    ax.set_xlabel("latency, ms (log)")
+    ax.set_xlabel("ms from produce (log)")
     ax.set_ylabel("fraction of events seen")
-    ax.set_title(f"End-to-end latency at {lat['rate']} events/s (last run)")
+    ax.set_title(f"End-to-end latency (last run of each scenario), measured {part['measured']['when']}")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "latency.png"), dpi=110)
     plt.close(fig)

@@ -4,9 +4,14 @@
 # builds Sluice optimized and the Kafka Streams peer, runs every benchmark
 # and rewrites docs/benchmarks.md and its plots (docs/benchmarks/*.png).
 #
-#   bench/run.sh                          everything, at full scale
-#   bench/run.sh --only kafka,pull        some parts (the others keep their last figures)
+#   bench/run.sh                          everything, at full scale (an estimated three hours)
+#   bench/run.sh --only kafka,latency     some parts (the others keep their last figures,
+#                                         labelled with the run that measured them)
+#   bench/run.sh --cache off              one record-cache setting (default: off and on)
 #   bench/run.sh --runs 5 --events 4000000  other sizes (bench/out/bin/sluice-bench run --help)
+#   bench/run.sh --runs 1 --events 20000 --nexmark-events 5000 --state-keys 20000 \
+#     --state-runs 1 --pull-keys 2000 --pull-secs 2 --latency-secs 3 --latency-warmup-secs 1
+#                                         a quick check that every part works
 #
 # Environment: SLUICE_BENCH_KAFKA_PORT (default 19400), CARGO_TARGET_DIR
 # (default ~/.cache/sluice-target, shared with the tests).

@@ -28,8 +28,11 @@ const GENRES: [&str; 8] = [
     "romance",
 ];
 
-/// MovieFlix playback heartbeats, keyed by user: `n` of them, 10,000 per
-/// second of event time, over 1M users and the shows' ids.
+/// MovieFlix playback heartbeats: `n` of them, 10,000 per second of event
+/// time, over 1M users and the shows' ids. Keyed by show, the column every
+/// topology groups or joins by, so that no engine has to repartition them
+/// (Kafka Streams would otherwise send each through a repartition topic,
+/// which Sluice, one process, never does).
 pub fn views(n: u64) -> impl Iterator<Item = Rec> {
     let mut rng = Rng::new(7);
     (0..n).map(move |i| {
@@ -38,8 +41,8 @@ pub fn views(n: u64) -> impl Iterator<Item = Rec> {
         let position = rng.below(3600);
         let device = DEVICES[rng.below(4) as usize];
         (
-            format!("u{user}"),
-            format!(r#"{{"show_id":"s{show}","position":{position},"device":"{device}"}}"#),
+            format!("s{show}"),
+            format!(r#"{{"user_id":"u{user}","position":{position},"device":"{device}"}}"#),
             BASE_MS + (i / 10) as i64,
         )
     })
@@ -136,8 +139,10 @@ mod tests {
         let a: Vec<Rec> = views(3).collect();
         assert_eq!(a, views(3).collect::<Vec<_>>());
         assert_eq!(a[0].2, BASE_MS);
+        assert!(a[0].0.starts_with('s'));
         let v: serde_json::Value = serde_json::from_str(&a[0].1).unwrap();
         assert!(v["position"].as_u64().unwrap() < 3600);
+        assert!(v["user_id"].as_str().unwrap().starts_with('u'));
         let t: Vec<Rec> = taxis(2).collect();
         let v: serde_json::Value = serde_json::from_str(&t[1].1).unwrap();
         assert!(v["region"].as_str().unwrap().starts_with('r'));

@@ -10,12 +10,16 @@ use serde::{Deserialize, Serialize};
 use sluice::{Engine, EngineConfig};
 
 use crate::data::Rec;
-use crate::throughput::{Topology, SHOWS, TAXIS, VIEWS};
+use crate::throughput::{
+    Settings, Topology, SHOWS, SLUICE_CACHE, SLUICE_COMMIT_INTERVAL, TAXIS, VIEWS,
+};
 use crate::{Fallible, Setup};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Runs {
     pub query: String,
+    /// The record cache and commit interval the engine ran with.
+    pub settings: Settings,
     pub events: u64,
     pub wall_s: Vec<f64>,
     pub cpu_s: Vec<f64>,
@@ -57,11 +61,24 @@ fn self_cpu() -> Fallible<f64> {
 }
 
 /// Run `sql` over `inputs` in a fresh engine; (wall s, CPU s, outputs).
-fn run_once(dir: &Path, sql: &str, inputs: &Inputs, output: &str) -> Fallible<(f64, f64, u64)> {
+fn run_once(
+    dir: &Path,
+    sql: &str,
+    inputs: &Inputs,
+    output: &str,
+    settings: Settings,
+) -> Fallible<(f64, f64, u64)> {
     let _ = std::fs::remove_dir_all(dir);
     let mut engine = Engine::open(EngineConfig {
         data_dir: dir.to_path_buf(),
-        properties: BTreeMap::from([("auto.offset.reset".to_string(), "earliest".to_string())]),
+        properties: BTreeMap::from([
+            ("auto.offset.reset".to_string(), "earliest".to_string()),
+            (SLUICE_CACHE.to_string(), settings.cache_bytes.to_string()),
+            (
+                SLUICE_COMMIT_INTERVAL.to_string(),
+                settings.commit_interval_ms.to_string(),
+            ),
+        ]),
     })?;
     engine.execute(sql)?;
     for (topic, records) in &inputs.0 {
@@ -99,9 +116,11 @@ fn measure(
     inputs: &Inputs,
     events: u64,
     output: &str,
+    settings: Settings,
 ) -> Fallible<Runs> {
     let mut runs = Runs {
         query: name.to_string(),
+        settings,
         events,
         wall_s: vec![],
         cpu_s: vec![],
@@ -109,9 +128,10 @@ fn measure(
     };
     let dir = setup.work.join(format!("inproc_{name}"));
     for run in 0..setup.runs {
-        let (wall, cpu, outputs) = run_once(&dir, sql, inputs, output)?;
+        let (wall, cpu, outputs) = run_once(&dir, sql, inputs, output, settings)?;
         eprintln!(
-            "bench: in-process {name}: run {run}: {wall:.2} s, {:.0} events/s, {outputs} outputs",
+            "bench: in-process {name} ({}): run {run}: {wall:.2} s, {:.0} events/s, {outputs} outputs",
+            settings.label(),
             events as f64 / wall
         );
         runs.wall_s.push(wall);
@@ -124,20 +144,22 @@ fn measure(
 /// The four topologies of the Kafka benchmark, in memory.
 pub fn topologies(setup: &Setup) -> Fallible<Vec<Runs>> {
     let inputs = Inputs::topologies(setup.events);
-    Topology::ALL
-        .iter()
-        .map(|t| {
+    let mut out = vec![];
+    for t in Topology::ALL {
+        for settings in setup.settings() {
             let events = inputs.0[t.input()].len() as u64;
-            measure(
+            out.push(measure(
                 setup,
                 t.name(),
                 &t.sluice_sql("bench_out"),
                 &inputs,
                 events,
                 "bench_out",
-            )
-        })
-        .collect()
+                settings,
+            )?);
+        }
+    }
+    Ok(out)
 }
 
 /// A Nexmark query file and what became of it.
@@ -172,11 +194,22 @@ pub fn nexmark(setup: &Setup, root: &Path) -> Fallible<Nexmark> {
         let name = format!("q{n}");
         let sql = format!("{sources}\n{}", std::fs::read_to_string(&file)?);
         let output = format!("nexmark_q{n}");
-        match measure(setup, &name, &sql, &inputs, setup.nexmark_events, &output) {
-            Ok(r) => out.runs.push(r),
-            Err(e) => {
-                eprintln!("bench: nexmark {name} failed: {e}");
-                out.failed.push((name, e.to_string()));
+        for settings in setup.settings() {
+            match measure(
+                setup,
+                &name,
+                &sql,
+                &inputs,
+                setup.nexmark_events,
+                &output,
+                settings,
+            ) {
+                Ok(r) => out.runs.push(r),
+                Err(e) => {
+                    eprintln!("bench: nexmark {name} ({}) failed: {e}", settings.label());
+                    out.failed
+                        .push((format!("{name} ({})", settings.label()), e.to_string()));
+                }
             }
         }
     }

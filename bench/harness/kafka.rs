@@ -135,6 +135,12 @@ impl Broker {
         Ok(n)
     }
 
+    /// Records ever written to a topic (the sum of its end offsets; Kafka
+    /// Streams deletes what it has read from its repartition topics).
+    pub fn written(&self, topic: &str) -> Fallible<u64> {
+        Ok(self.end_offsets(topic)?.iter().sum::<i64>() as u64)
+    }
+
     /// Produce records (partitioned by key as Java's producer does), as fast
     /// as the broker takes them; returns how many.
     pub fn produce(&self, topic: &str, records: impl Iterator<Item = Rec>) -> Fallible<u64> {
@@ -216,45 +222,176 @@ impl Broker {
             .iter()
             .all(|(k, end)| *end == 0 || done.get(k).is_some_and(|o| o >= end)))
     }
+}
 
-    /// The largest timestamp among the last records of a topic's
-    /// partitions (for a `LogAppendTime` topic: when its last record was
-    /// written).
-    pub fn last_timestamp(&self, topic: &str) -> Fallible<Option<i64>> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("group.id", "sluice-bench-tail")
-            .set("enable.auto.commit", "false")
-            .create()?;
-        let mut tpl = TopicPartitionList::new();
-        let mut want = 0;
-        for p in 0..self.partitions(topic)? as i32 {
-            let (lo, hi) = self.meta.fetch_watermarks(topic, p, TIMEOUT)?;
-            if hi > lo {
-                tpl.add_partition_offset(topic, p, Offset::Offset(hi - 1))?;
-                want += 1;
+/// The consumer groups of one processor (their ids start with its tag),
+/// watched while it runs: how far they have committed.
+pub struct Groups<'a> {
+    broker: &'a Broker,
+    prefix: String,
+    consumers: BTreeMap<String, BaseConsumer>,
+}
+
+impl<'a> Groups<'a> {
+    pub fn new(broker: &'a Broker, prefix: &str) -> Self {
+        Groups {
+            broker,
+            prefix: prefix.to_string(),
+            consumers: BTreeMap::new(),
+        }
+    }
+
+    /// Look for groups that appeared since the last call.
+    pub fn refresh(&mut self) -> Fallible<()> {
+        for group in self.broker.groups_with_prefix(&self.prefix)? {
+            if !self.consumers.contains_key(&group) {
+                let consumer: BaseConsumer = ClientConfig::new()
+                    .set("bootstrap.servers", &self.broker.bootstrap)
+                    .set("group.id", &group)
+                    .create()?;
+                self.consumers.insert(group, consumer);
             }
         }
-        if want == 0 {
-            return Ok(None);
+        Ok(())
+    }
+
+    /// The highest offset any of the groups has committed on each of
+    /// `partitions` (absent: none committed).
+    pub fn committed(
+        &self,
+        partitions: &[(String, i32)],
+    ) -> Fallible<BTreeMap<(String, i32), i64>> {
+        let mut done = BTreeMap::new();
+        if partitions.is_empty() {
+            return Ok(done);
         }
-        consumer.assign(&tpl)?;
-        let mut seen = std::collections::BTreeSet::new();
-        let mut last = i64::MIN;
-        let deadline = Instant::now() + TIMEOUT;
-        while seen.len() < want {
-            if Instant::now() > deadline {
-                return Err(format!("cannot read the last records of {topic}").into());
+        for consumer in self.consumers.values() {
+            let mut tpl = TopicPartitionList::new();
+            for (t, p) in partitions {
+                tpl.add_partition(t, *p);
             }
-            if let Some(m) = consumer.poll(Duration::from_millis(200)) {
-                let m = m?;
-                if seen.insert(m.partition()) {
-                    last = last.max(m.timestamp().to_millis().unwrap_or(i64::MIN));
+            for e in consumer.committed_offsets(tpl, TIMEOUT)?.elements() {
+                if let Offset::Offset(o) = e.offset() {
+                    let best = done
+                        .entry((e.topic().to_string(), e.partition()))
+                        .or_insert(o);
+                    *best = (*best).max(o);
                 }
             }
         }
-        Ok(Some(last))
+        Ok(done)
     }
+}
+
+/// What a processor wrote to its output topic, read whole after the run.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub records: u64,
+    /// Broker timestamps (`LogAppendTime`) of the first and last record.
+    pub first_ms: Option<i64>,
+    pub last_ms: Option<i64>,
+    /// Order-independent digest of every (key, value) written.
+    pub all: u64,
+    /// Digest of the latest value of each key (tombstones remove the key)
+    /// and the number of keys left: a table's final state.
+    pub latest: u64,
+    pub keys: u64,
+}
+
+impl Output {
+    /// The digest to compare between engines: the final state for a table,
+    /// every record for a stream.
+    pub fn digest(&self, table: bool) -> String {
+        if table {
+            format!("{:016x}/{}", self.latest, self.keys)
+        } else {
+            format!("{:016x}/{}", self.all, self.records)
+        }
+    }
+}
+
+fn hash(key: &[u8], value: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// A JSON value written with its object fields sorted, so that two writers
+/// that order fields differently give the same text; other bytes as they
+/// are (lossily as UTF-8).
+pub fn canonical(bytes: &[u8]) -> String {
+    fn sorted(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut fields: Vec<_> = m.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+                fields.sort_by(|a, b| a.0.cmp(&b.0));
+                serde_json::Value::Object(fields.into_iter().collect())
+            }
+            serde_json::Value::Array(a) => {
+                serde_json::Value::Array(a.into_iter().map(sorted).collect())
+            }
+            v => v,
+        }
+    }
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(v) => sorted(v).to_string(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// Read `topic` whole (it must be quiet): counts, first and last broker
+/// timestamps, digests of every record and of the latest value per key.
+pub fn read_output(broker: &Broker, topic: &str) -> Fallible<Output> {
+    let ends = broker.end_offsets(topic)?;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("group.id", "sluice-bench-output")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    let mut open = 0;
+    for (p, end) in ends.iter().enumerate() {
+        if *end > 0 {
+            tpl.add_partition_offset(topic, p as i32, Offset::Beginning)?;
+            open += 1;
+        }
+    }
+    let mut out = Output::default();
+    if open == 0 {
+        return Ok(out);
+    }
+    consumer.assign(&tpl)?;
+    let mut latest: BTreeMap<Vec<u8>, Option<u64>> = BTreeMap::new();
+    let mut finished = std::collections::BTreeSet::new();
+    while finished.len() < open {
+        match consumer.poll(Duration::from_secs(10)) {
+            Some(Ok(m)) => {
+                let key = m.key().unwrap_or_default().to_vec();
+                let h = m.payload().map(|v| hash(&key, &canonical(v)));
+                out.records += 1;
+                out.all = out.all.wrapping_add(h.unwrap_or_else(|| hash(&key, "")));
+                let ts = m.timestamp().to_millis();
+                out.first_ms = match (out.first_ms, ts) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                out.last_ms = out.last_ms.max(ts);
+                latest.insert(key, h);
+                if m.offset() + 1 >= ends[m.partition() as usize] {
+                    finished.insert(m.partition());
+                }
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(format!("no records from {topic} for 10 s").into()),
+        }
+    }
+    for h in latest.values().flatten() {
+        out.latest = out.latest.wrapping_add(*h);
+        out.keys += 1;
+    }
+    Ok(out)
 }
 
 /// Read a topic from the beginning to its current end: the ceiling for any
@@ -292,4 +429,35 @@ pub fn consume_all(bootstrap: &str, topic: &str) -> Fallible<(u64, u64)> {
         }
     }
     Ok((records, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_fields_at_every_depth() {
+        assert_eq!(
+            canonical(br#"{"b":1,"a":{"d":[{"y":1,"x":2}],"c":"s"}}"#),
+            r#"{"a":{"c":"s","d":[{"x":2,"y":1}]},"b":1}"#
+        );
+        assert_eq!(
+            canonical(br#"{"A":1, "B":2}"#),
+            canonical(br#"{"B":2,"A":1}"#)
+        );
+        assert_eq!(canonical(b"not json"), "not json");
+    }
+
+    #[test]
+    fn digests_compare_tables_by_final_state_and_streams_by_records() {
+        let out = Output {
+            records: 5,
+            all: 0xab,
+            latest: 0xcd,
+            keys: 2,
+            ..Default::default()
+        };
+        assert_eq!(out.digest(true), "00000000000000cd/2");
+        assert_eq!(out.digest(false), "00000000000000ab/5");
+    }
 }

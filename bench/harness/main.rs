@@ -12,6 +12,7 @@ mod procs;
 mod pull;
 mod report;
 mod state;
+mod targets;
 mod throughput;
 
 use std::collections::BTreeMap;
@@ -86,12 +87,86 @@ pub struct Scale {
     /// Connections of the pull-query load.
     #[arg(long, default_value_t = 4)]
     pub pull_connections: usize,
-    /// Events per second of the latency run.
-    #[arg(long, default_value_t = 1000)]
-    pub latency_rate: u64,
-    /// Seconds of each latency run.
-    #[arg(long, default_value_t = 20)]
+    /// Input rates (events/s) of the latency part; each is run over a
+    /// stream only the push query reads and over one a persistent query
+    /// reads too.
+    #[arg(long, value_delimiter = ',', default_values_t = [1000, 20_000])]
+    pub latency_rates: Vec<u64>,
+    /// Seconds of input of each latency run, after its warm-up.
+    #[arg(long, default_value_t = 60)]
     pub latency_secs: u64,
+    /// Seconds of input at the start of each latency run left out of its
+    /// figures.
+    #[arg(long, default_value_t = 5)]
+    pub latency_warmup_secs: u64,
+    /// Record cache of the throughput runs (Kafka, in process, Nexmark),
+    /// each setting a row of its own: `off` (0 bytes: every update is
+    /// written), `on` (10 MiB, Kafka Streams' and ksqlDB's default) or a
+    /// number of bytes. Both engines get the same.
+    #[arg(long, value_delimiter = ',', default_values_t = [CacheArg::Off, CacheArg::On])]
+    pub cache: Vec<CacheArg>,
+    /// Commit interval (ms) of both engines in the throughput runs.
+    #[arg(long, default_value_t = 1000)]
+    pub commit_interval_ms: u64,
+    /// Fraction of the input (committed) left out of the steady-state
+    /// rates as warm-up.
+    #[arg(long, default_value_t = 0.2)]
+    pub warmup_fraction: f64,
+}
+
+/// A record cache setting on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CacheArg {
+    Off,
+    On,
+    Bytes(u64),
+}
+
+impl CacheArg {
+    pub fn bytes(self) -> u64 {
+        match self {
+            CacheArg::Off => 0,
+            CacheArg::On => 10 * 1024 * 1024,
+            CacheArg::Bytes(b) => b,
+        }
+    }
+}
+
+impl std::str::FromStr for CacheArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(CacheArg::Off),
+            "on" => Ok(CacheArg::On),
+            n => n
+                .parse()
+                .map(CacheArg::Bytes)
+                .map_err(|_| format!("a cache is off, on or a number of bytes, not '{n}'")),
+        }
+    }
+}
+
+impl std::fmt::Display for CacheArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheArg::Off => write!(f, "off"),
+            CacheArg::On => write!(f, "on"),
+            CacheArg::Bytes(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl Scale {
+    /// The settings of every throughput row, in order.
+    pub fn settings(&self) -> Vec<throughput::Settings> {
+        self.cache
+            .iter()
+            .map(|c| throughput::Settings {
+                cache_bytes: c.bytes(),
+                commit_interval_ms: self.commit_interval_ms,
+            })
+            .collect()
+    }
 }
 
 #[derive(clap::Args)]
@@ -112,7 +187,8 @@ struct RunArgs {
     #[arg(long, default_value = "/tmp/sluice-bench")]
     work: PathBuf,
     /// Only these parts; the others keep their figures from the last
-    /// results file.
+    /// results file, each with the settings and versions of the run that
+    /// measured it.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Part>,
     /// Only these engines in the Kafka throughput part (sluice,
@@ -177,24 +253,37 @@ impl Machine {
     }
 }
 
+/// Which run of the harness measured a part: its figures are labelled
+/// with this and nothing else.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Results {
-    pub setup: Scale,
+pub struct Measured {
+    pub when: String,
+    pub scale: Scale,
     pub machine: Machine,
     pub versions: BTreeMap<String, String>,
-    pub when: String,
+}
+
+/// A part's figures with the run that measured them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Measurement<T> {
+    pub measured: Measured,
+    pub data: T,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Results {
     #[serde(default)]
-    pub kafka: Vec<throughput::Runs>,
+    pub kafka: Option<Measurement<Vec<throughput::Runs>>>,
     #[serde(default)]
-    pub inproc: Vec<inproc::Runs>,
+    pub inproc: Option<Measurement<Vec<inproc::Runs>>>,
     #[serde(default)]
-    pub nexmark: Option<inproc::Nexmark>,
+    pub nexmark: Option<Measurement<inproc::Nexmark>>,
     #[serde(default)]
-    pub latency: Option<latency::Latency>,
+    pub latency: Option<Measurement<latency::Latency>>,
     #[serde(default)]
-    pub pull: Option<pull::Pull>,
+    pub pull: Option<Measurement<pull::Pull>>,
     #[serde(default)]
-    pub state: Vec<state::StateRuns>,
+    pub state: Option<Measurement<Vec<state::StateRuns>>>,
 }
 
 fn results_path(root: &Path) -> PathBuf {
@@ -220,8 +309,10 @@ fn git_version(root: &Path) -> String {
         .arg(root)
         .args(["describe", "--always", "--dirty"])
         .output()
+        .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "not a git checkout".into())
 }
 
 fn run(args: RunArgs) -> Fallible<()> {
@@ -248,27 +339,26 @@ fn run(args: RunArgs) -> Fallible<()> {
     } else {
         args.only.clone()
     };
-    let fresh = Results {
-        setup: args.scale.clone(),
+    if args.scale.cache.is_empty() {
+        return Err("--cache needs at least one setting".into());
+    }
+    if !(0.0..1.0).contains(&args.scale.warmup_fraction) {
+        return Err("--warmup-fraction is at least 0 and below 1".into());
+    }
+    let measured = Measured {
+        when: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        scale: args.scale.clone(),
         machine: Machine::read(),
         versions: versions.clone(),
-        when: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
-        kafka: vec![],
-        inproc: vec![],
-        nexmark: None,
-        latency: None,
-        pull: None,
-        state: vec![],
     };
-    // Parts not run now keep their figures from the last results.
+    // Parts not run now keep their figures, and their labels, from the
+    // last results; a results file of an older layout is not read.
     let mut results = match std::fs::read_to_string(results_path(&root)) {
-        Ok(old) if !args.only.is_empty() => {
-            let mut r: Results = serde_json::from_str(&old)?;
-            r.versions.extend(versions.clone());
-            r.when = fresh.when.clone();
-            r
-        }
-        _ => fresh,
+        Ok(old) if !args.only.is_empty() => serde_json::from_str(&old).unwrap_or_else(|e| {
+            eprintln!("bench: not keeping the last results ({e}): an older layout");
+            Results::default()
+        }),
+        _ => Results::default(),
     };
     let setup = Setup {
         scale: args.scale,
@@ -302,26 +392,73 @@ fn run(args: RunArgs) -> Fallible<()> {
                     .into());
                 }
                 throughput::load(&broker, &setup)?;
-                results.kafka.clear();
+                // The whole table is this run's: engines not run now are
+                // left out, not kept from another run.
+                let mut rows = vec![];
+                let wanted =
+                    |e: &str| args.engines.is_empty() || args.engines.iter().any(|x| x == e);
                 for t in throughput::Topology::ALL {
-                    for engine in ["sluice", "kafka-streams", "raw-consumer"] {
-                        if !args.engines.is_empty() && !args.engines.iter().any(|e| e == engine) {
-                            continue;
+                    let mut runs = vec![];
+                    if wanted("raw-consumer") {
+                        runs.push(("raw-consumer", None));
+                    }
+                    for settings in setup.settings() {
+                        for engine in ["sluice", "kafka-streams"] {
+                            if wanted(engine) {
+                                runs.push((engine, Some(settings)));
+                            }
                         }
-                        results
-                            .kafka
-                            .push(throughput::measure(&setup, &broker, t, engine)?);
+                    }
+                    for (engine, settings) in runs {
+                        rows.push(throughput::measure(
+                            &setup,
+                            &broker,
+                            t,
+                            engine,
+                            settings,
+                            setup.warmup_fraction,
+                        )?);
+                        // The whole table is this run's: engines not run now
+                        // are left out, not kept from another run.
+                        results.kafka = Some(Measurement {
+                            measured: measured.clone(),
+                            data: rows.clone(),
+                        });
                         save(&root, &results)?;
                     }
                 }
             }
-            Part::Inproc => results.inproc = inproc::topologies(&setup)?,
-            Part::Nexmark => results.nexmark = Some(inproc::nexmark(&setup, &root)?),
-            Part::Latency => results.latency = Some(latency::measure(&setup, &broker, &rt)?),
-            Part::Pull => results.pull = Some(pull::measure(&setup, &broker, &rt)?),
-            Part::State => results.state = state::measure(&setup, &broker)?,
+            Part::Inproc => {
+                results.inproc = Some(Measurement {
+                    measured: measured.clone(),
+                    data: inproc::topologies(&setup)?,
+                })
+            }
+            Part::Nexmark => {
+                results.nexmark = Some(Measurement {
+                    measured: measured.clone(),
+                    data: inproc::nexmark(&setup, &root)?,
+                })
+            }
+            Part::Latency => {
+                results.latency = Some(Measurement {
+                    measured: measured.clone(),
+                    data: latency::measure(&setup, &broker, &rt)?,
+                })
+            }
+            Part::Pull => {
+                results.pull = Some(Measurement {
+                    measured: measured.clone(),
+                    data: pull::measure(&setup, &broker, &rt)?,
+                })
+            }
+            Part::State => {
+                results.state = Some(Measurement {
+                    measured: measured.clone(),
+                    data: state::measure(&setup, &broker)?,
+                })
+            }
         }
-        results.setup = setup.scale.clone();
         save(&root, &results)?;
     }
     eprintln!(
@@ -350,5 +487,44 @@ fn main() {
     if let Err(e) = outcome {
         eprintln!("sluice-bench: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_settings_parse_from_the_command_line() {
+        assert_eq!("off".parse::<CacheArg>(), Ok(CacheArg::Off));
+        assert_eq!(
+            "on".parse::<CacheArg>().map(CacheArg::bytes),
+            Ok(10_485_760)
+        );
+        assert_eq!("4096".parse::<CacheArg>(), Ok(CacheArg::Bytes(4096)));
+        assert_eq!(
+            "big".parse::<CacheArg>(),
+            Err("a cache is off, on or a number of bytes, not 'big'".to_string())
+        );
+        let cli = Cli::try_parse_from([
+            "sluice-bench",
+            "run",
+            "--kafka",
+            "k:1",
+            "--sluice",
+            "s",
+            "--cache",
+            "on,0",
+        ])
+        .unwrap();
+        let Cmd::Run(args) = cli.command else {
+            panic!("not a run")
+        };
+        let s = args.scale.settings();
+        assert_eq!(
+            s.iter().map(|x| x.cache_bytes).collect::<Vec<_>>(),
+            [10_485_760, 0]
+        );
+        assert_eq!(args.scale.latency_rates, [1000, 20_000]);
     }
 }

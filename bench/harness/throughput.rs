@@ -2,16 +2,31 @@
 //! and in Kafka Streams over the same pre-loaded topics, and a plain
 //! consumer reading the input (the ceiling).
 //!
-//! A run starts the processor on fresh state, waits until its consumer
-//! groups have committed every input partition (repartition topics too)
-//! to the end, and takes the time from start to the last output record:
-//! output topics stamp records on arrival (`LogAppendTime`). CPU time is
-//! the processor's (user + system, every thread) at that moment, so
-//! events per CPU-second is events/s per core.
+//! Like for like: the views are keyed by show, the column the topologies
+//! group and join by, so neither engine repartitions them (the table
+//! aggregation is the exception Kafka Streams cannot avoid, and its
+//! repartitioned records are counted); both engines run with the same
+//! record cache and commit interval, given per row.
+//!
+//! A run starts the processor on fresh state and samples, every 100 ms,
+//! how far its consumer groups have committed the input and how much CPU
+//! it has used, until every input partition (repartition topics too) is
+//! committed to the end. Output topics stamp records on arrival
+//! (`LogAppendTime`), and the output is read whole afterwards: its count,
+//! its first and last record's time, and a digest (every record for a
+//! stream, the latest value per key for a table) to compare the engines.
+//!
+//! Start-up is from the process's start to its first output record. The
+//! steady-state rate leaves out start-up and warm-up: from the first sample
+//! at which the committed input passed the warm-up fraction, to the last
+//! output record, the events not yet committed at that sample over the time
+//! (wall-clock) and over the CPU time used (per core: user + system, every
+//! thread).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +81,11 @@ impl Topology {
         }
     }
 
+    /// Whether the output is a table (compared by its final state).
+    pub fn is_table(self) -> bool {
+        matches!(self, Topology::WindowCount | Topology::TableAgg)
+    }
+
     /// Every topic the topology reads.
     pub fn inputs(self) -> Vec<String> {
         match self {
@@ -78,7 +98,7 @@ impl Topology {
     /// to `output`.
     pub fn sluice_sql(self, output: &str) -> String {
         let views = format!(
-            "CREATE STREAM views (user_id VARCHAR KEY, show_id VARCHAR, position INT, device VARCHAR) \
+            "CREATE STREAM views (show_id VARCHAR KEY, user_id VARCHAR, position INT, device VARCHAR) \
              WITH (kafka_topic='{VIEWS}', value_format='JSON', partitions={PARTITIONS});\n"
         );
         let shows = format!(
@@ -93,7 +113,7 @@ impl Topology {
         match self {
             Topology::Project => format!(
                 "{views}CREATE STREAM bench_out {with} AS \
-                 SELECT user_id, show_id, position FROM views WHERE position >= 1800 EMIT CHANGES;\n"
+                 SELECT show_id, user_id, position FROM views WHERE position >= 1800 EMIT CHANGES;\n"
             ),
             Topology::WindowCount => format!(
                 "{views}CREATE TABLE bench_out {with} AS \
@@ -115,18 +135,132 @@ impl Topology {
     }
 }
 
-/// One engine's runs of one topology.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The record cache and commit interval both engines ran with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// `ksql.streams.cache.max.bytes.buffering` for Sluice,
+    /// `statestore.cache.max.bytes` for Kafka Streams; 0 writes every update.
+    pub cache_bytes: u64,
+    /// `ksql.streams.commit.interval.ms` / `commit.interval.ms`.
+    pub commit_interval_ms: u64,
+}
+
+/// Sluice's names of the settings (ksqlDB's).
+pub const SLUICE_CACHE: &str = "ksql.streams.cache.max.bytes.buffering";
+pub const SLUICE_COMMIT_INTERVAL: &str = "ksql.streams.commit.interval.ms";
+
+impl Settings {
+    /// `SET` statements giving Sluice these settings.
+    pub fn sluice_sets(&self) -> String {
+        format!(
+            "SET '{SLUICE_CACHE}'='{}';\nSET '{SLUICE_COMMIT_INTERVAL}'='{}';\n",
+            self.cache_bytes, self.commit_interval_ms
+        )
+    }
+
+    /// "cache off" / "cache 10 MiB", with the commit interval.
+    pub fn label(&self) -> String {
+        let cache = match self.cache_bytes {
+            0 => "cache off".to_string(),
+            b if b % (1 << 20) == 0 => format!("cache {} MiB", b >> 20),
+            b => format!("cache {b} B"),
+        };
+        format!("{cache}, commit {} ms", self.commit_interval_ms)
+    }
+}
+
+/// One engine's runs of one topology with one set of settings; every list
+/// has one entry per run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Runs {
     pub topology: String,
     pub engine: String,
+    /// None for the raw consumer (it has no cache).
+    pub settings: Option<Settings>,
     pub events: u64,
-    /// Start to last output record, per run.
-    pub wall_s: Vec<f64>,
-    /// The processor's CPU time, per run.
+    /// Process start to the first output record.
+    pub startup_s: Vec<f64>,
+    /// Process start to the last output record (the raw consumer: to its end).
+    pub total_s: Vec<f64>,
+    /// CPU time of the whole run.
     pub cpu_s: Vec<f64>,
-    /// Output records of the last run.
-    pub outputs: i64,
+    /// Steady state: events, seconds and CPU-seconds after the warm-up
+    /// (None: the run was too short to have one).
+    pub steady: Vec<Option<Steady>>,
+    /// Output records.
+    pub outputs: Vec<u64>,
+    /// Digest of the output (see `kafka::Output::digest`).
+    pub digest: Vec<String>,
+    /// Records in the processor's repartition topics, and in its other
+    /// internal topics (changelogs).
+    pub repartitioned: Vec<u64>,
+    pub changelog: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Steady {
+    pub events: u64,
+    pub wall_s: f64,
+    pub cpu_s: f64,
+}
+
+impl Runs {
+    /// Median steady-state events/s (wall-clock) and events per CPU-second;
+    /// the raw consumer's whole run counts as steady.
+    pub fn rates(&self) -> Option<(f64, f64)> {
+        use crate::report::median;
+        if self.engine == "raw-consumer" {
+            let wall = median(&self.total_s);
+            let cpu = median(&self.cpu_s);
+            return (!wall.is_nan()).then(|| (self.events as f64 / wall, self.events as f64 / cpu));
+        }
+        let steady: Vec<&Steady> = self.steady.iter().flatten().collect();
+        if steady.is_empty() {
+            return None;
+        }
+        let wall: Vec<f64> = steady.iter().map(|s| s.events as f64 / s.wall_s).collect();
+        let cpu: Vec<f64> = steady.iter().map(|s| s.events as f64 / s.cpu_s).collect();
+        Some((median(&wall), median(&cpu)))
+    }
+}
+
+/// One sample taken while a processor runs.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    ms: i64,
+    committed: i64,
+    cpu_s: f64,
+}
+
+/// The steady state of one run: from the first sample past the warm-up to
+/// the last output record.
+fn steady(samples: &[Sample], events: u64, warmup: f64, last_ms: i64) -> Option<Steady> {
+    let from = samples
+        .iter()
+        .find(|s| s.committed as f64 >= warmup * events as f64)?;
+    if from.committed >= events as i64 || last_ms <= from.ms {
+        return None;
+    }
+    let cpu_at_last = cpu_at(samples, last_ms);
+    Some(Steady {
+        events: events - from.committed as u64,
+        wall_s: (last_ms - from.ms) as f64 / 1000.0,
+        cpu_s: cpu_at_last - from.cpu_s,
+    })
+}
+
+/// CPU-seconds at `ms`, interpolated between the samples around it.
+fn cpu_at(samples: &[Sample], ms: i64) -> f64 {
+    let after = samples.iter().position(|s| s.ms >= ms);
+    match after {
+        None => samples.last().map_or(0.0, |s| s.cpu_s),
+        Some(0) => samples[0].cpu_s,
+        Some(i) => {
+            let (a, b) = (samples[i - 1], samples[i]);
+            let f = (ms - a.ms) as f64 / (b.ms - a.ms).max(1) as f64;
+            a.cpu_s + f * (b.cpu_s - a.cpu_s)
+        }
+    }
 }
 
 /// Load the input topics once: views, shows, taxis.
@@ -182,43 +316,85 @@ pub fn sluice_server(
     Proc::spawn(&format!("sluice ({name})"), cmd, &dir.join("server.log"))
 }
 
-/// Wait until the groups of `prefix` have read `inputs` (and any
-/// repartition topics of theirs) to the end; then the CPU time so far and
-/// the time from start to the output's last record.
-fn finish(
+/// Sample the processor every 100 ms until its groups have committed
+/// `inputs` (and any repartition topics of theirs) to the end.
+fn watch(
     broker: &Broker,
     proc: &mut Proc,
     prefix: &str,
     inputs: &[String],
-    output: &str,
+    counted: &str,
     limit: Duration,
-) -> Fallible<(f64, f64)> {
-    proc.wait_for(limit, Duration::from_millis(250), || {
-        let mut topics = inputs.to_vec();
-        topics.extend(
-            broker
-                .topics_with_prefix(prefix)?
-                .into_iter()
-                .filter(|t| t.ends_with("-repartition")),
-        );
-        broker.caught_up(prefix, &topics)
-    })?;
-    let cpu = proc.cpu_seconds()?;
-    let last = broker
-        .last_timestamp(output)?
-        .ok_or_else(|| format!("{} wrote nothing to {output}", proc.name))?;
-    Ok((cpu, (last - proc.started_ms) as f64 / 1000.0))
+) -> Fallible<Vec<Sample>> {
+    let mut groups = crate::kafka::Groups::new(broker, prefix);
+    let mut ends: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for t in inputs {
+        for (p, end) in broker.end_offsets(t)?.into_iter().enumerate() {
+            ends.insert((t.clone(), p as i32), end);
+        }
+    }
+    let deadline = Instant::now() + limit;
+    let mut samples = vec![];
+    for round in 0u64.. {
+        proc.check_alive()?;
+        if round % 10 == 0 {
+            groups.refresh()?;
+            // Repartition topics appear, and grow, while the processor runs.
+            for t in broker.topics_with_prefix(prefix)? {
+                if t.ends_with("-repartition") {
+                    for (p, end) in broker.end_offsets(&t)?.into_iter().enumerate() {
+                        ends.insert((t.clone(), p as i32), end);
+                    }
+                }
+            }
+        }
+        let partitions: Vec<(String, i32)> = ends.keys().cloned().collect();
+        let committed = groups.committed(&partitions)?;
+        let cpu_s = proc.cpu_seconds()?;
+        samples.push(Sample {
+            ms: now_ms(),
+            committed: committed
+                .iter()
+                .filter(|((t, _), _)| t == counted)
+                .map(|(_, o)| *o)
+                .sum(),
+            cpu_s,
+        });
+        let done = round % 10 == 0
+            && ends
+                .iter()
+                .all(|(k, end)| *end == 0 || committed.get(k).is_some_and(|o| o >= end));
+        if done {
+            return Ok(samples);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{} did not finish within {limit:?} (log: {})",
+                proc.name,
+                proc.log.display()
+            )
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    unreachable!("the loop returns")
 }
 
-/// One engine, one topology, `setup.runs` times.
-pub fn measure(setup: &Setup, broker: &Broker, topology: Topology, engine: &str) -> Fallible<Runs> {
+/// One engine, one topology, one set of settings, `setup.runs` times.
+pub fn measure(
+    setup: &Setup,
+    broker: &Broker,
+    topology: Topology,
+    engine: &str,
+    settings: Option<Settings>,
+    warmup: f64,
+) -> Fallible<Runs> {
     let mut runs = Runs {
         topology: topology.name().into(),
         engine: engine.into(),
+        settings,
         events: broker.count(topology.input())? as u64,
-        wall_s: vec![],
-        cpu_s: vec![],
-        outputs: 0,
+        ..Default::default()
     };
     for run in 0..setup.runs {
         let tag = format!(
@@ -228,43 +404,77 @@ pub fn measure(setup: &Setup, broker: &Broker, topology: Topology, engine: &str)
             run,
             now_ms()
         );
+        if engine == "raw-consumer" {
+            let (cpu, wall) = raw(setup, broker, topology, &tag)?;
+            eprintln!(
+                "bench: raw consumer {}: run {run}: {wall:.2} s, {cpu:.2} CPU-s",
+                topology.name()
+            );
+            runs.total_s.push(wall);
+            runs.cpu_s.push(cpu);
+            continue;
+        }
+        let settings = settings.ok_or("an engine run needs its settings")?;
         let output = format!("bench_out_{tag}");
-        let (cpu, wall) = match engine {
-            "raw-consumer" => raw(setup, broker, topology, &tag)?,
-            _ => {
-                broker.create_topic(&output, PARTITIONS, true)?;
-                let mut proc = match engine {
-                    "sluice" => {
-                        sluice_server(setup, broker, &tag, &topology.sluice_sql(&output), None)?
-                    }
-                    _ => kstreams(setup, broker, topology, &tag, &output)?,
-                };
-                let r = finish(
-                    broker,
-                    &mut proc,
-                    &tag,
-                    &topology.inputs(),
-                    &output,
-                    setup.limit,
-                )?;
-                drop(proc);
-                runs.outputs = broker.count(&output)?;
-                broker.delete_topics(&[output.as_str()])?;
-                for t in broker.topics_with_prefix(&tag)? {
-                    broker.delete_topics(&[t.as_str()])?;
-                }
-                r
+        broker.create_topic(&output, PARTITIONS, true)?;
+        let mut proc = match engine {
+            "sluice" => {
+                let sql = format!("{}{}", settings.sluice_sets(), topology.sluice_sql(&output));
+                sluice_server(setup, broker, &tag, &sql, None)?
             }
+            _ => kstreams(setup, broker, topology, &tag, &output, settings)?,
         };
+        let samples = watch(
+            broker,
+            &mut proc,
+            &tag,
+            &topology.inputs(),
+            topology.input(),
+            setup.limit,
+        )?;
+        let cpu = proc.cpu_seconds()?;
+        let started_ms = proc.started_ms;
+        drop(proc);
+        let out = crate::kafka::read_output(broker, &output)?;
+        let (Some(first), Some(last)) = (out.first_ms, out.last_ms) else {
+            return Err(format!("{engine} wrote nothing to {output}").into());
+        };
+        let (mut repartitioned, mut changelog) = (0, 0);
+        for t in broker.topics_with_prefix(&tag)? {
+            let n = broker.written(&t)?;
+            if t.ends_with("-repartition") {
+                repartitioned += n;
+            } else {
+                changelog += n;
+            }
+            broker.delete_topics(&[t.as_str()])?;
+        }
+        broker.delete_topics(&[output.as_str()])?;
+        let _ = std::fs::remove_dir_all(setup.work.join(&tag));
+        let st = steady(&samples, runs.events, warmup, last);
         eprintln!(
-            "bench: {engine} {}: run {run}: {:.2} s, {:.2} CPU-s, {:.0} events/s",
+            "bench: {engine} {} ({}): run {run}: start-up {:.2} s, last output at {:.2} s, \
+             {:.2} CPU-s, {} outputs; steady {}",
             topology.name(),
-            wall,
+            settings.label(),
+            (first - started_ms) as f64 / 1000.0,
+            (last - started_ms) as f64 / 1000.0,
             cpu,
-            runs.events as f64 / wall
+            out.records,
+            st.map_or("not reached (too short a run)".to_string(), |s| format!(
+                "{:.0} events/s, {:.0} events/CPU-s",
+                s.events as f64 / s.wall_s,
+                s.events as f64 / s.cpu_s
+            )),
         );
-        runs.wall_s.push(wall);
+        runs.startup_s.push((first - started_ms) as f64 / 1000.0);
+        runs.total_s.push((last - started_ms) as f64 / 1000.0);
         runs.cpu_s.push(cpu);
+        runs.steady.push(st);
+        runs.outputs.push(out.records);
+        runs.digest.push(out.digest(topology.is_table()));
+        runs.repartitioned.push(repartitioned);
+        runs.changelog.push(changelog);
     }
     Ok(runs)
 }
@@ -275,6 +485,7 @@ fn kstreams(
     topology: Topology,
     tag: &str,
     output: &str,
+    settings: Settings,
 ) -> Fallible<Proc> {
     let dir = setup.work.join(tag);
     let _ = std::fs::remove_dir_all(&dir);
@@ -290,7 +501,12 @@ fn kstreams(
         .args(["--output", output])
         .arg("--state-dir")
         .arg(dir.join("state"))
-        .args(["--threads", &setup.cores.to_string()]);
+        .args(["--threads", &setup.cores.to_string()])
+        .args(["--cache-bytes", &settings.cache_bytes.to_string()])
+        .args([
+            "--commit-interval-ms",
+            &settings.commit_interval_ms.to_string(),
+        ]);
     if topology == Topology::Join {
         cmd.args(["--table", SHOWS]);
     }
@@ -331,4 +547,89 @@ fn raw(setup: &Setup, broker: &Broker, topology: Topology, tag: &str) -> Fallibl
 /// Where the Kafka Streams jar is expected.
 pub fn kstreams_jar(root: &Path) -> std::path::PathBuf {
     root.join("bench/kstreams/target/sluice-kstreams-bench.jar")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(ms: i64, committed: i64, cpu_s: f64) -> Sample {
+        Sample {
+            ms,
+            committed,
+            cpu_s,
+        }
+    }
+
+    #[test]
+    fn steady_state_starts_at_the_warm_up_and_ends_at_the_last_output() {
+        let samples = [
+            sample(1_000, 0, 2.0),
+            sample(2_000, 100, 3.0),
+            sample(3_000, 300, 4.0),
+            sample(4_000, 1_000, 5.0),
+            sample(5_000, 1_000, 5.5),
+        ];
+        // 20% of 1,000 events: the sample at 3 s (300 committed); the last
+        // output at 4.5 s, when the CPU time was 5.25 s.
+        let s = steady(&samples, 1_000, 0.2, 4_500).unwrap();
+        assert_eq!(s.events, 700);
+        assert_eq!(s.wall_s, 1.5);
+        assert_eq!(s.cpu_s, 1.25);
+        // Everything committed before the warm-up was over: no steady state.
+        assert!(steady(&samples[3..], 1_000, 0.2, 4_500).is_none());
+        // The last output before the warm-up sample: none either.
+        assert!(steady(&samples, 1_000, 0.2, 2_500).is_none());
+    }
+
+    #[test]
+    fn settings_name_themselves_and_set_both_properties() {
+        let off = Settings {
+            cache_bytes: 0,
+            commit_interval_ms: 1000,
+        };
+        assert_eq!(off.label(), "cache off, commit 1000 ms");
+        let on = Settings {
+            cache_bytes: 10 << 20,
+            ..off
+        };
+        assert_eq!(on.label(), "cache 10 MiB, commit 1000 ms");
+        assert_eq!(
+            on.sluice_sets(),
+            "SET 'ksql.streams.cache.max.bytes.buffering'='10485760';\n\
+             SET 'ksql.streams.commit.interval.ms'='1000';\n"
+        );
+    }
+
+    #[test]
+    fn steady_rates_are_medians_and_the_raw_consumer_counts_whole() {
+        let runs = Runs {
+            engine: "sluice".into(),
+            events: 1_000,
+            steady: vec![
+                Some(Steady {
+                    events: 800,
+                    wall_s: 1.0,
+                    cpu_s: 2.0,
+                }),
+                None,
+                Some(Steady {
+                    events: 800,
+                    wall_s: 4.0,
+                    cpu_s: 4.0,
+                }),
+            ],
+            ..Default::default()
+        };
+        // Medians of (800, 200) events/s and (400, 200) events/CPU-s.
+        assert_eq!(runs.rates(), Some((200.0, 200.0)));
+        let raw = Runs {
+            engine: "raw-consumer".into(),
+            events: 1_000,
+            total_s: vec![2.0],
+            cpu_s: vec![0.5],
+            ..Default::default()
+        };
+        assert_eq!(raw.rates(), Some((500.0, 2000.0)));
+    }
 }

@@ -46,7 +46,7 @@ public final class Main {
     private static final String USAGE = String.join("\n",
             "usage: java -jar sluice-kstreams-bench.jar --topology T --bootstrap HOST:PORT",
             "           --application-id ID --input TOPIC [--table TOPIC] --output TOPIC",
-            "           --state-dir DIR [--threads N]",
+            "           --state-dir DIR [--threads N] [--cache-bytes N] [--commit-interval-ms N]",
             "",
             "  --topology        project | window_count | join | table_agg",
             "  --bootstrap       Kafka bootstrap servers",
@@ -55,26 +55,29 @@ public final class Main {
             "  --table           the shows topic; required for join, not allowed otherwise",
             "  --output          output topic (must already exist)",
             "  --state-dir       Kafka Streams state.dir",
-            "  --threads         num.stream.threads (default 2)");
+            "  --threads         num.stream.threads (default 2)",
+            "  --cache-bytes     statestore.cache.max.bytes, the record cache (default 10485760; 0 = off:",
+            "                    every update is written)",
+            "  --commit-interval-ms  commit.interval.ms (default 1000)");
 
     private Main() {}
 
     // ------------------------------------------------------------------ topologies
 
     /**
-     * Sluice: {@code CREATE STREAM out AS SELECT user_id, show_id, position FROM views
+     * Sluice: {@code CREATE STREAM out AS SELECT show_id, user_id, position FROM views
      * WHERE position >= 1800;}
      *
-     * <p>Key: the user id, unchanged. Value: {@code {"SHOW_ID":..,"POSITION":..}}.
+     * <p>Key: the show id, unchanged. Value: {@code {"USER_ID":..,"POSITION":..}}.
      */
     static void project(StreamsBuilder builder, String views, String output) {
         builder.stream(views, Consumed.with(STRING, JSON))
-                .filter((user, v) -> {
+                .filter((show, v) -> {
                     JsonNode position = Json.field(v, "position");
                     return position.isNumber() && position.doubleValue() >= 1800;
                 })
                 .mapValues(v -> (JsonNode) Json.object()
-                        .<ObjectNode>set("SHOW_ID", Json.field(v, "show_id"))
+                        .<ObjectNode>set("USER_ID", Json.field(v, "user_id"))
                         .set("POSITION", Json.field(v, "position")))
                 .to(output, Produced.with(STRING, JSON));
     }
@@ -85,13 +88,17 @@ public final class Main {
      *
      * <p>Key: Kafka Streams' time-windowed key, the show id's UTF-8 bytes then the window
      * start in ms as 8 bytes big-endian (what ksqlDB and Sluice write for a tumbling window).
-     * Value: {@code {"VIEWS":n}}, once per cache flush or commit while the window is open.
+     * Value: {@code {"VIEWS":n}}: with the record cache, once per cache flush or commit while
+     * the window is open; without it, once per view.
+     *
+     * <p>The views are keyed by show id, the GROUP BY column, so the count needs no
+     * repartition topic (Sluice does not repartition either).
      */
     static void windowCount(StreamsBuilder builder, String views, String output) {
         builder.stream(views, Consumed.with(STRING, JSON))
                 // Rows whose GROUP BY key is NULL are dropped, as ksqlDB does.
-                .filter((user, v) -> Json.text(v, "show_id") != null)
-                .groupBy((user, v) -> Json.text(v, "show_id"), Grouped.with("views-by-show", STRING, JSON))
+                .filter((show, v) -> show != null)
+                .groupByKey(Grouped.with("views-by-show", STRING, JSON))
                 .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofSeconds(60), Duration.ofSeconds(10)))
                 .count(Materialized.<String, Long, WindowStore<Bytes, byte[]>>as("views-per-show")
                         .withKeySerde(STRING).withValueSerde(Serdes.Long()))
@@ -105,19 +112,18 @@ public final class Main {
      * s.genre FROM views v JOIN shows s ON v.show_id = s.show_id;}
      *
      * <p>Key: the show id. Value: {@code {"USER_ID":..,"POSITION":..,"TITLE":..,"GENRE":..}}.
-     * A view whose show is not (yet) in the table is dropped: an inner join.
+     * A view whose show is not (yet) in the table is dropped: an inner join. The views are
+     * keyed by show id and both topics have the same partitions, so the join needs no
+     * repartition topic (Sluice does not repartition either).
      */
     static void join(StreamsBuilder builder, String views, String shows, String output) {
         KTable<String, JsonNode> showTable = builder.table(shows, Consumed.with(STRING, JSON),
                 Materialized.<String, JsonNode, KeyValueStore<Bytes, byte[]>>as("shows")
                         .withKeySerde(STRING).withValueSerde(JSON));
         KStream<String, JsonNode> viewsByShow = builder.stream(views, Consumed.with(STRING, JSON))
-                .filter((user, v) -> Json.text(v, "show_id") != null)
-                // Re-key by show id (repartitioned before the join), keeping the user id,
-                // which is no longer the key, and the position in the value.
-                .map((user, v) -> KeyValue.pair(Json.text(v, "show_id"), (JsonNode) Json.object()
-                        .put("USER_ID", user)
-                        .set("POSITION", Json.field(v, "position"))));
+                .mapValues(v -> (JsonNode) Json.object()
+                        .<ObjectNode>set("USER_ID", Json.field(v, "user_id"))
+                        .set("POSITION", Json.field(v, "position")));
         viewsByShow
                 .join(showTable,
                         (view, show) -> (JsonNode) ((ObjectNode) view)
@@ -133,6 +139,10 @@ public final class Main {
      *
      * <p>Key: the region. Value: {@code {"TAXIS":n}}. A taxi that moves is subtracted from
      * its old region (which may go down to {@code {"TAXIS":0}}) and added to the new one.
+     *
+     * <p>The one topology with a repartition topic: a table grouped by a column that is not
+     * its key must send each change to the task of its new (and old) group; Kafka Streams
+     * has no way around it (nor has ksqlDB), while Sluice, one process, needs none.
      */
     static void tableAgg(StreamsBuilder builder, String taxis, String output) {
         builder.table(taxis, Consumed.with(STRING, JSON),
@@ -158,7 +168,7 @@ public final class Main {
 
     private static Map<String, String> parse(String[] args) throws UsageError {
         List<String> known = List.of("--topology", "--bootstrap", "--application-id", "--input", "--table",
-                "--output", "--state-dir", "--threads");
+                "--output", "--state-dir", "--threads", "--cache-bytes", "--commit-interval-ms");
         Map<String, String> opts = new LinkedHashMap<>();
         for (int i = 0; i < args.length; i++) {
             String name = args[i];
@@ -205,7 +215,22 @@ public final class Main {
             throw new UsageError("--threads must be a positive integer, got " + threads);
         }
         opts.put("--threads", threads);
+        opts.put("--cache-bytes", nonNegative(opts, "--cache-bytes", "10485760"));
+        opts.put("--commit-interval-ms", nonNegative(opts, "--commit-interval-ms", "1000"));
         return opts;
+    }
+
+    /** The option's value (or its default) if it is a non-negative integer. */
+    private static String nonNegative(Map<String, String> opts, String name, String otherwise) throws UsageError {
+        String value = opts.getOrDefault(name, otherwise);
+        try {
+            if (Long.parseLong(value) < 0) {
+                throw new NumberFormatException();
+            }
+        } catch (NumberFormatException e) {
+            throw new UsageError(name + " must be a non-negative integer, got " + value);
+        }
+        return value;
     }
 
     public static void main(String[] args) throws InterruptedException {
@@ -227,7 +252,10 @@ public final class Main {
         props.put(StreamsConfig.APPLICATION_ID_CONFIG, opts.get("--application-id"));
         props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, opts.get("--bootstrap"));
         props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
-        props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 1000);
+        props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, Long.parseLong(opts.get("--commit-interval-ms")));
+        // The record cache: updates of one key between commits are coalesced into one
+        // output (and one changelog write); 0 writes every update.
+        props.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, Long.parseLong(opts.get("--cache-bytes")));
         props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, Integer.parseInt(opts.get("--threads")));
         props.put(StreamsConfig.STATE_DIR_CONFIG, opts.get("--state-dir"));
         props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
