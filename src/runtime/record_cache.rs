@@ -10,7 +10,9 @@
 //! they first entered it, at every checkpoint, and the oldest leave early
 //! when the cached records pass the byte budget. A stream's records and
 //! records without a key are never coalesced. The view pull queries read
-//! and push queries are not affected (they see every change).
+//! has every update; a push query over the table reads its topic, so it
+//! sees what the topic holds (as in ksqlDB); a push query's own
+//! aggregation is not cached.
 //!
 //! Off (0 bytes) in the engine and the conformance runners, whose expected
 //! outputs list every intermediate change; the server defaults to ksqlDB's
