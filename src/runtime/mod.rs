@@ -20,6 +20,7 @@
 
 mod changes;
 mod decode;
+mod encode;
 pub(crate) mod file_sink;
 mod keyed_store;
 mod merge;
