@@ -4,19 +4,28 @@
 //! asked for and left assigned, each with a queue of its own, so
 //! librdkafka keeps fetching ahead in the background (bounded per
 //! partition) and a `fetch` mostly takes records already in memory. A
-//! call that continues where the last one on a partition ended goes to the
-//! same reader; a call from elsewhere in the log goes to a reader without
-//! that partition, a new reader (up to [`READERS_PER_TOPIC`]), or moves
-//! the least recently used one.
+//! call that continues exactly where a reader left off on a partition goes
+//! to that reader (so two queries reading one topic at different places
+//! keep a reader each, and neither takes the other's); else one whose last
+//! answer holds the offset; else a reader without that partition, a new
+//! reader (up to [`READERS_PER_TOPIC`]), or the one that used the
+//! partition least recently is moved.
 //!
 //! The end of a partition is known from librdkafka's end-of-partition
-//! event on the partition's queue, not from a watermark request per call.
-//! A fetch returns `max` records, or every record up to the end, as the
-//! watermark request did: the engine's task takes a short answer to mean
-//! the partition is read to its end.
+//! event on the partition's queue. A fetch returns `max` records, or every
+//! record up to the end: the engine's task takes a short answer to mean
+//! the partition is read to its end. So that a record written before a
+//! fetch is not missed, a reader at its end asks the broker for the end
+//! offset (a ListOffsets round trip) before it answers short, but only
+//! when its last answer from the broker is older than
+//! [`END_REFRESH`], or this client wrote to the topic since
+//! ([`Hints::wrote`]), or asked for an end past the reader
+//! ([`Hints::end_seen`]). An idle partition thus costs at most one round
+//! trip per [`END_REFRESH`], not one per fetch; records other clients
+//! write meanwhile arrive by the reader's own fetching ahead.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
@@ -35,6 +44,66 @@ const READERS_PER_TOPIC: usize = 8;
 
 /// A reader nobody asked anything for this long is closed.
 const IDLE: Duration = Duration::from_secs(300);
+
+/// How long a partition's end, as the broker last told it, is taken as
+/// its end (see the module docs).
+pub(super) const END_REFRESH: Duration = Duration::from_millis(100);
+
+/// What the rest of the client tells the readers: topics it wrote to, and
+/// ends it asked the broker for.
+#[derive(Default)]
+pub(super) struct Hints {
+    /// Produce calls per topic.
+    writes: Mutex<HashMap<String, u64>>,
+    /// The largest end offset seen per topic and partition.
+    ends: Mutex<HashMap<String, HashMap<i32, i64>>>,
+}
+
+impl Hints {
+    /// A produce call wrote to `topic` (its records are acknowledged, or
+    /// the call failed).
+    pub(super) fn wrote(&self, topic: &str) {
+        let mut writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        match writes.get_mut(topic) {
+            Some(n) => *n += 1,
+            None => {
+                writes.insert(topic.to_string(), 1);
+            }
+        }
+    }
+
+    fn writes(&self, topic: &str) -> u64 {
+        let writes = self.writes.lock().unwrap_or_else(|e| e.into_inner());
+        writes.get(topic).copied().unwrap_or(0)
+    }
+
+    /// The broker said `partition` of `topic` ends at `end`.
+    pub(super) fn end_seen(&self, topic: &str, partition: i32, end: i64) {
+        let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
+        let partitions = match ends.get_mut(topic) {
+            Some(partitions) => partitions,
+            None => ends.entry(topic.to_string()).or_default(),
+        };
+        let e = partitions.entry(partition).or_insert(end);
+        *e = (*e).max(end);
+    }
+
+    fn end(&self, topic: &str, partition: i32) -> Option<i64> {
+        let ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
+        ends.get(topic).and_then(|p| p.get(&partition)).copied()
+    }
+}
+
+/// Counts of broker work the readers did (for tests).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ReaderCounts {
+    /// End offsets asked of the broker (ListOffsets round trips).
+    pub end_requests: u64,
+    /// Partitions assigned to a reader (each starts fetching anew).
+    pub assignments: u64,
+    /// Readers created.
+    pub readers: u64,
+}
 
 /// Reader settings on top of the fetch consumer's: end-of-partition
 /// events, and a bounded prefetch per partition (each partition has its
@@ -83,6 +152,9 @@ struct Partition {
     at_end: bool,
     /// librdkafka found the next position outside the log (see `gap`).
     out_of_range: bool,
+    /// When the broker last told this partition's end, and how many
+    /// produce calls to the topic had returned before it was asked.
+    end_known: Option<(Instant, u64)>,
     used: Instant,
 }
 
@@ -97,14 +169,31 @@ struct Reader {
 pub(super) struct Readers {
     base: Vec<(String, String)>,
     all: Vec<Reader>,
+    hints: Arc<Hints>,
+    /// See [`END_REFRESH`] (tests set it).
+    end_refresh: Duration,
+    counts: ReaderCounts,
 }
 
 impl Readers {
-    pub(super) fn new(base: Vec<(String, String)>) -> Self {
+    pub(super) fn new(base: Vec<(String, String)>, hints: Arc<Hints>) -> Self {
         Readers {
             base,
             all: Vec::new(),
+            hints,
+            end_refresh: END_REFRESH,
+            counts: ReaderCounts::default(),
         }
+    }
+
+    #[cfg(test)]
+    pub(super) fn counts(&self) -> ReaderCounts {
+        self.counts
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_end_refresh(&mut self, every: Duration) {
+        self.end_refresh = every;
     }
 
     /// Up to `max` records of `partition` from `offset`: fewer only when
@@ -119,7 +208,12 @@ impl Readers {
         timeout: Duration,
     ) -> Result<Vec<Record>, TopicError> {
         let i = self.reader_for(topic, partition, offset)?;
-        self.all[i].read(partition, offset, max, timeout)
+        let ends = Ends {
+            hints: &self.hints,
+            refresh: self.end_refresh,
+            requests: &mut self.counts.end_requests,
+        };
+        self.all[i].read(partition, offset, max, timeout, ends)
     }
 
     /// Stop reading a topic (it is being deleted).
@@ -133,15 +227,23 @@ impl Readers {
         partition: i32,
         offset: i64,
     ) -> Result<usize, TopicError> {
-        // Where a reader left off, or inside what it handed out last.
-        if let Some(i) = self.all.iter().position(|r| {
-            r.topic == topic
-                && r.partitions
-                    .get(&partition)
-                    .is_some_and(|p| p.given_from <= offset && offset <= p.next)
-        }) {
+        let holds = |r: &Reader, within: &dyn Fn(&Partition) -> bool| {
+            r.topic == topic && r.partitions.get(&partition).is_some_and(within)
+        };
+        // Where a reader left off; else inside what one handed out last.
+        if let Some(i) = self
+            .all
+            .iter()
+            .position(|r| holds(r, &|p| p.next == offset))
+            .or_else(|| {
+                self.all
+                    .iter()
+                    .position(|r| holds(r, &|p| p.given_from <= offset && offset <= p.next))
+            })
+        {
             return Ok(i);
         }
+        self.counts.assignments += 1;
         // A reader of the topic not reading this partition yet.
         if let Some(i) = self
             .all
@@ -159,6 +261,7 @@ impl Readers {
             }
             let consumer: BaseConsumer<ReaderContext> =
                 config.create_with_context(ReaderContext).map_err(broker)?;
+            self.counts.readers += 1;
             self.all.push(Reader {
                 topic: topic.to_string(),
                 consumer: Arc::new(consumer),
@@ -182,6 +285,13 @@ impl Readers {
         self.all[i].assign(partition, offset)?;
         Ok(i)
     }
+}
+
+/// How a reader decides it is at a partition's end (see the module docs).
+struct Ends<'a> {
+    hints: &'a Hints,
+    refresh: Duration,
+    requests: &'a mut u64,
 }
 
 impl Reader {
@@ -217,6 +327,7 @@ impl Reader {
                 given_from: offset,
                 at_end: false,
                 out_of_range: false,
+                end_known: None,
                 used: Instant::now(),
             },
         );
@@ -238,6 +349,7 @@ impl Reader {
         offset: i64,
         max: usize,
         timeout: Duration,
+        ends: Ends<'_>,
     ) -> Result<Vec<Record>, TopicError> {
         let deadline = Instant::now() + timeout;
         self.used = Instant::now();
@@ -310,13 +422,26 @@ impl Reader {
                 None if p.at_end && !out.is_empty() => break,
                 // At the end as last seen: records written before this
                 // call must still be read (a caller that runs until idle
-                // relies on it), so the broker's end offset decides; a
-                // broker that is away fails the call, and the query waits.
+                // relies on it), so the broker's end offset decides unless
+                // it was asked recently and nothing was written since (see
+                // the module docs); a broker that is away fails the call,
+                // and the query waits.
                 None if p.at_end => {
+                    let writes = ends.hints.writes(topic);
+                    let known = p
+                        .end_known
+                        .is_some_and(|(at, w)| w == writes && at.elapsed() < ends.refresh)
+                        && ends.hints.end(topic, partition).is_none_or(|e| e <= p.next);
+                    if known {
+                        break;
+                    }
+                    let asked = Instant::now();
+                    *ends.requests += 1;
                     let (_, high) = self
                         .consumer
                         .fetch_watermarks(topic, partition, timeout)
                         .map_err(broker)?;
+                    p.end_known = Some((asked, writes));
                     if p.next >= high {
                         break;
                     }

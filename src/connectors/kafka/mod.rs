@@ -6,8 +6,9 @@
 //! - **Produce**: each record is sent with its key, value, timestamp and
 //!   headers. A keyed record without an explicit partition goes to
 //!   `murmur2(key) % partitions`, the Java clients' default, so topics written
-//!   by Sluice and by Java producers stay co-partitioned. `produce` waits for
-//!   the broker's acknowledgement and returns the record's offset.
+//!   by Sluice and by Java producers stay co-partitioned. A call waits
+//!   once for all its records' acknowledgements (`producer`); `produce`
+//!   returns the record's offset.
 //! - **Fetch**: a partition is read from a given offset, `max` records or
 //!   up to its end (`read_committed`, so aborted transactional writes are
 //!   never seen), by consumers that stay assigned and fetch ahead
@@ -18,7 +19,10 @@
 //! - **Consumer groups**: every persistent query commits its sources'
 //!   positions under its own group (`{service id}-{query id}`), so Kafka's
 //!   tools show each query's lag. The engine's own checkpoint in RocksDB
-//!   stays the authority for where a query resumes.
+//!   stays the authority for where a query resumes, so these commits are
+//!   asynchronous: `commit_offsets` does not wait for the broker. A read
+//!   of a group's committed offsets first waits for the group's commits
+//!   still under way, so it sees every commit made before it.
 //! - **Transactions** (exactly-once queries): a [`TransactionalWriter`] per
 //!   query, with `transactional.id` = the group; a new writer fences the
 //!   previous one (its open transaction is aborted). Outputs and the group's
@@ -34,6 +38,9 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use group::GroupContext;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -43,12 +50,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
 use rdkafka::consumer::CommitMode;
-use rdkafka::producer::{DeliveryFuture, Producer};
+use rdkafka::producer::Producer as _;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::topic::{
@@ -61,6 +66,10 @@ pub(crate) const ZERO_TIME_HEADER: &str = "sluice.rowtime-zero";
 
 mod embedded;
 mod fetcher;
+mod group;
+mod producer;
+#[cfg(test)]
+mod tests;
 pub(crate) use embedded::EmbeddedKafka;
 
 /// How long one admin, metadata or produce call may take.
@@ -73,7 +82,11 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// A Kafka cluster's topics.
 pub(crate) struct KafkaTopics {
     admin: AdminClient<DefaultClientContext>,
-    producer: FutureProducer,
+    producer: producer::Producer,
+    /// Times a produce call waited for room in the producer's local queue.
+    queue_full_waits: AtomicU64,
+    /// What this client wrote, for the readers (see `fetcher`).
+    hints: Arc<fetcher::Hints>,
     /// One consumer for metadata and watermarks.
     consumer: Mutex<BaseConsumer>,
     /// The consumers records are fetched with (see `fetcher`).
@@ -89,7 +102,7 @@ pub(crate) struct KafkaTopics {
     /// One consumer per consumer group whose offsets are committed or read
     /// (each has its own threads and sockets), until the group's query ends
     /// ([`Topics::forget_group`]).
-    groups: Mutex<std::collections::HashMap<String, BaseConsumer>>,
+    groups: Mutex<std::collections::HashMap<String, BaseConsumer<GroupContext>>>,
     /// The largest record each topic takes (its `max.message.bytes`), as
     /// the broker last said.
     max_bytes: Mutex<std::collections::HashMap<String, usize>>,
@@ -106,15 +119,20 @@ impl KafkaTopics {
         let mut base = vec![("bootstrap.servers".to_string(), bootstrap.to_string())];
         base.extend(extra.iter().cloned());
         let admin = client_config(&base, &[]).create().map_err(broker)?;
-        let producer = client_config(&base, PRODUCER).create().map_err(broker)?;
+        let producer = client_config(&base, PRODUCER)
+            .create_with_context(producer::Deliveries)
+            .map_err(broker)?;
         let consumer = client_config(&base, &consumer_settings("sluice-fetch"))
             .create()
             .map_err(broker)?;
+        let hints = Arc::new(fetcher::Hints::default());
         let topics = Self {
             admin,
             producer,
+            queue_full_waits: AtomicU64::new(0),
+            hints: hints.clone(),
             consumer: Mutex::new(consumer),
-            readers: Mutex::new(fetcher::Readers::new(base.clone())),
+            readers: Mutex::new(fetcher::Readers::new(base.clone(), hints)),
             partition_counts: Mutex::new(std::collections::HashMap::new()),
             embedded: None,
             base,
@@ -140,13 +158,14 @@ impl KafkaTopics {
     fn with_group<T>(
         &self,
         group: &str,
-        f: impl FnOnce(&BaseConsumer) -> Result<T, TopicError>,
+        f: impl FnOnce(&BaseConsumer<GroupContext>) -> Result<T, TopicError>,
     ) -> Result<T, TopicError> {
         let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         if !groups.contains_key(group) {
-            let c: BaseConsumer = client_config(&self.base, &consumer_settings(group))
-                .create()
-                .map_err(broker)?;
+            let c: BaseConsumer<GroupContext> =
+                client_config(&self.base, &consumer_settings(group))
+                    .create_with_context(GroupContext::default())
+                    .map_err(broker)?;
             groups.insert(group.to_string(), c);
         }
         match groups.get(group) {
@@ -155,23 +174,56 @@ impl KafkaTopics {
         }
     }
 
-    /// The partition a record goes to: the given one, else by key hash.
-    fn partition_of(
-        &self,
-        topic: &str,
-        partition: Option<i32>,
-        key: Option<&[u8]>,
-    ) -> Result<i32, TopicError> {
-        Ok(match (partition, key) {
-            (Some(p), _) => p,
-            (None, Some(k)) => {
+    /// Send `records` and wait for every acknowledgement (see
+    /// `producer`). The partition counts of the topics records are keyed
+    /// into are looked up once per call, before anything is sent (an
+    /// unknown topic sends nothing). Returns where the last record went.
+    fn send(&self, records: &[OutRecord]) -> Result<(i32, i64), TopicError> {
+        // The topics written, with their partition counts where a record
+        // is placed by its key (a call mostly writes one topic).
+        let mut topics: Vec<(&str, Option<i32>)> = Vec::new();
+        for r in records {
+            let keyed = r.partition.is_none() && r.key.is_some();
+            let i = match topics.iter().position(|(t, _)| *t == r.topic) {
+                Some(i) => i,
+                None => {
+                    topics.push((&r.topic, None));
+                    topics.len() - 1
+                }
+            };
+            if keyed && topics[i].1.is_none() {
                 let n = self
-                    .partitions(topic)
-                    .ok_or_else(|| TopicError::UnknownTopic(topic.to_string()))?;
-                murmur2_partition(k, n)
+                    .partitions(&r.topic)
+                    .ok_or_else(|| TopicError::UnknownTopic(r.topic.clone()))?;
+                topics[i].1 = Some(n);
             }
-            (None, None) => 0,
-        })
+        }
+        let place = |r: &OutRecord| -> Result<i32, TopicError> {
+            Ok(match (r.partition, r.key.as_deref()) {
+                (Some(p), _) => p,
+                (None, Some(k)) => {
+                    let n = topics
+                        .iter()
+                        .find(|(t, _)| *t == r.topic)
+                        .and_then(|(_, n)| *n)
+                        .ok_or_else(|| TopicError::UnknownTopic(r.topic.clone()))?;
+                    murmur2_partition(k, n)
+                }
+                (None, None) => 0,
+            })
+        };
+        let sent = producer::send_all(&self.producer, records, place, &self.queue_full_waits);
+        // Readers check these topics' ends again (even after a failure:
+        // some records may be written).
+        for (t, _) in &topics {
+            self.hints.wrote(t);
+        }
+        sent
+    }
+
+    #[cfg(test)]
+    fn readers(&self) -> std::sync::MutexGuard<'_, fetcher::Readers> {
+        self.readers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn consumer(&self) -> std::sync::MutexGuard<'_, BaseConsumer> {
@@ -378,18 +430,8 @@ impl Topics for KafkaTopics {
     }
 
     fn produce(&self, record: OutRecord) -> Result<(i32, i64), TopicError> {
-        let record = OutRecord {
-            partition: Some(self.partition_of(
-                &record.topic,
-                record.partition,
-                record.key.as_deref(),
-            )?),
-            ..record
-        };
-        let topic = record.topic.as_str();
-        let _done = Timed("produce", topic, Instant::now());
-        let delivery = send(&self.producer, &record)?;
-        await_delivery(delivery)
+        let _done = Timed("produce", &record.topic, Instant::now());
+        self.send(std::slice::from_ref(&record))
     }
 
     fn produce_all(&self, records: &[OutRecord]) -> Result<(), TopicError> {
@@ -397,16 +439,7 @@ impl Topics for KafkaTopics {
             return Ok(());
         };
         let _done = Timed("produce_all", &first.topic, Instant::now());
-        let records = records
-            .iter()
-            .map(|r| {
-                Ok(OutRecord {
-                    partition: Some(self.partition_of(&r.topic, r.partition, r.key.as_deref())?),
-                    ..r.clone()
-                })
-            })
-            .collect::<Result<Vec<_>, TopicError>>()?;
-        let sent = send_all(&self.producer, &records);
+        let sent = self.send(records).map(|_| ());
         if sent.is_err() {
             // A topic's `max.message.bytes` may have changed since it was
             // read (a record too large now fails on every retry): read anew
@@ -424,7 +457,15 @@ impl Topics for KafkaTopics {
             return Ok(());
         }
         let tpl = offset_list(offsets)?;
-        self.with_group(group, |c| c.commit(&tpl, CommitMode::Sync).map_err(broker))
+        self.with_group(group, |c| {
+            // The results of earlier commits (failures are logged).
+            c.context().served(c);
+            c.context().pending.fetch_add(1, Ordering::SeqCst);
+            c.commit(&tpl, CommitMode::Async).map_err(|e| {
+                c.context().pending.fetch_sub(1, Ordering::SeqCst);
+                broker(e)
+            })
+        })
     }
 
     fn forget_group(&self, group: &str) {
@@ -442,6 +483,8 @@ impl Topics for KafkaTopics {
                 .name("sluice-kafka-close".into())
                 .spawn(move || {
                     let _done = Timed("close consumer", &name, Instant::now());
+                    // Its last commits go out first.
+                    consumer.context().settle(&consumer, TIMEOUT);
                     drop(consumer);
                 });
             // Without a thread, the consumer was closed here, waiting.
@@ -460,7 +503,11 @@ impl Topics for KafkaTopics {
         for (t, p) in partitions {
             tpl.add_partition(t, *p);
         }
-        let got = self.with_group(group, |c| c.committed_offsets(tpl, TIMEOUT).map_err(broker))?;
+        let got = self.with_group(group, |c| {
+            // What this group committed before is what is read.
+            c.context().settle(c, TIMEOUT);
+            c.committed_offsets(tpl, TIMEOUT).map_err(broker)
+        })?;
         Ok(partitions
             .iter()
             .map(|(t, p)| {
@@ -485,6 +532,7 @@ impl Topics for KafkaTopics {
                 .map_err(broker)?,
             producer: None,
             partitions: self.counts().clone(),
+            hints: self.hints.clone(),
         };
         // Fence an earlier incarnation now, before its offsets are read.
         writer.producer()?;
@@ -510,6 +558,8 @@ impl Topics for KafkaTopics {
 
     fn end_offset(&self, topic: &str, partition: i32) -> Result<i64, TopicError> {
         let (_, high) = watermarks(&self.consumer(), topic, partition, TIMEOUT)?;
+        // A reader behind this end reads on to it.
+        self.hints.end_seen(topic, partition, high);
         Ok(high)
     }
 }
@@ -589,67 +639,6 @@ fn watermarks(
     }
 }
 
-/// Queue one record (its partition already chosen) on a producer.
-fn send(producer: &FutureProducer, r: &OutRecord) -> Result<DeliveryFuture, TopicError> {
-    let mut hs = OwnedHeaders::new();
-    for (k, v) in &r.headers {
-        hs = hs.insert(Header {
-            key: k,
-            value: v.as_deref(),
-        });
-    }
-    if r.timestamp == 0 {
-        hs = hs.insert(Header {
-            key: ZERO_TIME_HEADER,
-            value: None::<&[u8]>,
-        });
-    }
-    let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&r.topic)
-        .timestamp(r.timestamp)
-        .headers(hs);
-    if let Some(p) = r.partition {
-        record = record.partition(p);
-    }
-    if let Some(k) = r.key.as_deref() {
-        record = record.key(k);
-    }
-    if let Some(v) = r.value.as_deref() {
-        record = record.payload(v);
-    }
-    loop {
-        match producer.send_result(record) {
-            Ok(delivery) => return Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                // The local queue is full: let librdkafka deliver some.
-                producer.poll(Duration::from_millis(10));
-                record = back;
-            }
-            Err((e, _)) => return Err(broker(e)),
-        }
-    }
-}
-
-fn await_delivery(delivery: DeliveryFuture) -> Result<(i32, i64), TopicError> {
-    match block_on(delivery) {
-        Ok(Ok(d)) => Ok((d.partition, d.offset)),
-        Ok(Err((e, _))) => Err(broker(e)),
-        Err(_) => Err(TopicError::Broker("the producer shut down".into())),
-    }
-}
-
-/// Queue every record, then wait for all acknowledgements (order within a
-/// partition is kept by the idempotent producer).
-fn send_all(producer: &FutureProducer, records: &[OutRecord]) -> Result<(), TopicError> {
-    let deliveries = records
-        .iter()
-        .map(|r| send(producer, r))
-        .collect::<Result<Vec<_>, _>>()?;
-    for d in deliveries {
-        await_delivery(d)?;
-    }
-    Ok(())
-}
-
 /// A query's transactional producer (see [`TransactionalWriter`]).
 struct KafkaTransactions {
     base: Vec<(String, String)>,
@@ -659,19 +648,21 @@ struct KafkaTransactions {
     group: BaseConsumer,
     /// None after a failure: the next commit starts a new producer, which
     /// fences and aborts whatever the old one left open.
-    producer: Option<FutureProducer>,
+    producer: Option<producer::Producer>,
     /// Partition counts of sink topics, for keyed records.
     partitions: std::collections::HashMap<String, i32>,
+    /// What this client wrote, for the readers (see `fetcher`).
+    hints: Arc<fetcher::Hints>,
 }
 
 impl KafkaTransactions {
-    fn producer(&mut self) -> Result<&FutureProducer, TopicError> {
+    fn producer(&mut self) -> Result<&producer::Producer, TopicError> {
         if self.producer.is_none() {
             let mut settings: Vec<(&str, &str)> = PRODUCER.to_vec();
             settings.push(("transactional.id", &self.transactional_id));
             settings.push(("transaction.timeout.ms", "60000"));
-            let p: FutureProducer = client_config(&self.base, &settings)
-                .create()
+            let p: producer::Producer = client_config(&self.base, &settings)
+                .create_with_context(producer::Deliveries)
                 .map_err(broker)?;
             p.init_transactions(TIMEOUT).map_err(broker)?;
             self.producer = Some(p);
@@ -707,29 +698,47 @@ impl KafkaTransactions {
     ) -> Result<(), TopicError> {
         let mut placed = Vec::with_capacity(records.len());
         for r in records {
-            let partition = match (r.partition, r.key.as_deref()) {
+            placed.push(match (r.partition, r.key.as_deref()) {
                 (Some(p), _) => p,
                 (None, Some(k)) => murmur2_partition(k, self.partition_count(&r.topic)?),
                 (None, None) => 0,
-            };
-            placed.push(OutRecord {
-                partition: Some(partition),
-                ..r.clone()
             });
         }
         let cgm = self.group.group_metadata().ok_or_else(|| {
             TopicError::Broker("the query's consumer has no group metadata".into())
         })?;
         let tpl = offset_list(offsets)?;
+        let hints = self.hints.clone();
         let producer = self.producer()?;
-        producer.begin_transaction().map_err(broker)?;
-        send_all(producer, &placed)?;
-        if !offsets.is_empty() {
-            producer
-                .send_offsets_to_transaction(&tpl, &cgm, TIMEOUT)
-                .map_err(broker)?;
+        let committed = (|| {
+            producer.begin_transaction().map_err(broker)?;
+            let mut place = placed.iter();
+            producer::send_all(
+                producer,
+                records,
+                |_| {
+                    place
+                        .next()
+                        .copied()
+                        .ok_or_else(|| TopicError::Broker("a record without a partition".into()))
+                },
+                &AtomicU64::new(0),
+            )?;
+            if !offsets.is_empty() {
+                producer
+                    .send_offsets_to_transaction(&tpl, &cgm, TIMEOUT)
+                    .map_err(broker)?;
+            }
+            producer.commit_transaction(TIMEOUT).map_err(broker)
+        })();
+        // Readers check these topics' ends again.
+        let mut written: Vec<&str> = records.iter().map(|r| r.topic.as_str()).collect();
+        written.sort_unstable();
+        written.dedup();
+        for t in written {
+            hints.wrote(t);
         }
-        producer.commit_transaction(TIMEOUT).map_err(broker)
+        committed
     }
 }
 
