@@ -37,8 +37,13 @@
 //! JSON and PROTOBUF_NOSR records as JSON objects, DELIMITED records as their
 //! text, KAFKA records as the single scalar.
 
+mod cells;
+#[cfg(test)]
+mod columnar_tests;
+mod columns;
 mod delimited;
 mod json;
+mod json_columns;
 mod jsontree;
 mod kafka;
 mod none;
@@ -55,6 +60,7 @@ use datafusion::common::ScalarValue;
 
 use crate::catalog::types::{display_arrow, SqlType};
 
+pub(crate) use columns::{Column, LastTime};
 pub(crate) use json::{json_to_scalar, scalar_to_json};
 pub(crate) use qtt::{bytes_to_test_json, test_json_to_bytes};
 pub(crate) use windowed::{decode_windowed_key, encode_windowed_key};
@@ -349,6 +355,18 @@ impl Format {
         result.map_err(|reason| FormatError::de(is_key, reason))
     }
 
+    /// A decoder of records into column buffers, for these fields.
+    pub(crate) fn decoder(&self, fields: &[FieldRef], is_key: bool) -> RowDecoder {
+        let json = (self.kind == FormatKind::Json && !fields.is_empty())
+            .then(|| json_columns::JsonColumns::new(fields, self.unwrapped(fields.len(), is_key)));
+        RowDecoder {
+            format: self.clone(),
+            fields: fields.to_vec(),
+            is_key,
+            json,
+        }
+    }
+
     /// Encodes one value per field. `None` where ksqlDB writes no bytes: no
     /// columns, an unwrapped or KAFKA single NULL, a single-column NULL key.
     pub(crate) fn encode(
@@ -383,6 +401,62 @@ impl Format {
             FormatKind::None => Ok(None),
         };
         result.map_err(|reason| FormatError::ser(is_key, reason))
+    }
+}
+
+/// Decodes keys or values of one format and list of fields into column
+/// buffers, one per field: the same values and errors as
+/// [`Format::decode_record`], without a `ScalarValue` per cell for JSON,
+/// DELIMITED and KAFKA.
+#[derive(Debug)]
+pub(crate) struct RowDecoder {
+    format: Format,
+    fields: Vec<FieldRef>,
+    is_key: bool,
+    json: Option<json_columns::JsonColumns>,
+}
+
+impl RowDecoder {
+    /// Appends one record's values to `cols` (one per field); `Ok(false)`
+    /// when the bytes encode a null record (nothing is appended). After an
+    /// error, some columns may have a value more: the caller truncates.
+    pub(crate) fn decode_into(
+        &mut self,
+        bytes: &[u8],
+        cols: &mut [Column],
+    ) -> Result<bool, FormatError> {
+        if self.fields.is_empty() {
+            return Ok(true);
+        }
+        let is_key = self.is_key;
+        let result = match (self.format.kind, &mut self.json) {
+            (FormatKind::Json, Some(json)) => json.decode(bytes, cols),
+            (FormatKind::Delimited, _) => {
+                delimited::decode_into(bytes, &self.fields, self.format.delimiter, cols)
+                    .map(|()| true)
+            }
+            (FormatKind::Kafka, _) => match cols.first_mut() {
+                Some(col) => kafka::decode_into(bytes, &self.fields, col).map(|()| true),
+                None => Err("internal: no column for the KAFKA format".into()),
+            },
+            _ => {
+                let Some(values) = self.format.decode_record(bytes, &self.fields, is_key)? else {
+                    return Ok(false);
+                };
+                for (v, col) in values.into_iter().zip(cols.iter_mut()) {
+                    col.push_scalar(v);
+                }
+                Ok(true)
+            }
+        };
+        result.map_err(|reason| FormatError::de(is_key, reason))
+    }
+
+    /// Appends NULL to each column.
+    pub(crate) fn push_nulls(&self, cols: &mut [Column]) {
+        for col in cols.iter_mut().take(self.fields.len()) {
+            col.push_null();
+        }
     }
 }
 
