@@ -59,23 +59,24 @@ pub(crate) fn write_sink(
         }
         // A key passed through from a record that had none stays null.
         let null_key = sink.key_from_source && keys.all_null(row)?;
-        let mut key = if sink.key_columns.is_empty() || null_key {
-            None
-        } else {
-            keys.encode(row)?
+        let no_key = sink.key_columns.is_empty() || null_key;
+        let key: Option<Arc<[u8]>> = match (sink.window, &window) {
+            (Some(w), Some((start, end))) => {
+                let inner = if no_key { None } else { keys.encode(row)? };
+                Some(Arc::from(encode_windowed_key(
+                    inner.as_deref().unwrap_or(&[]),
+                    start.at(row)?,
+                    end.at(row)?,
+                    w.kind,
+                )))
+            }
+            _ if no_key => None,
+            _ => keys.encode_shared(row)?,
         };
-        if let (Some(w), Some((start, end))) = (sink.window, &window) {
-            key = Some(encode_windowed_key(
-                key.as_deref().unwrap_or(&[]),
-                start.at(row)?,
-                end.at(row)?,
-                w.kind,
-            ));
-        }
         let value = if op == Op::Delete {
             None
         } else {
-            values.encode(row)?
+            values.encode_shared(row)?
         };
         // A NULL in the sink's TIMESTAMP column: the record cannot be
         // timestamped and is dropped (ksqlDB does the same).
@@ -89,12 +90,7 @@ pub(crate) fn write_sink(
             drop(format!("the record's time {ts} is negative"), bytes);
             continue;
         }
-        out.push(OutRecord::new(
-            sink.topic.clone(),
-            key.map(Arc::from),
-            value.map(Arc::from),
-            ts,
-        ));
+        out.push(OutRecord::new(sink.topic.clone(), key, value, ts));
         written += 1;
     }
     Ok((written, dropped))

@@ -10,6 +10,7 @@
 //! (nested types, other widths and units) are read through `Datum`.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, AsArray, BinaryArray, BooleanArray, Date32Array, Decimal128Array, Float64Array,
@@ -130,8 +131,8 @@ pub(crate) struct BatchEncoder<'a> {
     readers: Vec<Reader<'a>>,
     /// JSON: each member's `"NAME":`.
     names: Vec<String>,
-    /// The length of the last record's text, to size the next one.
-    last_len: usize,
+    /// The last record's text (JSON and DELIMITED), reused.
+    buf: String,
 }
 
 impl Format {
@@ -161,12 +162,12 @@ impl Format {
             is_key,
             readers: columns.into_iter().map(Reader::new).collect(),
             names,
-            last_len: 64,
+            buf: String::new(),
         }
     }
 }
 
-impl BatchEncoder<'_> {
+impl<'a> BatchEncoder<'a> {
     /// True if every column is NULL in `row` (true with no columns).
     pub(crate) fn all_null(&self, row: usize) -> Result<bool, FormatError> {
         for r in &self.readers {
@@ -183,6 +184,25 @@ impl BatchEncoder<'_> {
 
     /// The bytes of `row`, exactly as [`Format::encode`] writes them.
     pub(crate) fn encode(&mut self, row: usize) -> Result<Option<Vec<u8>>, FormatError> {
+        Ok(match self.encode_row(row)? {
+            Encoded::Nothing => None,
+            Encoded::Text => Some(self.buf.as_bytes().to_vec()),
+            Encoded::Bytes(b) => Some(b),
+            Encoded::Borrowed(b) => Some(b.to_vec()),
+        })
+    }
+
+    /// As [`BatchEncoder::encode`], in one shared allocation.
+    pub(crate) fn encode_shared(&mut self, row: usize) -> Result<Option<Arc<[u8]>>, FormatError> {
+        Ok(match self.encode_row(row)? {
+            Encoded::Nothing => None,
+            Encoded::Text => Some(Arc::from(self.buf.as_bytes())),
+            Encoded::Bytes(b) => Some(Arc::from(b)),
+            Encoded::Borrowed(b) => Some(Arc::from(b)),
+        })
+    }
+
+    fn encode_row(&mut self, row: usize) -> Result<Encoded<'a>, FormatError> {
         let is_key = self.is_key;
         if self.readers.len() != self.fields.len() {
             return Err(FormatError::ser(
@@ -195,14 +215,14 @@ impl BatchEncoder<'_> {
             ));
         }
         if self.fields.is_empty() {
-            return Ok(None);
+            return Ok(Encoded::Nothing);
         }
         if is_key && self.readers.len() == 1 && self.cell(&self.readers[0], row)? == Cell::Null {
-            return Ok(None);
+            return Ok(Encoded::Nothing);
         }
         let result = match self.format.kind {
             FormatKind::Json => self.json(row),
-            FormatKind::Delimited => self.delimited(row).map(Some),
+            FormatKind::Delimited => self.delimited(row),
             FormatKind::Kafka => self.kafka(row),
             FormatKind::ProtobufNoSr | FormatKind::None => {
                 let values = self
@@ -211,18 +231,23 @@ impl BatchEncoder<'_> {
                     .map(|r| r.scalar(row))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| FormatError::ser(is_key, e))?;
-                return self.format.encode(&values, self.fields, is_key);
+                return Ok(match self.format.encode(&values, self.fields, is_key)? {
+                    Some(b) => Encoded::Bytes(b),
+                    None => Encoded::Nothing,
+                });
             }
         };
         result.map_err(|reason| FormatError::ser(is_key, reason))
     }
 
-    fn json(&mut self, row: usize) -> Result<Option<Vec<u8>>, String> {
-        let mut out = String::with_capacity(self.last_len + 16);
+    fn json(&mut self, row: usize) -> Result<Encoded<'a>, String> {
+        let mut out = std::mem::take(&mut self.buf);
+        out.clear();
         if self.format.unwrapped(self.fields.len(), self.is_key) {
             let cell = self.readers[0].cell(row)?;
             if cell == Cell::Null {
-                return Ok(None);
+                self.buf = out;
+                return Ok(Encoded::Nothing);
             }
             write_json(&mut out, &cell);
         } else {
@@ -236,13 +261,14 @@ impl BatchEncoder<'_> {
             }
             out.push('}');
         }
-        self.last_len = out.len();
-        Ok(Some(out.into_bytes()))
+        self.buf = out;
+        Ok(Encoded::Text)
     }
 
-    fn delimited(&mut self, row: usize) -> Result<Vec<u8>, String> {
+    fn delimited(&mut self, row: usize) -> Result<Encoded<'a>, String> {
         let delimiter = self.format.delimiter;
-        let mut out = String::with_capacity(self.last_len + 16);
+        let mut out = std::mem::take(&mut self.buf);
+        out.clear();
         let mut text = String::new();
         for (i, r) in self.readers.iter().enumerate() {
             if i > 0 {
@@ -300,24 +326,31 @@ impl BatchEncoder<'_> {
             };
             delimited::write_field(&mut out, s, i == 0, delimiter);
         }
-        self.last_len = out.len();
-        Ok(out.into_bytes())
+        self.buf = out;
+        Ok(Encoded::Text)
     }
 
-    fn kafka(&self, row: usize) -> Result<Option<Vec<u8>>, String> {
+    fn kafka(&self, row: usize) -> Result<Encoded<'a>, String> {
         let r = &self.readers[0];
         let dt = self.fields[0].data_type();
         let cell = r.cell(row)?;
         let bytes = match (dt, cell) {
-            (_, Cell::Null) => return Ok(None),
+            (_, Cell::Null) => return Ok(Encoded::Nothing),
             (DataType::Int32, Cell::Int(x)) => x.to_be_bytes().to_vec(),
             (DataType::Int64, Cell::Long(x)) => x.to_be_bytes().to_vec(),
             (DataType::Int64, Cell::Int(x)) => (x as i64).to_be_bytes().to_vec(),
             (DataType::Float64, Cell::Double(x)) => x.to_be_bytes().to_vec(),
-            (DataType::Utf8, Cell::Str(s)) => s.as_bytes().to_vec(),
-            (DataType::Binary, Cell::Bytes(b)) => b.to_vec(),
+            (DataType::Utf8, Cell::Str(s)) => return Ok(Encoded::Borrowed(s.as_bytes())),
+            (DataType::Binary, Cell::Bytes(b)) => return Ok(Encoded::Borrowed(b)),
             // Widths and units the typed readers do not cover.
-            (_, Cell::Other(_)) => return super::kafka::encode(&[r.scalar(row)?], self.fields),
+            (_, Cell::Other(_)) => {
+                return Ok(
+                    match super::kafka::encode(&[r.scalar(row)?], self.fields)? {
+                        Some(b) => Encoded::Bytes(b),
+                        None => Encoded::Nothing,
+                    },
+                )
+            }
             (dt, _) => {
                 return Err(format!(
                     "value does not match expected type. expected: {}, but got: {}",
@@ -326,8 +359,19 @@ impl BatchEncoder<'_> {
                 ))
             }
         };
-        Ok(Some(bytes))
+        Ok(Encoded::Bytes(bytes))
     }
+}
+
+/// Where a row's bytes are.
+enum Encoded<'a> {
+    /// No bytes (a NULL where ksqlDB writes none).
+    Nothing,
+    /// In the encoder's text buffer.
+    Text,
+    Bytes(Vec<u8>),
+    /// A cell's own bytes.
+    Borrowed(&'a [u8]),
 }
 
 /// One JSON value (as `json::write_datum`).
