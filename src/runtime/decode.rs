@@ -154,7 +154,9 @@ fn decode_record(
     for ((field, key), col) in src.header_fields.iter().zip(header_cols.iter_mut()) {
         push_header(col, field, key.as_deref(), &r.headers)?;
     }
-    let rowtime = match record_time(src, cols, r, op) {
+    // Only the columns this record has filled so far (as the row it was).
+    let filled = n_key + n_value + src.header_fields.len();
+    let rowtime = match record_time(src, &cols[..filled], r, op) {
         Ok(t) => t,
         Err(reason) if src.fail_on_bad_timestamp => {
             // `ksql.timestamp.throw.on.invalid`: the query fails.
@@ -185,8 +187,9 @@ fn decode_record(
     Ok(op)
 }
 
-/// A record's time (ROWTIME) from its timestamp or TIMESTAMP column; the
-/// reason when there is none.
+/// A record's time (ROWTIME) from its timestamp or TIMESTAMP column (the
+/// last value of `cols`, the columns the record has filled); the reason
+/// when there is none.
 fn record_time(
     src: &SourceSpec,
     cols: &[Column],

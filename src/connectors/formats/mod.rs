@@ -460,6 +460,44 @@ impl RowDecoder {
     }
 }
 
+/// Decodes one record both ways, into column buffers and into scalars,
+/// and says how they differ, if they do (the fuzzer's oracle check).
+pub(crate) fn columnar_differs(
+    format: &Format,
+    bytes: &[u8],
+    fields: &[FieldRef],
+    is_key: bool,
+) -> Option<String> {
+    let mut cols: Vec<Column> = fields
+        .iter()
+        .map(|f| Column::new(f.data_type(), 1))
+        .collect();
+    let new = format.decoder(fields, is_key).decode_into(bytes, &mut cols);
+    let old = format.decode_record(bytes, fields, is_key);
+    match (old, new) {
+        (Ok(None), Ok(false)) => None,
+        (Err(a), Err(b)) if a == b => None,
+        (Ok(Some(values)), Ok(true)) => {
+            for ((col, v), f) in cols.into_iter().zip(&values).zip(fields) {
+                let got = col
+                    .finish()
+                    .and_then(|a| ScalarValue::try_from_array(&a, 0).map_err(|e| e.to_string()));
+                match got {
+                    Ok(got) if format!("{got:?}") == format!("{v:?}") => {}
+                    got => {
+                        return Some(format!(
+                            "column {}: columnar {got:?}, scalar {v:?}",
+                            f.name()
+                        ))
+                    }
+                }
+            }
+            None
+        }
+        (old, new) => Some(format!("columnar {new:?}, scalar {old:?}")),
+    }
+}
+
 fn contains_map(dt: &DataType) -> bool {
     match dt {
         DataType::Map(_, _) => true,
