@@ -25,7 +25,9 @@ use super::mutate::{mutate_bytes, random_type, ODD_TEXT};
 use super::{panics_on, FuzzConfig, Heartbeat, Tally};
 use crate::cases::Rng;
 use crate::catalog::types::SqlType;
-use crate::connectors::formats::{decode_windowed_key, Format, FormatKind, WindowKind};
+use crate::connectors::formats::{
+    columnar_differs, decode_windowed_key, Format, FormatKind, WindowKind,
+};
 use crate::engine::{Engine, EngineConfig};
 use crate::error::{Error, Result};
 
@@ -251,6 +253,20 @@ fn record_side(
 
 type Record = (Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// How the columnar decoders read a record differently from the scalar
+/// ones, if they do (they must not).
+fn columnar_check(schema: &Schema, r: &Record) -> Option<String> {
+    let sides = [
+        (&r.0, &schema.key_format, &schema.key_fields, true),
+        (&r.1, &schema.value_format, &schema.value_fields, false),
+    ];
+    sides
+        .into_iter()
+        .find_map(|(bytes, format, fields, is_key)| {
+            columnar_differs(format, bytes.as_deref()?, fields, is_key)
+        })
+}
+
 /// Decode a record alone: its key, its key as a windowed key, its value.
 /// The first error, if any.
 fn decode_one(schema: &Schema, r: &Record, window: WindowKind) -> Result<()> {
@@ -349,6 +365,20 @@ pub(super) fn run(config: &FuzzConfig, corpus: &[Vec<u8>], hb: &Heartbeat) -> Re
             } else {
                 WindowKind::Session
             };
+            if let Ok(Some(diff)) =
+                std::panic::catch_unwind(AssertUnwindSafe(|| columnar_check(&schema, r)))
+            {
+                let show = |b: &Option<Vec<u8>>| -> String {
+                    let text = b.as_deref().map(String::from_utf8_lossy);
+                    format!("{text:?}").chars().take(300).collect()
+                };
+                tally.failures.push(format!(
+                    "columnar decoding differs: {diff}\n{}key {}, value {}",
+                    schema.describe(),
+                    show(&r.0),
+                    show(&r.1)
+                ));
+            }
             match std::panic::catch_unwind(AssertUnwindSafe(|| decode_one(&schema, r, window))) {
                 Ok(Ok(())) => tally.count("decoded"),
                 Ok(Err(e)) => tally.error(&e, "a record"),

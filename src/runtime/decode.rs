@@ -17,7 +17,7 @@ use datafusion::common::ScalarValue;
 
 use super::changes::{Changes, Op};
 use super::plan::{SourceSpec, TimestampSpec};
-use crate::connectors::formats::decode_windowed_key;
+use crate::connectors::formats::{decode_windowed_key, Column, LastTime, RowDecoder};
 use crate::connectors::Record;
 use crate::error::{Error, Result};
 
@@ -31,25 +31,36 @@ pub(crate) struct Skipped {
 
 /// Decode records into a change batch with the source schema; records that
 /// cannot be decoded are skipped and listed in `skipped`.
+///
+/// Each record is decoded straight into one column buffer per field of the
+/// schema; a record that fails is cut back out of every buffer.
 pub(crate) fn decode_batch(
     src: &SourceSpec,
     records: &[Record],
     skipped: &mut Vec<Skipped>,
 ) -> Result<Option<Changes>> {
-    let n_fields = src.schema.fields().len();
-    let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(records.len()); n_fields];
+    let mut cols: Vec<Column> = src
+        .schema
+        .fields()
+        .iter()
+        .map(|f| Column::new(f.data_type(), records.len()))
+        .collect();
+    let mut decoders = Decoders {
+        key: src.key_format.decoder(&src.key_fields, true),
+        value: src.value_format.decoder(&src.value_fields, false),
+    };
     let mut ops = Vec::with_capacity(records.len());
     for r in records {
-        match decode_record(src, r) {
-            Ok(Some((row, op))) => {
-                for (c, v) in columns.iter_mut().zip(row) {
-                    c.push(v);
+        match decode_record(src, r, &mut decoders, &mut cols) {
+            Ok(op) => ops.push(op),
+            Err(e) => {
+                for c in &mut cols {
+                    c.truncate(ops.len());
                 }
-                ops.push(op);
-            }
-            Ok(None) => {}
-            Err(RecordError::Fatal(e)) => return Err(e),
-            Err(RecordError::Skip(e)) => {
+                let e = match e {
+                    RecordError::Fatal(e) => return Err(e),
+                    RecordError::Skip(e) => e,
+                };
                 tracing::warn!(source = %src.name, topic = %src.topic, partition = r.partition, offset = r.offset, error = %e, "skipping record that cannot be decoded");
                 skipped.push(Skipped {
                     partition: r.partition,
@@ -62,35 +73,20 @@ pub(crate) fn decode_batch(
     if ops.is_empty() {
         return Ok(None);
     }
-    let arrays = columns
+    let arrays = cols
         .into_iter()
-        .zip(src.schema.fields())
-        .map(|(vals, f)| scalars_to_array(vals, f.data_type()))
+        .map(|c| c.finish().map_err(Error::internal))
         .collect::<Result<Vec<_>>>()?;
     let batch = RecordBatch::try_new(src.schema.clone(), arrays)?;
     Ok(Some(Changes::new(batch, ops)))
 }
 
-pub(crate) fn scalars_to_array(vals: Vec<ScalarValue>, dt: &DataType) -> Result<ArrayRef> {
-    if vals.is_empty() {
-        return Ok(datafusion::arrow::array::new_empty_array(dt));
-    }
-    let arr = ScalarValue::iter_to_array(vals)?;
-    Ok(if arr.data_type() != dt {
-        datafusion::arrow::compute::cast(&arr, dt)?
-    } else {
-        arr
-    })
+/// The source's key and value decoders, for one batch.
+struct Decoders {
+    key: RowDecoder,
+    value: RowDecoder,
 }
 
-fn null_row(fields: &[FieldRef]) -> Result<Vec<ScalarValue>> {
-    fields
-        .iter()
-        .map(|f| ScalarValue::try_from(f.data_type()).map_err(Error::from))
-        .collect()
-}
-
-/// One record → (row values in source schema order, op). `None`: skip.
 /// Why a record was not decoded: skipped (counted, the query goes on) or
 /// fatal (the query fails).
 enum RecordError {
@@ -104,13 +100,26 @@ impl<E: Into<Error>> From<E> for RecordError {
     }
 }
 
+/// One record appended to `cols` (in source schema order); its op. On an
+/// error, some columns may hold a value of it: the caller truncates.
 fn decode_record(
     src: &SourceSpec,
     r: &Record,
-) -> Result<Option<(Vec<ScalarValue>, Op)>, RecordError> {
+    decoders: &mut Decoders,
+    cols: &mut [Column],
+) -> Result<Op, RecordError> {
+    let n_key = src.key_fields.len();
+    let n_value = src.value_fields.len();
+    if cols.len() < n_key + n_value + src.header_fields.len() + 3 {
+        return Err(RecordError::Fatal(Error::internal(
+            "source schema has fewer columns than its key, value and headers",
+        )));
+    }
+    let (key_cols, rest) = cols.split_at_mut(n_key);
+    let (value_cols, rest) = rest.split_at_mut(n_value);
     let mut window = None;
-    let key_vals = match &r.key {
-        None => null_row(&src.key_fields)?,
+    match &r.key {
+        None => decoders.key.push_nulls(key_cols),
         Some(bytes) => {
             let inner: &[u8] = match src.window {
                 Some(w) => {
@@ -120,33 +129,34 @@ fn decode_record(
                 }
                 None => bytes,
             };
-            if src.key_fields.is_empty() {
-                Vec::new()
-            } else {
-                src.key_format.decode(inner, &src.key_fields, true)?
+            if !src.key_fields.is_empty() && !decoders.key.decode_into(inner, key_cols)? {
+                decoders.key.push_nulls(key_cols);
             }
         }
-    };
+    }
     // A null value (or a value that decodes to null, like JSON `null`) is a
     // tombstone on a table and a null row on a stream: projections pass it on
     // as a null value, filters and aggregations skip it (as ksqlDB does).
     let decoded = match &r.value {
-        None => None,
-        Some(bytes) => src
-            .value_format
-            .decode_record(bytes, &src.value_fields, false)
+        None => false,
+        Some(bytes) => decoders
+            .value
+            .decode_into(bytes, value_cols)
             .map_err(|e| e.with_topic(&src.topic))?,
     };
-    let (value_vals, op) = match decoded {
-        None => (null_row(&src.value_fields)?, Op::Delete),
-        Some(vals) => (vals, Op::Insert),
+    let op = if decoded {
+        Op::Insert
+    } else {
+        decoders.value.push_nulls(value_cols);
+        Op::Delete
     };
-    let mut row = key_vals;
-    row.extend(value_vals);
-    for (field, key) in &src.header_fields {
-        row.push(header_value(field, key.as_deref(), &r.headers)?);
+    let (header_cols, _) = rest.split_at_mut(src.header_fields.len());
+    for ((field, key), col) in src.header_fields.iter().zip(header_cols.iter_mut()) {
+        push_header(col, field, key.as_deref(), &r.headers)?;
     }
-    let rowtime = match record_time(src, &row, r, op) {
+    // Only the columns this record has filled so far (as the row it was).
+    let filled = n_key + n_value + src.header_fields.len();
+    let rowtime = match record_time(src, &cols[..filled], r, op) {
         Ok(t) => t,
         Err(reason) if src.fail_on_bad_timestamp => {
             // `ksql.timestamp.throw.on.invalid`: the query fails.
@@ -157,43 +167,74 @@ fn decode_record(
         }
         Err(reason) => return Err(RecordError::Skip(Error::semantic(reason))),
     };
-    row.push(ScalarValue::Int64(Some(rowtime)));
-    row.push(ScalarValue::Int32(Some(r.partition)));
-    row.push(ScalarValue::Int64(Some(r.offset)));
+    let meta = &mut cols[n_key + n_value + src.header_fields.len()..];
+    meta[0].push_i64(rowtime);
+    meta[1].push_i32(r.partition);
+    meta[2].push_i64(r.offset);
     if src.window_columns {
-        row.push(ScalarValue::Int64(window.map(|w| w.0)));
-        row.push(ScalarValue::Int64(window.map(|w| w.1)));
+        for (i, bound) in [(3, window.map(|w| w.0)), (4, window.map(|w| w.1))] {
+            match (meta.get_mut(i), bound) {
+                (Some(c), Some(v)) => c.push_i64(v),
+                (Some(c), None) => c.push_null(),
+                (None, _) => {
+                    return Err(RecordError::Fatal(Error::internal(
+                        "source schema has no window columns",
+                    )))
+                }
+            }
+        }
     }
-    Ok(Some((row, op)))
+    Ok(op)
 }
 
-/// A record's time (ROWTIME) from its timestamp or TIMESTAMP column; the
-/// reason when there is none.
+/// A record's time (ROWTIME) from its timestamp or TIMESTAMP column (the
+/// last value of `cols`, the columns the record has filled); the reason
+/// when there is none.
 fn record_time(
     src: &SourceSpec,
-    row: &[ScalarValue],
+    cols: &[Column],
     r: &Record,
     op: Op,
 ) -> std::result::Result<i64, String> {
     let t = match &src.timestamp {
         TimestampSpec::Record => r.timestamp,
-        TimestampSpec::Column(i) => match row.get(*i) {
-            Some(ScalarValue::Int64(Some(v))) => *v,
-            Some(ScalarValue::TimestampMillisecond(Some(v), _)) => *v,
-            Some(v) if op == Op::Delete && v.is_null() => r.timestamp,
+        TimestampSpec::Column(i) => match cols.get(*i).map(Column::last_time) {
+            Some(LastTime::Millis(v)) => v,
+            Some(LastTime::Null) if op == Op::Delete => r.timestamp,
             _ => return Err("timestamp column is NULL or not a time".to_string()),
         },
-        TimestampSpec::Formatted { column, format } => match row.get(*column) {
-            Some(ScalarValue::Utf8(Some(s))) => crate::functions::parse_timestamp_millis(s, format)
-                .map_err(|e| format!("cannot parse timestamp '{s}' with '{format}': {e}"))?,
-            Some(v) if op == Op::Delete && v.is_null() => r.timestamp,
-            _ => return Err("timestamp column is NULL or not a string".to_string()),
-        },
+        TimestampSpec::Formatted { column, format } => {
+            match cols.get(*column).map(Column::last_str) {
+                Some(Ok(Some(s))) => crate::functions::parse_timestamp_millis(s, format)
+                    .map_err(|e| format!("cannot parse timestamp '{s}' with '{format}': {e}"))?,
+                Some(Err(())) if op == Op::Delete => r.timestamp,
+                _ => return Err("timestamp column is NULL or not a string".to_string()),
+            }
+        }
     };
     if t < 0 {
         return Err(format!("negative record time {t}"));
     }
     Ok(t)
+}
+
+/// A header column's value appended to its column.
+fn push_header(
+    col: &mut Column,
+    field: &FieldRef,
+    key: Option<&str>,
+    headers: &[(String, Option<Arc<[u8]>>)],
+) -> Result<()> {
+    if let Some(k) = key {
+        match headers.iter().rev().find(|(n, _)| n == k) {
+            Some((_, Some(v))) if col.data_type() == &DataType::Binary => col.push_bytes(v),
+            Some((_, Some(v))) => col.push_scalar(ScalarValue::Binary(Some(v.to_vec()))),
+            _ => col.push_null(),
+        }
+        return Ok(());
+    }
+    col.push_scalar(header_value(field, key, headers)?);
+    Ok(())
 }
 
 fn header_value(

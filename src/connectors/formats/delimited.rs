@@ -22,6 +22,7 @@ use datafusion::arrow::datatypes::{DataType, FieldRef, TimeUnit};
 use datafusion::common::ScalarValue;
 
 use super::base_type_name;
+use super::columns::Column;
 use super::scalar::{self, Datum};
 use super::text::{
     base64_decode, base64_encode, format_decimal, java_double, parse_java_bool, parse_java_double,
@@ -68,6 +69,66 @@ pub(super) fn decode(
         .zip(fields)
         .map(|(v, f)| parse_field(v, f.data_type()))
         .collect()
+}
+
+/// Decodes a record into one column buffer per field (as [`decode`]).
+pub(super) fn decode_into(
+    bytes: &[u8],
+    fields: &[FieldRef],
+    delimiter: char,
+    cols: &mut [Column],
+) -> Result<(), String> {
+    let text = String::from_utf8_lossy(bytes);
+    // Without quotes or line breaks the record is its fields split on the
+    // delimiter (what the lexer below does with such text).
+    if !text.is_empty() && !text.contains(['"', '\n', '\r']) {
+        let n = text.matches(delimiter).count() + 1;
+        if n != fields.len() {
+            return Err(format!(
+                "Column count mismatch on deserialization. expected: {}, got: {n}",
+                fields.len()
+            ));
+        }
+        for ((v, f), col) in text.split(delimiter).zip(fields).zip(cols.iter_mut()) {
+            parse_field_into(v, f.data_type(), col)?;
+        }
+        return Ok(());
+    }
+    let records = parse_records(&text, delimiter)?;
+    let Some(record) = records.into_iter().next() else {
+        return Err("No fields in record".into());
+    };
+    if record.len() != fields.len() {
+        return Err(format!(
+            "Column count mismatch on deserialization. expected: {}, got: {}",
+            fields.len(),
+            record.len()
+        ));
+    }
+    for ((v, f), col) in record.iter().zip(fields).zip(cols.iter_mut()) {
+        parse_field_into(v, f.data_type(), col)?;
+    }
+    Ok(())
+}
+
+/// [`parse_field`] into a column buffer.
+fn parse_field_into(v: &str, dt: &DataType, col: &mut Column) -> Result<(), String> {
+    if v.is_empty() {
+        col.push_null();
+        return Ok(());
+    }
+    let bad = || format!("For input string: \"{v}\"");
+    match dt {
+        DataType::Boolean => col.push_bool(parse_java_bool(v)),
+        DataType::Int32 | DataType::Date32 => col.push_i32(parse_java_int(v).ok_or_else(bad)?),
+        DataType::Int64 | DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            col.push_i64(parse_java_long(v).ok_or_else(bad)?)
+        }
+        DataType::Float64 => col.push_f64(parse_java_double(v).ok_or_else(bad)?),
+        DataType::Utf8 => col.push_str(v),
+        _ => col.push_scalar(parse_field(v, dt)?),
+    }
+    Ok(())
 }
 
 fn parse_field(v: &str, dt: &DataType) -> Result<ScalarValue, String> {
@@ -260,7 +321,7 @@ fn needs_quotes(s: &str, first: bool, delimiter: char) -> bool {
     s.chars().last().is_some_and(|c| c <= ' ')
 }
 
-fn write_field(out: &mut String, s: &str, first: bool, delimiter: char) {
+pub(super) fn write_field(out: &mut String, s: &str, first: bool, delimiter: char) {
     if needs_quotes(s, first, delimiter) {
         out.push('"');
         out.push_str(&s.replace('"', "\"\""));

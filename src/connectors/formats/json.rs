@@ -99,7 +99,7 @@ pub(super) fn encode(
     Ok(Some(out.into_bytes()))
 }
 
-fn write_datum(out: &mut String, d: &Datum) {
+pub(super) fn write_datum(out: &mut String, d: &Datum) {
     match d {
         Datum::Null => out.push_str("null"),
         Datum::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -162,13 +162,13 @@ fn key_text(k: &Datum) -> String {
 
 /// A coercion failure: ksqlDB's message and the path to the value.
 #[derive(Debug)]
-struct CoerceError {
+pub(super) struct CoerceError {
     message: String,
     path: String,
 }
 
 impl CoerceError {
-    fn new(message: impl Into<String>) -> CoerceError {
+    pub(super) fn new(message: impl Into<String>) -> CoerceError {
         CoerceError {
             message: message.into(),
             path: String::new(),
@@ -176,28 +176,32 @@ impl CoerceError {
     }
 
     fn convert(node: &JsonNode, required: &str) -> CoerceError {
+        CoerceError::convert_kind(node.jackson_kind(), required)
+    }
+
+    /// "Can't convert type" for a node of Jackson class `kind`.
+    pub(super) fn convert_kind(kind: &str, required: &str) -> CoerceError {
         CoerceError::new(format!(
-            "Can't convert type. sourceType: {}, requiredType: {required}",
-            node.jackson_kind()
+            "Can't convert type. sourceType: {kind}, requiredType: {required}"
         ))
     }
 
-    fn coerce_string(target: &str) -> CoerceError {
+    pub(super) fn coerce_string(target: &str) -> CoerceError {
         CoerceError::new(format!("Can't coerce string to type. targetType: {target}"))
     }
 
-    fn under(mut self, part: &str) -> CoerceError {
+    pub(super) fn under(mut self, part: &str) -> CoerceError {
         self.path.insert_str(0, part);
         self
     }
 
-    fn finish(self) -> String {
+    pub(super) fn finish(self) -> String {
         format!("{}, path: ${}", self.message, self.path)
     }
 }
 
 /// Jackson's `asLong()` of a number: the low 64 bits of the integer part.
-fn jackson_long(n: &str) -> i64 {
+pub(super) fn jackson_long(n: &str) -> i64 {
     if is_integral(n) {
         let (neg, digits) = match n.strip_prefix('-') {
             Some(d) => (true, d),
@@ -217,7 +221,7 @@ fn jackson_long(n: &str) -> i64 {
     }
 }
 
-fn coerce(node: &JsonNode, dt: &DataType) -> Result<ScalarValue, CoerceError> {
+pub(super) fn coerce(node: &JsonNode, dt: &DataType) -> Result<ScalarValue, CoerceError> {
     if *node == JsonNode::Null {
         return scalar::null_of(dt).map_err(CoerceError::new);
     }

@@ -12,6 +12,8 @@
 //! bounds nesting at [`MAX_DEPTH`] (Jackson's default limit), so no input can
 //! exhaust the stack.
 
+use std::borrow::Cow;
+
 /// Jackson's default `StreamReadConstraints` nesting limit.
 pub(crate) const MAX_DEPTH: usize = 1000;
 
@@ -33,12 +35,7 @@ impl JsonNode {
         match self {
             JsonNode::Null => "NullNode",
             JsonNode::Bool(_) => "BooleanNode",
-            JsonNode::Number(n) if is_integral(n) => match n.parse::<i64>() {
-                Ok(v) if i32::try_from(v).is_ok() => "IntNode",
-                Ok(_) => "LongNode",
-                Err(_) => "BigIntegerNode",
-            },
-            JsonNode::Number(_) => "DecimalNode",
+            JsonNode::Number(n) => number_kind(n),
             JsonNode::String(_) => "TextNode",
             JsonNode::Array(_) => "ArrayNode",
             JsonNode::Object(_) => "ObjectNode",
@@ -111,6 +108,94 @@ impl JsonNode {
     }
 }
 
+/// The Jackson node class of a number.
+fn number_kind(n: &str) -> &'static str {
+    if !is_integral(n) {
+        return "DecimalNode";
+    }
+    match n.parse::<i64>() {
+        Ok(v) if i32::try_from(v).is_ok() => "IntNode",
+        Ok(_) => "LongNode",
+        Err(_) => "BigIntegerNode",
+    }
+}
+
+/// A parsed document that borrows from its input: numbers are their text,
+/// strings without escapes are slices of it. Decoders read records from
+/// this; [`JsonNode`] is the owned form.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Node<'a> {
+    Null,
+    Bool(bool),
+    Number(&'a str),
+    String(Cow<'a, str>),
+    Array(Vec<Node<'a>>),
+    Object(Vec<(Cow<'a, str>, Node<'a>)>),
+}
+
+impl Node<'_> {
+    /// The owned tree.
+    pub(crate) fn to_node(&self) -> JsonNode {
+        match self {
+            Node::Null => JsonNode::Null,
+            Node::Bool(b) => JsonNode::Bool(*b),
+            Node::Number(n) => JsonNode::Number(n.to_string()),
+            Node::String(s) => JsonNode::String(s.to_string()),
+            Node::Array(items) => JsonNode::Array(items.iter().map(Node::to_node).collect()),
+            Node::Object(members) => JsonNode::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_node()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// As [`JsonNode::jackson_kind`].
+    pub(crate) fn jackson_kind(&self) -> &'static str {
+        match self {
+            Node::Null => "NullNode",
+            Node::Bool(_) => "BooleanNode",
+            Node::Number(n) => number_kind(n),
+            Node::String(_) => "TextNode",
+            Node::Array(_) => "ArrayNode",
+            Node::Object(_) => "ObjectNode",
+        }
+    }
+
+    /// As [`JsonNode::write`].
+    pub(crate) fn write(&self, out: &mut String) {
+        match self {
+            Node::Null => out.push_str("null"),
+            Node::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Node::Number(n) => out.push_str(n),
+            Node::String(s) => write_string(out, s),
+            Node::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write(out);
+                }
+                out.push(']');
+            }
+            Node::Object(members) => {
+                out.push('{');
+                for (i, (k, v)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write_string(out, k);
+                    out.push(':');
+                    v.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
 /// True if a JSON number's text has no fraction or exponent.
 pub(crate) fn is_integral(n: &str) -> bool {
     !n.contains(['.', 'e', 'E'])
@@ -119,6 +204,11 @@ pub(crate) fn is_integral(n: &str) -> bool {
 /// Writes `s` as a JSON string literal, escaping as Jackson does.
 pub(crate) fn write_string(out: &mut String, s: &str) {
     out.push('"');
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -138,6 +228,12 @@ pub(crate) fn write_string(out: &mut String, s: &str) {
 /// Parses one JSON document. Errors are short descriptions without the
 /// input (ksqlDB clears locations so record contents never reach the logs).
 pub(crate) fn parse(bytes: &[u8]) -> Result<JsonNode, String> {
+    parse_borrowed(bytes).map(|n| n.to_node())
+}
+
+/// Parses one JSON document into a tree that borrows from `bytes`; the
+/// same checks and errors as [`parse`].
+pub(crate) fn parse_borrowed(bytes: &[u8]) -> Result<Node<'_>, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "Invalid UTF-8 in JSON".to_string())?;
     let mut p = Parser {
         s: text.as_bytes(),
@@ -165,7 +261,7 @@ struct Parser<'a> {
     pos: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.pos) {
             self.pos += 1;
@@ -180,7 +276,7 @@ impl Parser<'_> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<JsonNode, String> {
+    fn value(&mut self, depth: usize) -> Result<Node<'a>, String> {
         if depth >= MAX_DEPTH {
             return Err(format!(
                 "Document nesting depth exceeds the maximum allowed ({MAX_DEPTH})"
@@ -189,16 +285,16 @@ impl Parser<'_> {
         match self.s.get(self.pos) {
             Some(b'{') => self.object(depth),
             Some(b'[') => self.array(depth),
-            Some(b'"') => Ok(JsonNode::String(self.string()?)),
-            Some(b't') => self.literal("true", JsonNode::Bool(true)),
-            Some(b'f') => self.literal("false", JsonNode::Bool(false)),
-            Some(b'n') => self.literal("null", JsonNode::Null),
+            Some(b'"') => Ok(Node::String(self.string()?)),
+            Some(b't') => self.literal("true", Node::Bool(true)),
+            Some(b'f') => self.literal("false", Node::Bool(false)),
+            Some(b'n') => self.literal("null", Node::Null),
             Some(b'-' | b'0'..=b'9') => self.number(),
             _ => self.err("Unexpected character, expected a JSON value"),
         }
     }
 
-    fn literal(&mut self, word: &str, node: JsonNode) -> Result<JsonNode, String> {
+    fn literal(&mut self, word: &str, node: Node<'a>) -> Result<Node<'a>, String> {
         if self.s[self.pos..].starts_with(word.as_bytes()) {
             self.pos += word.len();
             Ok(node)
@@ -215,7 +311,7 @@ impl Parser<'_> {
         self.pos - start
     }
 
-    fn number(&mut self) -> Result<JsonNode, String> {
+    fn number(&mut self) -> Result<Node<'a>, String> {
         let start = self.pos;
         if self.s[self.pos] == b'-' {
             self.pos += 1;
@@ -243,7 +339,8 @@ impl Parser<'_> {
                 return self.err("Invalid number: expected a digit in the exponent");
             }
         }
-        Ok(JsonNode::Number(self.text[start..self.pos].to_string()))
+        let text: &'a str = self.text;
+        Ok(Node::Number(&text[start..self.pos]))
     }
 
     fn hex4(&mut self) -> Result<u32, String> {
@@ -258,8 +355,22 @@ impl Parser<'_> {
         Ok(v)
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn string(&mut self) -> Result<Cow<'a, str>, String> {
         self.pos += 1; // opening quote
+        let text: &'a str = self.text;
+        // The common case: no escapes, the string is a slice of the input.
+        let first = self.pos;
+        while let Some(&b) = self.s.get(self.pos) {
+            if b == b'"' || b == b'\\' || b < 0x20 {
+                break;
+            }
+            self.pos += 1;
+        }
+        if self.s.get(self.pos) == Some(&b'"') {
+            self.pos += 1;
+            return Ok(Cow::Borrowed(&text[first..self.pos - 1]));
+        }
+        self.pos = first;
         let mut out = String::new();
         loop {
             let start = self.pos;
@@ -273,7 +384,7 @@ impl Parser<'_> {
             match self.s.get(self.pos) {
                 Some(b'"') => {
                     self.pos += 1;
-                    return Ok(out);
+                    return Ok(Cow::Owned(out));
                 }
                 Some(b'\\') => {
                     self.pos += 1;
@@ -322,13 +433,13 @@ impl Parser<'_> {
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<JsonNode, String> {
+    fn array(&mut self, depth: usize) -> Result<Node<'a>, String> {
         self.pos += 1;
         let mut items = Vec::new();
         self.skip_ws();
         if self.s.get(self.pos) == Some(&b']') {
             self.pos += 1;
-            return Ok(JsonNode::Array(items));
+            return Ok(Node::Array(items));
         }
         loop {
             self.skip_ws();
@@ -338,20 +449,20 @@ impl Parser<'_> {
                 Some(b',') => self.pos += 1,
                 Some(b']') => {
                     self.pos += 1;
-                    return Ok(JsonNode::Array(items));
+                    return Ok(Node::Array(items));
                 }
                 _ => return self.err("Expected ',' or ']' in array"),
             }
         }
     }
 
-    fn object(&mut self, depth: usize) -> Result<JsonNode, String> {
+    fn object(&mut self, depth: usize) -> Result<Node<'a>, String> {
         self.pos += 1;
         let mut members = Vec::new();
         self.skip_ws();
         if self.s.get(self.pos) == Some(&b'}') {
             self.pos += 1;
-            return Ok(JsonNode::Object(members));
+            return Ok(Node::Object(members));
         }
         loop {
             self.skip_ws();
@@ -372,7 +483,7 @@ impl Parser<'_> {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
                     self.pos += 1;
-                    return Ok(JsonNode::Object(members));
+                    return Ok(Node::Object(members));
                 }
                 _ => return self.err("Expected ',' or '}' in object"),
             }

@@ -16,6 +16,7 @@
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::ScalarValue;
 
+use super::columns::Column;
 use super::scalar::Datum;
 use super::{base_type_name, column_list};
 
@@ -72,6 +73,23 @@ pub(super) fn decode(bytes: &[u8], fields: &[FieldRef]) -> Result<Vec<ScalarValu
         }
     };
     Ok(vec![v])
+}
+
+/// Decodes a record into the column buffer (as [`decode`]).
+pub(super) fn decode_into(
+    bytes: &[u8],
+    fields: &[FieldRef],
+    col: &mut Column,
+) -> Result<(), String> {
+    match fields[0].data_type() {
+        DataType::Int32 => col.push_i32(i32::from_be_bytes(sized(bytes, "IntegerDeserializer")?)),
+        DataType::Int64 => col.push_i64(i64::from_be_bytes(sized(bytes, "LongDeserializer")?)),
+        DataType::Float64 => col.push_f64(f64::from_be_bytes(sized(bytes, "DoubleDeserializer")?)),
+        DataType::Utf8 => col.push_str(&String::from_utf8_lossy(bytes)),
+        DataType::Binary => col.push_bytes(bytes),
+        _ => col.push_scalar(decode(bytes, fields)?.swap_remove(0)),
+    }
+    Ok(())
 }
 
 pub(super) fn encode(

@@ -37,13 +37,19 @@
 //! JSON and PROTOBUF_NOSR records as JSON objects, DELIMITED records as their
 //! text, KAFKA records as the single scalar.
 
+mod cells;
+#[cfg(test)]
+mod columnar_tests;
+mod columns;
 mod delimited;
 mod json;
+mod json_columns;
 mod jsontree;
 mod kafka;
 mod none;
 mod protobuf;
 mod qtt;
+mod row_decoder;
 mod scalar;
 mod text;
 mod windowed;
@@ -55,8 +61,10 @@ use datafusion::common::ScalarValue;
 
 use crate::catalog::types::{display_arrow, SqlType};
 
+pub(crate) use columns::{Column, LastTime};
 pub(crate) use json::{json_to_scalar, scalar_to_json};
 pub(crate) use qtt::{bytes_to_test_json, test_json_to_bytes};
+pub(crate) use row_decoder::{columnar_differs, RowDecoder};
 pub(crate) use windowed::{decode_windowed_key, encode_windowed_key};
 
 /// The serialization formats Sluice reads and writes.
