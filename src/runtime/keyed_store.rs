@@ -2,8 +2,7 @@
 //! write-back cache.
 //!
 //! Reads go to the cache, then RocksDB; writes stay in the cache and a dirty
-//! set until the task checkpoints, when they join the task's atomic write
-//! in key order (RocksDB's memtable takes ascending keys fastest).
+//! set until the task checkpoints, when they join the task's atomic write.
 //! Keys are arbitrary bytes under the operator's prefix.
 //!
 //! Past [`CACHE_LIMIT`] entries, a checkpoint drops the least recently used
@@ -84,12 +83,10 @@ impl KeyedStore {
         Ok(found.into_iter().collect())
     }
 
-    /// Write the dirty entries into the checkpoint batch, in key order.
+    /// Write the dirty entries into the checkpoint batch.
     pub(crate) fn checkpoint(&mut self, batch: &mut StateBatch) {
-        let mut dirty: Vec<_> = std::mem::take(&mut self.dirty).into_iter().collect();
-        dirty.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut full = self.prefix.clone();
-        for (k, v) in dirty {
+        for (k, v) in std::mem::take(&mut self.dirty) {
             full.truncate(self.prefix.len());
             full.extend_from_slice(&k);
             match v {
@@ -136,7 +133,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn eviction_keeps_the_recently_used_and_writes_in_key_order() {
+    fn eviction_keeps_the_recently_used() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
         let mut s = KeyedStore::new(store.clone(), b"v/".to_vec());

@@ -100,7 +100,7 @@ pub(crate) fn load_group(
 }
 
 /// Write every dirty group of `table` into the checkpoint batch under
-/// `prefix + key`, in key order, their states encoded together.
+/// `prefix + key`, their states encoded together.
 pub(crate) fn write_dirty(
     table: &mut GroupTable,
     accs: &AccumulatorSet,
@@ -111,9 +111,6 @@ pub(crate) fn write_dirty(
     if dirty.is_empty() {
         return Ok(());
     }
-    // In key order: RocksDB's memtable inserts a run of ascending keys far
-    // faster than scattered ones (each insert starts from the last).
-    dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let states = accs.encode_many(dirty.iter_mut().map(|(_, g)| &mut g.accs))?;
     let mut key = prefix.to_vec();
     let mut value = Vec::new();
