@@ -4,6 +4,10 @@
 //! Reads go to the cache, then RocksDB; writes stay in the cache and a dirty
 //! set until the task checkpoints, when they join the task's atomic write.
 //! Keys are arbitrary bytes under the operator's prefix.
+//!
+//! Past [`CACHE_LIMIT`] entries, a checkpoint drops the least recently used
+//! quarter of the limit's worth of entries (recency: the checkpoint interval
+//! that last read or wrote them), never the whole cache.
 
 use std::collections::HashMap;
 
@@ -16,10 +20,13 @@ const CACHE_LIMIT: usize = 100_000;
 pub(crate) struct KeyedStore {
     store: StateStore,
     prefix: Vec<u8>,
-    /// key → current value (None: absent), dirty entries only until
-    /// checkpoint, then kept as a read cache.
-    cache: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// key → (current value (None: absent), interval last used); kept
+    /// as a read cache.
+    cache: HashMap<Vec<u8>, (Option<Vec<u8>>, u64)>,
     dirty: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Checkpoints so far: the current interval.
+    interval: u64,
+    limit: usize,
 }
 
 impl KeyedStore {
@@ -29,6 +36,8 @@ impl KeyedStore {
             prefix,
             cache: HashMap::new(),
             dirty: HashMap::new(),
+            interval: 0,
+            limit: CACHE_LIMIT,
         }
     }
 
@@ -39,16 +48,18 @@ impl KeyedStore {
     }
 
     pub(crate) fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some(v) = self.cache.get(key) {
+        if let Some((v, used)) = self.cache.get_mut(key) {
+            *used = self.interval;
             return Ok(v.clone());
         }
         let v = self.store.get(&self.full_key(key))?;
-        self.cache.insert(key.to_vec(), v.clone());
+        self.cache.insert(key.to_vec(), (v.clone(), self.interval));
         Ok(v)
     }
 
     pub(crate) fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        self.cache.insert(key.clone(), value.clone());
+        self.cache
+            .insert(key.clone(), (value.clone(), self.interval));
         self.dirty.insert(key, value);
     }
 
@@ -74,15 +85,76 @@ impl KeyedStore {
 
     /// Write the dirty entries into the checkpoint batch.
     pub(crate) fn checkpoint(&mut self, batch: &mut StateBatch) {
+        let mut full = self.prefix.clone();
         for (k, v) in std::mem::take(&mut self.dirty) {
-            let full = self.full_key(&k);
+            full.truncate(self.prefix.len());
+            full.extend_from_slice(&k);
             match v {
                 Some(row) => batch.put(&full, &row),
                 None => batch.delete(&full),
             }
         }
-        if self.cache.len() > CACHE_LIMIT {
-            self.cache.clear();
+        self.interval += 1;
+        self.evict();
+    }
+
+    /// Past the limit, drop the least recently used entries until three
+    /// quarters of the limit remain (all are clean after a checkpoint).
+    fn evict(&mut self) {
+        if self.cache.len() <= self.limit {
+            return;
         }
+        let target = self.limit - self.limit / 4;
+        let mut used: Vec<u64> = self.cache.values().map(|(_, u)| *u).collect();
+        let excess = self.cache.len() - target;
+        if excess >= used.len() {
+            self.cache.clear();
+            return;
+        }
+        let (_, &mut oldest_kept, _) = used.select_nth_unstable(excess);
+        // Entries used before `oldest_kept` go; of those used in that very
+        // interval, as many as still needed.
+        let mut ties = excess - used.iter().filter(|&&u| u < oldest_kept).count();
+        self.cache.retain(|_, (_, u)| {
+            if *u < oldest_kept {
+                false
+            } else if *u == oldest_kept && ties > 0 {
+                ties -= 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eviction_keeps_the_recently_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let mut s = KeyedStore::new(store.clone(), b"v/".to_vec());
+        s.limit = 8;
+        for i in (0..10u8).rev() {
+            s.set(vec![i], Some(vec![i]));
+            let mut cp = StateBatch::default();
+            s.checkpoint(&mut cp);
+            store.commit(cp).unwrap();
+        }
+        // Key 9 was written first, then 8, ...: the ninth checkpoint finds 9
+        // entries and drops the oldest three (9, 8, 7); then 0 came.
+        let mut cached: Vec<u8> = s.cache.keys().map(|k| k[0]).collect();
+        cached.sort();
+        assert_eq!(cached, vec![0, 1, 2, 3, 4, 5, 6]);
+        // An evicted entry is read back from the store.
+        assert_eq!(s.get(&[9]).unwrap(), Some(vec![9]));
+        assert_eq!(
+            store.scan_prefix(b"v/").unwrap().len(),
+            10,
+            "every entry was written"
+        );
     }
 }

@@ -95,6 +95,9 @@ impl StateStore {
 pub(crate) struct StateBatch {
     inner: WriteBatch,
     len: usize,
+    /// The range deletes written (tests check when operators issue them).
+    #[cfg(test)]
+    range_deletes: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl StateBatch {
@@ -112,6 +115,20 @@ impl StateBatch {
     pub(crate) fn delete_range(&mut self, from: &[u8], to: &[u8]) {
         self.inner.delete_range(from, to);
         self.len += 1;
+        #[cfg(test)]
+        self.range_deletes.push((from.to_vec(), to.to_vec()));
+    }
+
+    /// Writes in the batch (puts, deletes and range deletes).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The range deletes in the batch, `(from, to)`.
+    #[cfg(test)]
+    pub(crate) fn range_deletes(&self) -> &[(Vec<u8>, Vec<u8>)] {
+        &self.range_deletes
     }
 }
 

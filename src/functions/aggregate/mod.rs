@@ -35,6 +35,10 @@ mod stddev;
 mod sum;
 mod topk;
 
+/// The functions the runtime's aggregations compute inline.
+pub(crate) use count::Count;
+pub(crate) use sum::Sum;
+
 use datafusion::error::Result;
 use datafusion::logical_expr::AggregateUDF;
 use datafusion::prelude::SessionContext;

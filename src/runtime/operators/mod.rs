@@ -10,6 +10,7 @@ mod aggregate;
 mod explode;
 mod filter_project;
 mod fk_join;
+mod group_table;
 mod join_output;
 mod materialize;
 mod session_window;

@@ -22,7 +22,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::accumulators::{i64_at, Accs, AccumulatorSet};
-use super::aggregate::{build_output, prepare, Prepared};
+use super::aggregate::{prepare, Emitted};
 use super::Operator;
 use crate::error::{Error, Result};
 use crate::runtime::changes::{Changes, Op};
@@ -119,24 +119,16 @@ impl Operator for SessionWindow {
         if input.is_empty() {
             return Ok(vec![]);
         }
-        let Prepared {
-            groups,
-            keys,
-            args,
-            rowtime,
-        } = prepare(&self.spec, &mut self.group_codec, &self.accs, &input.batch)?;
-
-        let (mut rows, mut ops, mut results, mut times) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut starts, mut ends) = (Vec::new(), Vec::new());
+        let p = prepare(&self.spec, &mut self.group_codec, &self.accs, &input.batch)?;
+        let mut out = Emitted::new(&self.accs);
         for i in 0..input.len() {
-            if !input.ops[i].is_add() || super::aggregate::has_null(&groups, i) {
+            if !input.ops[i].is_add() || p.has_null(i) {
                 continue;
             }
-            let ts = i64_at(rowtime.as_ref(), i)?;
+            let ts = i64_at(p.rowtime.as_ref(), i)?;
             let st = self.stream_time.map_or(ts, |s| s.max(ts));
             self.stream_time = Some(st);
-            let group = keys.row(i).as_ref().to_vec();
+            let group = p.keys.row(i).as_ref().to_vec();
             self.load(&group)?;
             let gap = self.gap;
             let Some(list) = self.sessions.get_mut(&group) else {
@@ -172,21 +164,21 @@ impl Operator for SessionWindow {
             }
             let mut merged = self.accs.create()?;
             for mut old in overlapping {
-                results.push(self.accs.evaluate(&mut old.accs)?);
-                times.push(old.end);
-                rows.push(i as u32);
-                ops.push(Op::Delete);
-                starts.push(old.start);
-                ends.push(old.end);
+                self.accs.evaluate_into(&mut old.accs, &mut out.results)?;
+                out.times.push(old.end);
+                out.rows.push(i as u32);
+                out.ops.push(Op::Delete);
+                out.starts.push(old.start);
+                out.ends.push(old.end);
                 self.accs.merge(&mut merged, &mut old.accs)?;
             }
-            self.accs.apply(&mut merged, &args, i, false)?;
-            results.push(self.accs.evaluate(&mut merged)?);
-            times.push(end);
-            rows.push(i as u32);
-            ops.push(Op::Insert);
-            starts.push(start);
-            ends.push(end);
+            self.accs.apply(&mut merged, &p.args, i, false)?;
+            self.accs.evaluate_into(&mut merged, &mut out.results)?;
+            out.times.push(end);
+            out.rows.push(i as u32);
+            out.ops.push(Op::Insert);
+            out.starts.push(start);
+            out.ends.push(end);
             let mut all = kept;
             all.push(Session {
                 start,
@@ -197,18 +189,7 @@ impl Operator for SessionWindow {
             *list = all;
             self.dirty.insert(group);
         }
-        if rows.is_empty() {
-            return Ok(vec![]);
-        }
-        let out = build_output(
-            &self.spec,
-            &groups,
-            &rows,
-            Some((&starts, &ends)),
-            results,
-            times,
-        )?;
-        Ok(vec![Changes::new(out, ops)])
+        out.build(&self.spec, &p.groups, true)
     }
 
     fn checkpoint(&mut self, batch: &mut StateBatch) -> Result<()> {

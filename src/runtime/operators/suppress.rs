@@ -14,8 +14,10 @@
 //!
 //! State: `prefix + end (8 bytes, ordered) + sequence (8 bytes) + identity` →
 //! window start (8 bytes) + the held row (arrow-row), plus `prefix + 0xff` → stream time and sequence.
+//! A checkpoint writes the held rows added since the last one and deletes
+//! those that left (replaced or emitted), not the whole buffer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -47,6 +49,10 @@ pub(crate) struct Suppress {
     stream_time: Option<i64>,
     loaded: bool,
     changed: bool,
+    /// Held rows added since the last checkpoint (not in the store yet).
+    added: HashSet<(i64, u64)>,
+    /// Store keys of held rows that left since the last checkpoint.
+    removed: Vec<Vec<u8>>,
 }
 
 impl Suppress {
@@ -70,6 +76,25 @@ impl Suppress {
             stream_time: None,
             loaded: false,
             changed: false,
+            added: HashSet::new(),
+            removed: Vec::new(),
+        }
+    }
+
+    /// The store key of a held row.
+    fn key(&self, (end, seq): (i64, u64), id: &[u8]) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        k.extend_from_slice(&encode_time(end));
+        k.extend_from_slice(&seq.to_be_bytes());
+        k.extend_from_slice(id);
+        k
+    }
+
+    /// A held row left: delete it at checkpoint if it was written.
+    fn forget(&mut self, pos: (i64, u64), id: &[u8]) {
+        if !self.added.remove(&pos) {
+            let k = self.key(pos, id);
+            self.removed.push(k);
         }
     }
 
@@ -157,11 +182,13 @@ impl Operator for Suppress {
             let id = ids.row(i).as_ref().to_vec();
             if let Some(pos) = self.index.remove(&id) {
                 self.held.remove(&pos);
+                self.forget(pos, &id);
             }
             if input.ops[i].is_add() {
                 let end = i64_at(window_end.as_ref(), i)?;
                 self.seq += 1;
                 self.index.insert(id.clone(), (end, self.seq));
+                self.added.insert((end, self.seq));
                 let start = i64_at(window_start.as_ref(), i)?;
                 self.held
                     .insert((end, self.seq), (id, rows.row(i).as_ref().to_vec(), start));
@@ -173,8 +200,9 @@ impl Operator for Suppress {
                 if entry.key().0.saturating_add(self.grace) > st {
                     break;
                 }
-                let (id, row, start) = entry.remove();
+                let (pos, (id, row, start)) = entry.remove_entry();
                 self.index.remove(&id);
+                self.forget(pos, &id);
                 let expired = self.retention.is_some_and(|r| start < st.saturating_sub(r));
                 if !expired {
                     emitted.push(row);
@@ -200,18 +228,17 @@ impl Operator for Suppress {
             return Ok(());
         }
         self.changed = false;
-        // The buffer is small (open windows only): rewrite it whole.
         let mut meta_key = self.prefix.clone();
         meta_key.push(0xff);
-        batch.delete_range(&self.prefix, &meta_key);
-        for ((end, seq), (id, row, start)) in &self.held {
-            let mut k = self.prefix.clone();
-            k.extend_from_slice(&encode_time(*end));
-            k.extend_from_slice(&seq.to_be_bytes());
-            k.extend_from_slice(id);
-            let mut v = encode_time(*start).to_vec();
-            v.extend_from_slice(row);
-            batch.put(&k, &v);
+        for k in std::mem::take(&mut self.removed) {
+            batch.delete(&k);
+        }
+        for pos in std::mem::take(&mut self.added) {
+            if let Some((id, row, start)) = self.held.get(&pos) {
+                let mut v = encode_time(*start).to_vec();
+                v.extend_from_slice(row);
+                batch.put(&self.key(pos, id), &v);
+            }
         }
         let mut meta = encode_time(self.stream_time.unwrap_or(i64::MIN)).to_vec();
         meta.extend_from_slice(&self.seq.to_be_bytes());
@@ -309,6 +336,53 @@ mod tests {
         assert_eq!(
             dump(&out),
             vec![row(&["a", "2", "4", "1", "2"], Op::Insert)]
+        );
+    }
+
+    #[test]
+    fn checkpoints_write_only_what_changed_and_restore_it() {
+        let (store, _d) = store();
+        let prefix = b"s/q/1/".to_vec();
+        let mut s = Suppress::new(1, None, vec![0, 1], store.clone(), prefix.clone());
+        let ins = |n| vec![Op::Insert; n];
+        let checkpoint = |s: &mut Suppress| {
+            let mut cp = StateBatch::default();
+            s.checkpoint(&mut cp).unwrap();
+            let n = cp.len();
+            store.commit(cp).unwrap();
+            n
+        };
+        s.process(windows(&[("a", 0, 10, 1, 0), ("b", 0, 10, 1, 1)], &ins(2)))
+            .unwrap();
+        assert_eq!(checkpoint(&mut s), 3, "two held rows and the meta row");
+        // a replaced: its old row deleted, the new one written; b untouched.
+        s.process(windows(&[("a", 0, 10, 2, 2)], &ins(1))).unwrap();
+        assert_eq!(checkpoint(&mut s), 3);
+        // c added and replaced within one interval: written once.
+        s.process(windows(&[("c", 0, 10, 1, 3), ("c", 0, 10, 2, 4)], &ins(2)))
+            .unwrap();
+        assert_eq!(checkpoint(&mut s), 2);
+        assert_eq!(checkpoint(&mut s), 0);
+        assert_eq!(store.scan_prefix(&prefix).unwrap().len(), 4);
+        // After a restart the held rows are the latest ones, in arrival order.
+        let mut s = Suppress::new(1, None, vec![0, 1], store.clone(), prefix.clone());
+        let out = s
+            .process(windows(&[("d", 20, 30, 1, 20)], &ins(1)))
+            .unwrap();
+        assert_eq!(
+            dump(&out),
+            vec![
+                row(&["b", "0", "10", "1", "1"], Op::Insert),
+                row(&["a", "0", "10", "2", "2"], Op::Insert),
+                row(&["c", "0", "10", "2", "4"], Op::Insert),
+            ]
+        );
+        // The emitted rows are deleted from the store at the next checkpoint.
+        assert_eq!(checkpoint(&mut s), 5);
+        assert_eq!(
+            store.scan_prefix(&prefix).unwrap().len(),
+            2,
+            "d and the meta row"
         );
     }
 }

@@ -92,6 +92,120 @@ pub(crate) fn count_sum_spec(window: Option<WindowConfig>) -> AggregateSpec {
     }
 }
 
+/// `GROUP BY K` with `COUNT(V)`, `SUM(V)`, `SUM(CAST(V AS INT))`,
+/// `SUM(CAST(V AS DOUBLE) / 3)`, `COUNT(1)` and `COLLECT_LIST(V)`: every
+/// inline kind of aggregate and one computed by its accumulator.
+pub(crate) fn mixed_spec(window: Option<WindowConfig>, table_input: bool) -> AggregateSpec {
+    use datafusion::arrow::compute::CastOptions;
+    use datafusion::logical_expr::Operator as BinOp;
+    use datafusion::physical_expr::expressions::{binary, cast, lit, CastExpr};
+    let ctx = SessionContext::new();
+    crate::functions::register_all(&ctx, crate::functions::ValueLimits::default()).unwrap();
+    let schema = input_schema();
+    let v = col("V", &schema).unwrap();
+    // Values past INT become NULL.
+    let safe = CastOptions {
+        safe: true,
+        ..Default::default()
+    };
+    let v_int = Arc::new(CastExpr::new(v.clone(), DataType::Int32, Some(safe)));
+    let v_third = binary(
+        cast(v.clone(), &schema, DataType::Float64).unwrap(),
+        BinOp::Divide,
+        lit(3.0f64),
+        &schema,
+    )
+    .unwrap();
+    let agg = |name: &str, alias: &str, arg: Arc<dyn datafusion::physical_expr::PhysicalExpr>| {
+        let udf = ctx
+            .state()
+            .aggregate_functions()
+            .get(name)
+            .cloned()
+            .unwrap();
+        Arc::new(
+            AggregateExprBuilder::new(udf, vec![arg])
+                .schema(schema.clone())
+                .alias(alias)
+                .build()
+                .unwrap(),
+        )
+    };
+    let aggregates = vec![
+        agg("count", "c", v.clone()),
+        agg("sum", "s", v.clone()),
+        agg("sum", "si", v_int),
+        agg("sum", "sd", v_third),
+        agg("count", "n", lit(1i64)),
+        agg("collect_list", "l", v.clone()),
+    ];
+    let mut fields = vec![Field::new("K", DataType::Utf8, true)];
+    let mut group_columns = vec![GroupColumn::Expr(0)];
+    if window.is_some() {
+        fields.push(Field::new(WINDOWSTART, DataType::Int64, true));
+        fields.push(Field::new(WINDOWEND, DataType::Int64, true));
+        group_columns.extend([GroupColumn::WindowStart, GroupColumn::WindowEnd]);
+    }
+    for a in &aggregates {
+        let f = a.field();
+        fields.push(Field::new(f.name(), f.data_type().clone(), true));
+    }
+    fields.push(Field::new(ROWTIME, DataType::Int64, false));
+    AggregateSpec {
+        group_exprs: vec![col("K", &schema).unwrap()],
+        group_columns,
+        aggregates,
+        window,
+        table_input,
+        schema: Arc::new(Schema::new(fields)),
+        display: "test".into(),
+    }
+}
+
+/// `n` pseudo-random rows over a few keys (one of them NULL now and
+/// then), values with NULLs and extremes, times mostly rising.
+pub(crate) fn random_rows(seed: u64, n: usize) -> Vec<(Option<String>, Option<i64>, i64)> {
+    let mut rng = crate::cases::Rng::new(seed);
+    let mut t = 0i64;
+    (0..n)
+        .map(|_| {
+            let key = match rng.below(9) {
+                0 => None,
+                k => Some(format!("k{}", k % 5)),
+            };
+            let v = match rng.below(12) {
+                0 => None,
+                1 => Some(i64::MAX - rng.below(3) as i64),
+                2 => Some(i64::from(i32::MAX)),
+                _ => Some(rng.below(1000) as i64 - 300),
+            };
+            t += rng.below(7) as i64;
+            let ts = if rng.below(10) == 0 { t - 40 } else { t };
+            (key, v, ts)
+        })
+        .collect()
+}
+
+/// A batch of rows whose key may be NULL.
+pub(crate) fn batch_of(rows: &[(Option<String>, Option<i64>, i64)], ops: &[Op]) -> Changes {
+    let b = RecordBatch::try_new(
+        input_schema(),
+        vec![
+            Arc::new(StringArray::from(
+                rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap();
+    Changes::new(b, ops.to_vec())
+}
+
 pub(crate) fn store() -> (StateStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     (StateStore::open(dir.path()).unwrap(), dir)
