@@ -54,32 +54,25 @@ pub(crate) fn merge(mut queues: Vec<Queue>) -> Vec<Segment> {
     let mut segments: Vec<Segment> = Vec::new();
     // The queue's next record's place in the order.
     let head = |q: &Queue| q.records.front().map(|r| (r.timestamp, !q.is_table));
-    loop {
-        let Some(pick) = (0..queues.len())
-            .filter(|&i| !queues[i].records.is_empty())
-            .min_by_key(|&i| head(&queues[i]))
-        else {
-            break;
-        };
+    while let Some(pick) = (0..queues.len())
+        .filter(|&i| !queues[i].records.is_empty())
+        .min_by_key(|&i| head(&queues[i]))
+    {
         let others_min = (0..queues.len())
             .filter(|&i| i != pick)
             .filter_map(|i| head(&queues[i]))
             .min();
         let queue = &mut queues[pick];
         let picked_stream = !queue.is_table;
-        let segment = match segments.last_mut() {
-            Some(s) if s.source == queue.source => s,
-            _ => {
-                segments.push(Segment {
-                    source: queue.source,
-                    records: Vec::new(),
-                    next: Vec::new(),
-                });
-                let Some(s) = segments.last_mut() else {
-                    break;
-                };
-                s
-            }
+        if segments.last().map(|s| s.source) != Some(queue.source) {
+            segments.push(Segment {
+                source: queue.source,
+                records: Vec::new(),
+                next: Vec::new(),
+            });
+        }
+        let Some(segment) = segments.last_mut() else {
+            break;
         };
         let mut taken = 0;
         let mut next = None;
@@ -136,8 +129,10 @@ mod tests {
         }
     }
 
-    /// Each segment as (source, [(partition, offset)], next offsets).
-    fn shape(segments: &[Segment]) -> Vec<(usize, Vec<(i32, i64)>, Vec<(i32, i64)>)> {
+    /// A segment as (source, [(partition, offset)], next offsets).
+    type Shape = (usize, Vec<(i32, i64)>, Vec<(i32, i64)>);
+
+    fn shape(segments: &[Segment]) -> Vec<Shape> {
         segments
             .iter()
             .map(|s| {
