@@ -354,7 +354,7 @@ pub(super) fn coerce(node: &JsonNode, dt: &DataType) -> Result<ScalarValue, Coer
 }
 
 /// ksqlDB's STRING coercion of any JSON value.
-fn as_text(node: &JsonNode) -> Result<String, CoerceError> {
+pub(super) fn as_text(node: &JsonNode) -> Result<String, CoerceError> {
     Ok(match node {
         JsonNode::String(s) => s.clone(),
         JsonNode::Null => "null".into(),

@@ -17,7 +17,7 @@
 use datafusion::arrow::datatypes::{DataType, FieldRef, TimeUnit};
 
 use super::columns::Column;
-use super::json::{coerce, jackson_long, CoerceError};
+use super::json::{as_text, coerce, jackson_long, CoerceError};
 use super::jsontree::{self, Node};
 use super::text::{base64_decode, parse_java_double, parse_java_int, parse_java_long, DecimalText};
 use crate::catalog::types::display_arrow;
@@ -175,7 +175,9 @@ fn coerce_into(node: &Node<'_>, dt: &DataType, col: &mut Column) -> Result<(), C
         }
         DataType::Utf8 => match node {
             Node::String(s) => col.push_str(s),
-            other => col.push_str(&as_text(other)?),
+            // Rare (a number, object or array read as text): the scalar
+            // path's coercion, over the owned tree.
+            other => col.push_str(&as_text(&other.to_node())?),
         },
         DataType::Binary => match node {
             Node::String(s) => col.push_bytes(&base64_decode(s).ok_or_else(|| {
@@ -204,26 +206,6 @@ fn coerce_into(node: &Node<'_>, dt: &DataType, col: &mut Column) -> Result<(), C
         _ => col.push_scalar(coerce(&node.to_node(), dt)?),
     }
     Ok(())
-}
-
-/// ksqlDB's STRING coercion of any JSON value (as `json::as_text`).
-fn as_text(node: &Node<'_>) -> Result<String, CoerceError> {
-    Ok(match node {
-        Node::String(s) => s.to_string(),
-        Node::Null => "null".into(),
-        Node::Array(items) => {
-            let mut parts = Vec::with_capacity(items.len());
-            for (i, it) in items.iter().enumerate() {
-                parts.push(as_text(it).map_err(|e| e.under(&format!("[{i}]")))?);
-            }
-            format!("[{}]", parts.join(", "))
-        }
-        other => {
-            let mut s = String::new();
-            other.write(&mut s);
-            s
-        }
-    })
 }
 
 #[cfg(test)]

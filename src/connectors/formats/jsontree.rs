@@ -162,38 +162,6 @@ impl Node<'_> {
             Node::Object(_) => "ObjectNode",
         }
     }
-
-    /// As [`JsonNode::write`].
-    pub(crate) fn write(&self, out: &mut String) {
-        match self {
-            Node::Null => out.push_str("null"),
-            Node::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Node::Number(n) => out.push_str(n),
-            Node::String(s) => write_string(out, s),
-            Node::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    item.write(out);
-                }
-                out.push(']');
-            }
-            Node::Object(members) => {
-                out.push('{');
-                for (i, (k, v)) in members.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write_string(out, k);
-                    out.push(':');
-                    v.write(out);
-                }
-                out.push('}');
-            }
-        }
-    }
 }
 
 /// True if a JSON number's text has no fraction or exponent.
