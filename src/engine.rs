@@ -479,7 +479,9 @@ impl Engine {
             if task.last_error().is_some() {
                 continue;
             }
+            let started = std::time::Instant::now();
             let polled = task.poll(batch);
+            tracing::trace!(query_id = %id, micros = started.elapsed().as_micros() as u64, read = ?polled.as_ref().ok(), "poll");
             if let Some(sink) = self.push.get_mut(id) {
                 if !sink.deliver(task.take_pushed()) {
                     ended.push(id.clone());

@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use sluice::{Engine, EngineConfig, StatementResult};
 
+/// mimalloc, not glibc's malloc: the engine allocates and frees Arrow buffers
+/// and small rows at a high rate, which glibc answers with chunk consolidation.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sluice",

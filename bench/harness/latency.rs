@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::{Deserialize, Serialize};
 
@@ -93,6 +94,10 @@ pub struct Run {
     pub push_duplicates: u64,
     /// Largest gap between two push rows while the input flowed (ms).
     pub push_gap_ms: f64,
+    /// The broker's acknowledgements of the measured events, send to
+    /// acknowledgement (absent in results from before it was measured).
+    #[serde(default)]
+    pub acks: Option<Dist>,
     /// Pull (shared scenario): produce to the first answer holding it.
     pub pull: Option<Dist>,
     /// Largest gap between two pull answers while the input flowed (ms).
@@ -190,12 +195,21 @@ pub fn measure(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> 
                 )?;
                 let r = rt.block_on(one_run(setup, broker, rate, shared, port, &mut proc))?;
                 drop(proc);
+                // The server's log outlives its data: the scenario's last run.
+                let scenario_log = format!(
+                    "latency_{rate}_{}.log",
+                    if shared { "shared" } else { "alone" }
+                );
+                let _ = std::fs::copy(
+                    setup.work.join(&tag).join("server.log"),
+                    setup.work.join(scenario_log),
+                );
                 let _ = std::fs::remove_dir_all(setup.work.join(&tag));
                 let ms =
                     |v: Option<f64>| v.map_or("not delivered".into(), |v| format!("{v:.1} ms"));
                 eprintln!(
                     "bench: latency {rate}/s {}: run {run}: sent {} ({:.0}/s); push: {} delivered, \
-                     p50 {}, p99 {}, max {}, largest gap {:.0} ms; pull: {}",
+                     p50 {}, p99 {}, max {}, largest gap {:.0} ms; broker acks p50 {}, p99 {}; pull: {}",
                     if shared { "shared" } else { "alone" },
                     r.sent,
                     r.sent_per_s,
@@ -204,6 +218,8 @@ pub fn measure(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> 
                     ms(r.push.p99),
                     ms(r.push.max),
                     r.push_gap_ms,
+                    ms(r.acks.as_ref().and_then(|a| a.p50)),
+                    ms(r.acks.as_ref().and_then(|a| a.p99)),
                     r.pull.as_ref().map_or("-".into(), |p| format!(
                         "{} probes, p50 {}, p99 {}, largest gap {:.0} ms",
                         p.n,
@@ -224,19 +240,52 @@ pub fn measure(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> 
 /// The newest event sent: key, sequence number, when.
 type Newest = Arc<Mutex<Option<(String, i64, Instant)>>>;
 
-/// Produce `rate` events/s for `total` events; returns the time the
-/// warm-up ended and when the last event was sent.
+/// The producer's delivery reports: how long the broker took to
+/// acknowledge each measured event (send to acknowledgement), so that the
+/// broker's share of a push row's latency shows apart from Sluice's.
+struct AckTimes {
+    warmup: u64,
+    ms: Mutex<Vec<f64>>,
+}
+
+impl rdkafka::ClientContext for AckTimes {}
+
+impl rdkafka::producer::ProducerContext for AckTimes {
+    type DeliveryOpaque = Box<(u64, Instant)>;
+
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, sent: Self::DeliveryOpaque) {
+        let (seq, at) = *sent;
+        if result.is_ok() && seq >= self.warmup {
+            let ms = at.elapsed().as_secs_f64() * 1000.0;
+            self.ms.lock().unwrap_or_else(|e| e.into_inner()).push(ms);
+        }
+    }
+}
+
+/// When the producer started, when its warm-up ended, when it sent its
+/// last event, and the broker's acknowledgement times (ms) of the events
+/// after the warm-up.
+type Produced = (Instant, Instant, Instant, Vec<f64>);
+
+/// Produce `rate` events/s for `total` events.
 fn produce(
     bootstrap: &str,
     rate: u64,
     total: u64,
     warmup: u64,
     newest: Newest,
-) -> Result<(Instant, Instant, Instant), String> {
-    let producer: BaseProducer = ClientConfig::new()
+) -> Result<Produced, String> {
+    let acks = AckTimes {
+        warmup,
+        ms: Mutex::new(Vec::new()),
+    };
+    // The client's defaults (librdkafka's linger.ms is 5 ms, as Kafka 4's
+    // Java producer's): with linger.ms=0 each event is a produce request of
+    // its own, and at 20,000/s this machine's broker then took 1.5-2.2 s
+    // to acknowledge them, longer than Sluice took to deliver the rows.
+    let producer: BaseProducer<AckTimes> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "0")
-        .create()
+        .create_with_context(acks)
         .map_err(|e| e.to_string())?;
     let start = Instant::now();
     let mut warm = start;
@@ -250,10 +299,23 @@ fn produce(
             }
             let key = format!("k{}", seq % KEYS);
             let value = format!(r#"{{"seq":{seq},"sent_us":{}}}"#, now_us());
-            let sent = Instant::now();
-            producer
-                .send(BaseRecord::to(TOPIC).key(&key).payload(&value))
-                .map_err(|(e, _)| e.to_string())?;
+            let mut record = BaseRecord::with_opaque_to(TOPIC, Box::new((seq, Instant::now())))
+                .key(&key)
+                .payload(&value);
+            // A broker that falls behind fills the producer's queue: wait for
+            // room (the event's send time was stamped already, so the wait
+            // counts against its latency) instead of giving up the run.
+            let sent = loop {
+                let sent = Instant::now();
+                match producer.send(record) {
+                    Ok(()) => break sent,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        record = r;
+                        producer.poll(Duration::from_millis(1));
+                    }
+                    Err((e, _)) => return Err(e.to_string()),
+                }
+            };
             *newest.lock().unwrap_or_else(|e| e.into_inner()) = Some((key, seq as i64, sent));
             seq += 1;
         }
@@ -267,7 +329,14 @@ fn produce(
     producer
         .flush(Duration::from_secs(10))
         .map_err(|e| e.to_string())?;
-    Ok((start, warm, end))
+    let acks = std::mem::take(
+        &mut *producer
+            .context()
+            .ms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    );
+    Ok((start, warm, end, acks))
 }
 
 async fn one_run(
@@ -374,7 +443,7 @@ async fn one_run(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    let (_, warm, end) = producer
+    let (_, warm, end, acks) = producer
         .join()
         .map_err(|_| "the latency producer panicked")??;
     let (latency, duplicates, arrivals) = push.await??;
@@ -395,6 +464,7 @@ async fn one_run(
         push: Dist::of(&seen, sent - seen.len() as u64),
         push_duplicates: duplicates,
         push_gap_ms: largest_gap(&arrivals),
+        acks: Some(Dist::of(&acks, sent.saturating_sub(acks.len() as u64))),
         pull: shared.then(|| {
             let probes: Vec<Option<f64>> = freshness
                 .iter()

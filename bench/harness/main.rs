@@ -19,6 +19,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// mimalloc, not glibc's malloc: the engine allocates and frees Arrow buffers
+/// and small rows at a high rate, which glibc answers with chunk consolidation.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::{Deserialize, Serialize};
 

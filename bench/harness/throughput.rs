@@ -312,7 +312,11 @@ pub fn sluice_server(
         .arg(name)
         .arg("--listen")
         .arg(format!("127.0.0.1:{}", listen.unwrap_or(0)))
-        .env("SLUICE_LOG", "warn");
+        // Warnings only, unless the caller asks for more (SLUICE_LOG).
+        .env(
+            "SLUICE_LOG",
+            std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn".into()),
+        );
     Proc::spawn(&format!("sluice ({name})"), cmd, &dir.join("server.log"))
 }
 

@@ -385,8 +385,10 @@ impl Reader {
             return Ok(out);
         }
         while out.len() < max && !p.out_of_range {
-            // At the end already: only what has arrived since.
-            let wait = if p.at_end {
+            // At the end already, or holding records: only what has
+            // arrived since. A reader that waited for the next record while
+            // holding some would hold back every query behind this fetch.
+            let wait = if p.at_end || !out.is_empty() {
                 Duration::ZERO
             } else {
                 deadline
@@ -418,8 +420,9 @@ impl Reader {
                     p.given = out;
                     return Err(broker(e));
                 }
-                // Everything queued is taken, up to an end.
-                None if p.at_end && !out.is_empty() => break,
+                // Everything queued is taken (a caller that runs until
+                // idle asks again, and waits then).
+                None if !out.is_empty() => break,
                 // At the end as last seen: records written before this
                 // call must still be read (a caller that runs until idle
                 // relies on it), so the broker's end offset decides unless

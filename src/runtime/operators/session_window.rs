@@ -19,7 +19,9 @@
 //! Sessions ending before stream time minus the retention (default gap +
 //! grace) are dropped from loaded groups at checkpoint.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use datafusion::common::HashMap;
 
 use super::accumulators::{i64_at, Accs, AccumulatorSet};
 use super::aggregate::{prepare, Emitted};
@@ -74,7 +76,7 @@ impl SessionWindow {
             store,
             prefix,
             group_codec: None,
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             dirty: HashSet::new(),
             stream_time,
             late: 0,

@@ -27,7 +27,9 @@
 //! `W side time seq` → key and row; `O time side key` → waiting outer row;
 //! `T` → stream times and the sequence counter.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use datafusion::common::HashMap;
 
 use super::join_output::{EncodedInput, JoinCodecs, JoinRow, Side};
 use super::JoinOperator;
@@ -90,7 +92,7 @@ impl StreamStreamJoin {
             stream_time: i64::MIN,
             observed: [i64::MIN; 2],
             seq: 0,
-            windows: [HashMap::new(), HashMap::new()],
+            windows: [HashMap::default(), HashMap::default()],
             by_time: [BTreeSet::new(), BTreeSet::new()],
             outer: BTreeMap::new(),
             dirty: BTreeMap::new(),

@@ -17,11 +17,12 @@
 //! A checkpoint writes the held rows added since the last one and deletes
 //! those that left (replaced or emitted), not the whole buffer.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::HashMap;
 
 use super::accumulators::i64_at;
 use super::Operator;
@@ -71,7 +72,7 @@ impl Suppress {
             prefix,
             codecs: None,
             held: BTreeMap::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             seq: 0,
             stream_time: None,
             loaded: false,
