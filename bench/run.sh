@@ -7,6 +7,8 @@
 #   bench/run.sh                          everything, at full scale (an estimated three hours)
 #   bench/run.sh --only kafka,latency     some parts (the others keep their last figures,
 #                                         labelled with the run that measured them)
+#   bench/run.sh --only kafka --engines sluice --topologies project
+#                                         one engine and topology (to profile it)
 #   bench/run.sh --cache off              one record-cache setting (default: off and on)
 #   bench/run.sh --runs 5 --events 4000000  other sizes (bench/out/bin/sluice-bench run --help)
 #   bench/run.sh --runs 1 --events 20000 --nexmark-events 5000 --state-keys 20000 \

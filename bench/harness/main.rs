@@ -200,6 +200,11 @@ struct RunArgs {
     /// kafka-streams, raw-consumer).
     #[arg(long, value_delimiter = ',')]
     engines: Vec<String>,
+    /// Only these topologies in the Kafka throughput part (project,
+    /// window_count, join, table_agg), as `--engines` does for engines:
+    /// for profiling one.
+    #[arg(long, value_delimiter = ',')]
+    topologies: Vec<String>,
     /// Longest a single run may take, in seconds.
     #[arg(long, default_value_t = 1800)]
     limit_secs: u64,
@@ -322,6 +327,14 @@ fn git_version(root: &Path) -> String {
 
 fn run(args: RunArgs) -> Fallible<()> {
     let root = args.root.clone();
+    let names = throughput::Topology::ALL.map(|t| t.name());
+    if let Some(t) = args
+        .topologies
+        .iter()
+        .find(|t| !names.contains(&t.as_str()))
+    {
+        return Err(format!("no topology {t:?} (there are {})", names.join(", ")).into());
+    }
     let mut versions: BTreeMap<String, String> = args
         .versions
         .iter()
@@ -402,7 +415,10 @@ fn run(args: RunArgs) -> Fallible<()> {
                 let mut rows = vec![];
                 let wanted =
                     |e: &str| args.engines.is_empty() || args.engines.iter().any(|x| x == e);
-                for t in throughput::Topology::ALL {
+                let topologies = throughput::Topology::ALL.into_iter().filter(|t| {
+                    args.topologies.is_empty() || args.topologies.iter().any(|x| x == t.name())
+                });
+                for t in topologies {
                     let mut runs = vec![];
                     if wanted("raw-consumer") {
                         runs.push(("raw-consumer", None));

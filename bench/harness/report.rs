@@ -493,15 +493,18 @@ fn latency(s: &mut String, p: &Measurement<Latency>) {
          key until the answer holds it: produce to the first pull that sees the record. \
          Gaps: the largest time between two push rows, or two pull answers, while the input \
          flowed (a stall). p50 and p99 are medians of the runs; delivered, max and gaps are \
-         the worst run's. The server runs with its default settings. {}\n",
+         the worst run's. The producer (librdkafka) runs with its client's defaults \
+         (`linger.ms` 5 ms, as Kafka 4's Java producer); broker acks: its delivery reports, \
+         send to acknowledgement, the broker's share of the latency. The server runs with \
+         its default settings. {}\n",
         l.seconds,
         l.warmup_secs,
         measured_line(&p.measured)
     );
     let _ = writeln!(
         s,
-        "| events/s | stream | sent per run | push rows delivered (worst run) | push p50 ms | push p99 ms | push max ms | largest push gap ms | pull probes | pull p50 ms | pull p99 ms | pull max ms | largest gap between pull answers ms |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| events/s | stream | sent per run | push rows delivered (worst run) | push p50 ms | push p99 ms | push max ms | largest push gap ms | broker acks p50 ms | broker acks p99 ms | pull probes | pull p50 ms | pull p99 ms | pull max ms | largest gap between pull answers ms |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for sc in &l.scenarios {
         let runs = &sc.runs;
@@ -510,6 +513,14 @@ fn latency(s: &mut String, p: &Measurement<Latency>) {
         }
         let push =
             |f: &dyn Fn(&Dist) -> Option<f64>| runs.iter().map(|r| f(&r.push)).collect::<Vec<_>>();
+        // Runs from before acknowledgements were measured have none: "–".
+        let acks = |f: &dyn Fn(&Dist) -> Option<f64>| {
+            if runs.iter().all(|r| r.acks.is_none()) {
+                return "–".to_string();
+            }
+            let v: Vec<Option<f64>> = runs.iter().map(|r| r.acks.as_ref().and_then(f)).collect();
+            ms(median_opt(&v))
+        };
         let pulls: Vec<&Dist> = runs.iter().filter_map(|r| r.pull.as_ref()).collect();
         let pull =
             |f: &dyn Fn(&Dist) -> Option<f64>| pulls.iter().map(|d| f(d)).collect::<Vec<_>>();
@@ -535,7 +546,7 @@ fn latency(s: &mut String, p: &Measurement<Latency>) {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
             sc.rate,
             if sc.shared { "shared" } else { "alone" },
             runs.last().map_or(0, |r| r.sent),
@@ -544,6 +555,8 @@ fn latency(s: &mut String, p: &Measurement<Latency>) {
             ms(median_opt(&push(&|d| d.p99))),
             ms(worst(&push(&|d| d.max))),
             gap(runs.iter().map(|r| r.push_gap_ms).collect()),
+            acks(&|d| d.p50),
+            acks(&|d| d.p99),
             pull_n,
             pull_p50,
             pull_p99,

@@ -536,8 +536,19 @@ impl Task {
         let topics = self.topics.clone();
         let log = &mut self.log;
         let mut dropped = 0;
+        // The limit of the topic the last record went to: a query's outputs
+        // mostly go to one topic, and asking costs a lock and a name.
+        let mut last: Option<(String, Option<usize>)> = None;
         self.outputs.retain(|r| {
-            let Some(limit) = topics.max_record_bytes(&r.topic) else {
+            let limit = match &last {
+                Some((topic, limit)) if *topic == r.topic => *limit,
+                _ => {
+                    let limit = topics.max_record_bytes(&r.topic);
+                    last = Some((r.topic.clone(), limit));
+                    limit
+                }
+            };
+            let Some(limit) = limit else {
                 return true;
             };
             let bytes = r.size();

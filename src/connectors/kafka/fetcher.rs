@@ -13,10 +13,12 @@
 //!
 //! The end of a partition is known from librdkafka's end-of-partition
 //! event on the partition's queue. A fetch returns `max` records, or every
-//! record up to the end: the engine's task takes a short answer to mean
-//! the partition is read to its end. So that a record written before a
+//! record that has arrived: it waits only when it has none yet, so a
+//! partition whose records trickle in never holds up the queries behind
+//! it. An empty answer means the partition is read to its end (a caller
+//! that runs until idle stops at one). So that a record written before a
 //! fetch is not missed, a reader at its end asks the broker for the end
-//! offset (a ListOffsets round trip) before it answers short, but only
+//! offset (a ListOffsets round trip) before it answers empty, but only
 //! when its last answer from the broker is older than
 //! [`END_REFRESH`], or this client wrote to the topic since
 //! ([`Hints::wrote`]), or asked for an end past the reader
