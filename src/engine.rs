@@ -40,6 +40,7 @@ use crate::runtime::{
 
 mod push;
 mod sandbox;
+pub(crate) mod serving;
 mod sink;
 pub(crate) use push::PushQuery;
 pub(crate) use sandbox::{Sandbox, DEFAULT_PULL_QUERY_MEMORY};
@@ -86,6 +87,8 @@ pub struct Engine {
     replaying: bool,
     /// The operator's bounds (sink locations, value and memory limits).
     sandbox: Sandbox,
+    /// The views sessions read without the engine.
+    serving: serving::ServingHandle,
 }
 
 const LOG_PREFIX: &[u8] = b"c/";
@@ -182,7 +185,9 @@ impl Engine {
         sandbox: Sandbox,
     ) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let store = StateStore::open(&config.data_dir.join("state"))?;
+        let store =
+            StateStore::open_with_cache(&config.data_dir.join("state"), sandbox.state_cache)?;
+        let serving = serving::ServingHandle::new(store.clone());
         let mut engine = Engine {
             planner: Planner::try_new(&config.properties, sandbox.values)?,
             catalog: Catalog::default(),
@@ -197,6 +202,7 @@ impl Engine {
             log_seq: 0,
             replaying: false,
             sandbox,
+            serving,
         };
         engine.replay()?;
         Ok(engine)
@@ -536,6 +542,31 @@ impl Engine {
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
         *session = std::mem::replace(&mut self.properties, server);
         out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    /// Where sessions read views without the engine.
+    pub(crate) fn serving(&self) -> serving::ServingHandle {
+        self.serving.clone()
+    }
+
+    /// Publish the views of the running queries to sessions.
+    fn publish_views(&self) {
+        let views = self.tasks.values().filter_map(|t| {
+            let plan = t.plan();
+            plan.view.clone().map(|v| (plan.query_id.clone(), v))
+        });
+        self.serving.publish(views);
+    }
+
+    /// The key lookup a pull query is, answering `answer` (the columns its
+    /// plan gives), when it is one the serving path takes.
+    pub(crate) fn prepare_lookup(
+        &self,
+        text: &str,
+        answer: &Schema,
+    ) -> Option<serving::PreparedLookup> {
+        let shape = crate::planner::lookup::key_lookup(text)?;
+        self.serving.current().lookup(&shape, answer)
     }
 
     /// A pull query (`SELECT` without `EMIT`), planned by DataFusion over
@@ -1099,6 +1130,7 @@ impl Engine {
         };
         let task = Task::try_new(plan, self.topics.clone(), self.store.clone())?;
         self.tasks.insert(id.clone(), task);
+        self.publish_views();
         self.catalog.insert_query(QueryInfo {
             id,
             sql: text.to_string(),
@@ -1110,6 +1142,7 @@ impl Engine {
 
     fn terminate(&mut self, id: &str) -> Result<()> {
         self.tasks.remove(id);
+        self.publish_views();
         self.topics.forget_group(&self.consumer_group(id));
         self.catalog.remove_query(id);
         self.store

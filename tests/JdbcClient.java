@@ -2,7 +2,8 @@
 // connect (pgjdbc sends its own SET and reads server parameters), DDL,
 // a PreparedStatement INSERT with typed parameters (reused past pgjdbc's
 // prepare threshold, so it becomes a named server-side statement), a
-// pull query with a parameter, a push query with LIMIT, and an error.
+// pull query with a parameter (a key lookup, also past the threshold), a
+// push query with LIMIT, and an error.
 // Prints what it got; tests/drivers.rs compares it exactly.
 import java.math.BigDecimal;
 import java.sql.*;
@@ -33,9 +34,11 @@ public class JdbcClient {
                         + "FROM trades GROUP BY sym");
             }
             long deadline = System.currentTimeMillis() + 30_000;
+            int lookups = 0;
             try (PreparedStatement p = c.prepareStatement(
                     "SELECT sym, qty, n FROM volume WHERE sym = ?")) {
                 while (true) {
+                    lookups++;
                     p.setString(1, "ACME");
                     try (ResultSet r = p.executeQuery()) {
                         if (r.next() && r.getLong("N") == 4) {
@@ -49,6 +52,18 @@ public class JdbcClient {
                     }
                     Thread.sleep(100);
                 }
+                // Past the prepare threshold: a named server-side statement,
+                // each execution a key lookup.
+                StringBuilder got = new StringBuilder();
+                for (int i = 0; i < 6; i++) {
+                    p.setString(1, i % 2 == 0 ? "INIT" : "NONE");
+                    lookups++;
+                    try (ResultSet r = p.executeQuery()) {
+                        got.append(r.next() ? " " + r.getString(1) + " " + r.getLong(3) : " -");
+                    }
+                }
+                System.out.println("lookups" + got);
+                System.out.println("executed " + lookups);
             }
             try (Statement s = c.createStatement()) {
                 s.execute("SET 'auto.offset.reset'='earliest'");

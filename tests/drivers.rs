@@ -180,7 +180,7 @@ fn psycopg_connects_and_queries() {
         "{} is missing: run scripts/setup.sh (it installs psycopg)",
         python.display()
     );
-    let server = Server::start();
+    let server = Server::start_with_env("", |_| {}, &[SERVING_LOG]);
     let out = std::process::Command::new(python)
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -197,10 +197,13 @@ fn psycopg_connects_and_queries() {
          inserted 3\n\
          totals [('alice', 2, Decimal('7.50')), ('bob', 1, Decimal('10.00'))]\n\
          alice [('alice', 2)]\n\
+         prepared [[('bob', 1)], [('alice', 2)], []]\n\
          push [('bob', Decimal('10.00')), ('alice', Decimal('5.00'))]\n\
          error 42P01 NOWHERE does not exist.\n"
     );
     assert!(out.status.success());
+    // The lookup with a parameter, then the prepared one three times.
+    assert_eq!(server.log().matches(SERVED).count(), 4, "{}", server.log());
 }
 
 #[test]
@@ -216,7 +219,7 @@ fn jdbc_connects_and_queries() {
         "{} is missing: run scripts/setup.sh (it fetches pgjdbc)",
         jar.display()
     );
-    let server = Server::start();
+    let server = Server::start_with_env("", |_| {}, &[SERVING_LOG]);
     let out = std::process::Command::new("java")
         .arg("-cp")
         .arg(&jar)
@@ -228,15 +231,30 @@ fn jdbc_connects_and_queries() {
         .output()
         .expect("run java");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // How many times the lookup ran (waiting for the table, then six):
+    // each was served from the view.
+    let executed = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("executed "))
+        .and_then(|n| n.parse::<usize>().ok())
+        .expect("the number of lookups executed");
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        stdout.replace(&format!("executed {executed}\n"), ""),
         "connected 16\n\
          ACME 140 4\n\
+         lookups INIT 3 - INIT 3 - INIT 3 -\n\
          push INIT 5.5\n\
          push ACME 6.5\n\
          error 42P01\n"
     );
     assert!(out.status.success());
+    assert_eq!(
+        server.log().matches(SERVED).count(),
+        executed,
+        "{}",
+        server.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -525,4 +543,106 @@ async fn many_connections_run_pull_queries_at_once() {
     tokio::time::timeout(Duration::from_secs(120), lookups)
         .await
         .expect("6 clients' 24 connections did not finish within 120 s: the server stalled");
+}
+
+/// The log lines a server with `SERVING_LOG` writes for each key lookup
+/// served from its view, without the engine.
+const SERVED: &str = "key lookup served from its view";
+const SERVING_LOG: (&str, &str) = ("SLUICE_LOG", "sluice::server::pg::extended=trace");
+
+/// A prepared key lookup is served from the table's view on the
+/// connection's own task: each execution is one, with exactly the rows and
+/// types the planned way gives (binary and text results alike), and a
+/// value that is not a key goes the planned way, with its answer or error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_postgres_key_lookups_take_the_serving_path() {
+    let server = Server::start_with_env("", |_| {}, &[SERVING_LOG]);
+    let client = connect(&server).await;
+    client
+        .batch_execute(
+            "CREATE STREAM updates (id STRING KEY, owner STRING, balance BIGINT, n INT) \
+               WITH (kafka_topic='updates', value_format='JSON', partitions=2); \
+             CREATE TABLE accounts AS SELECT id, LATEST_BY_OFFSET(owner) AS owner, \
+               SUM(balance) AS balance FROM updates GROUP BY id; \
+             CREATE TABLE by_n AS SELECT n, COUNT(*) AS c FROM updates GROUP BY n; \
+             INSERT INTO updates (id, owner, balance, n) VALUES ('a1', 'ann', 10, 1); \
+             INSERT INTO updates (id, owner, balance, n) VALUES ('b2', 'bob', 5, 2); \
+             INSERT INTO updates (id, owner, balance, n) VALUES ('a1', 'ann', 7, 1);",
+        )
+        .await
+        .unwrap();
+    let lookup = client
+        .prepare("SELECT id, owner, balance FROM accounts WHERE id = $1")
+        .await
+        .unwrap();
+    assert_eq!(lookup.params(), &[Type::VARCHAR]);
+    let rows = query_until(&client, &lookup, &[&"a1"], |rows| {
+        rows.first().is_some_and(|r| r.get::<_, i64>(2) == 17)
+    })
+    .await;
+    let served_before = server.log().matches(SERVED).count();
+    assert!(served_before >= 1, "{}", server.log());
+    let row = |r: &Row| {
+        (
+            r.get::<_, String>(0),
+            r.get::<_, String>(1),
+            r.get::<_, i64>(2),
+        )
+    };
+    assert_eq!(
+        rows.iter().map(row).collect::<Vec<_>>(),
+        [("a1".into(), "ann".into(), 17)]
+    );
+    let rows = client.query(&lookup, &[&"b2"]).await.unwrap();
+    assert_eq!(
+        rows.iter().map(row).collect::<Vec<_>>(),
+        [("b2".into(), "bob".into(), 5)]
+    );
+    assert!(client.query(&lookup, &[&"zz"]).await.unwrap().is_empty());
+    // `*` and the key on the right, an INT key from a BIGINT parameter.
+    let star = client
+        .prepare("SELECT * FROM by_n WHERE $1 = n")
+        .await
+        .unwrap();
+    let columns: Vec<(&str, &Type)> = star
+        .columns()
+        .iter()
+        .map(|c| (c.name(), c.type_()))
+        .collect();
+    assert_eq!(columns, [("N", &Type::INT4), ("C", &Type::INT8)]);
+    let rows = client.query(&star, &[&1i32]).await.unwrap();
+    let got: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, [(1, 2)]);
+    assert_eq!(
+        server.log().matches(SERVED).count(),
+        served_before + 3,
+        "each execution above is served from the view"
+    );
+    // NULL is no key: the planned way answers, with ksqlDB's refusal.
+    let none: Option<&str> = None;
+    let e = client.query(&lookup, &[&none]).await.unwrap_err();
+    let db = e.as_db_error().expect("a server error");
+    assert_eq!(
+        (db.code().code(), db.message()),
+        ("42000", "Comparison with NULL not supported: \"ID\" = NULL")
+    );
+    assert_eq!(server.log().matches(SERVED).count(), served_before + 3);
+    // Text results (the simple protocol's planned way) agree.
+    let text = client
+        .simple_query("SELECT id, owner, balance FROM accounts WHERE id = 'a1'")
+        .await
+        .unwrap();
+    let values: Vec<Vec<Option<&str>>> = text
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some((0..3).map(|i| r.get(i)).collect()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(values, [[Some("a1"), Some("ann"), Some("17")]]);
+    // A table dropped under a prepared lookup: the planned way says so.
+    client.batch_execute("DROP TABLE by_n").await.unwrap();
+    let e = client.query(&star, &[&1i32]).await.unwrap_err();
+    let db = e.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "42P01", "{db:?}");
 }

@@ -1,7 +1,7 @@
 """psycopg 3 against `sluice server`, as an application would use it: a
 transaction opened by the driver (BEGIN/COMMIT), executemany with
 parameters, pull queries with and without parameters (extended and simple
-protocol), a push query with LIMIT and an error. Prints what it got; the
+protocol; a key lookup prepared on the server), a push query with LIMIT and an error. Prints what it got; the
 Rust test (tests/drivers.rs) compares it exactly."""
 
 import sys
@@ -38,6 +38,13 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=sluice dbname=sluice") as
     print("totals", rows)
     cur.execute("SELECT who, n FROM totals WHERE who = %s", ("alice",))
     print("alice", cur.fetchall())
+    # Prepared once on the server, executed again and again: the key
+    # lookup's fast path.
+    lookups = []
+    for who in ["bob", "alice", "nobody"]:
+        cur.execute("SELECT who, n FROM totals WHERE who = %s", (who,), prepare=True)
+        lookups.append(cur.fetchall())
+    print("prepared", lookups)
     cur.execute("SET 'auto.offset.reset'='earliest'")
     cur.execute("SELECT who, amount FROM orders WHERE amount > %s EMIT CHANGES LIMIT 2", (3,))
     print("push", cur.fetchall())

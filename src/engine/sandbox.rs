@@ -33,6 +33,8 @@ pub(crate) struct Sandbox {
     /// The most bytes one pull query may hold (its operators' memory and
     /// its result).
     pub pull_query_memory: u64,
+    /// RocksDB's block cache: state and views read from memory.
+    pub state_cache: u64,
 }
 
 impl Sandbox {
@@ -43,6 +45,7 @@ impl Sandbox {
             sinks: SinkPolicy::local(data_dir),
             values: ValueLimits::default(),
             pull_query_memory: DEFAULT_PULL_QUERY_MEMORY,
+            state_cache: crate::runtime::DEFAULT_BLOCK_CACHE,
         }
     }
 

@@ -20,6 +20,7 @@ pub(crate) mod ddl;
 mod display;
 mod join;
 pub(crate) mod limits;
+pub(crate) mod lookup;
 mod lower;
 
 pub(crate) use lower::physical_expr;

@@ -34,9 +34,10 @@ mod state;
 mod task;
 pub(crate) mod topic_scan;
 pub(crate) mod view;
+pub(crate) mod view_lookup;
 pub(crate) mod view_table;
 
 pub(crate) use changes::{Changes, Op};
 pub(crate) use plan::*;
-pub(crate) use state::{query_prefix, StateBatch, StateStore};
+pub(crate) use state::{query_prefix, StateBatch, StateStore, DEFAULT_BLOCK_CACHE};
 pub(crate) use task::{Task, TaskMetrics};

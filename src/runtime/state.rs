@@ -14,7 +14,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{Direction, IteratorMode, Options, WriteBatch, DB};
+use rocksdb::{BlockBasedOptions, Cache, Direction, IteratorMode, Options, WriteBatch, DB};
+
+/// The block cache of a store opened without a size (256 MiB).
+pub(crate) const DEFAULT_BLOCK_CACHE: u64 = 256 << 20;
 
 use crate::error::Result;
 
@@ -25,11 +28,32 @@ pub(crate) struct StateStore {
 }
 
 impl StateStore {
-    /// Open (or create) the store in `dir`.
+    /// Open (or create) the store in `dir`, with the default block cache.
+    #[cfg(test)]
     pub(crate) fn open(dir: &Path) -> Result<Self> {
+        Self::open_with_cache(dir, DEFAULT_BLOCK_CACHE)
+    }
+
+    /// Open (or create) the store in `dir`, tuned for point reads (key
+    /// lookups of views, operators' state): a bloom filter per table file,
+    /// so a get skips the files that cannot hold its key, and a block
+    /// cache of `cache_bytes` (uncompressed blocks: a hot row is read
+    /// without decompressing), which also holds the files' indexes and
+    /// filters, so that they count against it.
+    pub(crate) fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self> {
+        let mut table = BlockBasedOptions::default();
+        table.set_bloom_filter(10.0, false);
+        // HyperClockCache: lookups from many sessions at once take no lock
+        // (an LRU cache's shards do).
+        let cache =
+            Cache::new_hyper_clock_cache(usize::try_from(cache_bytes).unwrap_or(usize::MAX), 0);
+        table.set_block_cache(&cache);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.set_block_based_table_factory(&table);
         let db = DB::open(&opts, dir)?;
         Ok(Self { db: Arc::new(db) })
     }

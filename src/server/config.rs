@@ -27,6 +27,8 @@
 //!                                # CONCAT, ARRAY_REPEAT, ...; default 64 MiB)
 //! batch_bytes = 268435456        # all values one call builds for a batch (default 256 MiB)
 //! pull_query_memory = 536870912  # one pull query's memory and result (default 512 MiB)
+//! state_cache = 268435456        # RocksDB's block cache: state and views read from
+//!                                # memory, key lookups without decompressing (default 256 MiB)
 //!
 //! [kafka]
 //! bootstrap = "localhost:9092"   # absent: an embedded in-memory broker
@@ -149,6 +151,8 @@ pub struct Limits {
     pub batch_bytes: u64,
     /// The most bytes one pull query may hold.
     pub pull_query_memory: u64,
+    /// RocksDB's block cache (state and views), in bytes.
+    pub state_cache: u64,
 }
 
 impl Default for Limits {
@@ -157,6 +161,7 @@ impl Default for Limits {
             value_bytes: crate::functions::limits::DEFAULT_VALUE_BYTES,
             batch_bytes: crate::functions::limits::DEFAULT_BATCH_BYTES,
             pull_query_memory: crate::engine::DEFAULT_PULL_QUERY_MEMORY,
+            state_cache: crate::runtime::DEFAULT_BLOCK_CACHE,
         }
     }
 }
@@ -289,11 +294,13 @@ impl ServerConfig {
                 batch_bytes: bytes(&env, "SLUICE_LIMITS_BATCH_BYTES")?.unwrap_or(f.batch_bytes),
                 pull_query_memory: bytes(&env, "SLUICE_LIMITS_PULL_QUERY_MEMORY")?
                     .unwrap_or(f.pull_query_memory),
+                state_cache: bytes(&env, "SLUICE_LIMITS_STATE_CACHE")?.unwrap_or(f.state_cache),
             };
             for (name, v) in [
                 ("value_bytes", limits.value_bytes),
                 ("batch_bytes", limits.batch_bytes),
                 ("pull_query_memory", limits.pull_query_memory),
+                ("state_cache", limits.state_cache),
             ] {
                 if v == 0 {
                     return Err(Error::semantic(format!(
@@ -567,6 +574,7 @@ value_bytes = 1000
                 value_bytes: 1000,
                 batch_bytes: 256 << 20,
                 pull_query_memory: 512 << 20,
+                state_cache: 256 << 20,
             }
         );
         let c = ServerConfig::load(
@@ -577,6 +585,7 @@ value_bytes = 1000
                 ("AWS_ALLOW_HTTP", "true"),
                 ("SLUICE_S3_INSTANCE_METADATA", "true"),
                 ("SLUICE_LIMITS_PULL_QUERY_MEMORY", "4096"),
+                ("SLUICE_LIMITS_STATE_CACHE", "1048576"),
             ]),
         )
         .unwrap();
@@ -584,6 +593,7 @@ value_bytes = 1000
         assert_eq!(c.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert!(c.s3.allow_http && c.s3.instance_metadata);
         assert_eq!(c.limits.pull_query_memory, 4096);
+        assert_eq!(c.limits.state_cache, 1 << 20);
         assert_eq!(c.limits.value_bytes, 1000);
         let d = ServerConfig::load(&ServerFlags::default(), env(&[])).unwrap();
         assert_eq!(d.s3, S3Settings::default());

@@ -46,6 +46,7 @@ fn sandbox(config: &ServerConfig) -> crate::engine::Sandbox {
             batch_bytes: config.limits.batch_bytes,
         },
         pull_query_memory: config.limits.pull_query_memory,
+        state_cache: config.limits.state_cache,
     }
 }
 

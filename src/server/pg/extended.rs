@@ -16,6 +16,11 @@
 //!   statement whose columns changed since Parse (the catalog changed
 //!   under a cached statement) fails with 0A000, as Postgres does.
 //!   `Execute` with a row limit suspends the portal after that many rows.
+//! - **Key lookups** (`SELECT ... FROM <table> WHERE <key> = $1`, recognized
+//!   at Parse against the views the engine publishes,
+//!   [`crate::engine::serving`]) skip all of that: Execute decodes the value
+//!   as a key, reads the row from the view and sends it, on the
+//!   connection's task, without the engine.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -28,13 +33,13 @@ use pgwire::api::results::{FieldInfo, Response};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, Type, DEFAULT_NAME};
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::{NoData, ParameterDescription, RowDescription};
-use pgwire::messages::extendedquery::{Describe, Execute};
+use pgwire::messages::extendedquery::{Bind, BindComplete, Describe, Execute};
 use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::PgWireBackendMessage;
 
-use super::results::{copy_response, rows_response, with_formats};
+use super::results::{batch_rows, copy_response, rows_response, with_formats};
 use super::session::{Answer, Prepared};
 use super::{cancel, error_info, params, send_copy, send_rows, session, Handler, SharedEngine};
 use crate::error::{Error, Result};
@@ -137,6 +142,9 @@ impl Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Some(answer) = self.look_up(portal) {
+            return answer;
+        }
         let prepared = &portal.statement.statement;
         let text =
             bind(portal).map_err(|e| PgWireError::UserError(Box::new(error_info(&e, ""))))?;
@@ -198,6 +206,43 @@ impl Handler {
             }
         }
         Ok(response)
+    }
+}
+
+impl Handler {
+    /// A key lookup's answer, read from its view without the engine, on
+    /// the connection's own task. None: the planned way answers it (the
+    /// view is not the one it was prepared against any more, or the value
+    /// is not a key the fast path reads: NULL, malformed, out of range),
+    /// so both ways give the same rows and the same errors.
+    fn look_up(&self, portal: &Portal<Prepared>) -> Option<PgWireResult<Response>> {
+        let prepared = &portal.statement.statement;
+        let (lookup, columns) = (prepared.lookup.as_ref()?, prepared.columns.as_ref()?);
+        let [value] = portal.parameters.as_slice() else {
+            return None;
+        };
+        if let Format::Individual(codes) = &portal.parameter_format {
+            if codes.len() != 1 {
+                return None;
+            }
+        }
+        let key = params::key_value(
+            value.as_deref(),
+            portal.parameter_format.is_binary(0),
+            prepared.params.first()?,
+            lookup.lookup.key_type(),
+        )?;
+        if !self.serving.current().is_current(lookup) {
+            return None;
+        }
+        tracing::trace!(table = %lookup.table, "key lookup served from its view");
+        let user = |e: Error| PgWireError::UserError(Box::new(error_info(&e, "")));
+        let answer = lookup.lookup.get(&key).and_then(|batch| {
+            let (_, rows) = batch_rows(lookup.lookup.schema(), &[batch])?;
+            let formatted = with_formats(columns, &portal.result_column_format)?;
+            Ok(rows_response(formatted, rows))
+        });
+        Some(answer.map_err(user))
     }
 }
 
@@ -274,6 +319,44 @@ impl ExtendedQueryHandler for Handler {
             )?;
             describe(client, None, &fields).await
         }
+    }
+
+    /// As pgwire's own, but BindComplete is queued, not flushed: it leaves
+    /// with what Execute answers, at Sync (or Flush), so a prepared
+    /// statement's round trip is one write (a key lookup's answer, one
+    /// packet) instead of two.
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statement = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        let portal = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
+        match client.portal_store().get_statement(statement) {
+            Some(Entry::Value(prepared)) => {
+                let bound = Portal::try_new(&message, prepared)?;
+                client.portal_store().put_portal(Arc::new(bound));
+            }
+            // The empty statement takes no parameters, as in Postgres.
+            Some(Entry::Empty) if message.parameters.is_empty() => {
+                client.portal_store().put_empty_portal(portal)
+            }
+            Some(Entry::Empty) => {
+                let why = format!(
+                    "bind message supplies {} parameters, but prepared statement \"{statement}\" requires 0",
+                    message.parameters.len()
+                );
+                let info = ErrorInfo::new("ERROR".into(), "08P01".into(), why);
+                return Err(PgWireError::UserError(Box::new(info)));
+            }
+            None => return Err(PgWireError::StatementNotFound(statement.to_owned())),
+        }
+        client
+            .feed(PgWireBackendMessage::BindComplete(BindComplete::new()))
+            .await?;
+        Ok(())
     }
 
     /// As pgwire's own, but rows are flushed as they come and a cancel

@@ -74,6 +74,7 @@ use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use tokio::net::TcpListener;
 
+use crate::engine::serving::ServingHandle;
 use crate::engine::Engine;
 use crate::error::Error;
 use session::{Answer, Session};
@@ -156,6 +157,14 @@ const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1
 /// Accept connections on `listener` until the task is dropped.
 pub(crate) async fn serve(listener: TcpListener, engine: SharedEngine, security: Security) {
     let cancels = Arc::new(cancel::Cancels::default());
+    let shared = engine.clone();
+    let serving = match tokio::task::spawn_blocking(move || lock(&shared).serving()).await {
+        Ok(serving) => serving,
+        Err(e) => {
+            tracing::error!(error = %e, "the wire server could not reach the engine");
+            return;
+        }
+    };
     let tls = security.tls;
     let handlers = Arc::new(Handlers {
         startup: Arc::new(security.startup),
@@ -164,6 +173,7 @@ pub(crate) async fn serve(listener: TcpListener, engine: SharedEngine, security:
                 engine: engine.clone(),
             }),
             engine,
+            serving,
             cancels: cancels.clone(),
         }),
         canceller: Arc::new(cancel::Canceller(cancels)),
@@ -261,6 +271,8 @@ impl pgwire::api::ErrorHandler for NameTheUser {
 
 struct Handler {
     engine: SharedEngine,
+    /// The views key lookups read without the engine.
+    serving: ServingHandle,
     cancels: Arc<cancel::Cancels>,
     parser: Arc<extended::Parser>,
 }

@@ -9,6 +9,8 @@
 //! substituted.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
 use pgwire::api::Type;
 use tokio_postgres::types::FromSql;
 
@@ -199,6 +201,56 @@ fn text_literal(text: &str, ty: &Type) -> std::result::Result<String, String> {
     }
 }
 
+/// Whether a parameter of type `ty` can be a key of type `key` on the
+/// serving path ([`key_value`]).
+pub(crate) fn is_key_type(ty: &Type, key: &DataType) -> bool {
+    match key {
+        DataType::Utf8 => is_text(ty),
+        DataType::Int32 | DataType::Int64 => matches!(*ty, Type::INT2 | Type::INT4 | Type::INT8),
+        _ => false,
+    }
+}
+
+fn is_text(ty: &Type) -> bool {
+    matches!(
+        *ty,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN
+    )
+}
+
+/// A parameter's value (text or `binary`, of type `ty`) as a key of type
+/// `key`, exactly as its literal would compare in the planned statement;
+/// None for a value that does not make one (NULL, malformed, out of the
+/// key's range), which the planned way answers (or refuses, in its words).
+pub(crate) fn key_value(
+    value: Option<&[u8]>,
+    binary: bool,
+    ty: &Type,
+    key: &DataType,
+) -> Option<ScalarValue> {
+    let raw = value?;
+    if !is_key_type(ty, key) {
+        return None;
+    }
+    if *key == DataType::Utf8 {
+        let text = std::str::from_utf8(raw).ok()?;
+        return Some(ScalarValue::Utf8(Some(text.to_string())));
+    }
+    let n: i64 = if binary {
+        match *ty {
+            Type::INT2 => i16::from_sql(ty, raw).ok()?.into(),
+            Type::INT4 => i32::from_sql(ty, raw).ok()?.into(),
+            _ => i64::from_sql(ty, raw).ok()?,
+        }
+    } else {
+        std::str::from_utf8(raw).ok()?.trim().parse().ok()?
+    };
+    match key {
+        DataType::Int32 => i32::try_from(n).ok().map(|n| ScalarValue::Int32(Some(n))),
+        _ => Some(ScalarValue::Int64(Some(n))),
+    }
+}
+
 fn float(f: f64) -> std::result::Result<String, BoxError> {
     if f.is_finite() {
         Ok(format!("{f:?}"))
@@ -288,5 +340,40 @@ mod tests {
                 .sqlstate(),
             "22023"
         );
+    }
+
+    #[test]
+    fn values_become_keys_only_where_they_compare_as_their_literals() {
+        let key = |v: &[u8], binary, ty: &Type, key: &DataType| key_value(Some(v), binary, ty, key);
+        assert_eq!(
+            key(b"it's", false, &Type::TEXT, &DataType::Utf8),
+            Some(ScalarValue::Utf8(Some("it's".into())))
+        );
+        assert_eq!(
+            key(b"a1", true, &Type::VARCHAR, &DataType::Utf8),
+            Some(ScalarValue::Utf8(Some("a1".into())))
+        );
+        assert_eq!(
+            key(b" 42 ", false, &Type::INT8, &DataType::Int32),
+            Some(ScalarValue::Int32(Some(42)))
+        );
+        assert_eq!(
+            key(&(-7i32).to_be_bytes(), true, &Type::INT4, &DataType::Int64),
+            Some(ScalarValue::Int64(Some(-7)))
+        );
+        assert_eq!(
+            key(&7i16.to_be_bytes(), true, &Type::INT2, &DataType::Int64),
+            Some(ScalarValue::Int64(Some(7)))
+        );
+        // Out of the key's range, malformed, NULL, another type: the
+        // planned way.
+        let big = (1i64 << 40).to_be_bytes();
+        assert_eq!(key(&big, true, &Type::INT8, &DataType::Int32), None);
+        assert_eq!(key(b"4x", false, &Type::INT8, &DataType::Int64), None);
+        assert_eq!(key(&[0, 1], true, &Type::INT8, &DataType::Int64), None);
+        assert_eq!(key(&[0xff], false, &Type::TEXT, &DataType::Utf8), None);
+        assert_eq!(key(b"1", false, &Type::INT8, &DataType::Utf8), None);
+        assert_eq!(key(b"a", false, &Type::TEXT, &DataType::Int64), None);
+        assert_eq!(key_value(None, false, &Type::TEXT, &DataType::Utf8), None);
     }
 }

@@ -21,6 +21,7 @@ use super::results::{batch_rows, fields, push_fields, push_rows, Rows};
 use super::values::{pg_type, Value};
 use super::{lock, SharedEngine};
 use super::{params, pg_catalog};
+use crate::engine::serving::PreparedLookup;
 use crate::engine::{Engine, StatementResult};
 use crate::error::{Error, Position, Result};
 use crate::planner::ast::{SourceKind, Statement};
@@ -322,11 +323,18 @@ pub(crate) struct Prepared {
     pub params: Vec<Type>,
     /// The columns it answers with (text formats); None: no rows.
     pub columns: Option<Arc<Vec<FieldInfo>>>,
+    /// A pull query that is a key lookup: served without the engine
+    /// (`super::extended`), while the view it was prepared against lasts.
+    pub lookup: Option<Arc<PreparedLookup>>,
 }
 
-/// A statement's columns (None: it answers no rows) and its parameters'
-/// types where they can be told.
-type Described = (Option<Arc<Vec<FieldInfo>>>, Vec<Option<DataType>>);
+/// A statement's columns (None: it answers no rows), its parameters'
+/// types where they can be told, and the key lookup it is, if one.
+type Described = (
+    Option<Arc<Vec<FieldInfo>>>,
+    Vec<Option<DataType>>,
+    Option<Arc<PreparedLookup>>,
+);
 
 impl Session {
     /// Prepare one statement (None: it is empty): what it answers with and
@@ -351,10 +359,10 @@ impl Session {
             }
         };
         let text = &sql[chunk.start..chunk.end];
-        let (columns, inferred) = self
+        let (columns, inferred, lookup) = self
             .describe(engine, text, declared)
             .map_err(|e| shift(e, position_of(sql, chunk.start)))?;
-        let params = (0..params::count(text)?.max(declared.len()))
+        let params: Vec<Type> = (0..params::count(text)?.max(declared.len()))
             .map(|i| {
                 declared
                     .get(i)
@@ -365,10 +373,18 @@ impl Session {
                     .unwrap_or(Type::TEXT)
             })
             .collect();
+        // A lookup of one parameter, which the client declared (or Sluice
+        // inferred) as a type the fast path decodes; any other goes the
+        // planned way.
+        let lookup = lookup.filter(|l| match params.as_slice() {
+            [ty] => l.parameter == 1 && params::is_key_type(ty, l.lookup.key_type()),
+            _ => false,
+        });
         Ok(Some(Prepared {
             text: sql.to_string(),
             params,
             columns,
+            lookup,
         }))
     }
 
@@ -391,8 +407,8 @@ impl Session {
                 | "DEALLOCATE",
                 _,
             )
-            | ("START", "TRANSACTION") => return Ok((None, vec![])),
-            ("SET", _) if !second.starts_with('\'') => return Ok((None, vec![])),
+            | ("START", "TRANSACTION") => return Ok((None, vec![], None)),
+            ("SET", _) if !second.starts_with('\'') => return Ok((None, vec![], None)),
             ("SHOW", noun) if !is_sluice_show(noun) => {
                 let name = strip_comments(text)
                     .split_whitespace()
@@ -402,16 +418,16 @@ impl Session {
                     .trim_end_matches(';')
                     .to_ascii_lowercase();
                 let field = FieldInfo::new(name, None, None, Type::TEXT, FieldFormat::Text);
-                return Ok((Some(Arc::new(vec![field])), vec![]));
+                return Ok((Some(Arc::new(vec![field])), vec![], None));
             }
             _ => {}
         }
         if copy_to_stdout(text).is_some() {
-            return Ok((None, vec![]));
+            return Ok((None, vec![], None));
         }
         if pg_catalog::is_catalog_query(text) {
             let (fields, _) = pg_catalog::answer(&lock(engine), text)?;
-            return Ok((Some(fields), vec![]));
+            return Ok((Some(fields), vec![], None));
         }
         let mut engine = lock(engine);
         self.in_engine(&mut engine, |e| match select_kind(text) {
@@ -419,11 +435,12 @@ impl Session {
                 let inferred = e.push_parameter_types(text);
                 let (schema, table) =
                     e.describe_push_query(&typed_nulls(text, declared, &inferred)?)?;
-                Ok((Some(push_fields(&schema, table)), inferred))
+                Ok((Some(push_fields(&schema, table)), inferred, None))
             }
             Some(false) => {
                 let (schema, types) = e.describe_pull_query(text)?;
-                Ok((Some(fields(&schema)), types))
+                let lookup = e.prepare_lookup(text, &schema).map(Arc::new);
+                Ok((Some(fields(&schema)), types, lookup))
             }
             None => {
                 let parsed = parser::parse(&typed_nulls(text, declared, &[])?)?;
@@ -442,6 +459,7 @@ impl Session {
                     } => Ok((
                         None,
                         insert_parameters(e, text, target, columns, values.len()),
+                        None,
                     )),
                     Statement::Show { .. }
                     | Statement::Describe { .. }
@@ -450,11 +468,11 @@ impl Session {
                     | Statement::ExplainQuery(_)
                     | Statement::Print { .. } => match e.execute_parsed(p)? {
                         StatementResult::Rows { columns, .. } => {
-                            Ok((Some(text_fields(columns)), vec![]))
+                            Ok((Some(text_fields(columns)), vec![], None))
                         }
-                        StatementResult::Done { .. } => Ok((None, vec![])),
+                        StatementResult::Done { .. } => Ok((None, vec![], None)),
                     },
-                    _ => Ok((None, vec![])),
+                    _ => Ok((None, vec![], None)),
                 }
             }
         })
