@@ -238,7 +238,7 @@ pub fn measure(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> 
 }
 
 /// The newest event sent: key, sequence number, when.
-type Newest = Arc<Mutex<Option<(String, i64, Instant)>>>;
+pub type Newest = Arc<Mutex<Option<(String, i64, Instant)>>>;
 
 /// The producer's delivery reports: how long the broker took to
 /// acknowledge each measured event (send to acknowledgement), so that the
@@ -267,9 +267,11 @@ impl rdkafka::producer::ProducerContext for AckTimes {
 /// after the warm-up.
 type Produced = (Instant, Instant, Instant, Vec<f64>);
 
-/// Produce `rate` events/s for `total` events.
-fn produce(
+/// Produce `rate` events/s for `total` events to `topic` (the pull part's
+/// background load uses it too).
+pub fn produce(
     bootstrap: &str,
+    topic: &str,
     rate: u64,
     total: u64,
     warmup: u64,
@@ -299,7 +301,7 @@ fn produce(
             }
             let key = format!("k{}", seq % KEYS);
             let value = format!(r#"{{"seq":{seq},"sent_us":{}}}"#, now_us());
-            let mut record = BaseRecord::with_opaque_to(TOPIC, Box::new((seq, Instant::now())))
+            let mut record = BaseRecord::with_opaque_to(topic, Box::new((seq, Instant::now())))
                 .key(&key)
                 .payload(&value);
             // A broker that falls behind fills the producer's queue: wait for
@@ -367,7 +369,7 @@ async fn one_run(
     let producer = {
         let (stop, newest, bootstrap) = (stop.clone(), newest.clone(), broker.bootstrap.clone());
         std::thread::spawn(move || {
-            let r = produce(&bootstrap, rate, total, warmup, newest);
+            let r = produce(&bootstrap, TOPIC, rate, total, warmup, newest);
             stop.store(true, Ordering::SeqCst);
             r
         })

@@ -4,6 +4,8 @@
 //! key) and against PostgreSQL (the same rows in a table with a primary
 //! key). One client for both. Not a source table: Sluice answers a pull
 //! query on one by reading its topic, which no key lookup should pay.
+//! Sluice is measured twice: idle, and while 20,000 events/s flow into
+//! another of its queries (a `GROUP BY` count), which must keep up.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -20,6 +22,11 @@ use crate::{Fallible, Setup};
 
 const TOPIC: &str = "bench_accounts";
 
+/// The other queries' input while the loaded runs look up keys, and its
+/// rate (events/s).
+const BUSY: &str = "bench_pull_busy";
+const BUSY_RATE: u64 = 20_000;
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Server {
     pub name: String,
@@ -29,6 +36,10 @@ pub struct Server {
     /// Latency percentiles (ms) per run: p50, p99.
     pub p50_ms: Vec<f64>,
     pub p99_ms: Vec<f64>,
+    /// Under load: per run, how long after its input stopped the other
+    /// queries had committed all of it (s).
+    #[serde(default)]
+    pub caught_up_s: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -80,35 +91,33 @@ async fn load(
     Ok((all.len() as f64 / started.elapsed().as_secs_f64(), all))
 }
 
-/// The lookup load, `setup.runs` times, into `server`'s figures.
-async fn runs(
+/// The lookup load once, into `server`'s figures.
+async fn one_run(
     server: &mut Server,
     port: u16,
     user: &str,
     setup: &Setup,
     proc: &mut Proc,
 ) -> Fallible<()> {
-    for _ in 0..setup.runs {
-        let (qps, lat) = load(
-            port,
-            user,
-            "SELECT id, owner, balance FROM accounts WHERE id = $1",
-            setup,
-            proc,
-        )
-        .await?;
-        let (p50, p99) = (
-            crate::report::percentile(&lat, 50.0),
-            crate::report::percentile(&lat, 99.0),
-        );
-        eprintln!(
-            "bench: pull {}: {qps:.0} lookups/s, p50 {p50:.2} ms, p99 {p99:.2} ms",
-            server.name
-        );
-        server.qps.push(qps);
-        server.p50_ms.push(p50);
-        server.p99_ms.push(p99);
-    }
+    let (qps, lat) = load(
+        port,
+        user,
+        "SELECT id, owner, balance FROM accounts WHERE id = $1",
+        setup,
+        proc,
+    )
+    .await?;
+    let (p50, p99) = (
+        crate::report::percentile(&lat, 50.0),
+        crate::report::percentile(&lat, 99.0),
+    );
+    eprintln!(
+        "bench: pull {}: {qps:.0} lookups/s, p50 {p50:.2} ms, p99 {p99:.2} ms",
+        server.name
+    );
+    server.qps.push(qps);
+    server.p50_ms.push(p50);
+    server.p99_ms.push(p99);
     Ok(())
 }
 
@@ -119,13 +128,18 @@ pub fn measure(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> 
         seconds: setup.pull_secs,
         servers: vec![],
     };
-    out.servers.push(sluice(setup, broker, rt)?);
+    let [idle, loaded] = <[Server; 2]>::try_from(sluice(setup, broker, rt)?)
+        .map_err(|_| "two Sluice measurements expected")?;
+    out.servers.push(idle);
     out.servers.push(postgres(setup, rt)?);
+    out.servers.push(loaded);
     Ok(out)
 }
 
-fn sluice(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> Fallible<Server> {
+/// Sluice's figures: idle, then while other queries take input.
+fn sluice(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> Fallible<Vec<Server>> {
     broker.create_topic(TOPIC, 4, false)?;
+    broker.create_topic(BUSY, 4, false)?;
     broker.produce(TOPIC, crate::data::accounts(setup.pull_keys))?;
     let port = free_port()?;
     let tag = format!("pull_{}", crate::procs::now_ms());
@@ -133,12 +147,21 @@ fn sluice(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> Falli
         "CREATE STREAM account_updates (id VARCHAR KEY, owner VARCHAR, balance BIGINT) \
          WITH (kafka_topic='{TOPIC}', value_format='JSON', partitions=4);\n\
          CREATE TABLE accounts AS SELECT id, LATEST_BY_OFFSET(owner) AS owner, \
-         LATEST_BY_OFFSET(balance) AS balance FROM account_updates GROUP BY id;\n"
+         LATEST_BY_OFFSET(balance) AS balance FROM account_updates GROUP BY id;\n\
+         CREATE STREAM busy (k VARCHAR KEY, seq BIGINT, sent_us BIGINT) \
+         WITH (kafka_topic='{BUSY}', value_format='JSON', partitions=4);\n\
+         CREATE TABLE busy_counts AS SELECT k, COUNT(*) AS n FROM busy GROUP BY k;\n"
     );
     let mut proc = crate::throughput::sluice_server(setup, broker, &tag, &statements, Some(port))?;
+    let version = setup.versions.get("sluice").cloned().unwrap_or_default();
     let mut server = Server {
         name: "Sluice".into(),
-        version: setup.versions.get("sluice").cloned().unwrap_or_default(),
+        version: version.clone(),
+        ..Default::default()
+    };
+    let mut busy = Server {
+        name: format!("Sluice, {}k events/s into another query", BUSY_RATE / 1000),
+        version,
         ..Default::default()
     };
     rt.block_on(async {
@@ -163,12 +186,59 @@ fn sluice(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> Falli
             setup.pull_keys,
             t.elapsed().as_secs_f64()
         );
-        runs(&mut server, port, "sluice", setup, &mut proc).await?;
+        for _ in 0..setup.runs {
+            one_run(&mut server, port, "sluice", setup, &mut proc).await?;
+        }
+        loaded_runs(&mut busy, port, setup, broker, &tag, &mut proc).await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     drop(proc);
-    broker.delete_topics(&[TOPIC])?;
-    Ok(server)
+    broker.delete_topics(&[TOPIC, BUSY])?;
+    Ok(vec![server, busy])
+}
+
+/// The lookup load while [`BUSY_RATE`] events/s flow into another query
+/// (`busy_counts`), `setup.runs` times: the lookups' figures, and how soon
+/// after each run's input stopped that query had committed all of it.
+async fn loaded_runs(
+    server: &mut Server,
+    port: u16,
+    setup: &Setup,
+    broker: &Broker,
+    tag: &str,
+    proc: &mut Proc,
+) -> Fallible<()> {
+    for _ in 0..setup.runs {
+        // The input starts a second before the lookups and ends with them.
+        let total = BUSY_RATE * (setup.pull_secs + 1);
+        let bootstrap = broker.bootstrap.clone();
+        let producer = std::thread::spawn(move || {
+            let newest = crate::latency::Newest::default();
+            crate::latency::produce(&bootstrap, BUSY, BUSY_RATE, total, 0, newest)
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        one_run(server, port, "sluice", setup, proc).await?;
+        producer
+            .join()
+            .map_err(|_| "the busy producer panicked")?
+            .map_err(|e| format!("the busy producer failed: {e}"))?;
+        let stopped = Instant::now();
+        let inputs = vec![BUSY.to_string()];
+        while !broker.caught_up(tag, &inputs)? {
+            proc.check_alive()?;
+            if stopped.elapsed() > setup.limit {
+                return Err("the busy query did not catch up in time".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let caught_up = stopped.elapsed().as_secs_f64();
+        eprintln!(
+            "bench: pull {}: input committed {caught_up:.2} s after it stopped",
+            server.name
+        );
+        server.caught_up_s.push(caught_up);
+    }
+    Ok(())
 }
 
 /// PostgreSQL's server binaries (Debian's package).
@@ -272,7 +342,9 @@ fn postgres(setup: &Setup, rt: &tokio::runtime::Runtime) -> Fallible<Server> {
         sink.send(bytes::Bytes::from(chunk)).await?;
         sink.as_mut().finish().await?;
         client.batch_execute("VACUUM ANALYZE accounts;").await?;
-        runs(&mut server, port, "postgres", setup, &mut proc).await?;
+        for _ in 0..setup.runs {
+            one_run(&mut server, port, "postgres", setup, &mut proc).await?;
+        }
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     drop(proc);
