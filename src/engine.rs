@@ -35,9 +35,10 @@ use crate::runtime::topic_scan::TopicScan;
 use crate::runtime::view::{view_prefix, ViewSpec};
 use crate::runtime::view_table::ViewTable;
 use crate::runtime::{
-    SinkSpec, StateStore, StreamPlan, Task, TaskMetrics, ROWOFFSET, ROWPARTITION, ROWTIME,
+    Output, SinkSpec, StateStore, StreamPlan, Task, TaskMetrics, ROWOFFSET, ROWPARTITION, ROWTIME,
 };
 
+mod materialize;
 mod push;
 mod sandbox;
 pub(crate) mod serving;
@@ -646,20 +647,15 @@ impl Engine {
                     let table = ViewTable::new(spec.clone(), self.store.clone());
                     tables.tables.insert(name, Arc::new(table));
                 }
-                None if src.kind == SourceKind::Stream || src.read_only => {
-                    // A stream, or a source table (materialized, as ksqlDB
-                    // does): its topic from the beginning to its end now.
+                None => {
+                    // A stream, or a table no running query keeps a view
+                    // of: its topic from the beginning to its end now (a
+                    // table's rows the last record of each key).
                     let spec = self.planner.source_spec(src, false)?;
                     let declared: Vec<String> =
                         src.columns.iter().map(|c| c.name.clone()).collect();
                     let scan = TopicScan::new(spec, self.topics.clone(), &declared);
                     tables.tables.insert(name, Arc::new(scan));
-                }
-                None => {
-                    let why = format!(
-                        "The `{name}` table isn't queryable. To derive a queryable table, you can do 'CREATE TABLE QUERYABLE_{name} AS SELECT * FROM {name}'. See https://cnfl.io/queries for more info."
-                    );
-                    tables.refused.insert(name, why);
                 }
             }
         }
@@ -868,7 +864,14 @@ impl Engine {
             .and_then(|t| self.topics.partitions(t));
         let (source, opts) = ddl::create_source(&c, text, &self.properties, existing_partitions)?;
         self.ensure_source_topic(&source, &opts)?;
-        self.catalog.insert_source(source);
+        let materialize = source.kind == SourceKind::Table && source.read_only;
+        self.catalog.insert_source(source.clone());
+        if materialize {
+            if let Err(e) = self.materialize_source_table(&source, text) {
+                self.catalog.remove_source(&source.name);
+                return Err(e);
+            }
+        }
         self.log_statement(text)?;
         Ok(StatementResult::Done {
             message: format!(
@@ -1123,7 +1126,7 @@ impl Engine {
             consumer_group: self.consumer_group(&id),
             exactly_once: self.exactly_once()?,
             view,
-            push: false,
+            output: Output::Topic,
             from_end: false,
             commit_interval: self.commit_interval()?,
             cache_bytes: self.cache_bytes()?,

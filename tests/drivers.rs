@@ -10,39 +10,8 @@ use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, Row};
 
 mod common;
+use common::pg::{connect, query_until, SERVED, SERVING_LOG};
 use common::Server;
-
-async fn connect(server: &Server) -> Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=sluice dbname=sluice",
-            server.port
-        ),
-        NoTls,
-    )
-    .await
-    .expect("connect with tokio-postgres");
-    tokio::spawn(connection);
-    client
-}
-
-/// Run a query until its rows are `done` (the server processes input in
-/// the background); the last rows otherwise.
-async fn query_until(
-    client: &Client,
-    statement: &tokio_postgres::Statement,
-    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    done: impl Fn(&[Row]) -> bool,
-) -> Vec<Row> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let rows = client.query(statement, params).await.expect("query");
-        if done(&rows) || Instant::now() > deadline {
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn at(h: u32, m: u32) -> NaiveDateTime {
     NaiveDate::from_ymd_opt(2026, 11, 22)
@@ -544,11 +513,6 @@ async fn many_connections_run_pull_queries_at_once() {
         .await
         .expect("6 clients' 24 connections did not finish within 120 s: the server stalled");
 }
-
-/// The log lines a server with `SERVING_LOG` writes for each key lookup
-/// served from its view, without the engine.
-const SERVED: &str = "key lookup served from its view";
-const SERVING_LOG: (&str, &str) = ("SLUICE_LOG", "sluice::server::pg::extended=trace");
 
 /// A prepared key lookup is served from the table's view on the
 /// connection's own task: each execution is one, with exactly the rows and

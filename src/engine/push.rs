@@ -37,7 +37,9 @@ use crate::planner::ast::{Query, Statement};
 use crate::planner::parser::{self, Parsed};
 use crate::planner::pull::{PullOptions, PullTables};
 use crate::planner::{PlannedQuery, TRANSIENT_PREFIX};
-use crate::runtime::{Changes, Op, SinkSpec, StreamPlan, Task, ROWTIME, WINDOWEND, WINDOWSTART};
+use crate::runtime::{
+    Changes, Op, Output, SinkSpec, StreamPlan, Task, ROWTIME, WINDOWEND, WINDOWSTART,
+};
 
 /// Rows in flight to a session before its query waits.
 const CHANNEL_ROWS: usize = 65_536;
@@ -226,7 +228,7 @@ impl Engine {
             consumer_group: self.consumer_group(&id),
             exactly_once: false,
             view: None,
-            push: true,
+            output: Output::Push,
             from_end,
             commit_interval: self.commit_interval()?,
             cache_bytes: 0,
@@ -330,7 +332,7 @@ impl Engine {
 }
 
 /// The one `SELECT ... EMIT CHANGES` statement of `text`.
-fn parse_push_query(text: &str) -> Result<(Query, Parsed)> {
+pub(super) fn parse_push_query(text: &str) -> Result<(Query, Parsed)> {
     let mut parsed = parser::parse(text)?;
     let (Some(p), true) = (parsed.pop(), parsed.is_empty()) else {
         return Err(Error::syntax(

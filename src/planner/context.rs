@@ -23,8 +23,6 @@ use datafusion::sql::sqlparser::ast::BinaryOperator;
 pub(crate) struct Provider<'a> {
     state: &'a SessionState,
     tables: HashMap<String, Arc<dyn TableSource>>,
-    /// Names that exist but cannot be planned against, with the reason.
-    refused: HashMap<String, String>,
     planners: Vec<Arc<dyn ExprPlanner>>,
 }
 
@@ -35,7 +33,6 @@ impl<'a> Provider<'a> {
         Self {
             state,
             tables: HashMap::new(),
-            refused: HashMap::new(),
             planners,
         }
     }
@@ -44,11 +41,6 @@ impl<'a> Provider<'a> {
     pub(crate) fn add_provider(&mut self, name: &str, table: Arc<dyn TableProvider>) {
         self.tables
             .insert(name.to_string(), provider_as_source(table));
-    }
-
-    /// A name that exists but cannot be read here, and why.
-    pub(crate) fn refuse(&mut self, name: &str, why: String) {
-        self.refused.insert(name.to_string(), why);
     }
 
     pub(crate) fn add_table(&mut self, name: &str, schema: SchemaRef) {
@@ -62,13 +54,9 @@ impl ContextProvider for Provider<'_> {
         &self,
         name: TableReference,
     ) -> datafusion::error::Result<Arc<dyn TableSource>> {
-        match (
-            self.tables.get(name.table()),
-            self.refused.get(name.table()),
-        ) {
-            (Some(t), _) => Ok(Arc::clone(t)),
-            (None, Some(why)) => plan_err!("{why}"),
-            (None, None) => plan_err!("{} does not exist.", name.table()),
+        match self.tables.get(name.table()) {
+            Some(t) => Ok(Arc::clone(t)),
+            None => plan_err!("{} does not exist.", name.table()),
         }
     }
 

@@ -257,7 +257,7 @@ pub(crate) fn check_key_type(name: &str, dt: &DataType) -> Result<()> {
     if let Some(t) = SqlType::from_arrow(dt) {
         if contains_map(&t) {
             return Err(Error::semantic(format!(
-                "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{name}`. Column type: {t}. See https://github.com/confluentinc/ksql/issues/6621 for more."
+                "Map keys, including types that contain maps, are not supported as they may lead to unexpected behavior due to inconsistent serialization. Key column name: `{name}`. Column type: {t}."
             )));
         }
     }

@@ -638,14 +638,14 @@ impl Planner {
                 if let (Some(lw), Some(rw)) = (left_window, right.window) {
                     if lw.size != rw.size {
                         return Err(Error::semantic(
-                            "Implicit repartitioning of windowed sources is not supported. See https://github.com/confluentinc/ksql/issues/4385.",
+                            "Implicit repartitioning of windowed sources is not supported.",
                         ));
                     }
                 }
                 if (left_window.is_some() || right.window.is_some()) && !(left_keyed && right_keyed)
                 {
                     return Err(Error::semantic(
-                        "Implicit repartitioning of windowed sources is not supported. See https://github.com/confluentinc/ksql/issues/4385.",
+                        "Implicit repartitioning of windowed sources is not supported.",
                     ));
                 }
                 let kind = match (left_is_table, right_is_table) {
@@ -698,7 +698,7 @@ impl Planner {
                 let window = match (kind, join.within) {
                     (JoinKind::StreamStream, None) => {
                         return Err(Error::semantic(
-                            "Stream-Stream joins must have a WITHIN clause specified. None was provided. To learn about how to specify a WITHIN clause with a stream-stream join, please visit: https://docs.confluent.io/current/ksql/docs/syntax-reference.html#create-stream-as-select",
+                            "Stream-Stream joins must have a WITHIN clause specified. None was provided. Add one, e.g. `JOIN s2 WITHIN 1 HOUR ON ...`.",
                         ))
                     }
                     (JoinKind::StreamStream, Some(w)) => Some(JoinWindow {
@@ -1295,7 +1295,7 @@ pub(crate) fn key_items(
                             core
                         } else {
                             format!(
-                                "Key missing from projection (ie, SELECT). See https://cnfl.io/2LV7ouS.\n{core} This expression must be included in the projection and may be aliased."
+                                "Key missing from projection (ie, SELECT).\n{core} This expression must be included in the projection and may be aliased."
                             )
                         }));
                     }

@@ -43,12 +43,10 @@ use super::{rewrite, Planner};
 use crate::error::{Error, Result};
 use crate::runtime::{ROWOFFSET, ROWPARTITION, ROWTIME, WINDOWEND, WINDOWSTART};
 
-/// The tables a pull query may read, and why the others cannot be read.
+/// The tables a pull query may read.
 #[derive(Default)]
 pub(crate) struct PullTables {
     pub tables: HashMap<String, Arc<dyn TableProvider>>,
-    /// Sources that exist but cannot be pulled from, with the reason.
-    pub refused: HashMap<String, String>,
     /// The keys of the tables that are looked up by key (materialized
     /// views).
     pub keys: HashMap<String, LookupKey>,
@@ -81,7 +79,7 @@ impl Planner {
         let mut statements = SqlParser::parse_sql(&PullDialect, text).map_err(|e| {
             match unsupported_clause(text) {
                 Some(clause) => Error::semantic(format!(
-                    "Pull queries don't support {clause} clauses. {PULL_HINT}"
+                    "Pull queries don't support {clause} clauses.{PULL_HINT}"
                 )),
                 None => Error::syntax(e.to_string(), None),
             }
@@ -129,9 +127,6 @@ impl Planner {
         let mut provider = Provider::new(self.state());
         for (name, table) in tables.tables {
             provider.add_provider(&name, table);
-        }
-        for (name, why) in tables.refused {
-            provider.refuse(&name, why);
         }
         let mut opts = ParserOptions::new();
         opts.enable_ident_normalization = false;
@@ -380,9 +375,9 @@ fn expand_wildcards(body: &mut SetExpr, tables: &HashMap<String, Arc<dyn TablePr
     select.projection = items;
 }
 
-/// What ksqlDB adds to a refused pull query's message.
-const PULL_HINT: &str =
-    "See https://cnfl.io/queries for more info.\nAdd EMIT CHANGES if you intended to issue a push query.";
+/// What a refused pull query's message ends with (ksqlDB's words, without
+/// its link to its own documentation).
+const PULL_HINT: &str = "\nAdd EMIT CHANGES if you intended to issue a push query.";
 
 /// The ksqlDB clause a pull query that SQL cannot parse uses, if it is one
 /// pull queries do not support (a `WINDOW` or a stream-stream `JOIN ...
@@ -444,7 +439,7 @@ fn check_pull(query: &Query, limit_enabled: bool, positions_stored: bool) -> Res
     let Some(limit) = limit else { return Ok(()) };
     if !limit_enabled {
         return Err(Error::semantic(format!(
-            "LIMIT clause in pull queries is currently disabled. You can enable them by setting ksql.query.pull.limit.clause.enabled=true. {PULL_HINT}"
+            "LIMIT clause in pull queries is currently disabled. You can enable them by setting ksql.query.pull.limit.clause.enabled=true.{PULL_HINT}"
         )));
     }
     match limit {
@@ -452,7 +447,7 @@ fn check_pull(query: &Query, limit_enabled: bool, positions_stored: bool) -> Res
             op: UnaryOperator::Minus,
             ..
         } => Err(Error::semantic(
-            "Pull queries don't support negative integers in the LIMIT clause. See https://cnfl.io/queries for more info.",
+            "Pull queries don't support negative integers in the LIMIT clause.",
         )),
         SqlExpr::Value(v) => match &v.value {
             Value::Number(n, _) if n.parse::<u64>().is_err() => Err(Error::semantic(

@@ -155,11 +155,20 @@ impl Expected {
     }
 }
 
+/// The expected message, without ksqlDB's pointers to its documentation
+/// and issue tracker (`See https://cnfl.io/queries for more info.`, `See
+/// https://github.com/confluentinc/ksql/issues/6621 for more.`): Sluice's
+/// messages say the same without sending a user to another product's pages.
 fn message(e: &Value) -> String {
-    e.get("message")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
+    let text = e.get("message").and_then(Value::as_str).unwrap_or_default();
+    static LINK: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let link = LINK.get_or_init(|| {
+        regex::Regex::new(
+            r"\s?See https://(?:cnfl\.io|github\.com/confluentinc)/[A-Za-z0-9/_-]+(?: for more(?: info)?)?\.?",
+        )
+        .expect("a valid pattern")
+    });
+    link.replace_all(text, "").into_owned()
 }
 
 #[cfg(test)]
@@ -199,6 +208,28 @@ mod tests {
             .contains("java.lang.IllegalStateException"));
         assert_eq!(parse.message, "m");
         assert_eq!(Expected::qtt(&json!({})), None);
+    }
+
+    #[test]
+    fn links_to_ksqldb_pages_are_left_out_of_expected_messages() {
+        let linked =
+            |m: &str| Expected::qtt(&json!({"expectedException": {"message": m}})).unwrap();
+        assert_eq!(
+            linked("No GROUP BY. See https://cnfl.io/queries for more info.\nAdd EMIT CHANGES.")
+                .message,
+            "No GROUP BY.\nAdd EMIT CHANGES."
+        );
+        assert_eq!(
+            linked(
+                "Type: MAP<K, V>. See https://github.com/confluentinc/ksql/issues/6621 for more."
+            )
+            .message,
+            "Type: MAP<K, V>."
+        );
+        assert_eq!(
+            linked("Key missing (ie, SELECT). See https://cnfl.io/2LV7ouS.\nThe query").message,
+            "Key missing (ie, SELECT).\nThe query"
+        );
     }
 
     #[test]

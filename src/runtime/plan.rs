@@ -393,6 +393,20 @@ pub(crate) fn explain_chain(
     lines
 }
 
+/// Where a query's results go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Output {
+    /// To the sink's topic (and, for a table, its view).
+    Topic,
+    /// A push query: its changes (the sink's key and value columns) are
+    /// handed to its session ([`super::Task::take_pushed`]), not written to
+    /// a topic.
+    Push,
+    /// Only to the view: a source table materialized for pull queries
+    /// (its topic is its input; nothing is written to Kafka).
+    View,
+}
+
 /// A persistent query for the runtime.
 #[derive(Debug, Clone)]
 pub(crate) struct StreamPlan {
@@ -414,10 +428,8 @@ pub(crate) struct StreamPlan {
     pub exactly_once: bool,
     /// The table's view for pull queries (a `CREATE TABLE AS SELECT`).
     pub view: Option<super::view::ViewSpec>,
-    /// A push query: its changes (the sink's key and value columns) are
-    /// handed to its session ([`super::Task::take_pushed`]), not written
-    /// to a topic.
-    pub push: bool,
+    /// Where the results go.
+    pub output: Output,
     /// Start at the sources' current ends (a push query's default,
     /// `auto.offset.reset=latest`) instead of their beginnings.
     pub from_end: bool,

@@ -54,7 +54,7 @@ use super::encode::write_sink;
 use super::merge;
 use super::operators::{self, JoinOperator, Operator, Side};
 use super::outbox::{self, outbox_key};
-use super::plan::{SourceSpec, StreamPlan};
+use super::plan::{Output, SourceSpec, StreamPlan};
 use super::processing_log::{Entry, ProcessingLog};
 use super::record_cache::RecordCache;
 use super::state::{offset_key, StateBatch, StateStore};
@@ -186,7 +186,7 @@ impl Task {
             last_checkpoint: Instant::now(),
             cache: RecordCache::new(0),
         };
-        if task.plan.sink.is_table && !task.plan.push {
+        if task.plan.sink.is_table && task.plan.output == Output::Topic {
             task.cache = RecordCache::new(task.plan.cache_bytes);
         }
         // Partitions known now; ones that appear later join at `poll`.
@@ -463,7 +463,7 @@ impl Task {
             batches = next;
         }
         for b in batches {
-            if self.plan.push {
+            if self.plan.output == Output::Push {
                 self.metrics.records_out += b.len() as u64;
                 let columns: Vec<usize> = self
                     .plan
@@ -479,6 +479,10 @@ impl Task {
             }
             if let Some(view) = &mut self.view {
                 view.apply(&b)?;
+            }
+            if self.plan.output == Output::View {
+                self.metrics.records_out += b.len() as u64;
+                continue;
             }
             let (written, dropped) = if self.cache.enabled() {
                 let mut results = Vec::new();
@@ -584,8 +588,8 @@ impl Task {
 
     /// Commit what was processed since the last checkpoint: state,
     /// positions and outputs (see the module docs for the order per
-    /// processing guarantee). A push query's positions stay in RocksDB (it
-    /// commits nothing to Kafka).
+    /// processing guarantee). The positions of a push query or a source
+    /// table's materialization stay in RocksDB (they commit nothing to Kafka).
     fn checkpoint(&mut self) -> Result<()> {
         self.settle_outputs()?;
         let mut batch = StateBatch::default();
@@ -606,7 +610,13 @@ impl Task {
             );
         }
         let outputs = std::mem::take(&mut self.outputs);
-        if self.plan.push {
+        if self.plan.output != Output::Topic {
+            // Only processing-log entries go to Kafka (before the state
+            // that skipped their records: at least once); the positions
+            // are the state's.
+            if !outputs.is_empty() {
+                self.topics.produce_all(&outputs).map_err(Error::from)?;
+            }
             self.store.commit(batch)
         } else if self.plan.exactly_once {
             batch.put(&outbox_key(&self.plan.query_id), &outbox::encode(&outputs));

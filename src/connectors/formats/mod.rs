@@ -258,8 +258,7 @@ impl Format {
                     return Err(FormatError::Invalid(format!(
                         "Map keys, including types that contain maps, are not supported as they \
                          may lead to unexpected behavior due to inconsistent serialization. Key \
-                         column name: `{}`. Column type: {}. See \
-                         https://github.com/confluentinc/ksql/issues/6621 for more.",
+                         column name: `{}`. Column type: {}.",
                         f.name(),
                         display_arrow(f.data_type())
                     )));
@@ -532,11 +531,14 @@ mod tests {
         );
         let map = SqlType::Map(Box::new(SqlType::Int), Box::new(SqlType::Double));
         assert_eq!(
-            err(fmt(FormatKind::Json), &[("K", SqlType::Array(Box::new(map.clone())))], true),
+            err(
+                fmt(FormatKind::Json),
+                &[("K", SqlType::Array(Box::new(map.clone())))],
+                true
+            ),
             "Map keys, including types that contain maps, are not supported as they may lead to \
              unexpected behavior due to inconsistent serialization. Key column name: `K`. Column \
-             type: ARRAY<MAP<INTEGER, DOUBLE>>. See https://github.com/confluentinc/ksql/issues/6621 \
-             for more."
+             type: ARRAY<MAP<INTEGER, DOUBLE>>."
         );
         assert!(err(fmt(FormatKind::Json), &[("FOO", map)], false)
             .contains("JSON only supports MAP types with STRING keys"));

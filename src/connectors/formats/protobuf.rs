@@ -46,11 +46,8 @@ const FIXED32: u8 = 5;
 
 /// Why the format cannot carry these columns, if it cannot.
 pub(super) fn unsupported(fields: &[FieldRef]) -> Option<String> {
-    super::has_non_string_map_key(fields).then(|| {
-        "PROTOBUF format only supports MAP types with STRING keys. \
-         See https://github.com/confluentinc/ksql/issues/6177."
-            .to_string()
-    })
+    super::has_non_string_map_key(fields)
+        .then(|| "PROTOBUF format only supports MAP types with STRING keys.".to_string())
 }
 
 /// Decodes a record: one value per field (wrapped or not, the bytes are the same).

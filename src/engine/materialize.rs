@@ -1,0 +1,64 @@
+//! Source tables, materialized: `CREATE SOURCE TABLE` starts a query
+//! (`CST_<TABLE>_<n>`, as ksqlDB names it) that reads the table's topic
+//! and keeps its rows in a view, so that its pull queries are lookups in
+//! RocksDB like those of a `CREATE TABLE AS SELECT`, not scans of the topic.
+//!
+//! The query is `SELECT * FROM <table>` with the table itself as its sink,
+//! but it writes nothing to Kafka (besides processing-log entries): its
+//! only output is the view ([`Output::View`]), and its positions are kept
+//! with the view's rows in RocksDB. It is listed with the other queries and
+//! goes when the table is dropped (or when it is terminated: the table's
+//! pull queries then read its topic).
+
+use super::{Engine, QueryInfo};
+use crate::catalog::Source;
+use crate::error::Result;
+use crate::runtime::view::ViewSpec;
+use crate::runtime::{Output, StreamPlan, Task};
+
+impl Engine {
+    /// Start the query that materializes source table `table`, created by
+    /// `statement`; its id.
+    pub(super) fn materialize_source_table(
+        &mut self,
+        table: &Source,
+        statement: &str,
+    ) -> Result<String> {
+        let id = self.next_id("CST", &table.name);
+        let text = format!(
+            "SELECT * FROM `{}` EMIT CHANGES;",
+            table.name.replace('`', "``")
+        );
+        let (query, _) = super::push::parse_push_query(&text)?;
+        let planned = self
+            .planner
+            .plan_query(&self.catalog, &query, &table.name)?;
+        let sink = Self::sink_spec(&planned, table)?;
+        let plan = StreamPlan {
+            query_id: id.clone(),
+            source: planned.source,
+            joins: planned.joins,
+            ops: planned.ops,
+            processing_log: self.processing_log(),
+            view: ViewSpec::of_sink(&sink),
+            sink,
+            consumer_group: self.consumer_group(&id),
+            exactly_once: false,
+            output: Output::View,
+            from_end: false,
+            commit_interval: self.commit_interval()?,
+            cache_bytes: 0,
+        };
+        let task = Task::try_new(plan, self.topics.clone(), self.store.clone())?;
+        self.tasks.insert(id.clone(), task);
+        self.publish_views();
+        self.catalog.insert_query(QueryInfo {
+            id: id.clone(),
+            sql: statement.to_string(),
+            sink: table.name.clone(),
+            sources: vec![table.name.clone()],
+        });
+        tracing::info!(query_id = %id, table = %table.name, "source table materialized");
+        Ok(id)
+    }
+}
