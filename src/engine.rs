@@ -16,33 +16,30 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 
-use crate::catalog::sql_type_name;
 use crate::catalog::{Catalog, Column, ColumnKind, QueryInfo, Source};
 use crate::connectors::memory::MemoryTopics;
 use crate::connectors::{OutRecord, TopicError, Topics};
 use crate::error::{Error, Result};
 use crate::planner::ast::{CreateAs, CreateSource, ShowWhat, SourceKind, Statement};
 use crate::planner::ddl::{self, SourceOptions};
-use crate::planner::pull::{PullOptions, PullTables};
-use crate::planner::pull_keys::LookupKey;
 use crate::planner::{parser, PlannedQuery, Planner};
-use crate::runtime::topic_scan::TopicScan;
 use crate::runtime::view::{view_prefix, ViewSpec};
-use crate::runtime::view_table::ViewTable;
 use crate::runtime::{
     Output, SinkSpec, StateStore, StreamPlan, Task, TaskMetrics, ROWOFFSET, ROWPARTITION, ROWTIME,
 };
 
 mod materialize;
+mod pull;
 mod push;
 mod sandbox;
 pub(crate) mod serving;
 mod sink;
+pub(crate) use pull::PullPlan;
 pub(crate) use push::PushQuery;
 pub(crate) use sandbox::{Sandbox, DEFAULT_PULL_QUERY_MEMORY};
 
@@ -557,130 +554,7 @@ impl Engine {
             plan.view.clone().map(|v| (plan.query_id.clone(), v))
         });
         self.serving.publish(views);
-    }
-
-    /// The key lookup a pull query is, answering `answer` (the columns its
-    /// plan gives), when it is one the serving path takes.
-    pub(crate) fn prepare_lookup(
-        &self,
-        text: &str,
-        answer: &Schema,
-    ) -> Option<serving::PreparedLookup> {
-        let shape = crate::planner::lookup::key_lookup(text)?;
-        self.serving.current().lookup(&shape, answer)
-    }
-
-    /// A pull query (`SELECT` without `EMIT`), planned by DataFusion over
-    /// the views of the tables that running queries maintain and the
-    /// streams' topics (read from the beginning to their current end), and
-    /// run at once. It holds the engine, so it sees one consistent state: every
-    /// query's last checkpoint.
-    pub(crate) fn pull_query(&mut self, text: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let plan = self.plan_pull_query(text)?;
-        let state = self.sandbox.pull_state(self.planner.state())?;
-        let ctx = datafusion::prelude::SessionContext::new_with_state(state);
-        let limit = self.sandbox.pull_query_memory;
-        block_on(async move {
-            use futures::StreamExt;
-            let frame = ctx.execute_logical_plan(plan).await?;
-            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-            let mut stream = frame.execute_stream().await?;
-            let (mut batches, mut held) = (Vec::new(), 0u64);
-            while let Some(batch) = stream.next().await {
-                let batch = batch?;
-                // The rows' own bytes (a slice of a larger batch counts
-                // its part only).
-                held += batch
-                    .columns()
-                    .iter()
-                    .map(|c| {
-                        c.to_data()
-                            .get_slice_memory_size()
-                            .unwrap_or_else(|_| c.get_array_memory_size())
-                            as u64
-                    })
-                    .sum::<u64>();
-                if held > limit {
-                    return Err(Error::ResourceLimit(format!(
-                        "The pull query's result passed {limit} bytes (limits.pull_query_memory in the server configuration): select fewer rows or columns"
-                    )));
-                }
-                batches.push(batch);
-            }
-            Ok((schema, batches))
-        })
-    }
-
-    /// A pull query's columns and the types of its parameters (`$1`
-    /// first; None where nothing tells), without running it.
-    pub(crate) fn describe_pull_query(
-        &self,
-        text: &str,
-    ) -> Result<(SchemaRef, Vec<Option<DataType>>)> {
-        let plan = self.plan_pull_query(text)?;
-        let params = parameter_types(&plan)?;
-        Ok((Arc::new(plan.schema().as_arrow().clone()), params))
-    }
-
-    /// A pull query's logical plan over the tables' views.
-    fn plan_pull_query(&self, text: &str) -> Result<datafusion::logical_expr::LogicalPlan> {
-        let views: BTreeMap<String, ViewSpec> = self
-            .tasks
-            .values()
-            .filter_map(|t| t.plan().view.clone())
-            .map(|v| (v.table.clone(), v))
-            .collect();
-        let mut tables = PullTables::default();
-        for src in self.catalog.sources() {
-            let name = src.name.clone();
-            match views.get(&name) {
-                Some(spec) => {
-                    let keys = spec.key_len - if spec.windowed { 2 } else { 0 };
-                    let key = LookupKey {
-                        columns: spec.schema.fields()[..keys]
-                            .iter()
-                            .map(|f| (f.name().clone(), sql_type_name(f.data_type())))
-                            .collect(),
-                        windowed: spec.windowed,
-                    };
-                    tables.keys.insert(name.clone(), key);
-                    let table = ViewTable::new(spec.clone(), self.store.clone());
-                    tables.tables.insert(name, Arc::new(table));
-                }
-                None => {
-                    // A stream, or a table no running query keeps a view
-                    // of: its topic from the beginning to its end now (a
-                    // table's rows the last record of each key).
-                    let spec = self.planner.source_spec(src, false)?;
-                    let declared: Vec<String> =
-                        src.columns.iter().map(|c| c.name.clone()).collect();
-                    let scan = TopicScan::new(spec, self.topics.clone(), &declared);
-                    tables.tables.insert(name, Arc::new(scan));
-                }
-            }
-        }
-        for (name, table) in self.sink_tables()? {
-            if !tables.tables.contains_key(&name) {
-                tables.stored_positions.insert(name.clone());
-                tables.tables.insert(name, table);
-            }
-        }
-        self.planner.plan_pull(text, tables, self.pull_options())
-    }
-
-    /// The session's pull query settings (`ksql.query.pull.*`).
-    fn pull_options(&self) -> PullOptions {
-        let enabled = |name: &str| {
-            !self
-                .properties
-                .get(name)
-                .is_some_and(|v| v.eq_ignore_ascii_case("false"))
-        };
-        PullOptions {
-            limit: enabled("ksql.query.pull.limit.clause.enabled"),
-            table_scan: enabled("ksql.query.pull.table.scan.enabled"),
-            range_scan: enabled("ksql.query.pull.range.scan.enabled"),
-        }
+        self.serving.catalog_changed();
     }
 
     pub fn execute(&mut self, sql: &str) -> Result<Vec<StatementResult>> {
@@ -693,7 +567,28 @@ impl Engine {
         Ok(out)
     }
 
+    /// Run one statement; one that may change the catalog or the running
+    /// queries makes pull queries planned before it plan again.
     fn execute_statement(&mut self, stmt: Statement, text: &str) -> Result<StatementResult> {
+        let reads_only = matches!(
+            stmt,
+            Statement::InsertValues { .. }
+                | Statement::Select(_)
+                | Statement::Show { .. }
+                | Statement::Describe { .. }
+                | Statement::DescribeFunction(_)
+                | Statement::Explain(_)
+                | Statement::ExplainQuery(_)
+                | Statement::Print { .. }
+        );
+        let result = self.run_statement(stmt, text);
+        if !reads_only {
+            self.serving.catalog_changed();
+        }
+        result
+    }
+
+    fn run_statement(&mut self, stmt: Statement, text: &str) -> Result<StatementResult> {
         match stmt {
             Statement::CreateSource(c) => self.create_source(c, text),
             Statement::CreateAs(c) => self.create_as(c, text),
@@ -1700,16 +1595,6 @@ impl Engine {
 /// Run a future to completion on this (blocking) thread: on the tokio
 /// runtime it belongs to, if any (a `spawn_blocking` thread of the wire
 /// server), else on a runtime of its own.
-fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => handle.block_on(f),
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(f),
-    }
-}
-
 fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

@@ -4,7 +4,7 @@
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 mod common;
-use common::pg::{connect, query_until, SERVED, SERVING_LOG};
+use common::pg::{connect, query_until, PLANNED, SERVED, SERVING_LOG};
 use common::Server;
 
 /// The rows of a query in the simple protocol, as text.
@@ -90,4 +90,79 @@ async fn every_table_answers_pull_queries_alike() {
     let listed = queries(text_rows(&client, "SHOW QUERIES").await);
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert!(listed[0].starts_with("CTAS_TOTALS_"), "{listed:?}");
+}
+
+/// A prepared pull query that is not a key lookup is planned once: each
+/// execution binds its values into the plan (exact rows for each), until a
+/// statement changes the catalog; then it is planned again, with the same
+/// answers. A value that does not bind as it is (NULL) takes the way of
+/// pasted literals, with its error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_pull_query_is_planned_once_and_run_with_its_values() {
+    let server = Server::start_with_env("", |_| {}, &[SERVING_LOG]);
+    let client = connect(&server).await;
+    client
+        .batch_execute(
+            "CREATE STREAM sales (id STRING KEY, region STRING, amount DOUBLE) \
+               WITH (kafka_topic='sales', value_format='JSON', partitions=1); \
+             CREATE TABLE by_region AS SELECT region, COUNT(*) AS n, SUM(amount) AS total \
+               FROM sales GROUP BY region; \
+             INSERT INTO sales (id, region, amount) VALUES ('1', 'north', 10.5); \
+             INSERT INTO sales (id, region, amount) VALUES ('2', 'south', 3.0); \
+             INSERT INTO sales (id, region, amount) VALUES ('3', 'north', 1.5); \
+             INSERT INTO sales (id, region, amount) VALUES ('4', 'east', 7.25);",
+        )
+        .await
+        .unwrap();
+    let above = client
+        .prepare("SELECT region, n FROM by_region WHERE total > $1 AND n >= $2 ORDER BY region")
+        .await
+        .unwrap();
+    type Regions = Vec<(String, i64)>;
+    let rows = |rows: Vec<tokio_postgres::Row>| -> Regions {
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    };
+    let all = query_until(&client, &above, &[&0.0f64, &1i64], |r| r.len() == 3).await;
+    assert_eq!(
+        rows(all),
+        [("east".into(), 1), ("north".into(), 2), ("south".into(), 1)]
+    );
+    let planned = server.log().matches(PLANNED).count();
+    assert!(planned >= 1, "{}", server.log());
+    let cases: [(f64, i64, Regions); 3] = [
+        (5.0, 1, vec![("east".into(), 1), ("north".into(), 2)]),
+        (5.0, 2, vec![("north".into(), 2)]),
+        (100.0, 1, vec![]),
+    ];
+    for (total, n, want) in &cases {
+        let got = rows(client.query(&above, &[total, n]).await.unwrap());
+        assert_eq!(&got, want, "total > {total} AND n >= {n}");
+    }
+    assert_eq!(server.log().matches(PLANNED).count(), planned + 3);
+    // NULL does not bind: pasted as a literal, it is refused as ksqlDB
+    // refuses it.
+    let none: Option<f64> = None;
+    let e = client.query(&above, &[&none, &1i64]).await.unwrap_err();
+    let db = e.as_db_error().expect("a server error");
+    assert_eq!(
+        (db.code().code(), db.message()),
+        (
+            "42000",
+            "Comparison with NULL not supported: \"TOTAL\" > NULL"
+        )
+    );
+    assert_eq!(server.log().matches(PLANNED).count(), planned + 3);
+    // A statement that changes the catalog: planned again, same answers.
+    client
+        .batch_execute(
+            "CREATE STREAM other (id STRING KEY, v INT) \
+               WITH (kafka_topic='other', value_format='JSON', partitions=1);",
+        )
+        .await
+        .unwrap();
+    for (total, n, want) in &cases {
+        let got = rows(client.query(&above, &[total, n]).await.unwrap());
+        assert_eq!(&got, want, "total > {total} AND n >= {n}, after DDL");
+    }
+    assert_eq!(server.log().matches(PLANNED).count(), planned + 3);
 }

@@ -4,8 +4,11 @@
 //! key) and against PostgreSQL (the same rows in a table with a primary
 //! key). One client for both. Not a source table: Sluice answers a pull
 //! query on one by reading its topic, which no key lookup should pay.
-//! Sluice is measured twice: idle, and while 20,000 events/s flow into
-//! another of its queries (a `GROUP BY` count), which must keep up.
+//! Sluice is measured three times: idle; while 20,000 events/s flow into
+//! another of its queries (a `GROUP BY` count), which must keep up; and
+//! while another session scans the whole table over and over (`SELECT
+//! COUNT(*), SUM(balance) FROM accounts`), which must not hold up the
+//! lookups.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -40,6 +43,12 @@ pub struct Server {
     /// queries had committed all of it (s).
     #[serde(default)]
     pub caught_up_s: Vec<f64>,
+    /// While another session scans the whole table: per run, how many
+    /// scans it completed, and their median time (s).
+    #[serde(default)]
+    pub scans: Vec<u64>,
+    #[serde(default)]
+    pub scan_s: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -128,11 +137,12 @@ pub fn measure(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> 
         seconds: setup.pull_secs,
         servers: vec![],
     };
-    let [idle, loaded] = <[Server; 2]>::try_from(sluice(setup, broker, rt)?)
-        .map_err(|_| "two Sluice measurements expected")?;
+    let [idle, loaded, scanned] = <[Server; 3]>::try_from(sluice(setup, broker, rt)?)
+        .map_err(|_| "three Sluice measurements expected")?;
     out.servers.push(idle);
     out.servers.push(postgres(setup, rt)?);
     out.servers.push(loaded);
+    out.servers.push(scanned);
     Ok(out)
 }
 
@@ -161,6 +171,11 @@ fn sluice(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> Falli
     };
     let mut busy = Server {
         name: format!("Sluice, {}k events/s into another query", BUSY_RATE / 1000),
+        version: version.clone(),
+        ..Default::default()
+    };
+    let mut scanned = Server {
+        name: "Sluice, another session scanning the table".into(),
         version,
         ..Default::default()
     };
@@ -190,11 +205,62 @@ fn sluice(setup: &Setup, broker: &Broker, rt: &tokio::runtime::Runtime) -> Falli
             one_run(&mut server, port, "sluice", setup, &mut proc).await?;
         }
         loaded_runs(&mut busy, port, setup, broker, &tag, &mut proc).await?;
+        scanned_runs(&mut scanned, port, setup, &mut proc).await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })?;
     drop(proc);
     broker.delete_topics(&[TOPIC, BUSY])?;
-    Ok(vec![server, busy])
+    Ok(vec![server, busy, scanned])
+}
+
+/// The lookup load while another session scans the whole table again and
+/// again, `setup.runs` times: the lookups' figures, and the scans done.
+async fn scanned_runs(
+    server: &mut Server,
+    port: u16,
+    setup: &Setup,
+    proc: &mut Proc,
+) -> Fallible<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    for _ in 0..setup.runs {
+        let client = connect(port, "sluice", proc).await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (keys, stopped) = (setup.pull_keys, stop.clone());
+        let scanner = tokio::spawn(async move {
+            let mut took = vec![];
+            while !stopped.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let row = client
+                    .query_one(
+                        "SELECT COUNT(*) AS n, SUM(balance) AS total FROM accounts",
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let n: i64 = row.get(0);
+                if n as u64 != keys {
+                    return Err(format!("the scan counted {n} accounts, expected {keys}"));
+                }
+                took.push(t.elapsed().as_secs_f64());
+            }
+            Ok::<_, String>(took)
+        });
+        // The first scan is under way when the lookups start.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        one_run(server, port, "sluice", setup, proc).await?;
+        stop.store(true, Ordering::Relaxed);
+        let took = scanner.await??;
+        let median = crate::report::percentile(&took, 50.0);
+        eprintln!(
+            "bench: pull {}: {} scans, {median:.2} s each (median)",
+            server.name,
+            took.len()
+        );
+        server.scans.push(took.len() as u64);
+        server.scan_s.push(median);
+    }
+    Ok(())
 }
 
 /// The lookup load while [`BUSY_RATE`] events/s flow into another query

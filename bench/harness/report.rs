@@ -206,7 +206,9 @@ pub fn markdown(r: &Results, improvements: &str) -> String {
              SELECT ... LATEST_BY_OFFSET ... GROUP BY id` keeps in RocksDB from a Kafka topic, \
              and a PostgreSQL table with a primary key holding the same rows. The same \
              client drives both. Sluice is measured idle, then while 20,000 events/s flow \
-             into another of its queries (a `GROUP BY` count). {}\n",
+             into another of its queries (a `GROUP BY` count), then while another session \
+             scans the whole table (`SELECT COUNT(*), SUM(balance) FROM accounts`) over and \
+             over. {}\n",
             p.connections,
             p.seconds,
             p.keys,
@@ -244,6 +246,21 @@ pub fn markdown(r: &Results, improvements: &str) -> String {
                 c.name,
                 a.name,
                 median(&c.qps) / median(&a.qps)
+            );
+        }
+        if let (Some(a), Some(d)) = (p.servers.first(), p.servers.get(3)) {
+            let _ = writeln!(
+                s,
+                "{} / {}: {:.2} of the lookups per second, p99 {:.2} ms against {:.2} ms; the \
+                 other session's scans of all {} rows took {:.2} s each (median), at least {} per run.\n",
+                d.name,
+                a.name,
+                median(&d.qps) / median(&a.qps),
+                median(&d.p99_ms),
+                median(&a.p99_ms),
+                p.keys,
+                median(&d.scan_s),
+                d.scans.iter().min().copied().unwrap_or(0)
             );
         }
     }

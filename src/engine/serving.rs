@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::datatypes::Schema;
 
+use super::pull::PullGate;
 use crate::planner::lookup::LookupShape;
 use crate::runtime::view::ViewSpec;
 use crate::runtime::view_lookup::{projection_of, KeyLookup};
@@ -79,6 +80,12 @@ impl Serving {
 pub(crate) struct ServingHandle {
     current: Arc<RwLock<Arc<Serving>>>,
     generations: Arc<AtomicU64>,
+    /// Bumped by every statement that may change the catalog or the
+    /// running queries: a pull query planned at one version is planned
+    /// again at another.
+    catalog: Arc<AtomicU64>,
+    /// The pull queries running without the engine.
+    gate: Arc<PullGate>,
 }
 
 impl ServingHandle {
@@ -90,7 +97,23 @@ impl ServingHandle {
         Self {
             current: Arc::new(RwLock::new(Arc::new(serving))),
             generations: Arc::new(AtomicU64::new(0)),
+            catalog: Arc::new(AtomicU64::new(0)),
+            gate: Arc::new(PullGate::per_core()),
         }
+    }
+
+    /// The catalog's version (see [`Self::catalog_changed`]).
+    pub(crate) fn catalog_version(&self) -> u64 {
+        self.catalog.load(Ordering::Acquire)
+    }
+
+    /// The catalog, or the running queries, may have changed.
+    pub(crate) fn catalog_changed(&self) {
+        self.catalog.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn pull_gate(&self) -> Arc<PullGate> {
+        self.gate.clone()
     }
 
     /// The current publication.

@@ -41,3 +41,18 @@ pub(crate) use changes::{Changes, Op};
 pub(crate) use plan::*;
 pub(crate) use state::{query_prefix, StateBatch, StateStore, DEFAULT_BLOCK_CACHE};
 pub(crate) use task::{Task, TaskMetrics};
+
+/// The bytes a batch's rows hold (a slice of a larger batch counts its part
+/// only): what a pull query's limit on memory counts.
+pub(crate) fn held_bytes(batch: &datafusion::arrow::array::RecordBatch) -> u64 {
+    use datafusion::arrow::array::Array;
+    batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.to_data()
+                .get_slice_memory_size()
+                .unwrap_or_else(|_| c.get_array_memory_size()) as u64
+        })
+        .sum()
+}

@@ -13,8 +13,11 @@
 //! query skips them). The columns are the source's in declaration order,
 //! with `WINDOWSTART` / `WINDOWEND` after the key columns for a windowed
 //! source, then the pseudo columns `ROWTIME`, `ROWPARTITION` and
-//! `ROWOFFSET`. Partitions are read one after the other; filters are left
-//! to DataFusion.
+//! `ROWOFFSET`. Partitions are read one after the other, each up to the end
+//! it had when the scan began (all ends are taken first); filters are left
+//! to DataFusion, a `LIMIT` right above a stream's scan stops its reading.
+//! What the scan holds is bounded like the rest of the pull query
+//! (`limits.pull_query_memory`): past it, the query fails alone.
 
 use std::sync::Arc;
 
@@ -44,6 +47,8 @@ pub(crate) struct TopicScan {
     /// For each column of `schema`, its column in the decoded batch.
     columns: Vec<usize>,
     schema: SchemaRef,
+    /// The most bytes of decoded records the scan may hold.
+    memory: u64,
 }
 
 impl TopicScan {
@@ -66,20 +71,34 @@ impl TopicScan {
             topics,
             columns,
             schema,
+            memory: u64::MAX,
         }
     }
 
-    /// Every record of the topic up to its current end, decoded.
-    fn read(&self) -> Result<RecordBatch> {
+    /// Bounded to `bytes` of decoded records.
+    pub(crate) fn with_memory(self, bytes: u64) -> Self {
+        Self {
+            memory: bytes,
+            ..self
+        }
+    }
+
+    /// Every record of the topic up to its end now (a stream's first
+    /// `limit` records, when given), decoded.
+    fn read(&self, limit: Option<usize>) -> Result<RecordBatch> {
         let topic = &self.source.topic;
         let partitions = self.topics.partitions(topic).unwrap_or(0);
+        let ends = (0..partitions)
+            .map(|p| self.topics.end_offset(topic, p).map_err(Error::from))
+            .collect::<Result<Vec<i64>>>()?;
+        let limit = limit.filter(|_| !self.source.is_table);
         let mut batches = Vec::new();
         let mut skipped = Vec::new();
         let mut ops = Vec::new();
-        for p in 0..partitions {
-            let end = self.topics.end_offset(topic, p).map_err(Error::from)?;
+        let (mut held, mut rows) = (0u64, 0usize);
+        for (p, end) in (0..partitions).zip(ends) {
             let mut from = 0;
-            while from < end {
+            while from < end && limit.is_none_or(|l| rows < l) {
                 let records = match self.topics.fetch(topic, p, from, FETCH) {
                     // The stream as it is now: from where its log starts.
                     Err(TopicError::OutOfRange { earliest, .. }) if earliest > from => {
@@ -92,6 +111,14 @@ impl TopicScan {
                 let Some(last) = records.last() else { break };
                 from = last.offset + 1;
                 if let Some(changes) = decode_batch(&self.source, &records, &mut skipped)? {
+                    held += super::held_bytes(&changes.batch);
+                    if held > self.memory {
+                        return Err(Error::ResourceLimit(format!(
+                            "The pull query read more than {} bytes of {}'s topic {topic} (limits.pull_query_memory in the server configuration): select from a table, or narrow the query",
+                            self.memory, self.source.name
+                        )));
+                    }
+                    rows += changes.batch.num_rows();
                     ops.extend(changes.ops);
                     batches.push(changes.batch);
                 }
@@ -101,9 +128,10 @@ impl TopicScan {
             return Ok(RecordBatch::new_empty(self.schema.clone()));
         };
         let all = datafusion::arrow::compute::concat_batches(&first.schema(), &batches)?;
-        let all = match self.source.is_table {
-            true => latest_per_key(&self.source, &all, &ops)?,
-            false => all,
+        let all = match (self.source.is_table, limit) {
+            (true, _) => latest_per_key(&self.source, &all, &ops)?,
+            (false, Some(l)) if all.num_rows() > l => all.slice(0, l),
+            (false, _) => all,
         };
         Ok(all.project(&self.columns)?)
     }
@@ -195,11 +223,11 @@ impl TableProvider for TopicScan {
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
-        _limit: Option<usize>,
+        limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         tracing::debug!(stream = %self.source.name, topic = %self.source.topic, "pull query scans the stream");
         let batch = self
-            .read()
+            .read(limit)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         // The batch's columns are nullable as decoded; the schema says so.
         let batch = RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())?;
@@ -219,8 +247,8 @@ mod tests {
     use datafusion::arrow::array::{Array, Int64Array, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field};
 
-    #[test]
-    fn reads_the_topic_up_to_its_end_with_pseudo_columns_last() {
+    /// A stream `S` of two records (`a`, `b`) with its topic.
+    fn stream() -> TopicScan {
         let topics: Arc<dyn Topics> = Arc::new(MemoryTopics::new());
         topics.create("t", 1).unwrap();
         for (k, v, ts) in [("a", "1", 10), ("b", "2", 20)] {
@@ -259,8 +287,13 @@ mod tests {
                 Field::new(ROWOFFSET, DataType::Int64, false),
             ])),
         };
-        let scan = TopicScan::new(source, topics, &["K".into(), "V".into()]);
-        let batch = scan.read().unwrap();
+        TopicScan::new(source, topics, &["K".into(), "V".into()])
+    }
+
+    #[test]
+    fn reads_the_topic_up_to_its_end_with_pseudo_columns_last() {
+        let scan = stream();
+        let batch = scan.read(None).unwrap();
         let names: Vec<_> = scan
             .schema()
             .fields()
@@ -280,5 +313,23 @@ mod tests {
             .unwrap();
         assert_eq!((k.len(), k.value(0), k.value(1)), (2, "a", "b"));
         assert_eq!((t.value(0), t.value(1)), (10, 20));
+    }
+
+    #[test]
+    fn a_limit_stops_a_streams_reading_and_memory_bounds_it() {
+        let first = stream().read(Some(1)).unwrap();
+        assert_eq!(first.num_rows(), 1);
+        let k = first
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        assert_eq!(k.value(0), "a");
+        let e = stream().with_memory(8).read(None).unwrap_err();
+        assert_eq!(e.sqlstate(), "53200");
+        assert_eq!(
+            e.to_string(),
+            "The pull query read more than 8 bytes of S's topic t (limits.pull_query_memory in the server configuration): select from a table, or narrow the query"
+        );
     }
 }

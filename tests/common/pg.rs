@@ -10,6 +10,9 @@ use super::Server;
 /// The log lines a server with `SERVING_LOG` writes for each key lookup
 /// served from its view, without the engine.
 pub const SERVED: &str = "key lookup served from its view";
+/// The log line for each execution of a prepared pull query that ran the
+/// plan made at Parse, its values bound.
+pub const PLANNED: &str = "pull query run from its plan";
 pub const SERVING_LOG: (&str, &str) = ("SLUICE_LOG", "sluice::server::pg::extended=trace");
 
 pub async fn connect(server: &Server) -> Client {

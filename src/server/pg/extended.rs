@@ -9,7 +9,11 @@
 //!   text unless the client declared a type.
 //! - **Bind** keeps the parameters' values and the result formats (text or
 //!   binary, per column).
-//! - **Execute** puts each value in the statement as a literal of its type
+//! - **Execute** of a pull query planned at Parse binds the values into
+//!   that plan and runs it without the engine, while the catalog and the
+//!   session's settings are those it was planned with and every value binds
+//!   to its parameter's type as it is ([`params::bound_value`]). Otherwise
+//!   Execute puts each value in the statement as a literal of its type
 //!   ([`super::params`]) and runs it as the simple protocol would. Rows go
 //!   out in the formats Bind asked for, flushed as they come, so a push
 //!   query's rows reach the client live; a cancel request stops it. A
@@ -26,6 +30,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::common::ScalarValue;
 use futures::{Sink, SinkExt};
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{send_execution_response, ExtendedQueryHandler};
@@ -40,7 +45,7 @@ use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::PgWireBackendMessage;
 
 use super::results::{batch_rows, copy_response, rows_response, with_formats};
-use super::session::{Answer, Prepared};
+use super::session::{Answer, Prepared, PreparedPull};
 use super::{cancel, error_info, params, send_copy, send_rows, session, Handler, SharedEngine};
 use crate::error::{Error, Result};
 
@@ -129,6 +134,28 @@ where
     Ok(())
 }
 
+/// A prepared pull query's plan and its parameters' values, bound as they
+/// are (None: it has no plan, or a value does not bind to its parameter's
+/// type; then its values are pasted into its text).
+fn planned_values(portal: &Portal<Prepared>) -> Option<(Arc<PreparedPull>, Vec<ScalarValue>)> {
+    let prepared = &portal.statement.statement;
+    let pull = prepared.pull.clone()?;
+    if portal.parameters.len() != pull.types.len() {
+        return None;
+    }
+    let values = portal
+        .parameters
+        .iter()
+        .zip(&pull.types)
+        .enumerate()
+        .map(|(i, (value, want))| {
+            let binary = portal.parameter_format.is_binary(i);
+            params::bound_value(value.as_deref(), binary, prepared.params.get(i)?, want)
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((pull, values))
+}
+
 impl Handler {
     /// Run a bound portal's statement: its one answer.
     async fn run_portal<C>(
@@ -155,20 +182,47 @@ impl Handler {
         } else {
             ""
         };
-        let session = session(client);
-        let engine = self.engine.clone();
-        let (script, shape) = (text.clone(), prepared.text.clone());
-        let connection = super::panics::current();
-        let answers = tokio::task::spawn_blocking(move || {
-            super::panics::within(connection, || session.run_bound(&engine, &shape, &script))
-        })
-        .await
-        .map_err(|e| {
+        let thread_failed = |e: tokio::task::JoinError| {
             PgWireError::UserError(Box::new(error_info(
                 &Error::internal(format!("the statement's thread failed: {e}")),
                 shown,
             )))
-        })?;
+        };
+        let session = session(client);
+        let connection = super::panics::current();
+        // A pull query planned at Parse runs its plan with the values
+        // bound, unless the plan no longer holds.
+        let planned = match planned_values(portal) {
+            Some((pull, values)) => {
+                let (session, version) = (session.clone(), self.serving.catalog_version());
+                tokio::task::spawn_blocking(move || {
+                    super::panics::within(connection, || {
+                        let answer = session.run_planned(&pull, version, values);
+                        if answer.is_some() {
+                            tracing::trace!("pull query run from its plan");
+                        }
+                        answer
+                    })
+                })
+                .await
+                .map_err(thread_failed)?
+            }
+            None => None,
+        };
+        let answers = match planned {
+            Some(answer) => vec![answer],
+            None => {
+                let engine = self.engine.clone();
+                let (script, shape) = (text.clone(), prepared.text.clone());
+                tokio::task::spawn_blocking(move || {
+                    super::panics::within(connection, || {
+                        session.run_bound(&engine, &shape, &script)
+                    })
+                })
+                .await
+                .map_err(thread_failed)?
+            }
+        };
         let mut response = Response::EmptyQuery;
         for answer in answers {
             match answer {

@@ -204,9 +204,18 @@ fn text_literal(text: &str, ty: &Type) -> std::result::Result<String, String> {
 /// Whether a parameter of type `ty` can be a key of type `key` on the
 /// serving path ([`key_value`]).
 pub(crate) fn is_key_type(ty: &Type, key: &DataType) -> bool {
-    match key {
+    matches!(key, DataType::Utf8 | DataType::Int32 | DataType::Int64) && binds(ty, key)
+}
+
+/// Whether a value of a parameter of type `ty` binds, as it is, to a
+/// planned parameter of type `want` ([`bound_value`]): text to STRING,
+/// integers to INT and BIGINT, floats to DOUBLE, booleans to BOOLEAN.
+pub(crate) fn binds(ty: &Type, want: &DataType) -> bool {
+    match want {
         DataType::Utf8 => is_text(ty),
         DataType::Int32 | DataType::Int64 => matches!(*ty, Type::INT2 | Type::INT4 | Type::INT8),
+        DataType::Float64 => matches!(*ty, Type::FLOAT4 | Type::FLOAT8),
+        DataType::Boolean => *ty == Type::BOOL,
         _ => false,
     }
 }
@@ -228,26 +237,72 @@ pub(crate) fn key_value(
     ty: &Type,
     key: &DataType,
 ) -> Option<ScalarValue> {
-    let raw = value?;
     if !is_key_type(ty, key) {
         return None;
     }
-    if *key == DataType::Utf8 {
-        let text = std::str::from_utf8(raw).ok()?;
-        return Some(ScalarValue::Utf8(Some(text.to_string())));
+    bound_value(value, binary, ty, key)
+}
+
+/// A parameter's value (text or `binary`, of type `ty`) as a value of type
+/// `want` bound into a planned statement, exactly as its literal would be
+/// read; None for one that does not bind so (NULL, a type that does not
+/// [`binds`], malformed, out of range, not finite), which goes the way of
+/// literals pasted into the text, with its answer or error.
+pub(crate) fn bound_value(
+    value: Option<&[u8]>,
+    binary: bool,
+    ty: &Type,
+    want: &DataType,
+) -> Option<ScalarValue> {
+    let raw = value?;
+    if !binds(ty, want) {
+        return None;
     }
-    let n: i64 = if binary {
-        match *ty {
-            Type::INT2 => i16::from_sql(ty, raw).ok()?.into(),
-            Type::INT4 => i32::from_sql(ty, raw).ok()?.into(),
-            _ => i64::from_sql(ty, raw).ok()?,
+    let text = || std::str::from_utf8(raw).ok().map(str::trim);
+    match want {
+        DataType::Utf8 => {
+            let text = std::str::from_utf8(raw).ok()?;
+            Some(ScalarValue::Utf8(Some(text.to_string())))
         }
-    } else {
-        std::str::from_utf8(raw).ok()?.trim().parse().ok()?
-    };
-    match key {
-        DataType::Int32 => i32::try_from(n).ok().map(|n| ScalarValue::Int32(Some(n))),
-        _ => Some(ScalarValue::Int64(Some(n))),
+        DataType::Int32 | DataType::Int64 => {
+            let n: i64 = if binary {
+                match *ty {
+                    Type::INT2 => i16::from_sql(ty, raw).ok()?.into(),
+                    Type::INT4 => i32::from_sql(ty, raw).ok()?.into(),
+                    _ => i64::from_sql(ty, raw).ok()?,
+                }
+            } else {
+                text()?.parse().ok()?
+            };
+            match want {
+                DataType::Int32 => i32::try_from(n).ok().map(|n| ScalarValue::Int32(Some(n))),
+                _ => Some(ScalarValue::Int64(Some(n))),
+            }
+        }
+        DataType::Float64 => {
+            let f: f64 = if binary {
+                match *ty {
+                    Type::FLOAT4 => f32::from_sql(ty, raw).ok()?.into(),
+                    _ => f64::from_sql(ty, raw).ok()?,
+                }
+            } else {
+                text()?.parse().ok()?
+            };
+            f.is_finite().then_some(ScalarValue::Float64(Some(f)))
+        }
+        DataType::Boolean => {
+            let b = if binary {
+                bool::from_sql(ty, raw).ok()?
+            } else {
+                match text()?.to_ascii_lowercase().as_str() {
+                    "t" | "true" => true,
+                    "f" | "false" => false,
+                    _ => return None,
+                }
+            };
+            Some(ScalarValue::Boolean(Some(b)))
+        }
+        _ => None,
     }
 }
 

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
 use futures::{stream, StreamExt};
 use pgwire::api::results::{FieldFormat, FieldInfo, Response, Tag};
 use pgwire::api::Type;
@@ -22,7 +23,7 @@ use super::values::{pg_type, Value};
 use super::{lock, SharedEngine};
 use super::{params, pg_catalog};
 use crate::engine::serving::PreparedLookup;
-use crate::engine::{Engine, StatementResult};
+use crate::engine::{Engine, PullPlan, StatementResult};
 use crate::error::{Error, Position, Result};
 use crate::planner::ast::{SourceKind, Statement};
 use crate::planner::parser;
@@ -230,15 +231,51 @@ impl Session {
         text: &str,
         push: bool,
     ) -> Result<(Arc<Vec<FieldInfo>>, Rows)> {
-        let mut engine = lock(engine);
-        self.in_engine(&mut engine, |e| {
-            if push {
-                Ok(push_rows(e.start_push_query(text)?))
-            } else {
-                let (schema, batches) = e.pull_query(text)?;
-                batch_rows(&schema, &batches)
-            }
+        if push {
+            let mut engine = lock(engine);
+            return self.in_engine(&mut engine, |e| Ok(push_rows(e.start_push_query(text)?)));
+        }
+        // Planned holding the engine, run without it.
+        let plan = {
+            let mut engine = lock(engine);
+            self.in_engine(&mut engine, |e| e.plan_pull(text))?
+        };
+        let (schema, batches) = plan.run()?;
+        batch_rows(&schema, &batches)
+    }
+
+    /// Run a prepared pull query's plan with `values` for its parameters,
+    /// if the plan still holds (None: the catalog, at `version` now, or
+    /// the session's settings changed since it was planned).
+    pub(crate) fn run_planned(
+        &self,
+        pull: &PreparedPull,
+        version: u64,
+        values: Vec<ScalarValue>,
+    ) -> Option<Answer> {
+        if pull.version != version || pull.properties != self.settings_now() {
+            return None;
+        }
+        let answer = pull
+            .plan
+            .run_with(values)
+            .and_then(|(schema, batches)| batch_rows(&schema, &batches));
+        Some(match answer {
+            Ok((fields, rows)) => Answer::Rows {
+                fields,
+                rows,
+                copy: false,
+            },
+            Err(e) => Answer::Error(e),
         })
+    }
+
+    /// The session's own settings, once it has them (see `in_engine`).
+    fn settings_now(&self) -> Option<BTreeMap<String, String>> {
+        self.properties
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Answer the Postgres statements drivers send (None: not one).
@@ -326,15 +363,42 @@ pub(crate) struct Prepared {
     /// A pull query that is a key lookup: served without the engine
     /// (`super::extended`), while the view it was prepared against lasts.
     pub lookup: Option<Arc<PreparedLookup>>,
+    /// A pull query planned once: each execution binds its values into the
+    /// plan and runs it without the engine, while the plan holds.
+    pub pull: Option<Arc<PreparedPull>>,
 }
 
-/// A statement's columns (None: it answers no rows), its parameters'
-/// types where they can be told, and the key lookup it is, if one.
-type Described = (
-    Option<Arc<Vec<FieldInfo>>>,
-    Vec<Option<DataType>>,
-    Option<Arc<PreparedLookup>>,
-);
+/// A pull query planned at Parse, with its placeholders.
+#[derive(Debug)]
+pub(crate) struct PreparedPull {
+    pub plan: PullPlan,
+    /// Each parameter's type in the plan.
+    pub types: Vec<DataType>,
+    /// The catalog's version it was planned at.
+    version: u64,
+    /// The session's settings it was planned with.
+    properties: Option<BTreeMap<String, String>>,
+}
+
+/// What preparing a statement tells: its columns (None: it answers no
+/// rows), its parameters' types where they can be told, the key lookup it
+/// is, and its plan, for a pull query.
+#[derive(Default)]
+struct Described {
+    columns: Option<Arc<Vec<FieldInfo>>>,
+    inferred: Vec<Option<DataType>>,
+    lookup: Option<Arc<PreparedLookup>>,
+    pull: Option<(PullPlan, u64)>,
+}
+
+impl Described {
+    fn columns(columns: Arc<Vec<FieldInfo>>) -> Self {
+        Self {
+            columns: Some(columns),
+            ..Self::default()
+        }
+    }
+}
 
 impl Session {
     /// Prepare one statement (None: it is empty): what it answers with and
@@ -359,9 +423,10 @@ impl Session {
             }
         };
         let text = &sql[chunk.start..chunk.end];
-        let (columns, inferred, lookup) = self
+        let described = self
             .describe(engine, text, declared)
             .map_err(|e| shift(e, position_of(sql, chunk.start)))?;
+        let inferred = &described.inferred;
         let params: Vec<Type> = (0..params::count(text)?.max(declared.len()))
             .map(|i| {
                 declared
@@ -376,15 +441,34 @@ impl Session {
         // A lookup of one parameter, which the client declared (or Sluice
         // inferred) as a type the fast path decodes; any other goes the
         // planned way.
-        let lookup = lookup.filter(|l| match params.as_slice() {
+        let lookup = described.lookup.filter(|l| match params.as_slice() {
             [ty] => l.parameter == 1 && params::is_key_type(ty, l.lookup.key_type()),
             _ => false,
+        });
+        // A plan whose every parameter has a type its values bind to
+        // exactly; any other is planned again with its values pasted.
+        let pull = described.pull.and_then(|(plan, version)| {
+            let types: Vec<DataType> = described.inferred.into_iter().collect::<Option<_>>()?;
+            let bindable = types.len() == params.len()
+                && params
+                    .iter()
+                    .zip(&types)
+                    .all(|(ty, dt)| params::binds(ty, dt));
+            bindable.then(|| {
+                Arc::new(PreparedPull {
+                    plan,
+                    types,
+                    version,
+                    properties: self.settings_now(),
+                })
+            })
         });
         Ok(Some(Prepared {
             text: sql.to_string(),
             params,
-            columns,
+            columns: described.columns,
             lookup,
+            pull,
         }))
     }
 
@@ -407,8 +491,8 @@ impl Session {
                 | "DEALLOCATE",
                 _,
             )
-            | ("START", "TRANSACTION") => return Ok((None, vec![], None)),
-            ("SET", _) if !second.starts_with('\'') => return Ok((None, vec![], None)),
+            | ("START", "TRANSACTION") => return Ok(Described::default()),
+            ("SET", _) if !second.starts_with('\'') => return Ok(Described::default()),
             ("SHOW", noun) if !is_sluice_show(noun) => {
                 let name = strip_comments(text)
                     .split_whitespace()
@@ -418,16 +502,16 @@ impl Session {
                     .trim_end_matches(';')
                     .to_ascii_lowercase();
                 let field = FieldInfo::new(name, None, None, Type::TEXT, FieldFormat::Text);
-                return Ok((Some(Arc::new(vec![field])), vec![], None));
+                return Ok(Described::columns(Arc::new(vec![field])));
             }
             _ => {}
         }
         if copy_to_stdout(text).is_some() {
-            return Ok((None, vec![], None));
+            return Ok(Described::default());
         }
         if pg_catalog::is_catalog_query(text) {
             let (fields, _) = pg_catalog::answer(&lock(engine), text)?;
-            return Ok((Some(fields), vec![], None));
+            return Ok(Described::columns(fields));
         }
         let mut engine = lock(engine);
         self.in_engine(&mut engine, |e| match select_kind(text) {
@@ -435,12 +519,21 @@ impl Session {
                 let inferred = e.push_parameter_types(text);
                 let (schema, table) =
                     e.describe_push_query(&typed_nulls(text, declared, &inferred)?)?;
-                Ok((Some(push_fields(&schema, table)), inferred, None))
+                Ok(Described {
+                    inferred,
+                    ..Described::columns(push_fields(&schema, table))
+                })
             }
             Some(false) => {
-                let (schema, types) = e.describe_pull_query(text)?;
-                let lookup = e.prepare_lookup(text, &schema).map(Arc::new);
-                Ok((Some(fields(&schema)), types, lookup))
+                let version = e.serving().catalog_version();
+                let plan = e.plan_pull(text)?;
+                let schema = plan.schema();
+                Ok(Described {
+                    columns: Some(fields(&schema)),
+                    inferred: plan.parameter_types()?,
+                    lookup: e.prepare_lookup(text, &schema).map(Arc::new),
+                    pull: Some((plan, version)),
+                })
             }
             None => {
                 let parsed = parser::parse(&typed_nulls(text, declared, &[])?)?;
@@ -456,11 +549,10 @@ impl Session {
                         columns,
                         values,
                         ..
-                    } => Ok((
-                        None,
-                        insert_parameters(e, text, target, columns, values.len()),
-                        None,
-                    )),
+                    } => Ok(Described {
+                        inferred: insert_parameters(e, text, target, columns, values.len()),
+                        ..Described::default()
+                    }),
                     Statement::Show { .. }
                     | Statement::Describe { .. }
                     | Statement::DescribeFunction(_)
@@ -468,11 +560,11 @@ impl Session {
                     | Statement::ExplainQuery(_)
                     | Statement::Print { .. } => match e.execute_parsed(p)? {
                         StatementResult::Rows { columns, .. } => {
-                            Ok((Some(text_fields(columns)), vec![], None))
+                            Ok(Described::columns(text_fields(columns)))
                         }
-                        StatementResult::Done { .. } => Ok((None, vec![], None)),
+                        StatementResult::Done { .. } => Ok(Described::default()),
                     },
-                    _ => Ok((None, vec![], None)),
+                    _ => Ok(Described::default()),
                 }
             }
         })
