@@ -222,7 +222,8 @@ impl Engine {
                         windowed: spec.windowed,
                     };
                     tables.keys.insert(name.clone(), key);
-                    let table = ViewTable::new(spec.clone(), self.store.clone());
+                    let table = ViewTable::new(spec.clone(), self.store.clone())
+                        .with_memory(self.sandbox.pull_query_memory);
                     tables.tables.insert(name, Arc::new(table));
                 }
                 None => {

@@ -4,9 +4,9 @@
 //! ([`ValueLimits`]), and how much memory one pull query may take.
 //!
 //! A pull query runs with a DataFusion memory pool of its own of
-//! `pull_query_memory` bytes and no spilling to disk; its result is held
-//! under the same bound. Over it, the query fails alone with SQLSTATE 53200
-//! and the memory is released.
+//! `pull_query_memory` bytes and no spilling to disk; its result, and what
+//! a scan of a topic reads, are held under the same bound. Over it, the
+//! query fails alone with SQLSTATE 53200 and the memory is released.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,8 +21,8 @@ use crate::connectors::location::SinkPolicy;
 use crate::error::Result;
 use crate::functions::ValueLimits;
 
-/// 512 MiB per pull query (pull queries run one at a time: they hold the
-/// engine).
+/// 512 MiB per pull query (at most one runs per core at once:
+/// `super::pull::PullGate`).
 pub(crate) const DEFAULT_PULL_QUERY_MEMORY: u64 = 512 << 20;
 
 /// The operator's bounds on what statements may do.

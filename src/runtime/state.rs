@@ -16,6 +16,55 @@ use std::sync::Arc;
 
 use rocksdb::{BlockBasedOptions, Cache, Direction, IteratorMode, Options, WriteBatch, DB};
 
+/// A store's state at one moment ([`StateStore::snapshot`]).
+pub(crate) struct Snapshot<'a> {
+    snap: rocksdb::SnapshotWithThreadMode<'a, DB>,
+}
+
+impl Snapshot<'_> {
+    pub(crate) fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.snap.get(key)?)
+    }
+
+    /// Give each entry with `from <= key < to`, in key order, to `each`
+    /// until it returns false. The iterator never reads past `to`; with
+    /// `cached` false the blocks it reads stay out of the block cache (a
+    /// scan of a whole view must not push out the rows lookups read).
+    pub(crate) fn scan(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        cached: bool,
+        mut each: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let mut read = rocksdb::ReadOptions::default();
+        read.set_iterate_upper_bound(to.to_vec());
+        read.fill_cache(cached);
+        let mut iter = self.snap.raw_iterator_opt(read);
+        iter.seek(from);
+        while let (Some(k), Some(v)) = (iter.key(), iter.value()) {
+            if !each(k, v)? {
+                return Ok(());
+            }
+            iter.next();
+        }
+        Ok(iter.status()?)
+    }
+}
+
+/// The first key after every key that starts with `prefix` (None: there is
+/// none, the prefix being all 0xff).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 /// The block cache of a store opened without a size (256 MiB).
 pub(crate) const DEFAULT_BLOCK_CACHE: u64 = 256 << 20;
 
@@ -92,6 +141,14 @@ impl StateStore {
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)
+    }
+
+    /// A consistent view of the store now: every read through it sees the
+    /// same commits, none half applied.
+    pub(crate) fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            snap: self.db.snapshot(),
+        }
     }
 
     pub(crate) fn commit(&self, batch: StateBatch) -> Result<()> {
@@ -194,6 +251,43 @@ mod tests {
         for &t in &ts {
             assert_eq!(decode_time(&encode_time(t)), Some(t));
         }
+    }
+
+    #[test]
+    fn a_snapshot_reads_one_moment_and_scans_stop_at_their_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let mut b = StateBatch::default();
+        for k in ["v/T/a", "v/T/b", "v/T/c", "v/U/a"] {
+            b.put(k.as_bytes(), k.as_bytes());
+        }
+        store.commit(b).unwrap();
+        let snap = store.snapshot();
+        let mut b = StateBatch::default();
+        b.delete(b"v/T/a");
+        b.put(b"v/T/d", b"new");
+        store.commit(b).unwrap();
+        assert_eq!(snap.get(b"v/T/a").unwrap().as_deref(), Some(&b"v/T/a"[..]));
+        let end = prefix_end(b"v/T/").unwrap();
+        assert_eq!(end, b"v/T0");
+        let mut seen = Vec::new();
+        snap.scan(b"v/T/", &end, false, |k, _| {
+            seen.push(String::from_utf8_lossy(k).to_string());
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(seen, ["v/T/a", "v/T/b", "v/T/c"]);
+        let mut first = Vec::new();
+        store
+            .snapshot()
+            .scan(b"v/T/", &end, true, |k, _| {
+                first.push(String::from_utf8_lossy(k).to_string());
+                Ok(first.len() < 2)
+            })
+            .unwrap();
+        assert_eq!(first, ["v/T/b", "v/T/c"]);
+        assert_eq!(prefix_end(&[0x61, 0xff]), Some(vec![0x62]));
+        assert_eq!(prefix_end(&[0xff]), None);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::state::StateStore;
+use super::state::{prefix_end, StateStore};
 use super::view::{decode_rows, encode_key, view_prefix, ViewSpec};
 
 /// How a scan reads the view.
@@ -54,6 +54,8 @@ pub(crate) struct ViewTable {
     store: StateStore,
     /// Key columns proper (without window bounds).
     key_columns: usize,
+    /// The most bytes of stored rows a scan may take.
+    memory: u64,
 }
 
 impl ViewTable {
@@ -63,6 +65,15 @@ impl ViewTable {
             spec,
             store,
             key_columns,
+            memory: u64::MAX,
+        }
+    }
+
+    /// Bounded to `bytes` of stored rows.
+    pub(crate) fn with_memory(self, bytes: u64) -> Self {
+        Self {
+            memory: bytes,
+            ..self
         }
     }
 
@@ -203,8 +214,9 @@ impl ViewTable {
         Access::Scan
     }
 
-    /// The stored rows `access` selects, in key order.
-    fn read(&self, access: &Access) -> crate::error::Result<Vec<Vec<u8>>> {
+    /// The stored rows `access` selects, in key order (the first `limit`
+    /// of them), read from one snapshot of the store.
+    fn read(&self, access: &Access, limit: Option<usize>) -> crate::error::Result<Vec<Vec<u8>>> {
         let prefix = view_prefix(&self.spec.table);
         let all_key_types = self.spec.key_types();
         let full = |k: &[u8]| {
@@ -227,10 +239,18 @@ impl ViewTable {
             }
             Ok(encode_key(&key_types[..columns.len()], &columns)?.pop())
         };
-        let mut out = Vec::new();
+        let end_of = |p: &[u8]| prefix_end(p).unwrap_or_else(|| vec![0xff; p.len() + 1]);
+        let snap = self.store.snapshot();
+        let mut rows = Taken {
+            rows: Vec::new(),
+            held: 0,
+            memory: self.memory,
+            limit: limit.unwrap_or(usize::MAX),
+            table: &self.spec.table,
+        };
         match access {
             Access::Scan => {
-                out.extend(self.store.scan_prefix(&prefix)?.into_iter().map(|(_, v)| v));
+                snap.scan(&prefix, &end_of(&prefix), false, |_, v| rows.take(v))?;
             }
             Access::Keys(keys) => {
                 let mut seen = BTreeSet::new();
@@ -239,16 +259,19 @@ impl ViewTable {
                     if !seen.insert(encoded.clone()) {
                         continue;
                     }
-                    if self.key_columns == self.spec.key_len {
-                        out.extend(self.store.get(&full(&encoded))?);
+                    let key = full(&encoded);
+                    let more = if self.key_columns == self.spec.key_len {
+                        match snap.get(&key)? {
+                            Some(v) => rows.take(&v)?,
+                            None => true,
+                        }
                     } else {
                         // A windowed table: every window of the key.
-                        out.extend(
-                            self.store
-                                .scan_prefix(&full(&encoded))?
-                                .into_iter()
-                                .map(|(_, v)| v),
-                        );
+                        snap.scan(&key, &end_of(&key), true, |_, v| rows.take(v))?;
+                        rows.rows.len() < rows.limit
+                    };
+                    if !more {
+                        break;
                     }
                 }
             }
@@ -276,12 +299,7 @@ impl ViewTable {
                     // high bound.
                     let mut to = full(&to);
                     to.push(0xff);
-                    out.extend(
-                        self.store
-                            .scan_range(&full(&from), &to)?
-                            .into_iter()
-                            .map(|(_, v)| v),
-                    );
+                    snap.scan(&full(&from), &to, true, |_, v| rows.take(v))?;
                 }
             }
             Access::Range { low, high } => {
@@ -303,21 +321,39 @@ impl ViewTable {
                         }
                         None => return Ok(Vec::new()),
                     },
-                    None => {
-                        let mut t = prefix.clone();
-                        t.push(0xff);
-                        t
-                    }
+                    None => end_of(&prefix),
                 };
-                out.extend(
-                    self.store
-                        .scan_range(&from, &to)?
-                        .into_iter()
-                        .map(|(_, v)| v),
-                );
+                snap.scan(&from, &to, false, |_, v| rows.take(v))?;
             }
         }
-        Ok(out)
+        Ok(rows.rows)
+    }
+}
+
+/// The rows a read takes, within the pull query's memory and its limit.
+struct Taken<'a> {
+    rows: Vec<Vec<u8>>,
+    held: u64,
+    memory: u64,
+    limit: usize,
+    table: &'a str,
+}
+
+impl Taken<'_> {
+    /// Take a row; whether to go on.
+    fn take(&mut self, row: &[u8]) -> crate::error::Result<bool> {
+        if self.rows.len() >= self.limit {
+            return Ok(false);
+        }
+        self.held += row.len() as u64;
+        if self.held > self.memory {
+            return Err(crate::error::Error::ResourceLimit(format!(
+                "The pull query read more than {} bytes of table {} (limits.pull_query_memory in the server configuration): narrow it with a WHERE on the key, or a LIMIT",
+                self.memory, self.table
+            )));
+        }
+        self.rows.push(row.to_vec());
+        Ok(self.rows.len() < self.limit)
     }
 }
 
@@ -366,12 +402,12 @@ impl TableProvider for ViewTable {
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
-        _limit: Option<usize>,
+        limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let access = self.access(filters);
         tracing::debug!(table = %self.spec.table, ?access, "pull query reads the view");
         let rows = self
-            .read(&access)
+            .read(&access, limit)
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
         let batch = decode_rows(&self.spec, rows.iter().map(Vec::as_slice))
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
@@ -443,7 +479,11 @@ mod tests {
 
     /// The (K, WINDOWSTART) of the rows an access reads.
     fn read(view: &ViewTable, access: &Access) -> Vec<(String, i64)> {
-        let rows = view.read(access).unwrap();
+        read_limited(view, access, None)
+    }
+
+    fn read_limited(view: &ViewTable, access: &Access, limit: Option<usize>) -> Vec<(String, i64)> {
+        let rows = view.read(access, limit).unwrap();
         let batch = decode_rows(&view.spec, rows.iter().map(Vec::as_slice)).unwrap();
         let k = batch
             .column(0)
@@ -502,5 +542,31 @@ mod tests {
         assert_eq!(read(&view, &access).len(), 5);
         let access = view.access(&[ident(WINDOWSTART).eq(lit(1000i64))]);
         assert_eq!(access, Access::Scan);
+    }
+
+    #[test]
+    fn a_scan_stops_at_its_limit_and_within_the_memory_bound() {
+        let (_dir, view) = windowed();
+        assert_eq!(read(&view, &Access::Scan).len(), 10);
+        assert_eq!(
+            read_limited(&view, &Access::Scan, Some(3)),
+            vec![("a".into(), 1000), ("a".into(), 2000), ("a".into(), 3000)]
+        );
+        let keys = Access::Keys(vec![
+            vec![ScalarValue::from("a")],
+            vec![ScalarValue::from("b")],
+        ]);
+        assert_eq!(
+            read_limited(&view, &keys, Some(6)).last(),
+            Some(&("b".into(), 1000))
+        );
+        let view = view.with_memory(20);
+        let e = view.read(&Access::Scan, None).unwrap_err();
+        assert_eq!(e.sqlstate(), "53200");
+        assert!(
+            e.to_string()
+                .starts_with("The pull query read more than 20 bytes of table"),
+            "{e}"
+        );
     }
 }
