@@ -99,10 +99,18 @@ impl StateStore {
         table.set_block_cache(&cache);
         table.set_cache_index_and_filter_blocks(true);
         table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        // A hash index in each data block: a get finds its key's restart
+        // point without a binary search of the block.
+        table.set_data_block_index_type(rocksdb::DataBlockIndexType::BinaryAndHash);
+        table.set_data_block_hash_ratio(0.75);
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.set_block_based_table_factory(&table);
+        // A bloom filter over the memtable's whole keys: a get of a key the
+        // memtable does not hold skips its skip list.
+        opts.set_memtable_whole_key_filtering(true);
+        opts.set_memtable_prefix_bloom_ratio(0.02);
         let db = DB::open(&opts, dir)?;
         Ok(Self { db: Arc::new(db) })
     }
