@@ -71,6 +71,24 @@ async fn every_table_answers_pull_queries_alike() {
         assert_eq!(got, want, "key {key}");
     }
     assert_eq!(server.log().matches(SERVED).count(), served + 3);
+    // Several keys: in the list's order, each once, the deleted left out,
+    // as the planned way reads them.
+    let several = client
+        .prepare("SELECT id, total FROM src_totals WHERE id IN ($1, $2, $3, $4)")
+        .await
+        .unwrap();
+    let rows = client
+        .query(&several, &[&"d", &"b", &"a", &"d"])
+        .await
+        .unwrap();
+    let got: Vec<(String, i32)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, [("d".to_string(), 6), ("a".to_string(), 5)]);
+    assert_eq!(server.log().matches(SERVED).count(), served + 4);
+    let planned = "SELECT id, total FROM src_totals WHERE id IN ('d', 'b', 'a', 'd')";
+    assert_eq!(
+        text_rows(&client, planned).await,
+        [row(&["d", "6"]), row(&["a", "5"])]
+    );
     let want = vec![row(&["a", "5"]), row(&["c", "1"]), row(&["d", "6"])];
     for table in ["totals", "src_totals", "plain_totals"] {
         let sql = format!("SELECT id, total FROM {table} ORDER BY id");

@@ -41,8 +41,9 @@ pub(crate) struct Serving {
 pub(crate) struct PreparedLookup {
     pub table: String,
     pub generation: u64,
-    /// The parameter that carries the key (1-based).
-    pub parameter: usize,
+    /// The parameters that carry the keys, in the statement's order
+    /// (1-based).
+    pub parameters: Vec<usize>,
     pub lookup: KeyLookup,
 }
 
@@ -62,7 +63,7 @@ impl Serving {
         Some(PreparedLookup {
             table: shape.table.clone(),
             generation: served.generation,
-            parameter: shape.parameter,
+            parameters: shape.parameters.clone(),
             lookup,
         })
     }
@@ -175,7 +176,7 @@ mod tests {
         LookupShape {
             table: table.into(),
             column: column.into(),
-            parameter: 1,
+            parameters: vec![1],
         }
     }
 

@@ -1,6 +1,6 @@
 //! Key lookups recognized from a pull query's text, for the serving fast
 //! path: `SELECT <columns or *> FROM <table> WHERE <column> = $n` (either
-//! side of the `=`), nothing else. What the columns are and whether the
+//! side of the `=`) or `... WHERE <column> IN ($a, $b, ...)`, nothing else. What the columns are and whether the
 //! column is the table's key is decided by whoever holds the table (the
 //! engine's serving snapshot); this only reads the statement's shape, so a
 //! lookup is recognized once, when the statement is prepared, and planned
@@ -13,15 +13,16 @@ use datafusion::sql::sqlparser::parser::Parser as SqlParser;
 
 use super::parser::PullDialect;
 
-/// A pull query that reads one row of a table by its key.
+/// A pull query that reads rows of a table by their keys.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LookupShape {
     /// The table, as the catalog names it (unquoted names upper-cased).
     pub table: String,
-    /// The column compared with the parameter.
+    /// The column compared with the parameters.
     pub column: String,
-    /// The parameter (1-based: `$1` is 1).
-    pub parameter: usize,
+    /// The parameters that carry the keys, in the statement's order
+    /// (1-based: `$1` is 1): one for `=`, one per item of an `IN` list.
+    pub parameters: Vec<usize>,
 }
 
 /// The lookup `text` is, if it is exactly one.
@@ -55,26 +56,38 @@ pub(crate) fn key_lookup(text: &str) -> Option<LookupShape> {
             _ => None,
         })
         .collect::<Option<_>>()?;
-    let Some(Expr::BinaryOp {
-        left,
-        op: BinaryOperator::Eq,
-        right,
-    }) = &select.selection
-    else {
-        return None;
+    let placeholder = |e: &Expr| match e {
+        Expr::Value(v) => match &v.value {
+            Value::Placeholder(p) => p
+                .strip_prefix('$')?
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0),
+            _ => None,
+        },
+        _ => None,
     };
-    let (column, placeholder) = match (left.as_ref(), right.as_ref()) {
-        (Expr::Identifier(c), Expr::Value(v)) | (Expr::Value(v), Expr::Identifier(c)) => (c, v),
+    let (column, parameters) = match select.selection.as_ref()? {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } => match (left.as_ref(), right.as_ref()) {
+            (Expr::Identifier(c), v) | (v, Expr::Identifier(c)) => (c, vec![placeholder(v)?]),
+            _ => None?,
+        },
+        Expr::InList {
+            expr,
+            list,
+            negated: false,
+        } => match expr.as_ref() {
+            Expr::Identifier(c) if !list.is_empty() => {
+                (c, list.iter().map(placeholder).collect::<Option<_>>()?)
+            }
+            _ => None?,
+        },
         _ => None?,
     };
-    let Value::Placeholder(p) = &placeholder.value else {
-        return None;
-    };
-    let parameter = p
-        .strip_prefix('$')?
-        .parse::<usize>()
-        .ok()
-        .filter(|n| *n > 0)?;
     // Nothing else: no DISTINCT, GROUP BY, ORDER BY, LIMIT, ... (compared
     // as sqlparser writes the statement back, whatever clauses it knows).
     let bare = format!(
@@ -85,7 +98,7 @@ pub(crate) fn key_lookup(text: &str) -> Option<LookupShape> {
     (query.to_string() == bare).then(|| LookupShape {
         table,
         column: catalog_name(column),
-        parameter,
+        parameters,
     })
 }
 
@@ -101,11 +114,11 @@ fn catalog_name(ident: &Ident) -> String {
 mod tests {
     use super::*;
 
-    fn shape(table: &str, column: &str, parameter: usize) -> Option<LookupShape> {
+    fn shape(table: &str, column: &str, parameters: &[usize]) -> Option<LookupShape> {
         Some(LookupShape {
             table: table.into(),
             column: column.into(),
-            parameter,
+            parameters: parameters.to_vec(),
         })
     }
 
@@ -113,15 +126,19 @@ mod tests {
     fn a_key_compared_with_a_parameter_is_a_lookup() {
         assert_eq!(
             key_lookup("SELECT id, owner, balance FROM accounts WHERE id = $1"),
-            shape("ACCOUNTS", "ID", 1)
+            shape("ACCOUNTS", "ID", &[1])
         );
         assert_eq!(
             key_lookup("select * from Accounts where $2 = \"Id\";"),
-            shape("ACCOUNTS", "Id", 2)
+            shape("ACCOUNTS", "Id", &[2])
         );
         assert_eq!(
             key_lookup("SELECT \"owner\" FROM \"accounts\" WHERE ID=$1"),
-            shape("accounts", "ID", 1)
+            shape("accounts", "ID", &[1])
+        );
+        assert_eq!(
+            key_lookup("SELECT owner FROM accounts WHERE id IN ($2, $1, $2)"),
+            shape("ACCOUNTS", "ID", &[2, 1, 2])
         );
     }
 
@@ -134,7 +151,9 @@ mod tests {
             "SELECT id FROM accounts WHERE id = $1 AND owner = 'x'",
             "SELECT id FROM accounts WHERE id = 'a'",
             "SELECT id FROM accounts WHERE id > $1",
-            "SELECT id FROM accounts WHERE id IN ($1, $2)",
+            "SELECT id FROM accounts WHERE id IN ($1, 'a')",
+            "SELECT id FROM accounts WHERE id NOT IN ($1, $2)",
+            "SELECT id FROM accounts WHERE $1 IN (id)",
             "SELECT id AS k FROM accounts WHERE id = $1",
             "SELECT UCASE(id) FROM accounts WHERE id = $1",
             "SELECT a.id FROM accounts a WHERE a.id = $1",

@@ -72,17 +72,39 @@ impl KeyLookup {
         &self.schema
     }
 
-    /// The row whose key is `key` (of [`Self::key_type`]): a batch of one
-    /// row, or none.
-    pub(crate) fn get(&self, key: &ScalarValue) -> Result<RecordBatch> {
-        let keys = self.key_codec.encode(&[key.to_array()?])?;
-        let mut stored = Vec::with_capacity(self.prefix.len() + keys.row(0).as_ref().len());
-        stored.extend_from_slice(&self.prefix);
-        stored.extend_from_slice(keys.row(0).as_ref());
-        let Some(row) = self.store.get(&stored)? else {
-            return Ok(RecordBatch::new_empty(self.schema.clone()));
+    /// The rows whose keys are `keys` (of [`Self::key_type`]), in their
+    /// order, each key once (as a planned read of the view gives them).
+    /// One key is one `get`; several are read from one snapshot of the
+    /// store (taking one costs a lock inside RocksDB, which a single get,
+    /// whole by itself, does not need).
+    pub(crate) fn get(&self, keys: &[ScalarValue]) -> Result<RecordBatch> {
+        let encoded = self
+            .key_codec
+            .encode(&[ScalarValue::iter_to_array(keys.iter().cloned())?])?;
+        let stored = |n: usize| {
+            let key = encoded.row(n);
+            let mut stored = Vec::with_capacity(self.prefix.len() + key.as_ref().len());
+            stored.extend_from_slice(&self.prefix);
+            stored.extend_from_slice(key.as_ref());
+            stored
         };
-        let columns = self.row_codec.decode([row.as_slice()])?;
+        let mut rows = Vec::with_capacity(keys.len());
+        if encoded.num_rows() == 1 {
+            rows.extend(self.store.get(&stored(0))?);
+        } else {
+            let snapshot = self.store.snapshot();
+            let mut seen = std::collections::HashSet::new();
+            for n in 0..encoded.num_rows() {
+                let key = stored(n);
+                if seen.insert(key.clone()) {
+                    rows.extend(snapshot.get(&key)?);
+                }
+            }
+        }
+        if rows.is_empty() {
+            return Ok(RecordBatch::new_empty(self.schema.clone()));
+        }
+        let columns = self.row_codec.decode(rows.iter().map(Vec::as_slice))?;
         let picked: Vec<ArrayRef> = self
             .projection
             .iter()
@@ -162,7 +184,8 @@ mod tests {
         let lookup = KeyLookup::try_new(&spec, projection, store)
             .unwrap()
             .unwrap();
-        let got = lookup.get(&ScalarValue::Utf8(Some("a".into()))).unwrap();
+        let key = |k: &str| ScalarValue::Utf8(Some(k.into()));
+        let got = lookup.get(&[key("a")]).unwrap();
         assert_eq!(got.num_rows(), 1);
         let balance = got.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
         let id = got
@@ -171,9 +194,20 @@ mod tests {
             .downcast_ref::<StringArray>()
             .unwrap();
         assert_eq!((balance.value(0), id.value(0)), (3, "a"));
-        let none = lookup.get(&ScalarValue::Utf8(Some("c".into()))).unwrap();
+        let none = lookup.get(&[key("c")]).unwrap();
         assert_eq!(none.num_rows(), 0);
         assert_eq!(none.schema(), *lookup.schema());
+        // Several keys: in their order, each once, the missing left out.
+        let some = lookup
+            .get(&[key("b"), key("c"), key("a"), key("b")])
+            .unwrap();
+        let id = some
+            .column(1)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let ids: Vec<&str> = id.iter().flatten().collect();
+        assert_eq!(ids, ["b", "a"]);
     }
 
     #[test]

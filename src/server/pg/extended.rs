@@ -20,7 +20,8 @@
 //!   statement whose columns changed since Parse (the catalog changed
 //!   under a cached statement) fails with 0A000, as Postgres does.
 //!   `Execute` with a row limit suspends the portal after that many rows.
-//! - **Key lookups** (`SELECT ... FROM <table> WHERE <key> = $1`, recognized
+//! - **Key lookups** (`SELECT ... FROM <table> WHERE <key> = $1`, or
+//!   `<key> IN ($1, $2, ...)`, recognized
 //!   at Parse against the views the engine publishes,
 //!   [`crate::engine::serving`]) skip all of that: Execute decodes the value
 //!   as a key, reads the row from the view and sends it, on the
@@ -266,32 +267,39 @@ impl Handler {
 impl Handler {
     /// A key lookup's answer, read from its view without the engine, on
     /// the connection's own task. None: the planned way answers it (the
-    /// view is not the one it was prepared against any more, or the value
+    /// view is not the one it was prepared against any more, or a value
     /// is not a key the fast path reads: NULL, malformed, out of range),
     /// so both ways give the same rows and the same errors.
     fn look_up(&self, portal: &Portal<Prepared>) -> Option<PgWireResult<Response>> {
         let prepared = &portal.statement.statement;
         let (lookup, columns) = (prepared.lookup.as_ref()?, prepared.columns.as_ref()?);
-        let [value] = portal.parameters.as_slice() else {
+        if portal.parameters.len() != prepared.params.len() {
             return None;
-        };
+        }
         if let Format::Individual(codes) = &portal.parameter_format {
-            if codes.len() != 1 {
+            if codes.len() != portal.parameters.len() {
                 return None;
             }
         }
-        let key = params::key_value(
-            value.as_deref(),
-            portal.parameter_format.is_binary(0),
-            prepared.params.first()?,
-            lookup.lookup.key_type(),
-        )?;
+        let keys = lookup
+            .parameters
+            .iter()
+            .map(|&n| {
+                let i = n.checked_sub(1)?;
+                params::key_value(
+                    portal.parameters.get(i)?.as_deref(),
+                    portal.parameter_format.is_binary(i),
+                    prepared.params.get(i)?,
+                    lookup.lookup.key_type(),
+                )
+            })
+            .collect::<Option<Vec<_>>>()?;
         if !self.serving.current().is_current(lookup) {
             return None;
         }
         tracing::trace!(table = %lookup.table, "key lookup served from its view");
         let user = |e: Error| PgWireError::UserError(Box::new(error_info(&e, "")));
-        let answer = lookup.lookup.get(&key).and_then(|batch| {
+        let answer = lookup.lookup.get(&keys).and_then(|batch| {
             let (_, rows) = batch_rows(lookup.lookup.schema(), &[batch])?;
             let formatted = with_formats(columns, &portal.result_column_format)?;
             Ok(rows_response(formatted, rows))

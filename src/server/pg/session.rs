@@ -438,12 +438,17 @@ impl Session {
                     .unwrap_or(Type::TEXT)
             })
             .collect();
-        // A lookup of one parameter, which the client declared (or Sluice
-        // inferred) as a type the fast path decodes; any other goes the
+        // A lookup whose parameters are all the statement's, each declared
+        // (or inferred) as a type the fast path decodes; any other goes the
         // planned way.
-        let lookup = described.lookup.filter(|l| match params.as_slice() {
-            [ty] => l.parameter == 1 && params::is_key_type(ty, l.lookup.key_type()),
-            _ => false,
+        let lookup = described.lookup.filter(|l| {
+            let every = (1..=params.len()).all(|n| l.parameters.contains(&n));
+            every
+                && l.parameters.iter().all(|&n| {
+                    params
+                        .get(n.wrapping_sub(1))
+                        .is_some_and(|ty| params::is_key_type(ty, l.lookup.key_type()))
+                })
         });
         // A plan whose every parameter has a type its values bind to
         // exactly; any other is planned again with its values pasted.
