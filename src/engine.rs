@@ -617,7 +617,7 @@ impl Engine {
                     )));
                 }
                 let id = self.next_id("INSERTQUERY", &target);
-                self.start_query(id.clone(), planned, &t, text)?;
+                self.start_query(id.clone(), planned, &t, text, Output::Topic)?;
                 self.log_query_statement(text)?;
                 Ok(StatementResult::Done { message: format!("Created query with ID {id}"), query_id: Some(id) })
             }
@@ -951,7 +951,7 @@ impl Engine {
         let id = self.next_id(prefix, &c.name);
         let mut sink = sink;
         sink.query = Some(id.clone());
-        self.start_query(id.clone(), planned, &sink, text)?;
+        self.start_query(id.clone(), planned, &sink, text, Output::Topic)?;
         self.catalog.insert_source(sink);
         self.log_query_statement(text)?;
         Ok(StatementResult::Done {
@@ -1002,15 +1002,19 @@ impl Engine {
         })
     }
 
+    /// Start persistent query `id` (started by statement `text`) writing
+    /// `sink` (or, with [`Output::View`], only its view).
     fn start_query(
         &mut self,
         id: String,
         planned: PlannedQuery,
         sink: &Source,
         text: &str,
+        output: Output,
     ) -> Result<()> {
         let sink_spec = Self::sink_spec(&planned, sink)?;
         let view = ViewSpec::of_sink(&sink_spec);
+        let to_topic = output == Output::Topic;
         let plan = StreamPlan {
             query_id: id.clone(),
             source: planned.source,
@@ -1019,12 +1023,12 @@ impl Engine {
             processing_log: self.processing_log(),
             sink: sink_spec,
             consumer_group: self.consumer_group(&id),
-            exactly_once: self.exactly_once()?,
+            exactly_once: to_topic && self.exactly_once()?,
             view,
-            output: Output::Topic,
+            output,
             from_end: false,
             commit_interval: self.commit_interval()?,
-            cache_bytes: self.cache_bytes()?,
+            cache_bytes: if to_topic { self.cache_bytes()? } else { 0 },
         };
         let task = Task::try_new(plan, self.topics.clone(), self.store.clone())?;
         self.tasks.insert(id.clone(), task);

@@ -10,11 +10,10 @@
 //! goes when the table is dropped (or when it is terminated: the table's
 //! pull queries then read its topic).
 
-use super::{Engine, QueryInfo};
+use super::Engine;
 use crate::catalog::Source;
 use crate::error::Result;
-use crate::runtime::view::ViewSpec;
-use crate::runtime::{Output, StreamPlan, Task};
+use crate::runtime::Output;
 
 impl Engine {
     /// Start the query that materializes source table `table`, created by
@@ -33,31 +32,7 @@ impl Engine {
         let planned = self
             .planner
             .plan_query(&self.catalog, &query, &table.name)?;
-        let sink = Self::sink_spec(&planned, table)?;
-        let plan = StreamPlan {
-            query_id: id.clone(),
-            source: planned.source,
-            joins: planned.joins,
-            ops: planned.ops,
-            processing_log: self.processing_log(),
-            view: ViewSpec::of_sink(&sink),
-            sink,
-            consumer_group: self.consumer_group(&id),
-            exactly_once: false,
-            output: Output::View,
-            from_end: false,
-            commit_interval: self.commit_interval()?,
-            cache_bytes: 0,
-        };
-        let task = Task::try_new(plan, self.topics.clone(), self.store.clone())?;
-        self.tasks.insert(id.clone(), task);
-        self.publish_views();
-        self.catalog.insert_query(QueryInfo {
-            id: id.clone(),
-            sql: statement.to_string(),
-            sink: table.name.clone(),
-            sources: vec![table.name.clone()],
-        });
+        self.start_query(id.clone(), planned, table, statement, Output::View)?;
         tracing::info!(query_id = %id, table = %table.name, "source table materialized");
         Ok(id)
     }
