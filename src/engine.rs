@@ -1596,9 +1596,6 @@ impl Engine {
     }
 }
 
-/// Run a future to completion on this (blocking) thread: on the tokio
-/// runtime it belongs to, if any (a `spawn_blocking` thread of the wire
-/// server), else on a runtime of its own.
 fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

@@ -135,13 +135,24 @@ where
     Ok(())
 }
 
+/// Whether the portal has a value, and a format, for each of its
+/// statement's parameters (else [`bind`] says what is wrong).
+fn values_fit(portal: &Portal<Prepared>) -> bool {
+    let given = portal.parameters.len();
+    let formats = match &portal.parameter_format {
+        Format::Individual(codes) => codes.len(),
+        _ => given,
+    };
+    given == portal.statement.statement.params.len() && formats == given
+}
+
 /// A prepared pull query's plan and its parameters' values, bound as they
 /// are (None: it has no plan, or a value does not bind to its parameter's
 /// type; then its values are pasted into its text).
 fn planned_values(portal: &Portal<Prepared>) -> Option<(Arc<PreparedPull>, Vec<ScalarValue>)> {
     let prepared = &portal.statement.statement;
     let pull = prepared.pull.clone()?;
-    if portal.parameters.len() != pull.types.len() {
+    if !values_fit(portal) || portal.parameters.len() != pull.types.len() {
         return None;
     }
     let values = portal
@@ -174,12 +185,10 @@ impl Handler {
             return answer;
         }
         let prepared = &portal.statement.statement;
-        let text =
-            bind(portal).map_err(|e| PgWireError::UserError(Box::new(error_info(&e, ""))))?;
         // Positions are in the text with the values in: only meaningful
-        // to the client when there were none.
+        // to the client when there were none (then it is the statement's).
         let shown = if prepared.params.is_empty() {
-            text.as_str()
+            prepared.text.as_str()
         } else {
             ""
         };
@@ -213,8 +222,9 @@ impl Handler {
         let answers = match planned {
             Some(answer) => vec![answer],
             None => {
-                let engine = self.engine.clone();
-                let (script, shape) = (text.clone(), prepared.text.clone());
+                let script = bind(portal)
+                    .map_err(|e| PgWireError::UserError(Box::new(error_info(&e, ""))))?;
+                let (engine, shape) = (self.engine.clone(), prepared.text.clone());
                 tokio::task::spawn_blocking(move || {
                     super::panics::within(connection, || {
                         session.run_bound(&engine, &shape, &script)
@@ -273,13 +283,8 @@ impl Handler {
     fn look_up(&self, portal: &Portal<Prepared>) -> Option<PgWireResult<Response>> {
         let prepared = &portal.statement.statement;
         let (lookup, columns) = (prepared.lookup.as_ref()?, prepared.columns.as_ref()?);
-        if portal.parameters.len() != prepared.params.len() {
+        if !values_fit(portal) {
             return None;
-        }
-        if let Format::Individual(codes) = &portal.parameter_format {
-            if codes.len() != portal.parameters.len() {
-                return None;
-            }
         }
         let keys = lookup
             .parameters

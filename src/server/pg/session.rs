@@ -253,7 +253,9 @@ impl Session {
         version: u64,
         values: Vec<ScalarValue>,
     ) -> Option<Answer> {
-        if pull.version != version || pull.properties != self.settings_now() {
+        let same_settings =
+            *self.properties.lock().unwrap_or_else(|e| e.into_inner()) == pull.properties;
+        if pull.version != version || !same_settings {
             return None;
         }
         let answer = pull
