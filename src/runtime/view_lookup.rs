@@ -68,6 +68,7 @@ impl KeyLookup {
     }
 
     /// The answer's columns.
+    #[cfg(test)]
     pub(crate) fn schema(&self) -> &SchemaRef {
         &self.schema
     }
@@ -78,9 +79,11 @@ impl KeyLookup {
     /// store (taking one costs a lock inside RocksDB, which a single get,
     /// whole by itself, does not need).
     pub(crate) fn get(&self, keys: &[ScalarValue]) -> Result<RecordBatch> {
-        let encoded = self
-            .key_codec
-            .encode(&[ScalarValue::iter_to_array(keys.iter().cloned())?])?;
+        let column = match keys {
+            [key] => key.to_array()?,
+            _ => ScalarValue::iter_to_array(keys.iter().cloned())?,
+        };
+        let encoded = self.key_codec.encode(&[column])?;
         let stored = |n: usize| {
             let key = encoded.row(n);
             let mut stored = Vec::with_capacity(self.prefix.len() + key.as_ref().len());

@@ -57,17 +57,6 @@ fn sandbox(config: &ServerConfig) -> crate::engine::Sandbox {
 /// touched only as deep as a statement goes.
 pub const STACK_BYTES: usize = 64 << 20;
 
-/// The wire server's threads: one per core but the one the engine's query
-/// loop takes (at least one). A key lookup costs the wire thread that
-/// serves it a few microseconds; more threads than cores left would only
-/// take turns with the query loop and the clients on this machine.
-fn wire_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .saturating_sub(1)
-        .max(1)
-}
-
 /// How long the loop sleeps when no query had anything to read: what a
 /// record arriving then waits before a query reads it (push queries'
 /// latency at low rates), against the cost of rounds that find nothing.
@@ -144,9 +133,11 @@ impl Server {
             }
         }
         let engine = Arc::new(std::sync::Mutex::new(engine));
+        // Accepts connections; they are served on the wire server's
+        // lanes (`pg::serve`), one thread per core.
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(wire_threads())
-            .thread_name("sluice-pg")
+            .worker_threads(1)
+            .thread_name("sluice-accept")
             .thread_stack_size(STACK_BYTES)
             .enable_all()
             .build()?;

@@ -24,10 +24,12 @@ pub(crate) struct Cancels {
     by_key: Mutex<HashMap<Key, watch::Sender<u64>>>,
 }
 
-/// Removes a connection's entry when the connection ends.
+/// A connection's entry: removed when the connection ends; its receiver
+/// is what each of the connection's statements watches (a clone).
 struct Registration {
     key: Key,
     cancels: Arc<Cancels>,
+    receiver: watch::Receiver<u64>,
 }
 
 impl Drop for Registration {
@@ -42,22 +44,30 @@ impl Cancels {
     }
 
     /// A receiver that changes when this connection's statement is
-    /// cancelled (from now on: earlier cancels are seen).
+    /// cancelled from now on (an earlier cancel is not seen). Registered
+    /// at the connection's first statement; later ones clone its receiver.
     pub(crate) fn watch(
         self: &Arc<Self>,
         client: &(impl ClientInfo + ?Sized),
     ) -> watch::Receiver<u64> {
-        let (pid, secret) = client.pid_and_secret_key();
-        let key = (pid, secret.to_bytes().to_vec());
-        let mut map = self.map();
-        let sender = map.entry(key.clone()).or_insert_with(|| {
-            client.session_extensions().insert(Registration {
-                key: key.clone(),
-                cancels: self.clone(),
-            });
-            watch::channel(0).0
-        });
-        let mut receiver = sender.subscribe();
+        let mut receiver = match client.session_extensions().get::<Registration>() {
+            Some(registered) => registered.receiver.clone(),
+            None => {
+                let (pid, secret) = client.pid_and_secret_key();
+                let key = (pid, secret.to_bytes().to_vec());
+                let mut map = self.map();
+                let sender = map
+                    .entry(key.clone())
+                    .or_insert_with(|| watch::channel(0).0);
+                let receiver = sender.subscribe();
+                client.session_extensions().insert(Registration {
+                    key,
+                    cancels: self.clone(),
+                    receiver: receiver.clone(),
+                });
+                receiver
+            }
+        };
         receiver.mark_unchanged();
         receiver
     }

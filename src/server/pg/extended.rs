@@ -45,7 +45,7 @@ use pgwire::messages::extendedquery::{Bind, BindComplete, Describe, Execute};
 use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::PgWireBackendMessage;
 
-use super::results::{batch_rows, copy_response, rows_response, with_formats};
+use super::results::{copy_response, rows_of, rows_response, with_formats};
 use super::session::{Answer, Prepared, PreparedPull};
 use super::{cancel, error_info, params, send_copy, send_rows, session, Handler, SharedEngine};
 use crate::error::{Error, Result};
@@ -263,8 +263,11 @@ impl Handler {
                     response = if copy {
                         copy_response(fields, rows)
                     } else {
-                        let formatted = with_formats(&fields, &portal.result_column_format)
-                            .map_err(|e| PgWireError::UserError(Box::new(error_info(&e, ""))))?;
+                        // The columns are the prepared ones (checked above).
+                        let formatted = prepared
+                            .columns_for(&portal.result_column_format)
+                            .map_err(|e| PgWireError::UserError(Box::new(error_info(&e, ""))))?
+                            .unwrap_or(fields);
                         rows_response(formatted, rows)
                     };
                 }
@@ -282,8 +285,8 @@ impl Handler {
     /// so both ways give the same rows and the same errors.
     fn look_up(&self, portal: &Portal<Prepared>) -> Option<PgWireResult<Response>> {
         let prepared = &portal.statement.statement;
-        let (lookup, columns) = (prepared.lookup.as_ref()?, prepared.columns.as_ref()?);
-        if !values_fit(portal) {
+        let lookup = prepared.lookup.as_ref()?;
+        if prepared.columns.is_none() || !values_fit(portal) {
             return None;
         }
         let keys = lookup
@@ -305,9 +308,9 @@ impl Handler {
         tracing::trace!(table = %lookup.table, "key lookup served from its view");
         let user = |e: Error| PgWireError::UserError(Box::new(error_info(&e, "")));
         let answer = lookup.lookup.get(&keys).and_then(|batch| {
-            let (_, rows) = batch_rows(lookup.lookup.schema(), &[batch])?;
-            let formatted = with_formats(columns, &portal.result_column_format)?;
-            Ok(rows_response(formatted, rows))
+            let rows = rows_of(&[batch])?;
+            let columns = prepared.columns_for(&portal.result_column_format)?;
+            Ok(rows_response(columns.unwrap_or_default(), rows))
         });
         Some(answer.map_err(user))
     }

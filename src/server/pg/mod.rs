@@ -5,9 +5,11 @@
 //! Every connection is a session with its own properties (`SET`); a script
 //! sent in one simple query runs a statement at a time against the shared
 //! engine and each statement is answered on its own, up to the first error
-//! (as Postgres does). Statements run on a blocking thread, so a slow one
-//! never stalls the connections' async runtime; the engine is shared behind
-//! one lock with the loop that runs the persistent queries.
+//! (as Postgres does). Connections are served on lanes, one thread per
+//! core each with a runtime of its own ([`lanes`]); statements run on a
+//! blocking thread, so a slow one never stalls a lane, and key lookups are
+//! answered on the lane itself. The engine is shared behind one lock with
+//! the loop that runs the persistent queries.
 //!
 //! - Engine statements answer with a command tag (`CREATE STREAM`,
 //!   `INSERT 0 1`, ...) and, when they have one, a notice with their message
@@ -45,6 +47,7 @@ mod cancel;
 mod connection;
 mod extended;
 mod frames;
+mod lanes;
 mod panics;
 mod params;
 mod pg_catalog;
@@ -179,6 +182,13 @@ pub(crate) async fn serve(listener: TcpListener, engine: SharedEngine, security:
         canceller: Arc::new(cancel::Canceller(cancels)),
     });
     panics::install_hook();
+    let lanes = match lanes::Lanes::new(lanes::per_core(), crate::server::STACK_BYTES) {
+        Ok(lanes) => lanes,
+        Err(e) => {
+            tracing::error!(error = %e, "the wire server could not start its threads");
+            return;
+        }
+    };
     let mut accepted = 0u64;
     loop {
         let (socket, peer) = match listener.accept().await {
@@ -198,7 +208,22 @@ pub(crate) async fn serve(listener: TcpListener, engine: SharedEngine, security:
         let tls = tls.clone();
         accepted += 1;
         let connection = panics::Connection { id: accepted, peer };
-        tokio::spawn(async move {
+        // Moved to its lane's runtime, registered with that lane's driver.
+        let socket = match socket.into_std() {
+            Ok(socket) => socket,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot hand a connection to a wire thread");
+                continue;
+            }
+        };
+        lanes.spawn(move || async move {
+            let socket = match tokio::net::TcpStream::from_std(socket) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "cannot serve a connection");
+                    return;
+                }
+            };
             let served = panics::guard(connection, async move {
                 connection::serve(socket, tls, handlers).await
             })

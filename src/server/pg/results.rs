@@ -141,6 +141,11 @@ pub(crate) fn batch_rows(
     schema: &SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<(Arc<Vec<FieldInfo>>, Rows)> {
+    Ok((fields(schema), rows_of(batches)?))
+}
+
+/// The rows of `batches`.
+pub(crate) fn rows_of(batches: &[RecordBatch]) -> Result<Rows> {
     let mut rows = Vec::new();
     for b in batches {
         for r in 0..b.num_rows() {
@@ -152,7 +157,7 @@ pub(crate) fn batch_rows(
             rows.push(Ok(row));
         }
     }
-    Ok((fields(schema), stream::iter(rows).boxed()))
+    Ok(stream::iter(rows).boxed())
 }
 
 fn api_error(e: crate::error::Error) -> PgWireError {

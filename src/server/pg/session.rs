@@ -15,10 +15,11 @@ use std::sync::{Arc, Mutex};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use futures::{stream, StreamExt};
+use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldFormat, FieldInfo, Response, Tag};
 use pgwire::api::Type;
 
-use super::results::{batch_rows, fields, push_fields, push_rows, Rows};
+use super::results::{batch_rows, fields, push_fields, push_rows, with_formats, Rows};
 use super::values::{pg_type, Value};
 use super::{lock, SharedEngine};
 use super::{params, pg_catalog};
@@ -362,12 +363,27 @@ pub(crate) struct Prepared {
     pub params: Vec<Type>,
     /// The columns it answers with (text formats); None: no rows.
     pub columns: Option<Arc<Vec<FieldInfo>>>,
+    /// The same, all in binary (what most drivers ask for at Bind).
+    pub binary_columns: Option<Arc<Vec<FieldInfo>>>,
     /// A pull query that is a key lookup: served without the engine
     /// (`super::extended`), while the view it was prepared against lasts.
     pub lookup: Option<Arc<PreparedLookup>>,
     /// A pull query planned once: each execution binds its values into the
     /// plan and runs it without the engine, while the plan holds.
     pub pull: Option<Arc<PreparedPull>>,
+}
+
+impl Prepared {
+    /// Its columns in the formats a Bind asked for (None: it answers no
+    /// rows); all text or all binary are made once, at Parse.
+    pub(crate) fn columns_for(&self, format: &Format) -> Result<Option<Arc<Vec<FieldInfo>>>> {
+        Ok(match (format, &self.columns, &self.binary_columns) {
+            (_, None, _) => None,
+            (Format::UnifiedText, Some(text), _) => Some(text.clone()),
+            (Format::UnifiedBinary, _, Some(binary)) => Some(binary.clone()),
+            (_, Some(columns), _) => Some(with_formats(columns, format)?),
+        })
+    }
 }
 
 /// A pull query planned at Parse, with its placeholders.
@@ -470,10 +486,15 @@ impl Session {
                 })
             })
         });
+        let binary_columns = match &described.columns {
+            Some(c) => Some(with_formats(c, &Format::UnifiedBinary)?),
+            None => None,
+        };
         Ok(Some(Prepared {
             text: sql.to_string(),
             params,
             columns: described.columns,
+            binary_columns,
             lookup,
             pull,
         }))
@@ -981,6 +1002,39 @@ fn shift(e: Error, start: Position) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prepared_columns_come_in_the_formats_a_bind_asks_for() {
+        let text = Arc::new(vec![
+            FieldInfo::new("ID".into(), None, None, Type::VARCHAR, FieldFormat::Text),
+            FieldInfo::new("N".into(), None, None, Type::INT8, FieldFormat::Text),
+        ]);
+        let prepared = Prepared {
+            text: "SELECT id, n FROM t WHERE id = $1".into(),
+            params: vec![Type::VARCHAR],
+            binary_columns: Some(with_formats(&text, &Format::UnifiedBinary).unwrap()),
+            columns: Some(text),
+            lookup: None,
+            pull: None,
+        };
+        let formats = |f: &Format| -> Vec<FieldFormat> {
+            let columns = prepared.columns_for(f).unwrap().unwrap();
+            columns.iter().map(|c| c.format()).collect()
+        };
+        assert_eq!(formats(&Format::UnifiedText), [FieldFormat::Text; 2]);
+        assert_eq!(formats(&Format::UnifiedBinary), [FieldFormat::Binary; 2]);
+        assert_eq!(
+            formats(&Format::Individual(vec![0, 1])),
+            [FieldFormat::Text, FieldFormat::Binary]
+        );
+        assert_eq!(
+            prepared
+                .columns_for(&Format::Individual(vec![1]))
+                .unwrap_err()
+                .to_string(),
+            "bind message has 1 result formats but the query has 2 columns"
+        );
+    }
 
     fn texts(script: &str) -> Vec<&str> {
         split(script)
