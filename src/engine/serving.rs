@@ -17,9 +17,13 @@ use std::sync::{Arc, RwLock};
 use datafusion::arrow::datatypes::Schema;
 
 use super::pull::PullGate;
-use crate::planner::lookup::LookupShape;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::common::ScalarValue;
+
+use crate::error::Result;
+use crate::planner::lookup::{BoundOp, LookupShape, WindowBound};
 use crate::runtime::view::ViewSpec;
-use crate::runtime::view_lookup::{projection_of, KeyLookup};
+use crate::runtime::view_lookup::{projection_of, KeyLookup, WindowRange};
 use crate::runtime::StateStore;
 
 /// One view as served.
@@ -44,7 +48,40 @@ pub(crate) struct PreparedLookup {
     /// The parameters that carry the keys, in the statement's order
     /// (1-based).
     pub parameters: Vec<usize>,
+    /// Bounds on a windowed view's `WINDOWSTART`.
+    pub window: Vec<WindowBound>,
     pub lookup: KeyLookup,
+}
+
+impl PreparedLookup {
+    /// The rows of `keys` (a windowed view: of its one key, the windows
+    /// whose start meets every bound, `bounds` giving each one's value in
+    /// [`Self::window`]'s order).
+    pub(crate) fn read(&self, keys: &[ScalarValue], bounds: &[i64]) -> Result<RecordBatch> {
+        if !self.lookup.windowed() {
+            return self.lookup.get(keys);
+        }
+        let mut range = WindowRange::default();
+        for (bound, &v) in self.window.iter().zip(bounds) {
+            match bound.op {
+                BoundOp::Eq => {
+                    range.at_least(v);
+                    range.at_most(v);
+                }
+                BoundOp::Gt => range.above(v),
+                BoundOp::GtEq => range.at_least(v),
+                BoundOp::Lt => range.below(v),
+                BoundOp::LtEq => range.at_most(v),
+            }
+        }
+        match keys {
+            [key] => self.lookup.windows(key, range),
+            _ => Err(crate::error::Error::internal(format!(
+                "a windowed lookup of {} keys",
+                keys.len()
+            ))),
+        }
+    }
 }
 
 impl Serving {
@@ -58,12 +95,18 @@ impl Serving {
         if spec.schema.field(0).name() != &shape.column {
             return None;
         }
+        // A windowed view is read for one key; window bounds only on one.
+        let one = shape.parameters.len() == 1;
+        if (spec.windowed && !one) || (!spec.windowed && !shape.window.is_empty()) {
+            return None;
+        }
         let projection = projection_of(spec, answer)?;
         let lookup = KeyLookup::try_new(spec, projection, self.store.clone()).ok()??;
         Some(PreparedLookup {
             table: shape.table.clone(),
             generation: served.generation,
             parameters: shape.parameters.clone(),
+            window: shape.window.clone(),
             lookup,
         })
     }
@@ -177,6 +220,7 @@ mod tests {
             table: table.into(),
             column: column.into(),
             parameters: vec![1],
+            window: vec![],
         }
     }
 

@@ -1,15 +1,19 @@
 //! A point get on a view by its key, without a query plan: the key value is
 //! encoded as the view stores it ([`super::view`]), read with one RocksDB
 //! `get` (a commit is one write batch, so the row is whole: some
-//! checkpoint's), decoded and projected. Codecs are made once, when the
-//! lookup is, and shared by every session that runs it.
+//! checkpoint's), decoded and projected. A windowed view's key holds many
+//! windows: they are read with one range scan of a snapshot, from the
+//! key's first window at or after the range's start to its end (the key
+//! and a `WINDOWSTART` encode to a prefix of the stored key, in window
+//! order). Codecs are made once, when the lookup is, and shared by every
+//! session that runs it.
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
 
 use super::rows::RowCodec;
-use super::state::StateStore;
+use super::state::{prefix_end, StateStore};
 use super::view::{view_prefix, ViewSpec};
 use crate::error::Result;
 
@@ -18,11 +22,55 @@ pub(crate) fn lookup_key_type(t: &DataType) -> bool {
     matches!(t, DataType::Utf8 | DataType::Int32 | DataType::Int64)
 }
 
-/// Reads one row of a view by its key, as some of the view's columns.
+/// A range of windows by their start: `from <= WINDOWSTART < to`, either
+/// end open. Narrowed by each bound a lookup's statement gives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct WindowRange {
+    from: Option<i64>,
+    to: Option<i64>,
+    /// A bound no start meets (`> i64::MAX`).
+    none: bool,
+}
+
+impl WindowRange {
+    /// `WINDOWSTART >= v`.
+    pub(crate) fn at_least(&mut self, v: i64) {
+        self.from = Some(self.from.map_or(v, |f| f.max(v)));
+    }
+
+    /// `WINDOWSTART > v`.
+    pub(crate) fn above(&mut self, v: i64) {
+        match v.checked_add(1) {
+            Some(n) => self.at_least(n),
+            None => self.none = true,
+        }
+    }
+
+    /// `WINDOWSTART < v`.
+    pub(crate) fn below(&mut self, v: i64) {
+        self.to = Some(self.to.map_or(v, |t| t.min(v)));
+    }
+
+    /// `WINDOWSTART <= v` (every start is, for `i64::MAX`).
+    pub(crate) fn at_most(&mut self, v: i64) {
+        if let Some(n) = v.checked_add(1) {
+            self.below(n);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.none || matches!((self.from, self.to), (Some(f), Some(t)) if f >= t)
+    }
+}
+
+/// Reads the row of a view's key (its windows' rows, for a windowed
+/// view), as some of the view's columns.
 pub(crate) struct KeyLookup {
     prefix: Vec<u8>,
     key_type: DataType,
     key_codec: RowCodec,
+    /// A windowed view's key and window start, as its stored keys begin.
+    window_codec: Option<RowCodec>,
     row_codec: RowCodec,
     /// The view's columns the answer takes, in its order.
     projection: Vec<usize>,
@@ -40,7 +88,7 @@ impl std::fmt::Debug for KeyLookup {
 }
 
 impl KeyLookup {
-    /// A lookup of `spec`'s view (one key column, unwindowed, of a type
+    /// A lookup of `spec`'s view (one key column, of a type
     /// [`lookup_key_type`] takes; None otherwise) answering `projection`.
     pub(crate) fn try_new(
         spec: &ViewSpec,
@@ -48,12 +96,18 @@ impl KeyLookup {
         store: StateStore,
     ) -> Result<Option<Self>> {
         let key_type = spec.schema.field(0).data_type().clone();
-        if spec.windowed || spec.key_len != 1 || !lookup_key_type(&key_type) {
+        let key_len = if spec.windowed { 3 } else { 1 };
+        if spec.key_len != key_len || !lookup_key_type(&key_type) {
             return Ok(None);
         }
+        let window_codec = match spec.windowed {
+            true => Some(RowCodec::try_new(&[key_type.clone(), DataType::Int64])?),
+            false => None,
+        };
         Ok(Some(Self {
             prefix: view_prefix(&spec.table),
             key_codec: RowCodec::try_new(std::slice::from_ref(&key_type))?,
+            window_codec,
             row_codec: RowCodec::try_new(&spec.row_types())?,
             schema: SchemaRef::new(spec.schema.project(&projection)?),
             key_type,
@@ -65,6 +119,11 @@ impl KeyLookup {
     /// The key's type: what a value must be cast to before [`Self::get`].
     pub(crate) fn key_type(&self) -> &DataType {
         &self.key_type
+    }
+
+    /// Whether the view is windowed (read with [`Self::windows`]).
+    pub(crate) fn windowed(&self) -> bool {
+        self.window_codec.is_some()
     }
 
     /// The answer's columns.
@@ -104,6 +163,48 @@ impl KeyLookup {
                 }
             }
         }
+        self.batch(rows)
+    }
+
+    /// The rows of `key`'s windows whose start is in `range`, in window
+    /// order, from one snapshot (empty for an unwindowed view).
+    pub(crate) fn windows(&self, key: &ScalarValue, range: WindowRange) -> Result<RecordBatch> {
+        let Some(codec) = self.window_codec.as_ref().filter(|_| !range.is_empty()) else {
+            return self.batch(Vec::new());
+        };
+        let stored = |bytes: &[u8]| [self.prefix.as_slice(), bytes].concat();
+        let column = key.to_array()?;
+        let base = stored(
+            self.key_codec
+                .encode(std::slice::from_ref(&column))?
+                .row(0)
+                .as_ref(),
+        );
+        let at = |start: i64| -> Result<Vec<u8>> {
+            let start: ArrayRef = std::sync::Arc::new(Int64Array::from(vec![start]));
+            Ok(stored(
+                codec.encode(&[column.clone(), start])?.row(0).as_ref(),
+            ))
+        };
+        let from = match range.from {
+            Some(start) => at(start)?,
+            None => base.clone(),
+        };
+        let to = match range.to {
+            Some(start) => at(start)?,
+            // `base` starts with `v/`: never all 0xff.
+            None => prefix_end(&base).unwrap_or_default(),
+        };
+        let mut rows = Vec::new();
+        self.store.snapshot().scan(&from, &to, true, |_, row| {
+            rows.push(row.to_vec());
+            Ok(true)
+        })?;
+        self.batch(rows)
+    }
+
+    /// Stored rows as the answer's columns.
+    fn batch(&self, rows: Vec<Vec<u8>>) -> Result<RecordBatch> {
         if rows.is_empty() {
             return Ok(RecordBatch::new_empty(self.schema.clone()));
         }
@@ -211,6 +312,87 @@ mod tests {
             .unwrap();
         let ids: Vec<&str> = id.iter().flatten().collect();
         assert_eq!(ids, ["b", "a"]);
+    }
+
+    #[test]
+    fn a_windowed_lookup_reads_the_keys_windows_in_the_range_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let spec = ViewSpec {
+            table: "COUNTS".into(),
+            schema: Arc::new(Schema::new(vec![
+                Field::new("ID", DataType::Utf8, true),
+                Field::new("WINDOWSTART", DataType::Int64, true),
+                Field::new("WINDOWEND", DataType::Int64, true),
+                Field::new("N", DataType::Int64, true),
+                Field::new("ROWTIME", DataType::Int64, true),
+            ])),
+            key_len: 3,
+            windowed: true,
+            columns: vec![0, 1, 2, 3, 4],
+        };
+        let mut writer = ViewWriter::try_new(spec.clone(), &store).unwrap();
+        let (ids, starts) = (
+            vec!["a", "ab", "a", "b", "a", "a"],
+            vec![10, 0, 0, 10, 20, i64::MAX - 10],
+        );
+        let ends: Vec<i64> = starts.iter().map(|s| s.saturating_add(10)).collect();
+        let n: Vec<i64> = (1..=6).collect();
+        let batch = RecordBatch::try_new(
+            spec.schema.clone(),
+            vec![
+                Arc::new(StringArray::from(ids)),
+                Arc::new(Int64Array::from(starts)),
+                Arc::new(Int64Array::from(ends)),
+                Arc::new(Int64Array::from(n)),
+                Arc::new(Int64Array::from(vec![0; 6])),
+            ],
+        )
+        .unwrap();
+        writer
+            .apply(&Changes::new(batch, vec![Op::Insert; 6]))
+            .unwrap();
+        let mut state = StateBatch::default();
+        writer.checkpoint(&mut state);
+        store.commit(state).unwrap();
+
+        let lookup = KeyLookup::try_new(&spec, vec![1, 3], store)
+            .unwrap()
+            .unwrap();
+        assert!(lookup.windowed());
+        let read = |key: &str, narrow: &dyn Fn(&mut WindowRange)| -> Vec<(i64, i64)> {
+            let mut range = WindowRange::default();
+            narrow(&mut range);
+            let got = lookup
+                .windows(&ScalarValue::Utf8(Some(key.into())), range)
+                .unwrap();
+            let column = |i: usize| got.column(i).as_any().downcast_ref::<Int64Array>().unwrap();
+            (0..got.num_rows())
+                .map(|r| (column(0).value(r), column(1).value(r)))
+                .collect()
+        };
+        let max = i64::MAX - 10;
+        assert_eq!(read("a", &|_| {}), [(0, 3), (10, 1), (20, 5), (max, 6)]);
+        assert_eq!(read("a", &|r| r.at_least(10)), [(10, 1), (20, 5), (max, 6)]);
+        assert_eq!(read("a", &|r| r.below(20)), [(0, 3), (10, 1)]);
+        assert_eq!(
+            read("a", &|r| {
+                r.above(0);
+                r.at_most(10);
+            }),
+            [(10, 1)]
+        );
+        assert_eq!(read("a", &|r| r.at_most(i64::MAX)).len(), 4);
+        assert_eq!(read("a", &|r| r.above(i64::MAX)), []);
+        assert_eq!(
+            read("a", &|r| {
+                r.at_least(20);
+                r.below(20);
+            }),
+            []
+        );
+        assert_eq!(read("ab", &|_| {}), [(0, 2)]);
+        assert_eq!(read("c", &|_| {}), []);
     }
 
     #[test]

@@ -21,16 +21,18 @@
 //!   under a cached statement) fails with 0A000, as Postgres does.
 //!   `Execute` with a row limit suspends the portal after that many rows.
 //! - **Key lookups** (`SELECT ... FROM <table> WHERE <key> = $1`, or
-//!   `<key> IN ($1, $2, ...)`, recognized
-//!   at Parse against the views the engine publishes,
-//!   [`crate::engine::serving`]) skip all of that: Execute decodes the value
-//!   as a key, reads the row from the view and sends it, on the
-//!   connection's task, without the engine.
+//!   `<key> IN ($1, $2, ...)`, and on a windowed table `<key> = $1 AND
+//!   WINDOWSTART >= $2 ...`, recognized at Parse against the views the
+//!   engine publishes, [`crate::engine::serving`]) skip all of that:
+//!   Execute decodes the values as a key (and window bounds), reads the
+//!   rows from the view and sends them, on the connection's task, without
+//!   the engine.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use futures::{Sink, SinkExt};
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
@@ -302,12 +304,28 @@ impl Handler {
                 )
             })
             .collect::<Option<Vec<_>>>()?;
+        let bounds = lookup
+            .window
+            .iter()
+            .map(|bound| {
+                let i = bound.parameter.checked_sub(1)?;
+                match params::bound_value(
+                    portal.parameters.get(i)?.as_deref(),
+                    portal.parameter_format.is_binary(i),
+                    prepared.params.get(i)?,
+                    &DataType::Int64,
+                )? {
+                    ScalarValue::Int64(Some(v)) => Some(v),
+                    _ => None,
+                }
+            })
+            .collect::<Option<Vec<i64>>>()?;
         if !self.serving.current().is_current(lookup) {
             return None;
         }
         tracing::trace!(table = %lookup.table, "key lookup served from its view");
         let user = |e: Error| PgWireError::UserError(Box::new(error_info(&e, "")));
-        let answer = lookup.lookup.get(&keys).and_then(|batch| {
+        let answer = lookup.read(&keys, &bounds).and_then(|batch| {
             let rows = rows_of(&[batch])?;
             let columns = prepared.columns_for(&portal.result_column_format)?;
             Ok(rows_response(columns.unwrap_or_default(), rows))

@@ -457,16 +457,17 @@ impl Session {
             })
             .collect();
         // A lookup whose parameters are all the statement's, each declared
-        // (or inferred) as a type the fast path decodes; any other goes the
-        // planned way.
+        // (or inferred) as a type the fast path decodes (a key, or a window
+        // bound: BIGINT); any other goes the planned way.
         let lookup = described.lookup.filter(|l| {
-            let every = (1..=params.len()).all(|n| l.parameters.contains(&n));
-            every
+            let declared = |n: usize| params.get(n.wrapping_sub(1));
+            let bounds = || l.window.iter().map(|b| b.parameter);
+            (1..=params.len()).all(|n| l.parameters.contains(&n) || bounds().any(|b| b == n))
                 && l.parameters.iter().all(|&n| {
-                    params
-                        .get(n.wrapping_sub(1))
-                        .is_some_and(|ty| params::is_key_type(ty, l.lookup.key_type()))
+                    declared(n).is_some_and(|ty| params::is_key_type(ty, l.lookup.key_type()))
                 })
+                && bounds()
+                    .all(|n| declared(n).is_some_and(|ty| params::binds(ty, &DataType::Int64)))
         });
         // A plan whose every parameter has a type its values bind to
         // exactly; any other is planned again with its values pasted.
