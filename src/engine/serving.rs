@@ -14,13 +14,12 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use datafusion::arrow::datatypes::Schema;
-
-use super::pull::PullGate;
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::Schema;
 use datafusion::common::ScalarValue;
 
-use crate::error::Result;
+use super::pull::PullGate;
+use crate::error::{Error, Result};
 use crate::planner::lookup::{BoundOp, LookupShape, WindowBound};
 use crate::runtime::view::ViewSpec;
 use crate::runtime::view_lookup::{projection_of, KeyLookup, WindowRange};
@@ -76,7 +75,7 @@ impl PreparedLookup {
         }
         match keys {
             [key] => self.lookup.windows(key, range),
-            _ => Err(crate::error::Error::internal(format!(
+            _ => Err(Error::internal(format!(
                 "a windowed lookup of {} keys",
                 keys.len()
             ))),

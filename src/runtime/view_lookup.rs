@@ -143,13 +143,7 @@ impl KeyLookup {
             _ => ScalarValue::iter_to_array(keys.iter().cloned())?,
         };
         let encoded = self.key_codec.encode(&[column])?;
-        let stored = |n: usize| {
-            let key = encoded.row(n);
-            let mut stored = Vec::with_capacity(self.prefix.len() + key.as_ref().len());
-            stored.extend_from_slice(&self.prefix);
-            stored.extend_from_slice(key.as_ref());
-            stored
-        };
+        let stored = |n: usize| self.stored(encoded.row(n).as_ref());
         let mut rows = Vec::with_capacity(keys.len());
         if encoded.num_rows() == 1 {
             rows.extend(self.store.get(&stored(0))?);
@@ -172,9 +166,8 @@ impl KeyLookup {
         let Some(codec) = self.window_codec.as_ref().filter(|_| !range.is_empty()) else {
             return self.batch(Vec::new());
         };
-        let stored = |bytes: &[u8]| [self.prefix.as_slice(), bytes].concat();
         let column = key.to_array()?;
-        let base = stored(
+        let base = self.stored(
             self.key_codec
                 .encode(std::slice::from_ref(&column))?
                 .row(0)
@@ -182,9 +175,7 @@ impl KeyLookup {
         );
         let at = |start: i64| -> Result<Vec<u8>> {
             let start: ArrayRef = std::sync::Arc::new(Int64Array::from(vec![start]));
-            Ok(stored(
-                codec.encode(&[column.clone(), start])?.row(0).as_ref(),
-            ))
+            Ok(self.stored(codec.encode(&[column.clone(), start])?.row(0).as_ref()))
         };
         let from = match range.from {
             Some(start) => at(start)?,
@@ -201,6 +192,11 @@ impl KeyLookup {
             Ok(true)
         })?;
         self.batch(rows)
+    }
+
+    /// The view's stored key for an encoded key.
+    fn stored(&self, key: &[u8]) -> Vec<u8> {
+        [self.prefix.as_slice(), key].concat()
     }
 
     /// Stored rows as the answer's columns.
@@ -257,12 +253,21 @@ mod tests {
         }
     }
 
+    /// `batch`'s rows inserted into `spec`'s view and committed.
+    fn write(spec: &ViewSpec, store: &StateStore, batch: RecordBatch) {
+        let mut writer = ViewWriter::try_new(spec.clone(), store).unwrap();
+        let inserts = vec![Op::Insert; batch.num_rows()];
+        writer.apply(&Changes::new(batch, inserts)).unwrap();
+        let mut state = StateBatch::default();
+        writer.checkpoint(&mut state);
+        store.commit(state).unwrap();
+    }
+
     #[test]
     fn a_lookup_reads_the_row_the_view_wrote_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
         let spec = spec(DataType::Utf8);
-        let mut writer = ViewWriter::try_new(spec.clone(), &store).unwrap();
         let batch = RecordBatch::try_new(
             spec.schema.clone(),
             vec![
@@ -272,12 +277,7 @@ mod tests {
             ],
         )
         .unwrap();
-        writer
-            .apply(&Changes::new(batch, vec![Op::Insert; 3]))
-            .unwrap();
-        let mut state = StateBatch::default();
-        writer.checkpoint(&mut state);
-        store.commit(state).unwrap();
+        write(&spec, &store, batch);
 
         let answer = Schema::new(vec![
             Field::new("BALANCE", DataType::Int64, false),
@@ -331,7 +331,6 @@ mod tests {
             windowed: true,
             columns: vec![0, 1, 2, 3, 4],
         };
-        let mut writer = ViewWriter::try_new(spec.clone(), &store).unwrap();
         let (ids, starts) = (
             vec!["a", "ab", "a", "b", "a", "a"],
             vec![10, 0, 0, 10, 20, i64::MAX - 10],
@@ -349,12 +348,7 @@ mod tests {
             ],
         )
         .unwrap();
-        writer
-            .apply(&Changes::new(batch, vec![Op::Insert; 6]))
-            .unwrap();
-        let mut state = StateBatch::default();
-        writer.checkpoint(&mut state);
-        store.commit(state).unwrap();
+        write(&spec, &store, batch);
 
         let lookup = KeyLookup::try_new(&spec, vec![1, 3], store)
             .unwrap()

@@ -291,30 +291,30 @@ impl Handler {
         if prepared.columns.is_none() || !values_fit(portal) {
             return None;
         }
+        // Parameter `n`'s value (1-based), its format and its type.
+        let parameter = |n: usize| {
+            let i = n.checked_sub(1)?;
+            let value = portal.parameters.get(i)?.as_deref();
+            Some((
+                value,
+                portal.parameter_format.is_binary(i),
+                prepared.params.get(i)?,
+            ))
+        };
         let keys = lookup
             .parameters
             .iter()
             .map(|&n| {
-                let i = n.checked_sub(1)?;
-                params::key_value(
-                    portal.parameters.get(i)?.as_deref(),
-                    portal.parameter_format.is_binary(i),
-                    prepared.params.get(i)?,
-                    lookup.lookup.key_type(),
-                )
+                let (value, binary, ty) = parameter(n)?;
+                params::key_value(value, binary, ty, lookup.lookup.key_type())
             })
             .collect::<Option<Vec<_>>>()?;
         let bounds = lookup
             .window
             .iter()
             .map(|bound| {
-                let i = bound.parameter.checked_sub(1)?;
-                match params::bound_value(
-                    portal.parameters.get(i)?.as_deref(),
-                    portal.parameter_format.is_binary(i),
-                    prepared.params.get(i)?,
-                    &DataType::Int64,
-                )? {
+                let (value, binary, ty) = parameter(bound.parameter)?;
+                match params::bound_value(value, binary, ty, &DataType::Int64)? {
                     ScalarValue::Int64(Some(v)) => Some(v),
                     _ => None,
                 }
