@@ -16,10 +16,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::{DFSchema, ScalarValue};
-use datafusion::sql::planner::{ParserOptions, PlannerContext, SqlToRel};
+use datafusion::arrow::datatypes::DataType;
 
 use crate::catalog::{Catalog, Column, ColumnKind, QueryInfo, Source};
 use crate::connectors::memory::MemoryTopics;
@@ -29,10 +26,9 @@ use crate::planner::ast::{CreateAs, CreateSource, ShowWhat, SourceKind, Statemen
 use crate::planner::ddl::{self, SourceOptions};
 use crate::planner::{parser, PlannedQuery, Planner};
 use crate::runtime::view::{view_prefix, ViewSpec};
-use crate::runtime::{
-    Output, SinkSpec, StateStore, StreamPlan, Task, TaskMetrics, ROWOFFSET, ROWPARTITION, ROWTIME,
-};
+use crate::runtime::{Output, SinkSpec, StateStore, StreamPlan, Task, TaskMetrics};
 
+mod insert;
 mod materialize;
 mod pull;
 mod push;
@@ -570,19 +566,9 @@ impl Engine {
     /// Run one statement; one that may change the catalog or the running
     /// queries makes pull queries planned before it plan again.
     fn execute_statement(&mut self, stmt: Statement, text: &str) -> Result<StatementResult> {
-        let reads_only = matches!(
-            stmt,
-            Statement::InsertValues { .. }
-                | Statement::Select(_)
-                | Statement::Show { .. }
-                | Statement::Describe { .. }
-                | Statement::DescribeFunction(_)
-                | Statement::Explain(_)
-                | Statement::ExplainQuery(_)
-                | Statement::Print { .. }
-        );
+        let keeps_catalog = stmt.keeps_catalog();
         let result = self.run_statement(stmt, text);
-        if !reads_only {
+        if !keeps_catalog {
             self.serving.catalog_changed();
         }
         result
@@ -621,8 +607,9 @@ impl Engine {
                 self.log_query_statement(text)?;
                 Ok(StatementResult::Done { message: format!("Created query with ID {id}"), query_id: Some(id) })
             }
-            Statement::InsertValues { target, columns, values, position } => {
-                self.insert_values(&target, columns, values).map_err(|e| e.with_position(position))?;
+            Statement::InsertValues { target, columns, rows, position } => {
+                let records = self.insert_records(&target, columns, rows).map_err(|e| e.with_position(position))?;
+                self.write_records(&records)?;
                 Ok(StatementResult::Done { message: String::new(), query_id: None })
             }
             Statement::Select(_) => Err(Error::Unsupported(
@@ -1438,166 +1425,6 @@ impl Engine {
             query_id: None,
         })
     }
-
-    /// "Unknown source" for INSERT VALUES, with ksqlDB's hint when only the
-    /// case differs.
-    fn unknown_insert_target(&self, target: &str) -> Error {
-        let mut msg = format!("Cannot insert values into an unknown stream/table: `{target}`");
-        if let Some(other) = self
-            .catalog
-            .sources()
-            .find(|s| s.name.eq_ignore_ascii_case(target))
-        {
-            if target == target.to_uppercase() {
-                msg.push_str(&format!(
-                    "\nDid you mean \"{}\"? Hint: wrap the source name in double quotes to make it case-sensitive.",
-                    other.name
-                ));
-            } else {
-                msg.push_str(&format!(
-                    "\nDid you mean {}? Hint: try removing double quotes from the source name.",
-                    other.name
-                ));
-            }
-        }
-        Error::NotFound(msg)
-    }
-
-    /// `INSERT INTO t [(cols)] VALUES (...)`: evaluate the values, encode
-    /// them with the target's formats and append one record to its topic.
-    fn insert_values(
-        &mut self,
-        target: &str,
-        columns: Option<Vec<String>>,
-        values: Vec<datafusion::sql::sqlparser::ast::Expr>,
-    ) -> Result<()> {
-        let src = self
-            .catalog
-            .source(target)
-            .ok_or_else(|| self.unknown_insert_target(target))?
-            .clone();
-        if src.read_only {
-            return Err(Error::semantic(format!(
-                "Cannot insert values into read-only {}: {target}",
-                src.kind.to_string().to_lowercase()
-            )));
-        }
-        let all: Vec<String> = src
-            .key_columns()
-            .chain(src.value_columns())
-            .map(|c| c.name.clone())
-            .collect();
-        let names = columns.unwrap_or_else(|| all.clone());
-        if names.len() != values.len() {
-            return Err(Error::semantic(format!(
-                "Expected number columns and values to match: {}, {}",
-                names.len(),
-                values.len()
-            )));
-        }
-        let mut given: BTreeMap<String, ScalarValue> = BTreeMap::new();
-        let provider = crate::planner::values_provider(self.planner.state());
-        let mut opts = ParserOptions::new();
-        opts.enable_ident_normalization = false;
-        opts.map_string_types_to_utf8view = false;
-        let sql_to_rel = SqlToRel::new_with_options(&provider, opts);
-        let empty = DFSchema::empty();
-        let batch = RecordBatch::try_new_with_options(
-            Arc::new(Schema::empty()),
-            vec![],
-            &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(1)),
-        )?;
-        for (name, mut e) in names.iter().zip(values) {
-            crate::planner::rewrite_expr(&mut e)?;
-            let want = if name == ROWTIME {
-                DataType::Int64
-            } else if name == ROWPARTITION || name == ROWOFFSET {
-                return Err(Error::semantic(format!(
-                    "Inserting into column `{name}` is not allowed."
-                )));
-            } else {
-                src.columns
-                    .iter()
-                    .find(|c| &c.name == name)
-                    .map(|c| c.data_type.clone())
-                    .ok_or_else(|| Error::semantic(format!("Column name {name} does not exist.")))?
-            };
-            let expr = sql_to_rel.sql_to_expr(e, &empty, &mut PlannerContext::new())?;
-            let expr = datafusion::optimizer::simplify_expressions::ExprSimplifier::new(
-                datafusion::optimizer::simplify_expressions::SimplifyContext::builder()
-                    .with_schema(Arc::new(empty.clone()))
-                    .build(),
-            )
-            .coerce(expr, &empty)?;
-            let phys = crate::planner::physical_expr(self.planner.state(), &expr, &empty)?;
-            let v = phys.evaluate(&batch)?.into_array(1)?;
-            if v.data_type().is_numeric() && want.is_numeric() && v.data_type() != &want {
-                // A number that does not fit its column is an error, never
-                // a NULL.
-                let strict = datafusion::arrow::compute::CastOptions {
-                    safe: false,
-                    ..Default::default()
-                };
-                let fits = datafusion::arrow::compute::cast_with_options(&v, &want, &strict);
-                if fits.is_err() {
-                    return Err(Error::OutOfRange(format!(
-                        "Value {} is out of range for column {name} of type {}",
-                        ScalarValue::try_from_array(&v, 0)?,
-                        crate::catalog::sql_type_name(&want)
-                    )));
-                }
-            }
-            let v = datafusion::arrow::compute::cast(&v, &want).map_err(|_| {
-                Error::semantic(format!(
-                    "Expected type {} for field {name} but got {}",
-                    crate::catalog::sql_type_name(&want),
-                    crate::catalog::sql_type_name(v.data_type())
-                ))
-            })?;
-            given.insert(name.clone(), ScalarValue::try_from_array(&v, 0)?);
-        }
-        let cell = |c: &Column| -> Result<ScalarValue> {
-            match given.get(&c.name) {
-                Some(v) => Ok(v.clone()),
-                None => Ok(ScalarValue::try_from(&c.data_type)?),
-            }
-        };
-        let key_fields: Vec<_> = src.key_columns().map(|c| c.field()).collect();
-        let value_fields: Vec<_> = src.value_columns().map(|c| c.field()).collect();
-        let key_vals = src.key_columns().map(cell).collect::<Result<Vec<_>>>()?;
-        let value_vals = src.value_columns().map(cell).collect::<Result<Vec<_>>>()?;
-        let key = if key_fields.is_empty() {
-            None
-        } else {
-            src.key_format.encode(&key_vals, &key_fields, true)?
-        };
-        let value = src.value_format.encode(&value_vals, &value_fields, false)?;
-        let ts = match given.get(ROWTIME) {
-            Some(ScalarValue::Int64(Some(t))) => *t,
-            _ => match &src.timestamp {
-                Some((col, None)) => match given.get(col) {
-                    Some(ScalarValue::Int64(Some(t))) => *t,
-                    Some(ScalarValue::TimestampMillisecond(Some(t), _)) => *t,
-                    _ => now_millis(),
-                },
-                _ => now_millis(),
-            },
-        };
-        self.topics
-            .produce(OutRecord::new(
-                src.topic.clone(),
-                key.map(Arc::from),
-                value.map(Arc::from),
-                ts,
-            ))
-            .map_err(Error::from)?;
-        let _ = Field::new("unused", DataType::Null, true);
-        Ok(())
-    }
-}
-
-fn now_millis() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 fn rows_of_text(text: &str) -> StatementResult {

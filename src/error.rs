@@ -83,6 +83,15 @@ pub enum Error {
     /// too large to build, a pull query's memory): it fails alone.
     #[error("{0}")]
     ResourceLimit(String),
+    /// A statement in a transaction block that an earlier failure aborted.
+    #[error("current transaction is aborted, commands ignored until end of transaction block")]
+    TransactionAborted,
+    /// A statement that needs a transaction block, outside one.
+    #[error("{0}")]
+    NoTransaction(String),
+    /// A savepoint that does not exist.
+    #[error("{0}")]
+    Savepoint(String),
     /// A broken invariant inside Sluice: a bug, never the user's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -165,6 +174,9 @@ impl Error {
             Error::DataFusion(e) if resources_exhausted(e) => "53200",
             Error::DataFusion(_) => "42000",
             Error::Kafka(_) => "08006",
+            Error::TransactionAborted => "25P02",
+            Error::NoTransaction(_) => "25P01",
+            Error::Savepoint(_) => "3B001",
             _ => "XX000",
         }
     }

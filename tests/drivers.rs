@@ -80,7 +80,7 @@ async fn tokio_postgres_prepares_binds_and_reads_typed_values() {
     let types: Vec<&Type> = by_who.columns().iter().map(|c| c.type_()).collect();
     assert_eq!(types, vec![&Type::VARCHAR, &Type::INT8, &Type::FLOAT8]);
     let names: Vec<&str> = by_who.columns().iter().map(|c| c.name()).collect();
-    assert_eq!(names, vec!["WHO", "N", "TOTAL"]);
+    assert_eq!(names, vec!["who", "n", "total"]);
     let rows = query_until(&client, &by_who, &[&"alice"], |rows| {
         rows.len() == 1 && rows[0].get::<_, i64>(1) == 2
     })
@@ -573,7 +573,7 @@ async fn tokio_postgres_key_lookups_take_the_serving_path() {
         .iter()
         .map(|c| (c.name(), c.type_()))
         .collect();
-    assert_eq!(columns, [("N", &Type::INT4), ("C", &Type::INT8)]);
+    assert_eq!(columns, [("n", &Type::INT4), ("c", &Type::INT8)]);
     let rows = client.query(&star, &[&1i32]).await.unwrap();
     let got: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(got, [(1, 2)]);

@@ -78,7 +78,7 @@ fn psql_runs_statements_and_shows_their_results() {
          (1 row)\n"
     );
     // Pull queries read the table's state: a point get, then all of it.
-    let want = "VIEWS\n1\n(1 row)\n";
+    let want = "views\n1\n(1 row)\n";
     assert_eq!(
         server.psql_until(
             "SELECT views FROM views_per_user WHERE user_id = 'u2';",
@@ -87,7 +87,7 @@ fn psql_runs_statements_and_shows_their_results() {
         want
     );
     let out = server.psql("SELECT * FROM views_per_user ORDER BY user_id;");
-    assert_eq!(text(&out.stdout), "USER_ID|VIEWS\nu1|1\nu2|1\n(2 rows)\n");
+    assert_eq!(text(&out.stdout), "user_id|views\nu1|1\nu2|1\n(2 rows)\n");
     let out = server.psql("DESCRIBE pageviews;");
     assert_eq!(
         text(&out.stdout),
@@ -162,13 +162,13 @@ fn a_pull_query_joins_groups_and_orders_materialized_tables() {
     let sql = "SELECT c.country, SUM(s.total) AS total, SUM(s.n) AS orders \
                FROM spend s JOIN country_of c ON s.customer = c.id \
                GROUP BY c.country ORDER BY total DESC;";
-    let want = "COUNTRY|TOTAL|ORDERS\nDE|20|1\nNL|16|3\n(2 rows)\n";
+    let want = "country|total|orders\nDE|20|1\nNL|16|3\n(2 rows)\n";
     assert_eq!(server.psql_until(sql, want), want);
     // A pull query on a stream reads its topic up to the current end.
     let out = server.psql("SELECT * FROM orders WHERE amount > 5 ORDER BY id;");
     assert_eq!(
         format!("{}{}", text(&out.stdout), text(&out.stderr)),
-        "ID|CUSTOMER|AMOUNT\n1|ann|10.5\n2|bob|20\n(2 rows)\n"
+        "id|customer|amount\n1|ann|10.5\n2|bob|20\n(2 rows)\n"
     );
 }
 
@@ -197,7 +197,7 @@ fn a_push_query_with_limit_returns_exactly_n_rows() {
     );
     assert_eq!(
         text(&out.stdout),
-        "SET\nUSER_ID|TEN_N\nb|20\nc|30\n(2 rows)\n"
+        "SET\nuser_id|ten_n\nb|20\nc|30\n(2 rows)\n"
     );
     // From the end: only rows inserted after the query started.
     let port = server.port;
@@ -432,7 +432,7 @@ fn a_table_push_query_marks_inserts_updates_and_deletes() {
     );
     assert_eq!(
         text(&out.stdout),
-        "SET\nK|TOTAL|OP\na|5|insert\na|7|update\na||delete\na|4|insert\n(4 rows)\n",
+        "SET\nk|total|op\na|5|insert\na|7|update\na||delete\na|4|insert\n(4 rows)\n",
         "{}",
         text(&out.stderr)
     );
@@ -455,7 +455,7 @@ fn a_push_query_aggregates_a_whole_stream_without_group_by() {
     );
     assert_eq!(
         text(&out.stdout),
-        "SET\nN|TOTAL|OP\n1|5|insert\n2|7|update\n3|0|update\n(3 rows)\n",
+        "SET\nn|total|op\n1|5|insert\n2|7|update\n3|0|update\n(3 rows)\n",
         "{}",
         text(&out.stderr)
     );

@@ -1,5 +1,6 @@
 """psycopg 3 against `sluice server`, as an application would use it: a
-transaction opened by the driver (BEGIN/COMMIT), executemany with
+transaction opened by the driver (BEGIN/COMMIT: its rows are written at the
+COMMIT), executemany with
 parameters, pull queries with and without parameters (extended and simple
 protocol; a key lookup prepared on the server), a push query with LIMIT and an error. Prints what it got; the
 Rust test (tests/drivers.rs) compares it exactly."""
@@ -24,6 +25,8 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=sluice dbname=sluice") as
         [(1, "alice", Decimal("2.50")), (2, "bob", Decimal("10.00")), (3, "alice", Decimal("5.00"))],
     )
     print("inserted", cur.rowcount)
+    # Rows written in a transaction are written at its COMMIT.
+    conn.commit()
     cur.execute(
         "CREATE TABLE totals AS SELECT who, COUNT(*) AS n, SUM(amount) AS total "
         "FROM orders GROUP BY who"

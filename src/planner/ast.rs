@@ -209,7 +209,8 @@ pub(crate) enum Statement {
     InsertValues {
         target: String,
         columns: Option<Vec<String>>,
-        values: Vec<Expr>,
+        /// One list of values per row (`VALUES (...), (...)`).
+        rows: Vec<Vec<Expr>>,
         position: Position,
     },
     Select(Query),
@@ -252,4 +253,22 @@ pub(crate) enum Statement {
         from_beginning: bool,
         limit: Option<u64>,
     },
+}
+
+impl Statement {
+    /// Whether it leaves the catalog and the running queries as they are
+    /// (it reads, or writes rows: `INSERT ... VALUES`).
+    pub(crate) fn keeps_catalog(&self) -> bool {
+        matches!(
+            self,
+            Statement::InsertValues { .. }
+                | Statement::Select(_)
+                | Statement::Show { .. }
+                | Statement::Describe { .. }
+                | Statement::DescribeFunction(_)
+                | Statement::Explain(_)
+                | Statement::ExplainQuery(_)
+                | Statement::Print { .. }
+        )
+    }
 }

@@ -16,6 +16,7 @@
 
 pub(crate) mod ast;
 mod context;
+pub(crate) use context::Provider as ValuesProvider;
 pub(crate) mod ddl;
 mod display;
 mod join;

@@ -887,21 +887,28 @@ impl Parser<'_> {
         }
         let position = self.pos();
         if self.eat_kw("VALUES") {
-            self.expect(&Token::LParen)?;
-            let mut values = Vec::new();
-            if !self.eat(&Token::RParen) {
-                loop {
-                    values.push(self.expr()?);
-                    if !self.eat(&Token::Comma) {
-                        break;
+            let mut rows = Vec::new();
+            loop {
+                self.expect(&Token::LParen)?;
+                let mut values = Vec::new();
+                if !self.eat(&Token::RParen) {
+                    loop {
+                        values.push(self.expr()?);
+                        if !self.eat(&Token::Comma) {
+                            break;
+                        }
                     }
+                    self.expect(&Token::RParen)?;
                 }
-                self.expect(&Token::RParen)?;
+                rows.push(values);
+                if !self.eat(&Token::Comma) {
+                    break;
+                }
             }
             return Ok(Statement::InsertValues {
                 target,
                 columns,
-                values,
+                rows,
                 position,
             });
         }

@@ -283,7 +283,10 @@ async fn connect(engine: SharedEngine) -> Result<Wire> {
     let listener = pg::bind(([127, 0, 0, 1], 0).into()).await?;
     let port = listener.local_addr()?.port();
     let server = tokio::spawn(pg::serve(listener, engine.clone(), pg::Security::trust()));
-    let config = format!("host=127.0.0.1 port={port} user=rqtt dbname=rqtt");
+    // Column names as ksqlDB spells them, which the cases expect.
+    let config = format!(
+        "host=127.0.0.1 port={port} user=rqtt dbname=rqtt options='-c sluice.identifier_case=upper'"
+    );
     let (client, connection) = tokio_postgres::connect(&config, NoTls)
         .await
         .map_err(|e| Error::internal(format!("cannot connect to the server: {e}")))?;

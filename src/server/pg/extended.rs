@@ -44,10 +44,11 @@ use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, Type, DE
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::{NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{Bind, BindComplete, Describe, Execute};
-use pgwire::messages::response::EmptyQueryResponse;
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::PgWireBackendMessage;
 
-use super::results::{copy_response, rows_of, rows_response, with_formats};
+use super::copy::copy_response;
+use super::results::{rows_of, rows_response, with_formats};
 use super::session::{Answer, Prepared, PreparedPull};
 use super::{cancel, error_info, params, send_copy, send_rows, session, Handler, SharedEngine};
 use crate::error::{Error, Result};
@@ -183,8 +184,11 @@ impl Handler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if let Some(answer) = self.look_up(portal) {
-            return answer;
+        // In a failed transaction block the session refuses it.
+        if client.transaction_status() != TransactionStatus::Error {
+            if let Some(answer) = self.look_up(portal) {
+                return answer;
+            }
         }
         let prepared = &portal.statement.statement;
         // Positions are in the text with the values in: only meaningful
@@ -239,7 +243,8 @@ impl Handler {
         let mut response = Response::EmptyQuery;
         for answer in answers {
             match answer {
-                Answer::Notice(message) => self.notice(client, message).await?,
+                Answer::Notice(message) => self.notice(client, message, false).await?,
+                Answer::Warning(message) => self.notice(client, message, true).await?,
                 Answer::Error(e) => {
                     let mut info = error_info(&e, shown);
                     if shown.is_empty() {
@@ -249,6 +254,7 @@ impl Handler {
                 }
                 Answer::Response(r) => response = r,
                 Answer::Deallocate(name) => response = super::deallocate(client, name),
+                Answer::CopyIn(columns) => response = super::copy_in(columns),
                 Answer::Rows { fields, rows, copy } => {
                     let unchanged = prepared.columns.as_ref().is_some_and(|c| {
                         c.len() == fields.len()
@@ -256,14 +262,14 @@ impl Handler {
                                 .zip(fields.iter())
                                 .all(|(a, b)| a.name() == b.name() && a.datatype() == b.datatype())
                     });
-                    if !unchanged && !copy {
+                    if !unchanged && copy.is_none() {
                         let e = Error::Unsupported(
                             "a prepared statement whose result columns changed since it was prepared (cached plan must not change result type); prepare it again".into(),
                         );
                         return Err(PgWireError::UserError(Box::new(error_info(&e, ""))));
                     }
-                    response = if copy {
-                        copy_response(fields, rows)
+                    response = if let Some(options) = copy {
+                        copy_response(fields, rows, &options)
                     } else {
                         // The columns are the prepared ones (checked above).
                         let formatted = prepared
@@ -476,8 +482,11 @@ impl ExtendedQueryHandler for Handler {
             return Err(PgWireError::NotReadyForQuery);
         }
         let mut status = client.transaction_status();
+        let session = super::session(client);
+        session.failed(status);
         client.set_state(PgWireConnectionState::QueryInProgress);
         let cancel = self.cancels.watch(client);
+        let mut copying = false;
         let run = async {
             match self.run_portal(client, &portal).await? {
                 Response::Query(q) => send_rows(client, q, false).await,
@@ -500,9 +509,14 @@ impl ExtendedQueryHandler for Handler {
                     Ok(())
                 }
                 Response::Error(e) => Err(PgWireError::UserError(e)),
-                Response::CopyIn(_) | Response::CopyBoth(_) => Err(PgWireError::UserError(
-                    Box::new(error_info(&Error::Unsupported("COPY FROM".into()), "")),
-                )),
+                Response::CopyIn(c) => {
+                    copying = true;
+                    pgwire::api::copy::send_copy_in_response(client, c).await
+                }
+                Response::CopyBoth(_) => Err(PgWireError::UserError(Box::new(error_info(
+                    &Error::Unsupported("COPY BOTH".into()),
+                    "",
+                )))),
             }
         };
         let done = tokio::select! {
@@ -513,8 +527,13 @@ impl ExtendedQueryHandler for Handler {
         // Postgres does.
         *portal.state().lock().await = PortalExecutionState::Finished;
         done?;
-        client.set_state(PgWireConnectionState::ReadyForQuery);
+        status = session.transaction_status();
         client.set_transaction_status(status);
+        client.set_state(match copying {
+            // The data comes next, then CopyDone and Sync.
+            true => PgWireConnectionState::CopyInProgress(true),
+            false => PgWireConnectionState::ReadyForQuery,
+        });
         Ok(())
     }
 

@@ -15,10 +15,12 @@
 //!   `INSERT 0 1`, ...) and, when they have one, a notice with their message
 //!   (`Created query with ID ...`); SHOW, LIST, DESCRIBE, EXPLAIN and PRINT
 //!   answer with a table of text columns.
-//! - What drivers send besides SQL for Sluice ([`session`]): `BEGIN` /
-//!   `COMMIT` / `ROLLBACK` (no-ops with the right transaction status),
+//! - What drivers send besides SQL for Sluice ([`session`]): transaction
+//!   blocks ([`transaction`]: rows written in one wait for its COMMIT),
 //!   Postgres `SET name = value` and `SHOW name` of session settings,
 //!   `DEALLOCATE`; psql's catalog queries (`\dt`, `\d`: [`pg_catalog`]).
+//! - Column names go out in lower case, as Postgres clients expect, unless
+//!   the session sets `sluice.identifier_case = upper` ([`results`]).
 //! - The extended protocol ([`extended`]): prepared statements with `$n`
 //!   parameters ([`params`]), results in text or binary ([`values`]).
 //! - Errors carry a SQLSTATE (syntax 42601, unknown name 42P01,
@@ -26,7 +28,8 @@
 //!   mistakes in a statement, the character position psql draws its caret
 //!   under.
 //! - `SELECT` without `EMIT` is a pull query, with `EMIT CHANGES` a push
-//!   query; `COPY (SELECT ...) TO STDOUT` sends either as COPY data. Rows
+//!   query; `COPY (SELECT ...) TO STDOUT` sends either as COPY data, and
+//!   `COPY name FROM STDIN` writes the client's rows ([`copy`]). Rows
 //!   (and COPY data) are flushed as soon as no further one is ready, so a
 //!   push query's rows reach the client live; a query with nothing to send
 //!   checks now and then that its client is still there. A cancel request
@@ -45,6 +48,7 @@ mod auth;
 mod backoff;
 mod cancel;
 mod connection;
+mod copy;
 mod extended;
 mod frames;
 mod lanes;
@@ -69,7 +73,7 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::PgWireConnectionState;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use pgwire::messages::copy::{CopyDone, CopyOutResponse};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::data::RowDescription;
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
@@ -268,6 +272,10 @@ impl PgWireServerHandlers for Handlers {
         self.canceller.clone()
     }
 
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        self.handler.clone()
+    }
+
     fn error_handler(&self) -> Arc<impl pgwire::api::ErrorHandler> {
         Arc::new(NameTheUser)
     }
@@ -311,15 +319,18 @@ fn session(client: &(impl ClientInfo + ?Sized)) -> Arc<Session> {
 }
 
 impl Handler {
-    /// Send a NOTICE (sent with the statement's response).
-    async fn notice<C>(&self, client: &mut C, message: String) -> PgWireResult<()>
+    /// Send a NOTICE, or a WARNING (sent with the statement's response).
+    async fn notice<C>(&self, client: &mut C, message: String, warning: bool) -> PgWireResult<()>
     where
         C: Sink<PgWireBackendMessage> + Unpin + Send,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         use futures::SinkExt;
-        let notice = ErrorInfo::new("NOTICE".into(), "00000".into(), message);
+        let notice = match warning {
+            true => ErrorInfo::new("WARNING".into(), "01000".into(), message),
+            false => ErrorInfo::new("NOTICE".into(), "00000".into(), message),
+        };
         client
             .feed(PgWireBackendMessage::NoticeResponse(notice.into()))
             .await?;
@@ -328,13 +339,14 @@ impl Handler {
 
     /// Run a simple query's statements and send their responses; rows go
     /// out as they come (flushed whenever the next one is not ready yet),
-    /// so a push query's rows reach the client live.
+    /// so a push query's rows reach the client live. True: the last one
+    /// is a COPY FROM STDIN, waiting for the client's data.
     async fn answer<C>(
         &self,
         client: &mut C,
         query: &str,
         status: &mut TransactionStatus,
-    ) -> PgWireResult<()>
+    ) -> PgWireResult<bool>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -376,15 +388,20 @@ impl Handler {
                     *status = status.to_error_state();
                 }
                 Response::CopyOut(c) => send_copy(client, c).await?,
-                Response::CopyIn(_) | Response::CopyBoth(_) => {
+                Response::CopyIn(c) => {
+                    pgwire::api::copy::send_copy_in_response(client, c).await?;
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                    return Ok(true);
+                }
+                Response::CopyBoth(_) => {
                     return Err(PgWireError::UserError(Box::new(error_info(
-                        &Error::Unsupported("COPY FROM".into()),
+                        &Error::Unsupported("COPY BOTH".into()),
                         query,
                     ))))
                 }
             }
         }
-        Ok(())
+        Ok(false)
     }
 }
 
@@ -519,11 +536,20 @@ impl SimpleQueryHandler for Handler {
             return Err(PgWireError::NotReadyForQuery);
         }
         let mut status = client.transaction_status();
+        let session = session(client);
+        session.failed(status);
         client.set_state(PgWireConnectionState::QueryInProgress);
         let cancel = self.cancels.watch(client);
-        tokio::select! {
+        let copying = tokio::select! {
             done = self.answer(client, &query.query, &mut status) => done?,
             _ = cancel::cancelled(cancel) => return Err(PgWireError::QueryCanceled),
+        };
+        status = session.transaction_status();
+        client.set_transaction_status(status);
+        if copying {
+            // Ready again once the data has come (`CopyHandler`).
+            client.flush().await?;
+            return Ok(());
         }
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client.set_transaction_status(status);
@@ -561,12 +587,13 @@ impl SimpleQueryHandler for Handler {
         for answer in answers {
             match answer {
                 Answer::Response(r) => responses.push(r),
-                Answer::Rows { fields, rows, copy } => responses.push(if copy {
-                    results::copy_response(fields, rows)
-                } else {
-                    results::rows_response(fields, rows)
+                Answer::Rows { fields, rows, copy } => responses.push(match copy {
+                    Some(options) => copy::copy_response(fields, rows, &options),
+                    None => results::rows_response(fields, rows),
                 }),
-                Answer::Notice(message) => self.notice(client, message).await?,
+                Answer::CopyIn(columns) => responses.push(copy_in(columns)),
+                Answer::Notice(message) => self.notice(client, message, false).await?,
+                Answer::Warning(message) => self.notice(client, message, true).await?,
                 Answer::Deallocate(name) => responses.push(deallocate(client, name)),
                 Answer::Error(e) => {
                     responses.push(Response::Error(Box::new(error_info(&e, query))));
@@ -575,6 +602,75 @@ impl SimpleQueryHandler for Handler {
             }
         }
         Ok(responses)
+    }
+}
+
+/// The response that starts a COPY FROM STDIN of so many columns (text).
+fn copy_in(columns: usize) -> Response {
+    Response::CopyIn(CopyResponse::new(0, columns, futures::stream::empty()))
+}
+
+#[async_trait]
+impl pgwire::api::copy::CopyHandler for Handler {
+    async fn on_copy_data<C>(&self, client: &mut C, data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        session(client).copy_data(&data.data);
+        Ok(())
+    }
+
+    /// Write what came, and say how many rows (the wire server then says
+    /// it is ready again).
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        let session = session(client);
+        let (engine, connection) = (self.engine.clone(), panics::current());
+        let done = {
+            let session = session.clone();
+            tokio::task::spawn_blocking(move || {
+                panics::within(connection, || session.copy_done(&engine))
+            })
+            .await
+        };
+        client.set_transaction_status(session.transaction_status());
+        let n = match done {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(PgWireError::UserError(Box::new(error_info(&e, "")))),
+            Err(e) => {
+                let e = Error::internal(format!("the statement's thread failed: {e}"));
+                return Err(PgWireError::UserError(Box::new(error_info(&e, ""))));
+            }
+        };
+        client
+            .send(PgWireBackendMessage::CommandComplete(
+                Tag::new("COPY").with_rows(n).into(),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session(client);
+        session.copy_failed();
+        client.set_transaction_status(session.transaction_status());
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "ERROR".into(),
+            "57014".into(),
+            format!("COPY from stdin failed: {}", fail.message),
+        )))
     }
 }
 

@@ -9,10 +9,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use futures::stream::BoxStream;
 use futures::{stream, StreamExt};
 use pgwire::api::portal::Format;
-use pgwire::api::results::{
-    CopyEncoder, CopyResponse, CopyTextOptions, DataRowEncoder, FieldFormat, FieldInfo,
-    QueryResponse, Response,
-};
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response};
 use pgwire::error::PgWireError;
 
 use super::values::{pg_type, Value};
@@ -20,16 +17,47 @@ use crate::engine::PushQuery;
 use crate::error::{Error, Result};
 use crate::runtime::Op;
 
+/// How column names are spelled over the wire. Sluice folds unquoted
+/// names to upper case, as ksqlDB does; Postgres clients expect them in
+/// lower case, as Postgres folds them: `Lower` (the default) writes a name
+/// with no lower-case letter in lower case (`USER_ID` is `user_id`, a
+/// quoted `userId` stays), `Upper` writes names as Sluice keeps them
+/// (setting `sluice.identifier_case`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NameCase {
+    Lower,
+    Upper,
+}
+
+impl NameCase {
+    /// The setting's value (None: not one of `lower`, `upper`).
+    pub(crate) fn parse(value: &str) -> Option<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "lower" => Some(NameCase::Lower),
+            "upper" => Some(NameCase::Upper),
+            _ => None,
+        }
+    }
+
+    /// `name` as the client sees it.
+    pub(crate) fn spell(self, name: &str) -> String {
+        match self {
+            NameCase::Lower if !name.chars().any(char::is_lowercase) => name.to_lowercase(),
+            _ => name.to_string(),
+        }
+    }
+}
+
 /// The columns of a result, as the client is told them (in text form;
 /// [`with_formats`] sets what a Bind asked for).
-pub(crate) fn fields(schema: &SchemaRef) -> Arc<Vec<FieldInfo>> {
+pub(crate) fn fields(schema: &SchemaRef, case: NameCase) -> Arc<Vec<FieldInfo>> {
     Arc::new(
         schema
             .fields()
             .iter()
             .map(|f| {
                 FieldInfo::new(
-                    f.name().clone(),
+                    case.spell(f.name()),
                     None,
                     None,
                     pg_type(f.data_type()),
@@ -78,10 +106,10 @@ pub(crate) type Rows = BoxStream<'static, Result<Row>>;
 /// text column, `OP`, saying what each row is: `insert` (a new key),
 /// `update` (a key's new value) or `delete` (the key is gone: its other
 /// columns are NULL).
-pub(crate) fn push_fields(schema: &SchemaRef, table: bool) -> Arc<Vec<FieldInfo>> {
-    let mut columns = fields(schema).as_ref().clone();
+pub(crate) fn push_fields(schema: &SchemaRef, table: bool, case: NameCase) -> Arc<Vec<FieldInfo>> {
+    let mut columns = fields(schema, case).as_ref().clone();
     if table {
-        let mut name = "OP".to_string();
+        let mut name = case.spell("OP");
         while columns.iter().any(|f| f.name() == name) {
             name.push('_');
         }
@@ -99,9 +127,9 @@ pub(crate) fn push_fields(schema: &SchemaRef, table: bool) -> Arc<Vec<FieldInfo>
 /// A push query's columns and rows as they come (a retraction's old row
 /// is not sent; a table's changes are marked, [`push_fields`]); the rows
 /// end after `LIMIT`, and dropping them ends the query.
-pub(crate) fn push_rows(push: PushQuery) -> (Arc<Vec<FieldInfo>>, Rows) {
+pub(crate) fn push_rows(push: PushQuery, case: NameCase) -> (Arc<Vec<FieldInfo>>, Rows) {
     tracing::debug!(query_id = %push.id, limit = ?push.limit, "push query streams to its session");
-    let fields = push_fields(&push.schema, push.table);
+    let fields = push_fields(&push.schema, push.table, case);
     let table = push.table;
     let changes = stream::unfold(push.changes, |mut rx| async move {
         rx.recv().await.map(|c| (c, rx))
@@ -140,8 +168,9 @@ pub(crate) fn push_rows(push: PushQuery) -> (Arc<Vec<FieldInfo>>, Rows) {
 pub(crate) fn batch_rows(
     schema: &SchemaRef,
     batches: &[RecordBatch],
+    case: NameCase,
 ) -> Result<(Arc<Vec<FieldInfo>>, Rows)> {
-    Ok((fields(schema), rows_of(batches)?))
+    Ok((fields(schema, case), rows_of(batches)?))
 }
 
 /// The rows of `batches`.
@@ -165,7 +194,7 @@ fn api_error(e: crate::error::Error) -> PgWireError {
 }
 
 /// A row that has exactly `width` cells (the encoders panic on more).
-fn fitting(row: Result<Row>, width: usize) -> Result<Row, PgWireError> {
+pub(crate) fn fitting(row: Result<Row>, width: usize) -> Result<Row, PgWireError> {
     let row = row.map_err(api_error)?;
     if row.len() != width {
         return Err(api_error(Error::internal(format!(
@@ -187,18 +216,4 @@ pub(crate) fn rows_response(fields: Arc<Vec<FieldInfo>>, rows: Rows) -> Response
         Ok(encoder.take_row())
     });
     Response::Query(QueryResponse::new(fields, data))
-}
-
-/// Rows as `COPY ... TO STDOUT` data (text format: tab-separated, `\N` for
-/// NULL).
-pub(crate) fn copy_response(fields: Arc<Vec<FieldInfo>>, rows: Rows) -> Response {
-    let columns = fields.len();
-    let mut encoder = CopyEncoder::new_text(fields, CopyTextOptions::default());
-    let data = rows.map(move |row| {
-        for cell in &fitting(row, columns)? {
-            encoder.encode_field(cell)?;
-        }
-        Ok(encoder.take_copy())
-    });
-    Response::CopyOut(CopyResponse::new(0, columns, data))
 }

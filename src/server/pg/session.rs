@@ -2,9 +2,8 @@
 //! wire is run a statement at a time.
 //!
 //! Besides Sluice's own statements, ordinary drivers send a few Postgres
-//! statements on their own: transaction control (`BEGIN`, `COMMIT`,
-//! `ROLLBACK`: answered with the right transaction status, they do nothing,
-//! as Sluice's statements are not transactional), `SET name = value` /
+//! statements on their own: transaction blocks (`BEGIN`, `COMMIT`,
+//! `ROLLBACK`, savepoints: [`super::transaction`]), `SET name = value` /
 //! `RESET name` of Postgres settings and `SHOW name`. Those are answered
 //! here; Sluice's `SET 'property'='value'` (quoted) and `SHOW STREAMS|...`
 //! go to the engine.
@@ -19,7 +18,11 @@ use pgwire::api::portal::Format;
 use pgwire::api::results::{FieldFormat, FieldInfo, Response, Tag};
 use pgwire::api::Type;
 
-use super::results::{batch_rows, fields, push_fields, push_rows, with_formats, Rows};
+use pgwire::messages::response::TransactionStatus;
+
+use super::copy;
+use super::results::{batch_rows, fields, push_fields, push_rows, with_formats, NameCase, Rows};
+use super::transaction::{self, Block};
 use super::values::{pg_type, Value};
 use super::{lock, SharedEngine};
 use super::{params, pg_catalog};
@@ -33,18 +36,23 @@ use crate::planner::parser;
 pub(crate) enum Answer {
     /// A command tag, or a transaction's start or end.
     Response(Response),
-    /// Rows (as COPY data when `copy`), encoded when the client's formats
-    /// are known.
+    /// Rows (as COPY data in `copy`'s format when given), encoded when
+    /// the client's formats are known.
     Rows {
         fields: Arc<Vec<FieldInfo>>,
         rows: Rows,
-        copy: bool,
+        copy: Option<copy::Options>,
     },
+    /// `COPY ... FROM STDIN` waits for the client's data: so many columns
+    /// (the session keeps where they go).
+    CopyIn(usize),
     /// `DEALLOCATE name` (None: `ALL`): the connection forgets prepared
     /// statements.
     Deallocate(Option<String>),
     /// A message for the user, sent before the statement's response.
     Notice(String),
+    /// A warning for the user, sent before the statement's response.
+    Warning(String),
     /// The statement failed; the rest of the script is not run.
     Error(Error),
 }
@@ -56,6 +64,47 @@ pub(crate) struct Session {
     properties: Mutex<Option<BTreeMap<String, String>>>,
     /// Postgres settings (`SET name = value`), over [`DEFAULT_SETTINGS`].
     settings: Mutex<BTreeMap<String, String>>,
+    /// The open transaction block, if any.
+    block: Mutex<Option<Block>>,
+    /// A `COPY ... FROM STDIN` waiting for its data.
+    copy_in: Mutex<Option<copy::CopyIn>>,
+}
+
+/// The setting that says how column names are spelled ([`NameCase`]).
+pub(crate) const IDENTIFIER_CASE: &str = "sluice.identifier_case";
+
+/// The settings in a startup packet's `options`: `-c name=value` or
+/// `--name=value`, separated by spaces (`\ ` is a space in a value).
+fn startup_options(options: &str) -> Vec<(String, String)> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => word.extend(chars.next()),
+            c if c.is_whitespace() => words.push(std::mem::take(&mut word)),
+            c => word.push(c),
+        }
+    }
+    words.push(word);
+    let mut out = Vec::new();
+    let mut words = words.into_iter().filter(|w| !w.is_empty());
+    while let Some(w) = words.next() {
+        let setting = match w.as_str() {
+            "-c" => words.next(),
+            _ => w
+                .strip_prefix("--")
+                .or_else(|| w.strip_prefix("-c"))
+                .map(str::to_string),
+        };
+        if let Some((name, value)) = setting.as_deref().and_then(|s| s.split_once('=')) {
+            out.push((
+                name.trim().to_ascii_lowercase().replace('-', "_"),
+                value.to_string(),
+            ));
+        }
+    }
+    out
 }
 
 /// Settings drivers ask for with `SHOW`, with Sluice's answers.
@@ -73,6 +122,7 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("server_encoding", "UTF8"),
     ("server_version", "16.6"),
     ("server_version_num", "160006"),
+    ("sluice.identifier_case", "lower"),
     ("standard_conforming_strings", "on"),
     ("statement_timeout", "0"),
     ("timezone", "Etc/UTC"),
@@ -81,16 +131,49 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
 ];
 
 impl Session {
-    /// A session with the settings the client gave at startup (`application_name`, `client_encoding`, ...).
+    /// A session with the settings the client gave at startup
+    /// (`application_name`, `client_encoding`, ..., and those in `options`:
+    /// `-c name=value`, as `PGOPTIONS` sends them).
     pub(crate) fn new(startup: &std::collections::HashMap<String, String>) -> Self {
-        let settings = startup
+        let mut settings: BTreeMap<String, String> = startup
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "user" | "database"))
+            .filter(|(k, _)| !matches!(k.as_str(), "user" | "database" | "options"))
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
             .collect();
+        if let Some(options) = startup.get("options") {
+            settings.extend(startup_options(options));
+        }
         Self {
             properties: Mutex::new(None),
             settings: Mutex::new(settings),
+            block: Mutex::new(None),
+            copy_in: Mutex::new(None),
+        }
+    }
+
+    fn block(&self) -> std::sync::MutexGuard<'_, Option<Block>> {
+        self.block.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The transaction status to report: idle, in a block, or in a failed
+    /// one.
+    pub(crate) fn transaction_status(&self) -> TransactionStatus {
+        transaction::status(&self.block())
+    }
+
+    /// Whether the session is in a failed transaction block (every
+    /// statement but its end is refused).
+    pub(crate) fn aborted(&self) -> bool {
+        self.block().as_ref().is_some_and(Block::failed)
+    }
+
+    /// A statement failed: an open block is aborted (also for failures
+    /// outside the session, which the wire server reports as `status`).
+    pub(crate) fn failed(&self, status: TransactionStatus) {
+        if status == TransactionStatus::Error {
+            if let Some(b) = self.block().as_mut() {
+                b.fail();
+            }
         }
     }
 
@@ -122,6 +205,19 @@ impl Session {
             ));
             return vec![Answer::Error(e)];
         }
+        let copies_in = |c: &Chunk| {
+            matches!(
+                copy::statement(&script[c.start..c.end]),
+                Ok(Some(copy::Copy::In { .. }))
+            )
+        };
+        if let Some(c) = chunks[..last].iter().find(|c| copies_in(c)) {
+            let e = Error::Unsupported(format!(
+                "COPY FROM STDIN followed by other statements in one query string (at {}); send it last, or on its own,",
+                position_of(script, c.start)
+            ));
+            return vec![Answer::Error(e)];
+        }
         let mut answers = Vec::new();
         for chunk in chunks {
             let failed = match self.run_statement(engine, script, &chunk, None) {
@@ -135,6 +231,7 @@ impl Session {
                 }
             };
             if failed {
+                self.failed(TransactionStatus::Error);
                 break;
             }
         }
@@ -159,7 +256,10 @@ impl Session {
         };
         match self.run_statement(engine, bound, &chunk, Some(shape)) {
             Ok(answers) => answers,
-            Err(e) => vec![Answer::Error(e)],
+            Err(e) => {
+                self.failed(TransactionStatus::Error);
+                vec![Answer::Error(e)]
+            }
         }
     }
 
@@ -174,6 +274,12 @@ impl Session {
     ) -> Result<Vec<Answer>> {
         let text = &script[chunk.start..chunk.end];
         let shape = shape.unwrap_or(text);
+        if let Some(control) = transaction::control(&strip_comments(shape))? {
+            return transaction::run(&mut self.block(), engine, control);
+        }
+        if self.aborted() {
+            return Err(transaction::aborted());
+        }
         if let Some(answer) = self.postgres_statement(text)? {
             return Ok(vec![answer]);
         }
@@ -184,23 +290,11 @@ impl Session {
             return Ok(vec![Answer::Rows {
                 fields,
                 rows,
-                copy: false,
+                copy: None,
             }]);
         }
-        if let (Some((inner, at)), Some((shape_inner, _))) =
-            (copy_to_stdout(text), copy_to_stdout(shape))
-        {
-            let start = position_of(script, chunk.start + at);
-            let push = select_kind(shape_inner)
-                .ok_or_else(|| Error::syntax("COPY (...) TO STDOUT needs a SELECT inside", None))?;
-            let (fields, rows) = self
-                .select(engine, inner, push)
-                .map_err(|e| shift(e, start))?;
-            return Ok(vec![Answer::Rows {
-                fields,
-                rows,
-                copy: true,
-            }]);
+        if let Some(statement) = copy::statement(shape).map_err(|e| shift(e, start))? {
+            return self.copy(engine, statement, script, chunk);
         }
         if let Some(push) = select_kind(shape) {
             let (fields, rows) = self
@@ -209,20 +303,137 @@ impl Session {
             return Ok(vec![Answer::Rows {
                 fields,
                 rows,
-                copy: false,
+                copy: None,
             }]);
         }
         let parsed = parser::parse(text).map_err(|e| shift(e, start))?;
         let mut answers = Vec::new();
         for p in parsed {
+            let in_block = self.block().is_some();
+            if let (
+                true,
+                Statement::InsertValues {
+                    target,
+                    columns,
+                    rows,
+                    position,
+                },
+            ) = (in_block, &p.statement)
+            {
+                // Kept for the COMMIT.
+                let records = {
+                    let mut engine = lock(engine);
+                    self.in_engine(&mut engine, |e| {
+                        e.insert_records(target, columns.clone(), rows.clone())
+                    })
+                };
+                let records = records.map_err(|e| shift(e.with_position(*position), start))?;
+                if let Some(b) = self.block().as_mut() {
+                    b.keep(records);
+                }
+                answers.push(Answer::Response(Response::Execution(command_tag(
+                    &p.statement,
+                ))));
+                continue;
+            }
             let result = {
                 let mut engine = lock(engine);
                 self.in_engine(&mut engine, |e| e.execute_parsed(&p))
             };
             let result = result.map_err(|e| shift(e, start))?;
+            if !p.statement.keeps_catalog() {
+                if let Some(b) = self.block().as_mut() {
+                    b.took_effect(summary(&p.text));
+                }
+            }
             answers.extend(answer(&p.statement, result));
         }
         Ok(answers)
+    }
+
+    /// Start a COPY: its rows out, or wait for the client's rows in.
+    fn copy(
+        &self,
+        engine: &SharedEngine,
+        statement: copy::Copy,
+        script: &str,
+        chunk: &Chunk,
+    ) -> Result<Vec<Answer>> {
+        match statement {
+            copy::Copy::Out { query, at, options } => {
+                let start = position_of(script, chunk.start + at);
+                let push = select_kind(&query).ok_or_else(|| {
+                    Error::syntax("COPY (...) TO STDOUT needs a SELECT inside", None)
+                })?;
+                let (fields, rows) = self
+                    .select(engine, &query, push)
+                    .map_err(|e| shift(e, start))?;
+                Ok(vec![Answer::Rows {
+                    fields,
+                    rows,
+                    copy: Some(options),
+                }])
+            }
+            copy::Copy::In {
+                target,
+                columns,
+                options,
+            } => {
+                let width = lock(engine).insert_width(&target, columns.clone())?;
+                *self.copy_in() = Some(copy::CopyIn::new(target, columns, options));
+                Ok(vec![Answer::CopyIn(width)])
+            }
+        }
+    }
+
+    fn copy_in(&self) -> std::sync::MutexGuard<'_, Option<copy::CopyIn>> {
+        self.copy_in.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// COPY data from the client.
+    pub(crate) fn copy_data(&self, data: &[u8]) {
+        if let Some(c) = self.copy_in().as_mut() {
+            c.receive(data);
+        }
+    }
+
+    /// The client's data has all come: its rows are written (in a
+    /// transaction block, kept for the COMMIT); how many.
+    pub(crate) fn copy_done(&self, engine: &SharedEngine) -> Result<usize> {
+        let done = self.copy_in().take();
+        let Some(copy) = done else {
+            return Err(Error::internal("COPY data without a COPY FROM STDIN"));
+        };
+        let written = (|| {
+            let rows = copy.rows()?;
+            let lines: Vec<usize> = rows.iter().map(|(line, _)| *line).collect();
+            let cells: Vec<Vec<Option<String>>> = rows.into_iter().map(|(_, c)| c).collect();
+            let line = |i: usize| lines.get(i).copied().unwrap_or(0);
+            let records = {
+                let engine = lock(engine);
+                engine.copy_records(&copy.target, copy.columns.clone(), &cells, line)?
+            };
+            let n = records.len();
+            let mut block = self.block();
+            match block.as_mut() {
+                Some(b) => b.keep(records),
+                None => {
+                    drop(block);
+                    lock(engine).write_records(&records)?;
+                }
+            }
+            Ok(n)
+        })();
+        if written.is_err() {
+            self.failed(TransactionStatus::Error);
+        }
+        written
+    }
+
+    /// The client gave up its COPY: nothing is written.
+    pub(crate) fn copy_failed(&self) {
+        self.copy_in().take();
+        self.failed(TransactionStatus::Error);
     }
 
     /// Run a pull or a (`push`) push query: its columns and its rows.
@@ -232,9 +443,12 @@ impl Session {
         text: &str,
         push: bool,
     ) -> Result<(Arc<Vec<FieldInfo>>, Rows)> {
+        let case = self.names();
         if push {
             let mut engine = lock(engine);
-            return self.in_engine(&mut engine, |e| Ok(push_rows(e.start_push_query(text)?)));
+            return self.in_engine(&mut engine, |e| {
+                Ok(push_rows(e.start_push_query(text)?, case))
+            });
         }
         // Planned holding the engine, run without it.
         let plan = {
@@ -242,7 +456,7 @@ impl Session {
             self.in_engine(&mut engine, |e| e.plan_pull(text))?
         };
         let (schema, batches) = plan.run()?;
-        batch_rows(&schema, &batches)
+        batch_rows(&schema, &batches, case)
     }
 
     /// Run a prepared pull query's plan with `values` for its parameters,
@@ -256,20 +470,25 @@ impl Session {
     ) -> Option<Answer> {
         let same_settings =
             *self.properties.lock().unwrap_or_else(|e| e.into_inner()) == pull.properties;
-        if pull.version != version || !same_settings {
+        // In a failed block the statement goes the planned way, which
+        // refuses it.
+        if pull.version != version || !same_settings || self.aborted() {
             return None;
         }
         let answer = pull
             .plan
             .run_with(values)
-            .and_then(|(schema, batches)| batch_rows(&schema, &batches));
+            .and_then(|(schema, batches)| batch_rows(&schema, &batches, self.names()));
         Some(match answer {
             Ok((fields, rows)) => Answer::Rows {
                 fields,
                 rows,
-                copy: false,
+                copy: None,
             },
-            Err(e) => Answer::Error(e),
+            Err(e) => {
+                self.failed(TransactionStatus::Error);
+                Answer::Error(e)
+            }
         })
     }
 
@@ -287,18 +506,7 @@ impl Session {
         let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
         let first = upper.first().map(String::as_str).unwrap_or("");
         let second = upper.get(1).map(String::as_str).unwrap_or("");
-        if matches!(
-            first,
-            "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT"
-        ) {
-            super::transaction::check(&super::transaction::words(&strip_comments(text)))?;
-        }
         let response = match (first, second) {
-            ("BEGIN", _) | ("START", "TRANSACTION") => {
-                Response::TransactionStart(Tag::new("BEGIN"))
-            }
-            ("COMMIT", _) | ("END", _) => Response::TransactionEnd(Tag::new("COMMIT")),
-            ("ROLLBACK", _) | ("ABORT", _) => Response::TransactionEnd(Tag::new("ROLLBACK")),
             ("DISCARD", _) => Response::Execution(Tag::new(&format!("DISCARD {second}"))),
             ("DEALLOCATE", _) => {
                 let name = words[1..]
@@ -312,6 +520,11 @@ impl Session {
             }
             ("SET", _) if !words.get(1).is_some_and(|w| w.starts_with('\'')) => {
                 let (name, value) = parse_set(text)?;
+                if name == IDENTIFIER_CASE && NameCase::parse(&value).is_none() {
+                    return Err(Error::BadParameter(format!(
+                        "invalid value for parameter \"{IDENTIFIER_CASE}\": \"{value}\" (lower or upper)"
+                    )));
+                }
                 self.settings().insert(name, value);
                 Response::Execution(Tag::new("SET"))
             }
@@ -337,6 +550,13 @@ impl Session {
             _ => return Ok(None),
         };
         Ok(Some(Answer::Response(response)))
+    }
+
+    /// How column names are spelled for this session's client.
+    pub(crate) fn names(&self) -> NameCase {
+        self.setting(IDENTIFIER_CASE)
+            .and_then(|v| NameCase::parse(&v))
+            .unwrap_or(NameCase::Lower)
     }
 
     fn settings(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
@@ -507,6 +727,7 @@ impl Session {
         text: &str,
         declared: &[Option<Type>],
     ) -> Result<Described> {
+        let case = self.names();
         let words: Vec<String> = strip_comments(text)
             .split_whitespace()
             .take(2)
@@ -517,7 +738,7 @@ impl Session {
         match (first, second) {
             (
                 "BEGIN" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "DISCARD" | "RESET"
-                | "DEALLOCATE",
+                | "DEALLOCATE" | "SAVEPOINT" | "RELEASE",
                 _,
             )
             | ("START", "TRANSACTION") => return Ok(Described::default()),
@@ -535,7 +756,7 @@ impl Session {
             }
             _ => {}
         }
-        if copy_to_stdout(text).is_some() {
+        if copy::statement(text)?.is_some() {
             return Ok(Described::default());
         }
         if pg_catalog::is_catalog_query(text) {
@@ -550,7 +771,7 @@ impl Session {
                     e.describe_push_query(&typed_nulls(text, declared, &inferred)?)?;
                 Ok(Described {
                     inferred,
-                    ..Described::columns(push_fields(&schema, table))
+                    ..Described::columns(push_fields(&schema, table, case))
                 })
             }
             Some(false) => {
@@ -558,7 +779,7 @@ impl Session {
                 let plan = e.plan_pull(text)?;
                 let schema = plan.schema();
                 Ok(Described {
-                    columns: Some(fields(&schema)),
+                    columns: Some(fields(&schema, case)),
                     inferred: plan.parameter_types()?,
                     lookup: e.prepare_lookup(text, &schema).map(Arc::new),
                     pull: Some((plan, version)),
@@ -574,12 +795,9 @@ impl Session {
                 };
                 match &p.statement {
                     Statement::InsertValues {
-                        target,
-                        columns,
-                        values,
-                        ..
+                        target, columns, ..
                     } => Ok(Described {
-                        inferred: insert_parameters(e, text, target, columns, values.len()),
+                        inferred: insert_parameters(e, text, target, columns),
                         ..Described::default()
                     }),
                     Statement::Show { .. }
@@ -622,13 +840,12 @@ fn typed_nulls(
 }
 
 /// The types of an `INSERT ... VALUES`' parameters: a value that is just
-/// `$n` takes its column's type.
+/// `$n` takes its column's type (in any of its rows).
 fn insert_parameters(
     engine: &Engine,
     text: &str,
     target: &str,
     columns: &Option<Vec<String>>,
-    width: usize,
 ) -> Vec<Option<DataType>> {
     let Some(src) = engine.catalog().source(target) else {
         return vec![];
@@ -641,17 +858,24 @@ fn insert_parameters(
             .map(|c| c.name.clone())
             .collect(),
     };
-    // The values list: the text after the last top-level `VALUES (`.
+    // The values lists: the text after the last top-level `VALUES`, a
+    // parenthesized list after another.
     let upper = text.to_ascii_uppercase();
     let Some(at) = upper.rfind("VALUES") else {
         return vec![];
     };
-    let Some(open) = text[at..].find('(').map(|o| at + o + 1) else {
-        return vec![];
-    };
-    let values = split_values(&text[open..]);
+    let mut rows = Vec::new();
+    let mut rest = &text[at + "VALUES".len()..];
+    while let Some(open) = rest.trim_start().strip_prefix('(') {
+        let (values, after) = split_values(open);
+        rows.push(values);
+        rest = after.trim_start().strip_prefix(',').unwrap_or("");
+    }
     let mut types = vec![None; params::count(text).unwrap_or(0)];
-    for (i, v) in values.iter().take(width).enumerate() {
+    let cells = rows
+        .iter()
+        .flat_map(|r| r.iter().take(names.len()).enumerate());
+    for (i, v) in cells {
         let Some((_, n)) = params::placeholders(v).into_iter().next() else {
             continue;
         };
@@ -675,8 +899,9 @@ fn insert_parameters(
 }
 
 /// The comma-separated items of a parenthesized list, up to its closing
-/// parenthesis (commas inside quotes or nested parentheses do not split).
-fn split_values(list: &str) -> Vec<&str> {
+/// parenthesis (commas inside quotes or nested parentheses do not split),
+/// and the text after that parenthesis.
+fn split_values(list: &str) -> (Vec<&str>, &str) {
     let mut items = Vec::new();
     let mut depth = 0;
     let mut quote = None;
@@ -689,7 +914,7 @@ fn split_values(list: &str) -> Vec<&str> {
             (None, '(') => depth += 1,
             (None, ')') if depth == 0 => {
                 items.push(&list[start..i]);
-                return items;
+                return (items, &list[i + 1..]);
             }
             (None, ')') => depth -= 1,
             (None, ',') if depth == 0 => {
@@ -699,29 +924,7 @@ fn split_values(list: &str) -> Vec<&str> {
             _ => {}
         }
     }
-    items
-}
-
-/// `COPY (query) TO STDOUT`: the query and its byte offset in `text`.
-fn copy_to_stdout(text: &str) -> Option<(&str, usize)> {
-    let lead = text.len() - text.trim_start().len();
-    let t = text.trim();
-    if !t.get(..4)?.eq_ignore_ascii_case("COPY") {
-        return None;
-    }
-    let open = t.find('(')?;
-    if !t[4..open].trim().is_empty() {
-        return None;
-    }
-    let close = t.rfind(')')?;
-    let tail: Vec<String> = t[close + 1..]
-        .split_whitespace()
-        .map(|w| w.trim_end_matches(';').to_ascii_uppercase())
-        .collect();
-    if tail.len() < 2 || tail[0] != "TO" || tail[1] != "STDOUT" {
-        return None;
-    }
-    Some((&t[open + 1..close], lead + open + 1))
+    (items, "")
 }
 
 /// None: not a SELECT; Some(emits): a SELECT, with EMIT (a push query)
@@ -745,8 +948,10 @@ fn select_kind(text: &str) -> Option<bool> {
 /// Whether a statement is a push query (`SELECT ... EMIT`, also inside
 /// `COPY (...) TO STDOUT`).
 fn is_push(text: &str) -> bool {
-    let inner = copy_to_stdout(text).map(|(inner, _)| inner).unwrap_or(text);
-    select_kind(inner) == Some(true)
+    match copy::statement(text) {
+        Ok(Some(copy::Copy::Out { query, .. })) => select_kind(&query) == Some(true),
+        _ => select_kind(text) == Some(true),
+    }
 }
 
 /// Sluice's own SHOW / LIST nouns.
@@ -834,13 +1039,25 @@ fn command_tag(statement: &Statement) -> Tag {
         Statement::InsertInto { .. } => Tag::new("INSERT").with_oid(0).with_rows(0),
         Statement::CreateSink(_) => Tag::new("CREATE SINK"),
         Statement::DropSink { .. } => Tag::new("DROP SINK"),
-        Statement::InsertValues { .. } => Tag::new("INSERT").with_oid(0).with_rows(1),
+        Statement::InsertValues { rows, .. } => {
+            Tag::new("INSERT").with_oid(0).with_rows(rows.len())
+        }
         Statement::Alter { kind: k, .. } => Tag::new(&format!("ALTER {}", kind(k))),
         Statement::Drop { kind: k, .. } => Tag::new(&format!("DROP {}", kind(k))),
         Statement::Terminate { .. } => Tag::new("TERMINATE"),
         Statement::Set { .. } => Tag::new("SET"),
         Statement::Unset { .. } => Tag::new("UNSET"),
         _ => Tag::new("OK"),
+    }
+}
+
+/// A statement named for a warning: its text on one line, cut after 200
+/// characters.
+fn summary(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(200) {
+        Some((at, _)) => format!("{}...", &line[..at]),
+        None => line,
     }
 }
 
@@ -853,7 +1070,7 @@ pub(crate) fn text_table(columns: Vec<String>, rows: Vec<Vec<String>>) -> Answer
     Answer::Rows {
         fields,
         rows: stream::iter(rows).boxed(),
-        copy: false,
+        copy: None,
     }
 }
 
