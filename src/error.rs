@@ -89,6 +89,9 @@ pub enum Error {
     /// A statement that needs a transaction block, outside one.
     #[error("{0}")]
     NoTransaction(String),
+    /// A cursor that does not exist.
+    #[error("{0}")]
+    NoCursor(String),
     /// A savepoint that does not exist.
     #[error("{0}")]
     Savepoint(String),
@@ -129,6 +132,24 @@ fn resources_exhausted(e: &datafusion::error::DataFusionError) -> bool {
     )
 }
 
+/// A column that does not exist, as DataFusion says it.
+fn no_such_field(e: &datafusion::error::DataFusionError) -> bool {
+    match e.find_root() {
+        datafusion::error::DataFusionError::SchemaError(e, _) => matches!(
+            e.as_ref(),
+            datafusion::common::SchemaError::FieldNotFound { .. }
+        ),
+        _ => false,
+    }
+}
+
+/// A column that does not exist, as the planner says it (in ksqlDB's
+/// words, which the conformance cases expect).
+fn names_no_column(message: &str) -> bool {
+    message.ends_with("cannot be resolved.")
+        || (message.starts_with("Column name ") && message.ends_with(" does not exist."))
+}
+
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -162,6 +183,7 @@ impl Error {
     pub fn sqlstate(&self) -> &'static str {
         match self {
             Error::Syntax { .. } => "42601",
+            Error::Semantic { message, .. } if names_no_column(message) => "42703",
             Error::Semantic { .. } => "42000",
             Error::TooComplex { .. } => "54001",
             Error::Unsupported(_) => "0A000",
@@ -172,11 +194,13 @@ impl Error {
             Error::OutOfRange(_) => "22003",
             Error::ResourceLimit(_) => "53200",
             Error::DataFusion(e) if resources_exhausted(e) => "53200",
+            Error::DataFusion(e) if no_such_field(e) => "42703",
             Error::DataFusion(_) => "42000",
             Error::Kafka(_) => "08006",
             Error::TransactionAborted => "25P02",
             Error::NoTransaction(_) => "25P01",
             Error::Savepoint(_) => "3B001",
+            Error::NoCursor(_) => "34000",
             _ => "XX000",
         }
     }
@@ -238,5 +262,30 @@ impl Error {
             },
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::common::{Column, SchemaError};
+    use datafusion::error::DataFusionError;
+
+    use super::*;
+
+    #[test]
+    fn an_unknown_column_is_42703_as_in_postgres() {
+        let planner = Error::semantic("SELECT column 'X' cannot be resolved.");
+        assert_eq!(planner.sqlstate(), "42703");
+        assert_eq!(
+            Error::semantic("Column name X does not exist.").sqlstate(),
+            "42703"
+        );
+        let field = SchemaError::FieldNotFound {
+            field: Box::new(Column::from_name("x")),
+            valid_fields: vec![],
+        };
+        let datafusion = DataFusionError::SchemaError(Box::new(field), Box::new(None));
+        assert_eq!(Error::DataFusion(datafusion).sqlstate(), "42703");
+        assert_eq!(Error::semantic("Invalid result type.").sqlstate(), "42000");
     }
 }

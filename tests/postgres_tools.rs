@@ -1,7 +1,7 @@
 //! What ordinary Postgres tools do besides queries, against `sluice
 //! server`: COPY in and out (the real `psql`), transaction blocks, bulk
-//! inserts from psycopg2 and psycopg 3, and column names as drivers see
-//! them.
+//! inserts from psycopg2 and psycopg 3, column names as drivers see them,
+//! and cursors (psycopg's and psycopg2's named cursors, FETCH, MOVE).
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -215,6 +215,37 @@ fn bulk_inserts_and_names_from_python_drivers() {
          counted 101000\n\
          s3 [(10100, 99.3)]\n\
          upper ['SENSOR', 'N'] [('s0', 10100)]\n"
+    );
+    assert!(out.status.success());
+}
+
+#[test]
+fn python_drivers_page_through_pull_and_push_queries_with_cursors() {
+    let python = std::env::var("HOME")
+        .map(|h| std::path::PathBuf::from(h).join(".cache/sluice-venv/bin/python"))
+        .expect("HOME");
+    let server = Server::start();
+    let out = Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/cursor_client.py"
+        ))
+        .arg(server.port.to_string())
+        .output()
+        .expect("run python (scripts/setup.sh installs psycopg and psycopg2)");
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(
+        text(&out.stdout),
+        "psycopg pull ['id', 'page'] [(2, 'cart'), (3, 'home')] [(4, 'pay'), (5, 'home')]\n\
+         psycopg push [(1, 'home'), (3, 'home')] [(5, 'home')]\n\
+         psycopg2 pull [('cart', 1), ('home', 3), ('pay', 1)]\n\
+         moved 2\n\
+         fetch [(3,), (4,), (5,)]\n\
+         fetch [] FETCH 0\n\
+         after commit 34000 cursor \"sub\" does not exist\n\
+         outside a block 25P01 DECLARE CURSOR can only be used in transaction blocks (or WITH HOLD)\n\
+         held [(1,), (2,)]\n\
+         CLOSE CURSOR\n"
     );
     assert!(out.status.success());
 }

@@ -48,7 +48,7 @@ use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::PgWireBackendMessage;
 
 use super::copy::copy_response;
-use super::results::{rows_of, rows_response, with_formats};
+use super::results::{fetch_response, rows_of, rows_response, with_formats};
 use super::session::{Answer, Prepared, PreparedPull};
 use super::{cancel, error_info, params, send_copy, send_rows, session, Handler, SharedEngine};
 use crate::error::{Error, Result};
@@ -255,6 +255,12 @@ impl Handler {
                 Answer::Response(r) => response = r,
                 Answer::Deallocate(name) => response = super::deallocate(client, name),
                 Answer::CopyIn(columns) => response = super::copy_in(columns),
+                Answer::Moved(rows) => response = super::moved(rows).await,
+                Answer::Fetched { fields, rows } => {
+                    let formatted = with_formats(&fields, &portal.result_column_format)
+                        .map_err(|e| PgWireError::UserError(Box::new(error_info(&e, ""))))?;
+                    response = fetch_response(formatted, rows);
+                }
                 Answer::Rows { fields, rows, copy } => {
                     let unchanged = prepared.columns.as_ref().is_some_and(|c| {
                         c.len() == fields.len()
@@ -405,7 +411,12 @@ impl ExtendedQueryHandler for Handler {
             let portal = match client.portal_store().get_portal(name) {
                 Some(Entry::Value(p)) => p,
                 Some(Entry::Empty) => return describe(client, None, &[]).await,
-                None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+                // A cursor is a portal too (psycopg describes its named
+                // cursors so).
+                None => match session(client).cursor_fields(name) {
+                    Some(fields) => return describe(client, None, &fields).await,
+                    None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+                },
             };
             let fields = parser.get_result_schema(
                 &portal.statement.statement,

@@ -23,13 +23,15 @@
 //!   the session sets `sluice.identifier_case = upper` ([`results`]).
 //! - The extended protocol ([`extended`]): prepared statements with `$n`
 //!   parameters ([`params`]), results in text or binary ([`values`]).
-//! - Errors carry a SQLSTATE (syntax 42601, unknown name 42P01,
-//!   unsupported 0A000, bad parameter 22023, internal XX000, ...) and, for
+//! - Errors carry a SQLSTATE (syntax 42601, unknown name 42P01, unknown
+//!   column 42703, unsupported 0A000, bad parameter 22023, transaction
+//!   aborted 25P02, internal XX000, ...) and, for
 //!   mistakes in a statement, the character position psql draws its caret
 //!   under.
 //! - `SELECT` without `EMIT` is a pull query, with `EMIT CHANGES` a push
 //!   query; `COPY (SELECT ...) TO STDOUT` sends either as COPY data, and
-//!   `COPY name FROM STDIN` writes the client's rows ([`copy`]). Rows
+//!   `COPY name FROM STDIN` writes the client's rows ([`copy`]); a cursor
+//!   pages through either ([`cursor`]). Rows
 //!   (and COPY data) are flushed as soon as no further one is ready, so a
 //!   push query's rows reach the client live; a query with nothing to send
 //!   checks now and then that its client is still there. A cancel request
@@ -49,6 +51,7 @@ mod backoff;
 mod cancel;
 mod connection;
 mod copy;
+mod cursor;
 mod extended;
 mod frames;
 mod lanes;
@@ -592,6 +595,10 @@ impl SimpleQueryHandler for Handler {
                     None => results::rows_response(fields, rows),
                 }),
                 Answer::CopyIn(columns) => responses.push(copy_in(columns)),
+                Answer::Fetched { fields, rows } => {
+                    responses.push(results::fetch_response(fields, rows))
+                }
+                Answer::Moved(rows) => responses.push(moved(rows).await),
                 Answer::Notice(message) => self.notice(client, message, false).await?,
                 Answer::Warning(message) => self.notice(client, message, true).await?,
                 Answer::Deallocate(name) => responses.push(deallocate(client, name)),
@@ -603,6 +610,12 @@ impl SimpleQueryHandler for Handler {
         }
         Ok(responses)
     }
+}
+
+/// `MOVE n`, once the rows it skips are taken.
+async fn moved(rows: results::Rows) -> Response {
+    use futures::StreamExt;
+    Response::Execution(Tag::new("MOVE").with_rows(rows.count().await))
 }
 
 /// The response that starts a COPY FROM STDIN of so many columns (text).

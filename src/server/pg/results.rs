@@ -205,6 +205,17 @@ pub(crate) fn fitting(row: Result<Row>, width: usize) -> Result<Row, PgWireError
     Ok(row)
 }
 
+/// A cursor's rows as a query response, completed with `FETCH n`.
+pub(crate) fn fetch_response(fields: Arc<Vec<FieldInfo>>, rows: Rows) -> Response {
+    match rows_response(fields, rows) {
+        Response::Query(mut q) => {
+            q.set_command_tag("FETCH");
+            Response::Query(q)
+        }
+        other => other,
+    }
+}
+
 /// Rows as a query response, each column in its field's format.
 pub(crate) fn rows_response(fields: Arc<Vec<FieldInfo>>, rows: Rows) -> Response {
     let mut encoder = DataRowEncoder::new(fields.clone());

@@ -21,6 +21,7 @@ use pgwire::api::Type;
 use pgwire::messages::response::TransactionStatus;
 
 use super::copy;
+use super::cursor::{self, Cursor};
 use super::results::{batch_rows, fields, push_fields, push_rows, with_formats, NameCase, Rows};
 use super::transaction::{self, Block};
 use super::values::{pg_type, Value};
@@ -42,6 +43,13 @@ pub(crate) enum Answer {
         fields: Arc<Vec<FieldInfo>>,
         rows: Rows,
         copy: Option<copy::Options>,
+    },
+    /// The rows a `MOVE` skips (counted as they are taken).
+    Moved(Rows),
+    /// A cursor's next rows (`FETCH`).
+    Fetched {
+        fields: Arc<Vec<FieldInfo>>,
+        rows: Rows,
     },
     /// `COPY ... FROM STDIN` waits for the client's data: so many columns
     /// (the session keeps where they go).
@@ -68,6 +76,8 @@ pub(crate) struct Session {
     block: Mutex<Option<Block>>,
     /// A `COPY ... FROM STDIN` waiting for its data.
     copy_in: Mutex<Option<copy::CopyIn>>,
+    /// Declared cursors, by name.
+    cursors: Mutex<BTreeMap<String, Cursor>>,
 }
 
 /// The setting that says how column names are spelled ([`NameCase`]).
@@ -148,6 +158,7 @@ impl Session {
             settings: Mutex::new(settings),
             block: Mutex::new(None),
             copy_in: Mutex::new(None),
+            cursors: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -275,10 +286,26 @@ impl Session {
         let text = &script[chunk.start..chunk.end];
         let shape = shape.unwrap_or(text);
         if let Some(control) = transaction::control(&strip_comments(shape))? {
-            return transaction::run(&mut self.block(), engine, control);
+            let ends = matches!(
+                control,
+                transaction::Control::Commit { .. } | transaction::Control::Rollback { .. }
+            );
+            let answers = transaction::run(&mut self.block(), engine, control);
+            if ends {
+                // Cursors without HOLD end with their block.
+                self.cursors().retain(|_, c| c.hold);
+            }
+            return answers;
         }
         if self.aborted() {
             return Err(transaction::aborted());
+        }
+        if cursor::statement(&strip_comments(shape))?.is_some() {
+            // What it is was decided by the text with its placeholders; the
+            // query with their values in is what runs.
+            let statement = cursor::statement(&strip_comments(text))?
+                .ok_or_else(|| Error::internal("a cursor statement that a value changed"))?;
+            return self.cursor(engine, statement);
         }
         if let Some(answer) = self.postgres_statement(text)? {
             return Ok(vec![answer]);
@@ -384,6 +411,69 @@ impl Session {
                 Ok(vec![Answer::CopyIn(width)])
             }
         }
+    }
+
+    fn cursors(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Cursor>> {
+        self.cursors.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Run a cursor statement.
+    fn cursor(&self, engine: &SharedEngine, statement: cursor::Statement) -> Result<Vec<Answer>> {
+        let done = |tag: Tag| Ok(vec![Answer::Response(Response::Execution(tag))]);
+        match statement {
+            cursor::Statement::Declare { name, hold, query } => {
+                if !hold && self.block().is_none() {
+                    return Err(Error::NoTransaction(
+                        "DECLARE CURSOR can only be used in transaction blocks (or WITH HOLD)"
+                            .into(),
+                    ));
+                }
+                if self.cursors().contains_key(&name) {
+                    return Err(Error::AlreadyExists(format!(
+                        "cursor \"{name}\" already exists"
+                    )));
+                }
+                let push = select_kind(&query)
+                    .ok_or_else(|| Error::syntax("DECLARE ... CURSOR FOR needs a SELECT", None))?;
+                let (fields, rows) = self.select(engine, &query, push)?;
+                let cursor = Cursor::new(fields, rows, push, hold);
+                self.cursors().insert(name, cursor);
+                done(Tag::new("DECLARE CURSOR"))
+            }
+            cursor::Statement::Fetch {
+                name,
+                count,
+                timeout,
+                discard,
+            } => {
+                let cursors = self.cursors();
+                let cursor = cursors.get(&name).ok_or_else(|| no_cursor(&name))?;
+                let rows = cursor.fetch(count, timeout);
+                if discard {
+                    return Ok(vec![Answer::Moved(rows)]);
+                }
+                Ok(vec![Answer::Fetched {
+                    fields: cursor.fields.clone(),
+                    rows,
+                }])
+            }
+            cursor::Statement::Close(Some(name)) => {
+                self.cursors()
+                    .remove(&name)
+                    .ok_or_else(|| no_cursor(&name))?;
+                done(Tag::new("CLOSE CURSOR"))
+            }
+            cursor::Statement::Close(None) => {
+                self.cursors().clear();
+                done(Tag::new("CLOSE CURSOR ALL"))
+            }
+        }
+    }
+
+    /// A cursor's columns, for a FETCH prepared on it (None: no such
+    /// cursor).
+    pub(crate) fn cursor_fields(&self, name: &str) -> Option<Arc<Vec<FieldInfo>>> {
+        self.cursors().get(name).map(|c| c.fields.clone())
     }
 
     fn copy_in(&self) -> std::sync::MutexGuard<'_, Option<copy::CopyIn>> {
@@ -759,6 +849,19 @@ impl Session {
         if copy::statement(text)?.is_some() {
             return Ok(Described::default());
         }
+        if let Some(c) = cursor::statement(&strip_comments(text))? {
+            return Ok(match c {
+                cursor::Statement::Fetch {
+                    name,
+                    discard: false,
+                    ..
+                } => match self.cursor_fields(&name) {
+                    Some(fields) => Described::columns(fields),
+                    None => return Err(no_cursor(&name)),
+                },
+                _ => Described::default(),
+            });
+        }
         if pg_catalog::is_catalog_query(text) {
             let (fields, _) = pg_catalog::answer(&lock(engine), text)?;
             return Ok(Described::columns(fields));
@@ -1049,6 +1152,10 @@ fn command_tag(statement: &Statement) -> Tag {
         Statement::Unset { .. } => Tag::new("UNSET"),
         _ => Tag::new("OK"),
     }
+}
+
+fn no_cursor(name: &str) -> Error {
+    Error::NoCursor(format!("cursor \"{name}\" does not exist"))
 }
 
 /// A statement named for a warning: its text on one line, cut after 200
