@@ -141,16 +141,8 @@ async fn tokio_postgres_prepares_binds_and_reads_typed_values() {
 
 #[test]
 fn psycopg_connects_and_queries() {
-    let python = std::env::var("HOME")
-        .map(|h| std::path::PathBuf::from(h).join(".cache/sluice-venv/bin/python"))
-        .expect("HOME");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup.sh (it installs psycopg)",
-        python.display()
-    );
     let server = Server::start_with_env("", |_| {}, &[SERVING_LOG]);
-    let out = std::process::Command::new(python)
+    let out = std::process::Command::new(common::python())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/psycopg_client.py"

@@ -12,14 +12,26 @@ use common::Server;
 /// Run `psql -c` for each command, unaligned, stopping at the first error,
 /// with `input` on its standard input (COPY FROM STDIN reads it).
 fn psql(server: &Server, commands: &[&str], input: &str) -> Output {
-    let mut psql = Command::new("psql");
-    psql.args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
-        .args(["-U", "sluice", "-d", "sluice", "-X", "-A", "-F", "|"])
-        .args(["-v", "ON_ERROR_STOP=1"]);
+    let mut args = vec!["-v", "ON_ERROR_STOP=1"];
     for c in commands {
-        psql.args(["-c", c]);
+        args.extend(["-c", c]);
     }
-    let mut child = psql
+    run_psql(server, &args, input)
+}
+
+/// Run a script through `psql -f -`, going on after errors, as psql
+/// does by default.
+fn psql_script(server: &Server, script: &str) -> Output {
+    run_psql(server, &["-f", "-"], script)
+}
+
+/// `psql`, unaligned with `|` between columns, with these arguments and
+/// `input` on its standard input.
+fn run_psql(server: &Server, args: &[&str], input: &str) -> Output {
+    let mut child = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
+        .args(["-U", "sluice", "-d", "sluice", "-X", "-A", "-F", "|"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -31,28 +43,6 @@ fn psql(server: &Server, commands: &[&str], input: &str) -> Output {
         .expect("stdin")
         .write_all(input.as_bytes())
         .expect("write psql's input");
-    child.wait_with_output().expect("psql's output")
-}
-
-/// Run a script through `psql -f -`, going on after errors, as psql
-/// does by default.
-fn psql_script(server: &Server, script: &str) -> Output {
-    let mut child = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", &server.port.to_string()])
-        .args([
-            "-U", "sluice", "-d", "sluice", "-X", "-A", "-F", "|", "-f", "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run psql (Debian's postgresql-client)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write psql's script");
     child.wait_with_output().expect("psql's output")
 }
 
@@ -189,16 +179,8 @@ fn a_rolled_back_transaction_leaves_no_trace() {
 
 #[test]
 fn bulk_inserts_and_names_from_python_drivers() {
-    let python = std::env::var("HOME")
-        .map(|h| std::path::PathBuf::from(h).join(".cache/sluice-venv/bin/python"))
-        .expect("HOME");
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/setup.sh (it installs psycopg and psycopg2)",
-        python.display()
-    );
     let server = Server::start();
-    let out = Command::new(python)
+    let out = Command::new(common::python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bulk_client.py"))
         .arg(server.port.to_string())
         .output()
@@ -221,11 +203,8 @@ fn bulk_inserts_and_names_from_python_drivers() {
 
 #[test]
 fn python_drivers_page_through_pull_and_push_queries_with_cursors() {
-    let python = std::env::var("HOME")
-        .map(|h| std::path::PathBuf::from(h).join(".cache/sluice-venv/bin/python"))
-        .expect("HOME");
     let server = Server::start();
-    let out = Command::new(python)
+    let out = Command::new(common::python())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/cursor_client.py"

@@ -111,6 +111,20 @@ impl Server {
     }
 }
 
+/// The Python of the virtualenv `scripts/setup.sh` makes (psycopg,
+/// psycopg2, ...); a test that needs it fails when it is missing.
+pub fn python() -> std::path::PathBuf {
+    let python = std::env::var("HOME")
+        .map(|h| std::path::PathBuf::from(h).join(".cache/sluice-venv/bin/python"))
+        .expect("HOME");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/setup.sh (it installs psycopg and psycopg2)",
+        python.display()
+    );
+    python
+}
+
 /// The test Kafka broker's address: `SLUICE_TEST_KAFKA`, or one started
 /// with `scripts/kafka.sh` for this test process (stopped when it exits).
 pub fn broker() -> &'static str {
