@@ -285,20 +285,11 @@ impl<'a> Evaluator<'a> {
 
     /// The value of `e` for column `name` of type `want`: a number that
     /// does not fit is an error, never a NULL.
-    fn value(&self, mut e: Expr, name: &str, want: &DataType) -> Result<ScalarValue> {
-        crate::planner::rewrite_expr(&mut e)?;
-        let mut opts = ParserOptions::new();
-        opts.enable_ident_normalization = false;
-        opts.map_string_types_to_utf8view = false;
-        let sql_to_rel = SqlToRel::new_with_options(&self.provider, opts);
-        let expr = sql_to_rel.sql_to_expr(e, &self.empty, &mut PlannerContext::new())?;
-        let context = SimplifyContext::builder()
-            .with_schema(Arc::new(self.empty.clone()))
-            .build();
-        let expr = ExprSimplifier::new(context).coerce(expr, &self.empty)?;
-        let state = self.engine.planner.state();
-        let phys = crate::planner::physical_expr(state, &expr, &self.empty)?;
-        let v = phys.evaluate(&self.one_row)?.into_array(1)?;
+    fn value(&self, e: Expr, name: &str, want: &DataType) -> Result<ScalarValue> {
+        let v = match literal(&e) {
+            Some(v) => v.to_array_of_size(1)?,
+            None => self.evaluate(e)?,
+        };
         if v.data_type().is_numeric() && want.is_numeric() && v.data_type() != want {
             let strict = CastOptions {
                 safe: false,
@@ -320,6 +311,66 @@ impl<'a> Evaluator<'a> {
             ))
         })?;
         Ok(ScalarValue::try_from_array(&v, 0)?)
+    }
+}
+
+impl Evaluator<'_> {
+    /// `e` evaluated by DataFusion, as ksqlDB's semantics rewrite it.
+    fn evaluate(&self, mut e: Expr) -> Result<ArrayRef> {
+        crate::planner::rewrite_expr(&mut e)?;
+        let mut opts = ParserOptions::new();
+        opts.enable_ident_normalization = false;
+        opts.map_string_types_to_utf8view = false;
+        let sql_to_rel = SqlToRel::new_with_options(&self.provider, opts);
+        let expr = sql_to_rel.sql_to_expr(e, &self.empty, &mut PlannerContext::new())?;
+        let context = SimplifyContext::builder()
+            .with_schema(Arc::new(self.empty.clone()))
+            .build();
+        let expr = ExprSimplifier::new(context).coerce(expr, &self.empty)?;
+        let state = self.engine.planner.state();
+        let phys = crate::planner::physical_expr(state, &expr, &self.empty)?;
+        Ok(phys.evaluate(&self.one_row)?.into_array(1)?)
+    }
+}
+
+/// The value of a plain literal (a number, a string, a boolean, NULL,
+/// a negative number), as [`Evaluator::evaluate`] would make it, without
+/// planning: what drivers paste into a many-row `VALUES` list. Whole
+/// numbers are INT when they fit (ksqlDB's literals), else BIGINT; others
+/// DOUBLE. None: anything else, which DataFusion evaluates.
+fn literal(e: &Expr) -> Option<ScalarValue> {
+    use datafusion::sql::sqlparser::ast::{UnaryOperator, Value};
+    let number = |n: &str, negative: bool| -> Option<ScalarValue> {
+        if n.contains(['.', 'e', 'E']) {
+            let f: f64 = n.parse().ok()?;
+            return Some(ScalarValue::Float64(Some(if negative { -f } else { f })));
+        }
+        let i: i64 = n.parse().ok()?;
+        let i = if negative { i.checked_neg()? } else { i };
+        Some(match i32::try_from(n.parse::<i64>().ok()?) {
+            Ok(_) => ScalarValue::Int32(Some(i32::try_from(i).ok()?)),
+            Err(_) => ScalarValue::Int64(Some(i)),
+        })
+    };
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, false) => number(n, false),
+            Value::SingleQuotedString(s) => Some(ScalarValue::Utf8(Some(s.clone()))),
+            Value::Boolean(b) => Some(ScalarValue::Boolean(Some(*b))),
+            Value::Null => Some(ScalarValue::Null),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, false) => number(n, true),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -417,6 +468,49 @@ mod tests {
             typed.iter().collect::<Vec<_>>(),
             vec![Some(1), None, Some(-3)]
         );
+    }
+
+    #[test]
+    fn literals_are_what_datafusion_makes_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(super::super::EngineConfig {
+            data_dir: dir.path().to_path_buf(),
+            properties: Default::default(),
+        })
+        .unwrap();
+        let evaluator = Evaluator::new(&engine).unwrap();
+        let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
+        for text in [
+            "1",
+            "-1",
+            "2147483647",
+            "-2147483648",
+            "2147483648",
+            "-9223372036854775807",
+            "1.5",
+            "-0.25",
+            "1e3",
+            "'text'",
+            "''",
+            "true",
+            "false",
+            "NULL",
+        ] {
+            let e = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+                .try_with_sql(text)
+                .unwrap()
+                .parse_expr()
+                .unwrap();
+            let fast = literal(&e).unwrap_or_else(|| panic!("{text} is a literal"));
+            let planned = ScalarValue::try_from_array(&evaluator.evaluate(e).unwrap(), 0).unwrap();
+            assert_eq!(fast, planned, "{text}");
+        }
+        // Past BIGINT, or not a literal: DataFusion's.
+        let past = Expr::Value(
+            datafusion::sql::sqlparser::ast::Value::Number("9223372036854775808".into(), false)
+                .into(),
+        );
+        assert_eq!(literal(&past), None);
     }
 
     #[test]

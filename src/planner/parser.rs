@@ -407,12 +407,33 @@ impl Parser<'_> {
 
     /// An expression, parsed by sqlparser from the current token on.
     fn expr(&mut self) -> Result<Expr> {
-        let rest: Vec<TokenWithSpan> = self.toks[self.i..].to_vec();
+        let rest: Vec<TokenWithSpan> = self.toks[self.i..self.expr_end()].to_vec();
         let dialect = KsqlDialect;
         let mut p = SqlParser::new(&dialect).with_tokens_with_locations(rest);
         let e = p.parse_expr().map_err(|e| self.sql_error(e))?;
         self.i += p.index();
         Ok(e)
+    }
+
+    /// Where the expression at the cursor ends at the latest: just past
+    /// the first `,` or `;` outside brackets, or the bracket closing one it
+    /// is in (no expression holds either). Its tokens are all sqlparser
+    /// needs: handing it the rest of the statement for each expression made
+    /// a long `VALUES` list quadratic.
+    fn expr_end(&self) -> usize {
+        let mut depth = 0usize;
+        for (j, t) in self.toks[self.i..].iter().enumerate() {
+            match &t.token {
+                Token::LParen | Token::LBracket | Token::LBrace => depth += 1,
+                Token::RParen | Token::RBracket | Token::RBrace if depth == 0 => {
+                    return self.i + j + 1
+                }
+                Token::RParen | Token::RBracket | Token::RBrace => depth -= 1,
+                Token::Comma | Token::SemiColon if depth == 0 => return self.i + j + 1,
+                _ => {}
+            }
+        }
+        self.toks.len()
     }
 
     fn sql_error(&self, e: ParserError) -> Error {
