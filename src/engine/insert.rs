@@ -30,6 +30,9 @@ use crate::runtime::{ROWOFFSET, ROWPARTITION, ROWTIME};
 struct Target {
     source: Source,
     columns: Vec<(String, DataType)>,
+    /// The source's key and value fields, for encoding each record.
+    key_fields: Vec<datafusion::arrow::datatypes::FieldRef>,
+    value_fields: Vec<datafusion::arrow::datatypes::FieldRef>,
 }
 
 impl Engine {
@@ -216,7 +219,14 @@ impl Target {
                 Ok((name, ty))
             })
             .collect::<Result<_>>()?;
-        Ok(Self { source, columns })
+        let key_fields = source.key_columns().map(|c| c.field()).collect();
+        let value_fields = source.value_columns().map(|c| c.field()).collect();
+        Ok(Self {
+            source,
+            columns,
+            key_fields,
+            value_fields,
+        })
     }
 
     /// The record of one row (`given`: its values by column; a column it
@@ -230,16 +240,16 @@ impl Target {
                 None => Ok(ScalarValue::try_from(&c.data_type)?),
             }
         };
-        let key_fields: Vec<_> = src.key_columns().map(|c| c.field()).collect();
-        let value_fields: Vec<_> = src.value_columns().map(|c| c.field()).collect();
         let key_vals = src.key_columns().map(cell).collect::<Result<Vec<_>>>()?;
         let value_vals = src.value_columns().map(cell).collect::<Result<Vec<_>>>()?;
-        let key = if key_fields.is_empty() {
+        let key = if self.key_fields.is_empty() {
             None
         } else {
-            src.key_format.encode(&key_vals, &key_fields, true)?
+            src.key_format.encode(&key_vals, &self.key_fields, true)?
         };
-        let value = src.value_format.encode(&value_vals, &value_fields, false)?;
+        let value = src
+            .value_format
+            .encode(&value_vals, &self.value_fields, false)?;
         let ts = match given.get(ROWTIME) {
             Some(ScalarValue::Int64(Some(t))) => *t,
             _ => match &src.timestamp {

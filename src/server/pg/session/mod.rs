@@ -236,7 +236,8 @@ impl Session {
     ) -> Result<Vec<Answer>> {
         let text = &script[chunk.start..chunk.end];
         let shape = shape.unwrap_or(text);
-        if let Some(control) = transaction::control(&strip_comments(shape))? {
+        let code = strip_comments(shape);
+        if let Some(control) = transaction::control(&code)? {
             let ends = matches!(
                 control,
                 transaction::Control::Commit { .. } | transaction::Control::Rollback { .. }
@@ -251,7 +252,7 @@ impl Session {
         if self.aborted() {
             return Err(transaction::aborted());
         }
-        if cursor::statement(&strip_comments(shape))?.is_some() {
+        if cursor::statement(&code)?.is_some() {
             // What it is was decided by the text with its placeholders; the
             // query with their values in is what runs.
             let statement = cursor::statement(&strip_comments(text))?
