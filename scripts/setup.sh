@@ -44,15 +44,16 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust 1.88+) is required" >&2; exit 1; }
 
-# Python's psycopg 3 and psycopg2 for the driver tests, moto (an S3-compatible server) and
-# pyarrow, pandas and DuckDB for the analytics sink's test, in a virtualenv beside the build
-# directory (the tests look for it there).
+# Python's psycopg 3 and psycopg2 for the driver tests, SQLAlchemy and pgcli for the catalog's,
+# moto (an S3-compatible server) and pyarrow, pandas and DuckDB for the analytics sink's test,
+# in a virtualenv beside the build directory (the tests look for it there).
 venv="$HOME/.cache/sluice-venv"
-if ! "$venv/bin/python" -c 'import psycopg, psycopg2, moto.server, boto3, pyarrow.parquet, pandas, duckdb' >/dev/null 2>&1; then
-  echo "setup: installing psycopg, psycopg2, moto, pyarrow, pandas and DuckDB into $venv" >&2
+if ! "$venv/bin/python" -c 'import psycopg, psycopg2, moto.server, boto3, pyarrow.parquet, pandas, duckdb, sqlalchemy, pgcli' >/dev/null 2>&1; then
+  echo "setup: installing psycopg, psycopg2, SQLAlchemy, pgcli, moto, pyarrow, pandas and DuckDB into $venv" >&2
   [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check 'psycopg[binary]==3.2.*' \
-    'psycopg2-binary==2.9.*' 'moto[server]==5.1.*' 'pyarrow==22.*' 'pandas==2.3.*' 'duckdb==1.4.*'
+    'psycopg2-binary==2.9.*' 'moto[server]==5.1.*' 'pyarrow==22.*' 'pandas==2.3.*' 'duckdb==1.4.*' \
+    'sqlalchemy==2.0.*' 'pgcli==4.7.*'
 fi
 
 # pgjdbc for the JDBC driver test, from Maven Central into ~/.m2.

@@ -153,7 +153,7 @@ fn psycopg_connects_and_queries() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "server_version 160006\n\
+        "server_version 150000\n\
          created stream\n\
          inserted 3\n\
          totals [('alice', 2, Decimal('7.50')), ('bob', 1, Decimal('10.00'))]\n\
@@ -202,7 +202,7 @@ fn jdbc_connects_and_queries() {
         .expect("the number of lookups executed");
     assert_eq!(
         stdout.replace(&format!("executed {executed}\n"), ""),
-        "connected 16\n\
+        "connected 15\n\
          ACME 140 4\n\
          lookups INIT 3 - INIT 3 - INIT 3 -\n\
          push INIT 5.5\n\

@@ -108,7 +108,7 @@ fn drivers_statements_are_answered() {
     assert_eq!(text(&out.stderr), "");
     assert_eq!(
         text(&out.stdout),
-        "BEGIN\nSET\napplication_name\napp\n(1 row)\nserver_version\n16.6\n(1 row)\nCOMMIT\n"
+        "BEGIN\nSET\napplication_name\napp\n(1 row)\nserver_version\n15.0\n(1 row)\nCOMMIT\n"
     );
     // Settings belong to the session: a new connection has its own.
     let out = server.psql("SHOW application_name;");
@@ -328,21 +328,23 @@ fn psql_lists_and_describes_streams_and_tables() {
         text(&out.stdout),
         "List of relations\n\
          Schema|Name|Type|Owner\n\
-         public|S1|stream|sluice\n\
-         public|T1|table|sluice\n\
+         public|s1|table|sluice\n\
+         public|t1|table|sluice\n\
          (2 rows)\n\
-         Table \"public.S1\"\n\
+         Table \"public.s1\"\n\
          Column|Type|Collation|Nullable|Default\n\
-         ID|BIGINT|||\n\
-         NAME|STRING|||\n\
-         TAGS|ARRAY<STRING>|||\n\
-         Table \"public.T1\"\n\
+         id|bigint|||\n\
+         name|character varying|||\n\
+         tags|json|||\n\
+         Table \"public.t1\"\n\
          Column|Type|Collation|Nullable|Default|Storage|Compression|Stats target|Description\n\
-         NAME|STRING||||plain|||KEY\n\
-         C|BIGINT||||plain|||\n\
+         name|character varying||not null||extended|||KEY\n\
+         c|bigint||||plain|||\n\
+         Indexes:\n    \"t1_pkey\" PRIMARY KEY, btree (name)\n\
+         Access method: heap\n\
          List of relations\n\
          Schema|Name|Type|Owner\n\
-         public|T1|table|sluice\n\
+         public|t1|table|sluice\n\
          (1 row)\n"
     );
     assert_eq!(text(&out.stderr), "");

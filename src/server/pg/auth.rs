@@ -59,7 +59,39 @@ type Sasl = SASLAuthStartupHandler<DefaultServerParameterProvider>;
 
 pub(crate) struct Trust;
 
-impl NoopStartupHandler for Trust {}
+#[async_trait]
+impl NoopStartupHandler for Trust {
+    /// pgwire's trusting startup reports its own `server_version`; this
+    /// reports Sluice's after it (a client keeps the last value).
+    async fn post_startup<C>(
+        &self,
+        client: &mut C,
+        _message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        client
+            .feed(PgWireBackendMessage::ParameterStatus(
+                pgwire::messages::startup::ParameterStatus::new(
+                    "server_version".into(),
+                    crate::server::pg::session::SERVER_VERSION.into(),
+                ),
+            ))
+            .await?;
+        Ok(())
+    }
+}
+
+/// What a SCRAM startup reports: Sluice's `server_version`.
+fn server_parameters() -> DefaultServerParameterProvider {
+    let mut params = DefaultServerParameterProvider::default();
+    params.server_version = crate::server::pg::session::SERVER_VERSION.into();
+    params
+}
 
 impl Startup {
     /// Trust when `users` is empty, else SCRAM-SHA-256 with their
@@ -91,7 +123,7 @@ impl Startup {
                     .configure_certificate(pem)
                     .map_err(|e| Error::semantic(format!("TLS certificate for SCRAM: {e}")))?;
             }
-            let params = Arc::new(DefaultServerParameterProvider::default());
+            let params = Arc::new(server_parameters());
             Ok(Box::new(
                 SASLAuthStartupHandler::new(params).with_scram(scram),
             ))

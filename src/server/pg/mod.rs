@@ -18,7 +18,7 @@
 //! - What drivers send besides SQL for Sluice ([`session`]): transaction
 //!   blocks ([`transaction`]: rows written in one wait for its COMMIT),
 //!   Postgres `SET name = value` and `SHOW name` of session settings,
-//!   `DEALLOCATE`; psql's catalog queries (`\dt`, `\d`: [`pg_catalog`]).
+//!   `DEALLOCATE`; catalog queries of psql, pgcli, drivers and pg_dump ([`catalog`]).
 //! - Column names go out in lower case, as Postgres clients expect, unless
 //!   the session sets `sluice.identifier_case = upper` ([`results`]).
 //! - The extended protocol ([`extended`]): prepared statements with `$n`
@@ -49,6 +49,7 @@
 mod auth;
 mod backoff;
 mod cancel;
+mod catalog;
 mod connection;
 mod copy;
 mod cursor;
@@ -57,7 +58,6 @@ mod frames;
 mod lanes;
 mod panics;
 mod params;
-mod pg_catalog;
 mod results;
 mod session;
 mod transaction;

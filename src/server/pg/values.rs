@@ -81,13 +81,20 @@ pub(crate) enum Value {
     },
     /// `json` text (arrays, maps and structs).
     Json(String),
+    /// A Postgres array of `element` values (catalog answers: `indkey`,
+    /// `current_schemas(true)`).
+    Array {
+        element: Type,
+        items: Vec<Value>,
+    },
 }
 
 impl Value {
     /// The value of `column` at `row`, as its column's Postgres type
     /// ([`pg_type`]) holds it.
     pub(crate) fn of(column: &dyn Array, row: usize) -> Result<Value> {
-        if column.is_null(row) {
+        // A NULL literal's column has no null buffer: every value is NULL.
+        if column.is_null(row) || column.data_type() == &DataType::Null {
             return Ok(Value::Null);
         }
         let v = ScalarValue::try_from_array(column, row)?;
@@ -208,8 +215,33 @@ impl Value {
                 format!("{s}+00")
             }
             Value::Interval { text, .. } => text.clone(),
+            Value::Array { items, .. } => array_text(items),
         })
     }
+}
+
+/// An array's text form: `{1,2}`, `{pg_catalog,public}`, elements quoted
+/// where Postgres quotes them (empty, `NULL`, or holding `{},"\` or
+/// spaces).
+fn array_text(items: &[Value]) -> String {
+    let cells: Vec<String> = items
+        .iter()
+        .map(|v| match v.text() {
+            None => "NULL".to_string(),
+            Some(s) => {
+                let quoted = s.is_empty()
+                    || s.eq_ignore_ascii_case("null")
+                    || s.chars()
+                        .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+                if quoted {
+                    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+                } else {
+                    s
+                }
+            }
+        })
+        .collect();
+    format!("{{{}}}", cells.join(","))
 }
 
 use chrono::Timelike;
@@ -314,6 +346,28 @@ impl ToSql for Value {
                 out.put_i64(*micros);
                 out.put_i32(*days);
                 out.put_i32(*months);
+            }
+            Value::Array { element, items } => {
+                // ndim, has-null flag, element type, then one dimension:
+                // its length and lower bound (1), then each element as
+                // its length (-1: NULL) and bytes.
+                out.put_i32(i32::from(!items.is_empty()));
+                out.put_i32(i32::from(items.contains(&Value::Null)));
+                out.put_u32(element.oid());
+                if !items.is_empty() {
+                    out.put_i32(i32::try_from(items.len())?);
+                    out.put_i32(1);
+                }
+                for item in items {
+                    let mut cell = BytesMut::new();
+                    match item.to_sql(element, &mut cell)? {
+                        IsNull::Yes => out.put_i32(-1),
+                        IsNull::No => {
+                            out.put_i32(i32::try_from(cell.len())?);
+                            out.put_slice(&cell);
+                        }
+                    }
+                }
             }
         }
         let _ = ty;

@@ -32,10 +32,11 @@ pub(crate) use prepare::{Prepared, PreparedPull};
 pub(crate) use script::skip_quoted;
 use script::{position_of, shift, split, strip_comments, Chunk};
 use settings::startup_options;
+pub(crate) use settings::SERVER_VERSION;
 
+use super::catalog;
 use super::copy;
 use super::cursor::{self, Cursor};
-use super::pg_catalog;
 use super::results::{batch_rows, push_rows, Rows};
 use super::transaction::{self, Block};
 use super::values::Value;
@@ -89,6 +90,9 @@ pub(crate) struct Session {
     copy_in: Mutex<Option<copy::CopyIn>>,
     /// Declared cursors, by name.
     cursors: Mutex<BTreeMap<String, Cursor>>,
+    /// The user and database the client gave at startup.
+    user: String,
+    database: String,
 }
 
 impl Session {
@@ -104,12 +108,33 @@ impl Session {
         if let Some(options) = startup.get("options") {
             settings.extend(startup_options(options));
         }
+        // As libpq: the database defaults to the user's name.
+        let user = startup
+            .get("user")
+            .cloned()
+            .unwrap_or_else(|| "sluice".into());
+        let database = startup
+            .get("database")
+            .cloned()
+            .unwrap_or_else(|| user.clone());
         Self {
             properties: Mutex::new(None),
             settings: Mutex::new(settings),
             block: Mutex::new(None),
             copy_in: Mutex::new(None),
             cursors: Mutex::new(BTreeMap::new()),
+            user,
+            database,
+        }
+    }
+
+    /// What the Postgres catalog says about this session.
+    pub(crate) fn catalog_facts(&self) -> catalog::Facts {
+        catalog::Facts {
+            database: self.database.clone(),
+            user: self.user.clone(),
+            case: self.names(),
+            settings: self.all_settings(),
         }
     }
 
@@ -263,9 +288,9 @@ impl Session {
             return Ok(vec![answer]);
         }
         let start = position_of(script, chunk.start);
-        if pg_catalog::is_catalog_query(shape) {
-            let (fields, rows) =
-                pg_catalog::answer(&lock(engine), text).map_err(|e| shift(e, start))?;
+        if catalog::is_catalog_query(shape) {
+            let (fields, rows) = catalog::answer(&lock(engine), self.catalog_facts(), text)
+                .map_err(|e| shift(e, start))?;
             return Ok(vec![Answer::Rows {
                 fields,
                 rows,

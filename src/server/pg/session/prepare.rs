@@ -21,7 +21,7 @@ use crate::planner::ast::Statement;
 use crate::planner::parser;
 use crate::server::pg::results::{fields, push_fields, with_formats};
 use crate::server::pg::values::pg_type;
-use crate::server::pg::{copy, cursor, lock, params, pg_catalog, SharedEngine};
+use crate::server::pg::{catalog, copy, cursor, lock, params, SharedEngine};
 
 /// A statement prepared by the extended protocol's Parse.
 #[derive(Debug, Clone)]
@@ -222,8 +222,8 @@ impl Session {
                 _ => Described::default(),
             });
         }
-        if pg_catalog::is_catalog_query(text) {
-            let (fields, _) = pg_catalog::answer(&lock(engine), text)?;
+        if catalog::is_catalog_query(text) {
+            let (fields, _) = catalog::answer(&lock(engine), self.catalog_facts(), text)?;
             return Ok(Described::columns(fields));
         }
         let mut engine = lock(engine);

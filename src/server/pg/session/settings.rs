@@ -47,6 +47,12 @@ pub(super) fn startup_options(options: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The PostgreSQL version Sluice reports (`server_version`, `version()`).
+/// Its major version is 15, not the newest: pg_dump refuses a server newer
+/// than itself, and the pg_dump most distributions ship is 15; nothing
+/// Sluice answers differs between 15 and 16 for the clients it serves.
+pub(crate) const SERVER_VERSION: &str = "15.0";
+
 /// Settings drivers ask for with `SHOW`, with Sluice's answers.
 const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("application_name", ""),
@@ -57,11 +63,12 @@ const DEFAULT_SETTINGS: &[(&str, &str)] = &[
     ("integer_datetimes", "on"),
     ("intervalstyle", "postgres"),
     ("is_superuser", "on"),
+    ("lock_timeout", "0"),
     ("max_identifier_length", "63"),
     ("search_path", "public"),
     ("server_encoding", "UTF8"),
-    ("server_version", "16.6"),
-    ("server_version_num", "160006"),
+    ("server_version", SERVER_VERSION),
+    ("server_version_num", "150000"),
     ("sluice.identifier_case", "lower"),
     ("standard_conforming_strings", "on"),
     ("statement_timeout", "0"),
@@ -89,8 +96,17 @@ impl Session {
                     (!name.eq_ignore_ascii_case("ALL")).then(|| name.trim_matches('"').to_string());
                 return Ok(Some(Answer::Deallocate(name)));
             }
+            ("SET", "TRANSACTION" | "SESSION")
+                if second == "TRANSACTION"
+                    || upper.get(2).is_some_and(|w| w == "CHARACTERISTICS") =>
+            {
+                // Isolation and access modes: every Sluice statement reads
+                // committed state, and reads are never blocked.
+                Response::Execution(Tag::new("SET"))
+            }
             ("SET", _) if !words.get(1).is_some_and(|w| w.starts_with('\'')) => {
                 let (name, value) = parse_set(text)?;
+                let name = alias(&name).to_string();
                 if name == IDENTIFIER_CASE && NameCase::parse(&value).is_none() {
                     return Err(Error::BadParameter(format!(
                         "invalid value for parameter \"{IDENTIFIER_CASE}\": \"{value}\" (lower or upper)"
@@ -112,7 +128,11 @@ impl Session {
                 Response::Execution(Tag::new("RESET"))
             }
             ("SHOW", noun) if !is_sluice_show(noun) => {
-                let name = words[1..].join(" ").to_ascii_lowercase();
+                let name = words[1..]
+                    .join(" ")
+                    .trim_end_matches(';')
+                    .to_ascii_lowercase();
+                let name = alias(&name).to_string();
                 let value = self.setting(&name).ok_or_else(|| {
                     Error::NotFound(format!("unrecognized configuration parameter \"{name}\""))
                 })?;
@@ -134,6 +154,16 @@ impl Session {
         self.settings.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Every setting `SHOW` answers, with its value now.
+    pub(super) fn all_settings(&self) -> Vec<(String, String)> {
+        let mut all: BTreeMap<String, String> = DEFAULT_SETTINGS
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        all.extend(self.settings().clone());
+        all.into_iter().collect()
+    }
+
     pub(super) fn setting(&self, name: &str) -> Option<String> {
         self.settings().get(name).cloned().or_else(|| {
             DEFAULT_SETTINGS
@@ -141,6 +171,16 @@ impl Session {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.to_string())
         })
+    }
+}
+
+/// The setting a Postgres spelling names (`time zone` is `timezone`).
+fn alias(name: &str) -> &str {
+    match name {
+        "time zone" => "timezone",
+        "transaction isolation level" => "transaction_isolation",
+        "session authorization" => "session_authorization",
+        other => other,
     }
 }
 
@@ -175,6 +215,14 @@ fn parse_set(text: &str) -> Result<(String, String)> {
                 .map(|_| rest[p.len()..].trim_start())
         })
         .unwrap_or(rest);
+    if let Some(zone) = rest
+        .get(..10)
+        .filter(|h| h.eq_ignore_ascii_case("TIME ZONE "))
+        .map(|_| rest[10..].trim())
+    {
+        let zone = zone.trim_matches('\'').trim_matches('"');
+        return Ok(("timezone".into(), zone.to_string()));
+    }
     let (name, value) = match rest.find('=') {
         Some(i) => (&rest[..i], &rest[i + 1..]),
         None => {
@@ -219,5 +267,10 @@ mod tests {
             ("extra_float_digits".into(), "3".into())
         );
         assert!(parse_set("SET nonsense").is_err());
+        assert_eq!(
+            parse_set("set time zone \"Europe/Paris\"").unwrap(),
+            ("timezone".into(), "Europe/Paris".into())
+        );
+        assert_eq!(alias("time zone"), "timezone");
     }
 }
