@@ -163,6 +163,20 @@ pub fn python() -> std::path::PathBuf {
     python
 }
 
+/// The `node_modules` `scripts/setup.sh` fills (node-postgres and
+/// pg-query-stream); a test that needs it fails when it is missing.
+pub fn node_modules() -> std::path::PathBuf {
+    let modules = std::env::var("HOME")
+        .map(|h| std::path::PathBuf::from(h).join(".cache/sluice-node/node_modules"))
+        .expect("HOME");
+    assert!(
+        modules.join("pg-query-stream").exists() && modules.join("pg").exists(),
+        "{} has no pg or pg-query-stream: run scripts/setup.sh (it installs them)",
+        modules.display()
+    );
+    modules
+}
+
 /// The test Kafka broker's address: `SLUICE_TEST_KAFKA`, or one started
 /// with `scripts/kafka.sh` for this test process (stopped when it exits).
 pub fn broker() -> &'static str {

@@ -55,6 +55,7 @@ mod cursor;
 mod extended;
 mod frames;
 mod lanes;
+mod lookahead;
 mod panics;
 mod params;
 mod pg_catalog;
