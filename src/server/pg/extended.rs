@@ -575,10 +575,11 @@ impl ExtendedQueryHandler for Handler {
 /// Answer an Execute of a started portal: its next `max_rows` rows (all of
 /// them when 0, each flushed as it comes), then PortalSuspended, or
 /// CommandComplete once its rows have ended. Rows are flushed while the
-/// next is awaited; if the client closes the portal meanwhile, or leaves
-/// ([`Lookahead`]: a push query's client that stopped reading early), the
-/// Execute ends at once with the rows it has, suspended, and the Close that
-/// follows ends the query.
+/// next is awaited. A push query's rows may never come: if its client
+/// closes the portal meanwhile, or leaves ([`Lookahead`]: a client that
+/// stopped reading early), the Execute ends at once with the rows it has,
+/// suspended, and the Close that follows ends the query. (A pull query's
+/// rows are all coming: its Execute answers them whatever follows.)
 async fn fetch<C>(
     client: &mut C,
     portal: &Portal<Prepared>,
@@ -614,10 +615,11 @@ where
             .await
             .map_err(Into::into);
     }
+    let push = super::session::is_push(&portal.statement.statement.text);
     let closing = async {
         match &lookahead {
-            Some(l) => l.closing(name).await,
-            None => std::future::pending().await,
+            Some(l) if push => l.closing(name).await,
+            _ => std::future::pending().await,
         }
     };
     tokio::pin!(closing);
