@@ -2,7 +2,8 @@
 # Install what building and testing Sluice needs on a fresh Debian machine:
 # libclang (bindgen for RocksDB's bindings), a C/C++ toolchain (RocksDB,
 # librdkafka), a JDK with Maven (the Kafka broker the tests run against, and
-# pgjdbc for the JDBC test) and
+# pgjdbc for the JDBC test), Node.js with npm (node-postgres and
+# pg-query-stream for the node test) and
 # psql, Python's psycopg and openssl (the Postgres wire tests drive the real
 # clients, over TLS too), and moto's S3 server with pyarrow (the analytics
 # sink writes to an S3-compatible bucket, read back by pandas' Parquet engine).
@@ -32,6 +33,8 @@ command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -61,4 +64,13 @@ pgjdbc="$HOME/.m2/repository/org/postgresql/postgresql/42.7.8/postgresql-42.7.8.
 if [ ! -f "$pgjdbc" ]; then
   echo "setup: fetching pgjdbc 42.7.8" >&2
   mvn -q dependency:get -Dartifact=org.postgresql:postgresql:42.7.8 >/dev/null
+fi
+
+# node-postgres and pg-query-stream for the node driver test, from the npm registry into
+# ~/.cache/sluice-node/node_modules (the test sets NODE_PATH to it).
+node_dir="$HOME/.cache/sluice-node"
+if [ ! -f "$node_dir/node_modules/pg/package.json" ] || [ ! -f "$node_dir/node_modules/pg-query-stream/package.json" ]; then
+  echo "setup: installing pg and pg-query-stream into $node_dir" >&2
+  mkdir -p "$node_dir"
+  npm install --prefix "$node_dir" --no-audit --no-fund --silent 'pg@8.23' 'pg-query-stream@4.17' >/dev/null
 fi

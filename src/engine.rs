@@ -5,7 +5,8 @@
 //! TERMINATE) are appended to a statement log in RocksDB once they succeed;
 //! opening an engine on the same data directory replays the log, so streams,
 //! tables and queries survive a restart and queries resume from the offsets
-//! checkpointed with their state.
+//! checkpointed with their state (or, over new empty topics, start over:
+//! [`restore`]).
 //!
 //! Processing is driven by [`Engine::run_until_idle`]: every task polls its
 //! source until no task makes progress (the in-process, deterministic mode
@@ -32,11 +33,13 @@ mod insert;
 mod materialize;
 mod pull;
 mod push;
+mod restore;
 mod sandbox;
 pub(crate) mod serving;
 mod sink;
 pub(crate) use pull::PullPlan;
 pub(crate) use push::PushQuery;
+pub(crate) use restore::Restored;
 pub(crate) use sandbox::{Sandbox, DEFAULT_PULL_QUERY_MEMORY};
 
 /// How to open an engine.
@@ -78,7 +81,9 @@ pub struct Engine {
     sinks: BTreeMap<String, crate::runtime::file_sink::FileSink>,
     sink_errors: BTreeMap<String, String>,
     log_seq: u64,
-    replaying: bool,
+    /// Set while the statement log is replayed (statements are not logged
+    /// again).
+    replay: Option<restore::Replay>,
     /// The operator's bounds (sink locations, value and memory limits).
     sandbox: Sandbox,
     /// The views sessions read without the engine.
@@ -178,11 +183,23 @@ impl Engine {
         topics: Arc<dyn Topics>,
         sandbox: Sandbox,
     ) -> Result<Self> {
+        let mut engine = Self::open_unrestored(config, topics, sandbox)?;
+        engine.replay(false)?;
+        Ok(engine)
+    }
+
+    /// Open the store, with an empty catalog (the statement log not yet
+    /// replayed).
+    fn open_unrestored(
+        config: EngineConfig,
+        topics: Arc<dyn Topics>,
+        sandbox: Sandbox,
+    ) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
         let store =
             StateStore::open_with_cache(&config.data_dir.join("state"), sandbox.state_cache)?;
         let serving = serving::ServingHandle::new(store.clone());
-        let mut engine = Engine {
+        Ok(Engine {
             planner: Planner::try_new(&config.properties, sandbox.values)?,
             catalog: Catalog::default(),
             topics,
@@ -194,56 +211,10 @@ impl Engine {
             sinks: BTreeMap::new(),
             sink_errors: BTreeMap::new(),
             log_seq: 0,
-            replaying: false,
+            replay: None,
             sandbox,
             serving,
-        };
-        engine.replay()?;
-        Ok(engine)
-    }
-
-    fn replay(&mut self) -> Result<()> {
-        let log = self.store.scan_prefix(LOG_PREFIX)?;
-        self.replaying = true;
-        for (k, v) in log {
-            self.log_seq = self.log_seq.max(
-                std::str::from_utf8(&k[LOG_PREFIX.len()..])
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0)
-                    + 1,
-            );
-            let logged = String::from_utf8_lossy(&v).to_string();
-            // A query's own settings come first, on a comment line.
-            let (settings, sql) = match logged
-                .strip_prefix(QUERY_SETTINGS)
-                .and_then(|rest| rest.split_once('\n'))
-            {
-                Some((line, sql)) => (
-                    serde_json::from_str::<BTreeMap<String, String>>(line).unwrap_or_default(),
-                    sql.to_string(),
-                ),
-                None => (BTreeMap::new(), logged.clone()),
-            };
-            let session = self.properties.clone();
-            self.properties.extend(settings);
-            if let Err(e) = self.execute(&sql) {
-                tracing::error!(statement = %sql, error = %e, "could not restore statement");
-            }
-            self.properties = session;
-        }
-        self.replaying = false;
-        Ok(())
-    }
-
-    fn log_statement(&mut self, sql: &str) -> Result<()> {
-        if self.replaying {
-            return Ok(());
-        }
-        let mut b = crate::runtime::StateBatch::default();
-        b.put(format!("c/{:020}", self.log_seq).as_bytes(), sql.as_bytes());
-        self.log_seq += 1;
-        self.store.commit(b)
+        })
     }
 
     /// Log a statement that starts a persistent query, with the settings
@@ -743,7 +714,8 @@ impl Engine {
         let topic_name = c.with.get("KAFKA_TOPIC").map(|(v, _)| v.as_string());
         let existing_partitions = topic_name
             .as_deref()
-            .and_then(|t| self.topics.partitions(t));
+            .and_then(|t| self.topics.partitions(t))
+            .or_else(|| self.recorded_partitions());
         let (source, opts) = ddl::create_source(&c, text, &self.properties, existing_partitions)?;
         self.ensure_source_topic(&source, &opts)?;
         let materialize = source.kind == SourceKind::Table && source.read_only;
@@ -754,7 +726,7 @@ impl Engine {
                 return Err(e);
             }
         }
-        self.log_statement(text)?;
+        self.log_source_statement(text, opts.partitions.is_none().then_some(&source.topic))?;
         Ok(StatementResult::Done {
             message: format!(
                 "{} created",
@@ -782,7 +754,10 @@ impl Engine {
             }
             return Ok(());
         }
-        match opts.partitions {
+        // Over new topics, a topic that existed is created again, with the
+        // partitions it had (`recorded_partitions`).
+        let recreate = self.recorded_partitions().map(|_| source.partitions);
+        match opts.partitions.or(recreate) {
             Some(p) => self
                 .topics
                 .create_with(&source.topic, &topic_spec(source, p))
@@ -1097,9 +1072,12 @@ impl Engine {
             self.terminate(&w)?;
         }
         self.catalog.remove_source(name);
-        self.store.delete_prefix(&view_prefix(name))?;
+        // Replayed, the view is a table's made again later in the log.
+        if !self.replaying() {
+            self.store.delete_prefix(&view_prefix(name))?;
+        }
         if delete_topic {
-            self.topics.delete(&src.topic);
+            self.delete_topic(&src.topic);
         }
         self.log_statement(text)?;
         Ok(StatementResult::Done {

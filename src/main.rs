@@ -194,10 +194,14 @@ fn main() -> ExitCode {
 fn run() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
+            // Errors, and the server's own warnings (what a restart on the
+            // embedded broker lost, an open listen address).
             tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| "error".into()),
+                .unwrap_or_else(|_| "error,sluice::server=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours on a terminal only, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command {

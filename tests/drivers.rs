@@ -1,7 +1,9 @@
 //! Ordinary Postgres drivers against `sluice server`: tokio-postgres (the
 //! extended protocol: prepared statements, `$n` parameters, binary values),
-//! Python's psycopg 3 and Java's pgjdbc (`scripts/setup.sh` installs
-//! psycopg in `~/.cache/sluice-venv` and pgjdbc in `~/.m2`).
+//! Python's psycopg 3, Java's pgjdbc and node-postgres with
+//! pg-query-stream (`scripts/setup.sh` installs psycopg in
+//! `~/.cache/sluice-venv`, pgjdbc in `~/.m2` and node-postgres in
+//! `~/.cache/sluice-node`).
 
 use std::time::{Duration, Instant};
 
@@ -165,6 +167,27 @@ fn psycopg_connects_and_queries() {
     assert!(out.status.success());
     // The lookup with a parameter, then the prepared one three times.
     assert_eq!(server.log().matches(SERVED).count(), 4, "{}", server.log());
+}
+
+/// node-postgres with pg-query-stream (`tests/node_stream_client.js`): a
+/// push query read in batches, left after 2 rows with `break` while no
+/// new row comes, and the next query answers at once (it waited for the
+/// next row before); a pull query streamed the same way.
+#[test]
+fn node_postgres_query_stream_answers_the_next_query_after_a_break() {
+    let server = Server::start();
+    let out = std::process::Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/node_stream_client.js"
+        ))
+        .arg(server.port.to_string())
+        .env("NODE_PATH", common::node_modules())
+        .output()
+        .expect("run node (scripts/setup.sh installs it)");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    assert!(out.status.success());
 }
 
 #[test]

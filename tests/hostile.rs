@@ -548,6 +548,148 @@ fn push_queries_that_end_free_their_kafka_clients() {
     );
 }
 
+// --- Portals read in batches --------------------------------------------
+
+/// A C string: the text and its terminating zero.
+fn cstr(text: &str) -> Vec<u8> {
+    let mut b = text.as_bytes().to_vec();
+    b.push(0);
+    b
+}
+
+/// Parse of the unnamed statement and Bind of it to `portal`, no
+/// parameters, text results.
+fn parse_and_bind(sql: &str, portal: &str) -> Vec<u8> {
+    let mut parse = cstr("");
+    parse.extend(cstr(sql));
+    parse.extend(0i16.to_be_bytes());
+    let mut bind = cstr(portal);
+    bind.extend(cstr(""));
+    bind.extend([0u8; 6]);
+    [message(b'P', &parse), message(b'B', &bind)].concat()
+}
+
+fn execute(portal: &str, max_rows: i32) -> Vec<u8> {
+    let mut body = cstr(portal);
+    body.extend(max_rows.to_be_bytes());
+    message(b'E', &body)
+}
+
+fn close_portal(portal: &str) -> Vec<u8> {
+    let mut body = vec![b'P'];
+    body.extend(cstr(portal));
+    message(b'C', &body)
+}
+
+/// The types of the next `n` backend messages, each DataRow with its
+/// text values (`D 1|10`).
+fn next_answers(s: &mut TcpStream, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let (tag, body) = read_message(s).expect("an answer");
+            if tag != b'D' {
+                return (tag as char).to_string();
+            }
+            let columns = i16::from_be_bytes([body[0], body[1]]);
+            let mut at = 2;
+            let mut values = Vec::new();
+            for _ in 0..columns {
+                let len = i32::from_be_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]);
+                at += 4;
+                let len = usize::try_from(len).unwrap_or(0);
+                values.push(String::from_utf8_lossy(&body[at..at + len]).to_string());
+                at += len;
+            }
+            format!("D {}", values.join("|"))
+        })
+        .collect()
+}
+
+/// An Execute with a row limit over a push query sends the rows there as
+/// they come and waits for the rest of its batch; a Close of that portal
+/// (what node's pg-query-stream sends on an early `break`) is answered at
+/// once: the Execute ends suspended with the rows it had, then
+/// CloseComplete and ReadyForQuery, and the push query stops. The
+/// connection read nothing while the Execute waited, and the rows waited
+/// for the whole batch: the client waited for rows that never came. A pull
+/// query's Execute answers its rows whatever follows it.
+#[test]
+fn a_portal_closed_while_its_execute_waits_for_rows_is_answered_at_once() {
+    let server = Sluice::start("", &[]);
+    server.run(
+        "CREATE STREAM ticks (id INT KEY, n INT) \
+           WITH (kafka_topic='ticks', value_format='JSON', partitions=1);",
+    );
+    server.run("CREATE TABLE totals AS SELECT id, SUM(n) AS total FROM ticks GROUP BY id;");
+    for (id, n) in [(1, 10), (2, 20), (3, 30)] {
+        server.run(&format!("INSERT INTO ticks (id, n) VALUES ({id}, {n});"));
+    }
+    let pull = "SELECT id, total FROM totals ORDER BY id;";
+    wait_for(Duration::from_secs(30), "the table's rows", || {
+        server.run(pull) == "1|10\n2|20\n3|30\n"
+    });
+    let mut s = connect(server.port);
+    s.write_all(&startup("sluice")).unwrap();
+    read_until_ready(&mut s);
+    s.write_all(&message(b'Q', &cstr("SET 'auto.offset.reset'='earliest';")))
+        .unwrap();
+    read_until_ready(&mut s);
+
+    // A batch of 5 over a push query that has 3 rows: they come, then the
+    // Execute waits.
+    s.write_all(
+        &[
+            parse_and_bind("SELECT id, n FROM ticks EMIT CHANGES", "live"),
+            execute("live", 5),
+            message(b'H', &[]),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    assert_eq!(
+        next_answers(&mut s, 5),
+        ["1", "2", "D 1|10", "D 2|20", "D 3|30"]
+    );
+    assert_eq!(server.push_queries(), 1);
+    let asked = Instant::now();
+    s.write_all(&[close_portal("live"), message(b'S', &[])].concat())
+        .unwrap();
+    assert_eq!(next_answers(&mut s, 3), ["s", "3", "Z"]);
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "Close and Sync answered after {:?}",
+        asked.elapsed()
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "the closed portal's push query stops",
+        || server.push_queries() == 0,
+    );
+
+    // A pull query's batch, its Close and Sync sent with it: its rows.
+    s.write_all(
+        &[
+            parse_and_bind(pull, "once"),
+            execute("once", 2),
+            close_portal("once"),
+            message(b'S', &[]),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    assert_eq!(
+        next_answers(&mut s, 7),
+        ["1", "2", "D 1|10", "D 2|20", "s", "3", "Z"]
+    );
+    // The connection goes on.
+    s.write_all(&[parse_and_bind(pull, ""), execute("", 0), message(b'S', &[])].concat())
+        .unwrap();
+    assert_eq!(
+        next_answers(&mut s, 7),
+        ["1", "2", "D 1|10", "D 2|20", "D 3|30", "C", "Z"]
+    );
+}
+
 // --- Topics deleted on the embedded broker ------------------------------
 
 /// `DROP STREAM ... DELETE TOPIC` on the embedded broker sent an admin

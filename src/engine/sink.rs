@@ -186,7 +186,10 @@ impl Engine {
             }
             return Err(Error::NotFound(format!("Sink {name} does not exist.")));
         };
-        sink.forget()?;
+        // Replayed, the positions are a sink's made again later in the log.
+        if !self.replaying() {
+            sink.forget()?;
+        }
         self.log_statement(text)?;
         Ok(done(format!(
             "Dropped sink {name}; its files stay at {}",

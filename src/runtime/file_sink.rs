@@ -297,6 +297,22 @@ fn flush_of(sink: &str, file: &str) -> Option<u64> {
         .ok()
 }
 
+/// Where every sink keeps its state in the store.
+pub(crate) const STATE_ROOT: &[u8] = b"k/";
+
+/// Forget every sink's topic positions, keeping their flush counts (the
+/// topics are new: the sinks read them from the start, and the files they
+/// committed stay).
+pub(crate) fn forget_positions(state: &StateStore) -> Result<()> {
+    let mut batch = StateBatch::default();
+    for (k, _) in state.scan_prefix(STATE_ROOT)? {
+        if !k.ends_with(b"/flush") {
+            batch.delete(&k);
+        }
+    }
+    state.commit(batch)
+}
+
 fn state_prefix(sink: &str) -> Vec<u8> {
     format!("k/{sink}/").into_bytes()
 }

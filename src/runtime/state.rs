@@ -177,6 +177,40 @@ impl StateStore {
         self.db.write(b)?;
         Ok(())
     }
+
+    /// Delete every key outside the `keep` prefixes, in one atomic write
+    /// of range deletes (what a store held about topics that are gone),
+    /// then compact, so that the space is given back.
+    pub(crate) fn delete_all_except(&self, keep: &[&[u8]]) -> Result<()> {
+        let Some(last) = self.db.iterator(IteratorMode::End).next() else {
+            return Ok(());
+        };
+        let mut end = last?.0.to_vec();
+        end.push(0);
+        let mut keep: Vec<&[u8]> = keep.to_vec();
+        keep.sort();
+        let mut b = WriteBatch::default();
+        let mut from: Vec<u8> = Vec::new();
+        for prefix in keep {
+            if from.as_slice() < prefix {
+                b.delete_range(from.as_slice(), prefix);
+            }
+            match prefix_end(prefix) {
+                Some(next) => from = from.max(next),
+                None => return self.write_and_compact(b),
+            }
+        }
+        if from < end {
+            b.delete_range(from.as_slice(), end.as_slice());
+        }
+        self.write_and_compact(b)
+    }
+
+    fn write_and_compact(&self, b: WriteBatch) -> Result<()> {
+        self.db.write(b)?;
+        self.db.compact_range::<&[u8], &[u8]>(None, None);
+        Ok(())
+    }
 }
 
 /// Writes collected for one atomic commit.
@@ -313,5 +347,27 @@ mod tests {
         s.delete_prefix(b"s/q1/").unwrap();
         assert!(s.scan_prefix(b"s/").unwrap().is_empty());
         assert_eq!(s.get(b"o/q1/t/0").unwrap(), Some(b"9".to_vec()));
+        let mut b = StateBatch::default();
+        for k in [
+            "a",
+            "c/1",
+            "c/2",
+            "c0",
+            "k/x/flush",
+            "ka",
+            "o/q/t/0",
+            "v/T/\u{ff}",
+        ] {
+            b.put(k.as_bytes(), b"1");
+        }
+        s.commit(b).unwrap();
+        s.delete_all_except(&[b"k/", b"c/"]).unwrap();
+        let left: Vec<String> = s
+            .scan_prefix(b"")
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| String::from_utf8(k).unwrap())
+            .collect();
+        assert_eq!(left, ["c/1", "c/2", "k/x/flush"]);
     }
 }

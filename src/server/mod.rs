@@ -3,10 +3,11 @@
 //! The server opens the engine on a Kafka cluster: the one configured, or,
 //! when none is, an embedded in-memory broker (librdkafka's mock cluster)
 //! whose address any Kafka client can use and which keeps nothing across
-//! restarts (so neither does the server's state then). A statements file
-//! runs once, when the data directory is new; after that the catalog is
-//! replayed from the data directory. Queries then
-//! run until the process is asked to stop.
+//! restarts. The catalog (streams, tables, queries, sinks) is replayed
+//! from the data directory either way; on the embedded broker a restart
+//! makes their topics again, empty, starts the queries over from empty
+//! state, and says so in a warning. A statements file runs once, when the
+//! catalog is empty. Queries then run until the process is asked to stop.
 //!
 //! Settings come from a TOML file, the environment and flags
 //! ([`config`]). Postgres clients connect on the `listen` address
@@ -66,6 +67,27 @@ const IDLE: Duration = Duration::from_millis(10);
 /// that wanted the engine to have taken it.
 const YIELD: Duration = Duration::from_millis(500);
 
+/// What a restart on the embedded broker says it kept and lost.
+fn restart_notice(restored: &crate::engine::Restored, dir: &std::path::Path) -> String {
+    let count =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut kept = vec![
+        count(restored.streams, "stream", "streams"),
+        count(restored.tables, "table", "tables"),
+        count(restored.queries, "persistent query", "persistent queries"),
+    ];
+    if restored.sinks > 0 {
+        kept.push(count(restored.sinks, "sink", "sinks"));
+    }
+    format!(
+        "the embedded Kafka broker keeps nothing across restarts: restored {} from {} over new, empty topics; \
+         lost: every record of their topics and each query's state (aggregates, tables' rows, offsets): \
+         the queries start over from empty state (run with --kafka to keep them)",
+        kept.join(", "),
+        dir.display()
+    )
+}
+
 /// A running server.
 pub struct Server {
     engine: pg::SharedEngine,
@@ -101,28 +123,35 @@ impl Server {
             prefix => Arc::new(Namespaced::new(Arc::new(kafka), prefix)),
         };
         std::fs::create_dir_all(&config.data_dir)?;
-        if embedded {
-            // The embedded broker starts empty: state and offsets kept from
-            // an earlier run would point past the end of its new topics.
-            let state = config.data_dir.join("state");
-            if state.exists() {
-                tracing::warn!(dir = %state.display(), "embedded broker: starting over with empty state");
-                std::fs::remove_dir_all(&state)?;
-            }
-        }
-        let mut engine = Engine::open_sandboxed(
-            EngineConfig {
-                data_dir: config.data_dir.clone(),
-                properties: {
-                    let mut p = config.properties.clone();
-                    p.entry(crate::engine::SERVICE_ID.to_string())
-                        .or_insert_with(|| config.service_id.clone());
-                    p
-                },
+        let engine_config = EngineConfig {
+            data_dir: config.data_dir.clone(),
+            properties: {
+                let mut p = config.properties.clone();
+                p.entry(crate::engine::SERVICE_ID.to_string())
+                    .or_insert_with(|| config.service_id.clone());
+                p
             },
-            topics,
-            sandbox(config),
-        )?;
+        };
+        let mut engine = if embedded {
+            // The embedded broker starts empty: the catalog comes back over
+            // new topics, and what was kept about the old ones is discarded
+            // (state and offsets would point past the end of the new ones).
+            let (engine, restored) =
+                Engine::open_over_new_topics(engine_config, topics, sandbox(config))?;
+            if !restored.is_empty() {
+                tracing::warn!(
+                    streams = restored.streams,
+                    tables = restored.tables,
+                    queries = restored.queries,
+                    sinks = restored.sinks,
+                    "{}",
+                    restart_notice(&restored, &config.data_dir)
+                );
+            }
+            engine
+        } else {
+            Engine::open_sandboxed(engine_config, topics, sandbox(config))?
+        };
         if let Some(file) = &config.statements {
             if engine.catalog().sources().next().is_none() {
                 let sql = std::fs::read_to_string(file)

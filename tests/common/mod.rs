@@ -17,12 +17,15 @@ pub fn binary() -> std::path::PathBuf {
 }
 
 /// A `sluice server` child, its log (stderr) in `server.log` beside its data
-/// directory; killed when dropped.
+/// directory, logging as it does by default (`SLUICE_LOG` only when a test
+/// passes it); killed when dropped.
 pub struct Server {
     child: Child,
     pub port: u16,
     /// The embedded broker's address, when the server started one.
     pub embedded_kafka: Option<String>,
+    /// The environment it was started with (a restart keeps it).
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -56,41 +59,76 @@ impl Server {
         let config = dir.path().join("sluice.toml");
         let toml = toml.replace("{dir}", &dir.path().display().to_string());
         std::fs::write(&config, toml).unwrap();
-        let mut child = Command::new(binary())
-            .arg("server")
-            .arg("--config")
-            .arg(&config)
-            .args(["--listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("server.log")).expect("a log file"))
-            .spawn()
-            .expect("start sluice server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut port = None;
-        let mut embedded_kafka = None;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("utf-8");
-            if let Some(at) = line.strip_prefix(
-                "Embedded Kafka broker (in memory: it keeps nothing across restarts) at ",
-            ) {
-                embedded_kafka = Some(at.trim().to_string());
-            }
-            if let Some(rest) = line.strip_prefix("Postgres clients: psql -h 127.0.0.1 -p ") {
-                port = Some(rest.trim().parse().expect("a port"));
-                break;
-            }
-        }
-        let port = port.expect("the server did not print where Postgres clients connect");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, port, embedded_kafka) = spawn(dir.path(), &env);
         Self {
             child,
             port,
             embedded_kafka,
+            env,
             _dir: dir,
         }
     }
+
+    /// Stop the server with SIGTERM, as an operator would, and start it
+    /// again on the same data directory (its log goes on in the same
+    /// file).
+    pub fn restart(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "cannot send SIGTERM to the server");
+        let exit = self.child.wait().expect("the server exits");
+        assert!(exit.success(), "the server stopped with {exit} on SIGTERM");
+        let (child, port, embedded_kafka) = spawn(self._dir.path(), &self.env);
+        self.child = child;
+        self.port = port;
+        self.embedded_kafka = embedded_kafka;
+    }
+}
+
+/// Start `sluice server` on `dir`'s config and data directory; wait until it
+/// says where clients connect.
+fn spawn(dir: &std::path::Path, env: &[(String, String)]) -> (Child, u16, Option<String>) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))
+        .expect("a log file");
+    let mut child = Command::new(binary())
+        .arg("server")
+        .arg("--config")
+        .arg(dir.join("sluice.toml"))
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .env_remove("SLUICE_LOG")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .expect("start sluice server");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut port = None;
+    let mut embedded_kafka = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("utf-8");
+        if let Some(at) = line
+            .strip_prefix("Embedded Kafka broker (in memory: it keeps nothing across restarts) at ")
+        {
+            embedded_kafka = Some(at.trim().to_string());
+        }
+        if let Some(rest) = line.strip_prefix("Postgres clients: psql -h 127.0.0.1 -p ") {
+            port = Some(rest.trim().parse().expect("a port"));
+            break;
+        }
+    }
+    let port = port.expect("the server did not print where Postgres clients connect");
+    (child, port, embedded_kafka)
 }
 
 impl Server {
@@ -123,6 +161,20 @@ pub fn python() -> std::path::PathBuf {
         python.display()
     );
     python
+}
+
+/// The `node_modules` `scripts/setup.sh` fills (node-postgres and
+/// pg-query-stream); a test that needs it fails when it is missing.
+pub fn node_modules() -> std::path::PathBuf {
+    let modules = std::env::var("HOME")
+        .map(|h| std::path::PathBuf::from(h).join(".cache/sluice-node/node_modules"))
+        .expect("HOME");
+    assert!(
+        modules.join("pg-query-stream").exists() && modules.join("pg").exists(),
+        "{} has no pg or pg-query-stream: run scripts/setup.sh (it installs them)",
+        modules.display()
+    );
+    modules
 }
 
 /// The test Kafka broker's address: `SLUICE_TEST_KAFKA`, or one started

@@ -15,7 +15,9 @@
 //!    of connecting, as in Postgres (`authentication_timeout`).
 //! 3. Then each message is dispatched to the handlers by `pgwire`'s
 //!    `process_message`; an error answers as `pgwire` answers it (and a
-//!    FATAL one ends the session).
+//!    FATAL one ends the session). While an `Execute` runs, its handler
+//!    can read what the client sent next ([`Lookahead`]: a portal closed
+//!    while its `Execute` waits for rows).
 
 use std::io;
 use std::time::Duration;
@@ -33,6 +35,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
 use super::frames::{self, Checked, Violation};
+use super::lookahead::{self, Lookahead};
 
 /// How long a client has to negotiate, start up and authenticate.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -71,9 +74,13 @@ pub(crate) async fn serve<H: PgWireServerHandlers>(
     };
     let mut client = DefaultClient::new(peer, negotiated.secure);
     client.sni_server_name = negotiated.server_name;
-    let stream = Checked::new(negotiated.stream, &negotiated.read);
+    let (stream, ahead) = lookahead::socket(negotiated.stream);
+    let stream = Checked::new(stream, &negotiated.read);
     let mut socket = Framed::new(stream, PgWireMessageServerCodec::new(client));
     socket.set_state(PgWireConnectionState::AwaitingStartup);
+    socket
+        .session_extensions()
+        .insert::<Lookahead>(ahead.clone());
 
     let startup = handlers.startup_handler();
     let simple = handlers.simple_query_handler();
@@ -110,6 +117,12 @@ pub(crate) async fn serve<H: PgWireServerHandlers>(
         };
         // A cancel request comes on a connection of its own, which ends.
         let cancelling = matches!(message, PgWireFrontendMessage::CancelRequest(_));
+        // What follows an Execute, read and not decoded yet, for its
+        // handler to look at.
+        let executing = matches!(message, PgWireFrontendMessage::Execute(_));
+        if executing {
+            ahead.set_above([&socket.read_buffer()[..], &socket.get_ref().unread()].concat());
+        }
         let done = process_message(
             message,
             &mut socket,
@@ -120,6 +133,9 @@ pub(crate) async fn serve<H: PgWireServerHandlers>(
             cancel.clone(),
         )
         .await;
+        if executing {
+            ahead.set_above(Vec::new());
+        }
         if let Err(mut e) = done {
             errors.on_error(&socket, &mut e);
             let fatal = e.is_fatal();

@@ -37,20 +37,23 @@ use datafusion::common::ScalarValue;
 use futures::{Sink, SinkExt};
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{send_execution_response, ExtendedQueryHandler};
-use pgwire::api::results::{FieldInfo, Response};
+use pgwire::api::results::{FieldInfo, Response, Tag};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, Type, DEFAULT_NAME};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::data::{NoData, ParameterDescription, RowDescription};
-use pgwire::messages::extendedquery::{Bind, BindComplete, Describe, Execute};
+use pgwire::messages::extendedquery::{Bind, BindComplete, Describe, Execute, PortalSuspended};
 use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::PgWireBackendMessage;
 
 use super::copy::copy_response;
+use super::lookahead::Lookahead;
 use super::results::{fetch_response, rows_of, rows_response, with_formats};
 use super::session::{Answer, Prepared, PreparedPull};
-use super::{cancel, error_info, params, send_copy, send_rows, session, Handler, SharedEngine};
+use super::{
+    cancel, error_info, forward, params, send_copy, send_rows, session, Handler, SharedEngine,
+};
 use crate::error::{Error, Result};
 
 /// Prepares statements for the extended protocol.
@@ -466,7 +469,8 @@ impl ExtendedQueryHandler for Handler {
 
     /// As pgwire's own, but rows are flushed as they come and a cancel
     /// request stops the statement (57014). An Execute with a row limit
-    /// goes pgwire's way, which suspends the portal after that many rows.
+    /// answers that many rows and suspends the portal ([`fetch`]); a later
+    /// Execute goes on from there.
     async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -479,19 +483,12 @@ impl ExtendedQueryHandler for Handler {
             Some(Entry::Value(p)) => p,
             _ => return self._on_execute(client, message).await,
         };
-        let initial = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
-        if message.max_rows > 0 || !initial {
-            // pgwire's own: rows up to the limit, then the portal waits
-            // (suspended) for the next Execute; a cancel request stops it.
-            let cancel = self.cancels.watch(client);
-            return tokio::select! {
-                done = self._on_execute(client, message) => done,
-                _ = cancel::cancelled(cancel) => Err(PgWireError::QueryCanceled),
-            };
-        }
         if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
             return Err(PgWireError::NotReadyForQuery);
         }
+        let initial = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
+        let max_rows = usize::try_from(message.max_rows).unwrap_or(0);
+        let limited = max_rows > 0 || !initial;
         let mut status = client.transaction_status();
         let session = super::session(client);
         session.failed(status);
@@ -499,7 +496,14 @@ impl ExtendedQueryHandler for Handler {
         let cancel = self.cancels.watch(client);
         let mut copying = false;
         let run = async {
-            match self.run_portal(client, &portal).await? {
+            if !initial {
+                return fetch(client, &portal, name, max_rows).await;
+            }
+            let done = match self.run_portal(client, &portal).await? {
+                Response::Query(q) if limited => {
+                    portal.start(q).await;
+                    return fetch(client, &portal, name, max_rows).await;
+                }
                 Response::Query(q) => send_rows(client, q, false).await,
                 Response::CopyOut(c) => send_copy(client, c).await,
                 Response::Execution(tag) => send_execution_response(client, tag).await,
@@ -528,15 +532,19 @@ impl ExtendedQueryHandler for Handler {
                     &Error::Unsupported("COPY BOTH".into()),
                     "",
                 )))),
-            }
+            };
+            // Run once: executing the portal again answers no more rows,
+            // as Postgres does.
+            *portal.state().lock().await = PortalExecutionState::Finished;
+            done
         };
         let done = tokio::select! {
             done = run => done,
             _ = cancel::cancelled(cancel) => Err(PgWireError::QueryCanceled),
         };
-        // Run once: executing the portal again answers no more rows, as
-        // Postgres does.
-        *portal.state().lock().await = PortalExecutionState::Finished;
+        if done.is_err() && initial && !limited {
+            *portal.state().lock().await = PortalExecutionState::Finished;
+        }
         done?;
         status = session.transaction_status();
         client.set_transaction_status(status);
@@ -562,4 +570,95 @@ impl ExtendedQueryHandler for Handler {
     {
         self.run_portal(client, portal).await
     }
+}
+
+/// Answer an Execute of a started portal: its next `max_rows` rows (all of
+/// them when 0, each flushed as it comes), then PortalSuspended, or
+/// CommandComplete once its rows have ended. Rows are flushed while the
+/// next is awaited. A push query's rows may never come: if its client
+/// closes the portal meanwhile, or leaves ([`Lookahead`]: a client that
+/// stopped reading early), the Execute ends at once with the rows it has,
+/// suspended, and the Close that follows ends the query. (A pull query's
+/// rows are all coming: its Execute answers them whatever follows.)
+async fn fetch<C>(
+    client: &mut C,
+    portal: &Portal<Prepared>,
+    name: &str,
+    max_rows: usize,
+) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use futures::{FutureExt, StreamExt};
+    let lookahead = client.session_extensions().get::<Lookahead>();
+    let cell = portal.state();
+    let mut state = cell.lock().await;
+    let PortalExecutionState::Suspended(response) = &mut *state else {
+        // Done already: no more rows.
+        return client
+            .feed(PgWireBackendMessage::CommandComplete(
+                Tag::new("SELECT").with_rows(0).into(),
+            ))
+            .await
+            .map_err(Into::into);
+    };
+    let tag = response.command_tag().to_string();
+    if max_rows == 0 {
+        let n = forward(client, response.data_rows(), PgWireBackendMessage::DataRow).await?;
+        *state = PortalExecutionState::Finished;
+        return client
+            .feed(PgWireBackendMessage::CommandComplete(
+                Tag::new(&tag).with_rows(n).into(),
+            ))
+            .await
+            .map_err(Into::into);
+    }
+    let push = super::session::is_push(&portal.statement.statement.text);
+    let closing = async {
+        match &lookahead {
+            Some(l) if push => l.closing(name).await,
+            _ => std::future::pending().await,
+        }
+    };
+    tokio::pin!(closing);
+    let mut n = 0;
+    let mut ended = false;
+    while n < max_rows {
+        let rows = response.data_rows();
+        let next = match rows.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                client.flush().await?;
+                tokio::select! {
+                    next = rows.next() => next,
+                    _ = &mut closing => break,
+                }
+            }
+        };
+        match next {
+            Some(row) => {
+                client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                n += 1;
+            }
+            None => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    if ended {
+        *state = PortalExecutionState::Finished;
+        client
+            .feed(PgWireBackendMessage::CommandComplete(
+                Tag::new(&tag).with_rows(n).into(),
+            ))
+            .await?;
+    } else {
+        client
+            .feed(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
+            .await?;
+    }
+    Ok(())
 }

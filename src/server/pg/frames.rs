@@ -420,6 +420,12 @@ impl<S> Checked<S> {
         }
     }
 
+    /// Bytes read from the socket and not yet handed to the decoder, in
+    /// the order they came.
+    pub(crate) fn unread(&self) -> Vec<u8> {
+        [&self.checked[..], &self.raw[..]].concat()
+    }
+
     /// Move the whole checked messages at the front of `raw` to `checked`.
     fn check(&mut self) -> Result<(), Violation> {
         while let Some(len) = self.frames.next(&self.raw)? {

@@ -56,6 +56,7 @@ mod cursor;
 mod extended;
 mod frames;
 mod lanes;
+mod lookahead;
 mod panics;
 mod params;
 mod results;

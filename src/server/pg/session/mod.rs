@@ -440,7 +440,7 @@ fn select_kind(text: &str) -> Option<bool> {
 
 /// Whether a statement is a push query (`SELECT ... EMIT`, also inside
 /// `COPY (...) TO STDOUT`).
-fn is_push(text: &str) -> bool {
+pub(super) fn is_push(text: &str) -> bool {
     match copy::statement(text) {
         Ok(Some(copy::Copy::Out { query, .. })) => select_kind(&query) == Some(true),
         _ => select_kind(text) == Some(true),
