@@ -221,3 +221,62 @@ fn psql_describes_tables_with_their_keys_and_ordinary_sql_reads_the_catalog() {
          (1 row)\n"
     );
 }
+
+#[test]
+fn pg_dump_writes_every_stream_and_table_as_a_table_with_its_key() {
+    let server = shop();
+    let out = Command::new("pg_dump")
+        .args([
+            "--schema-only",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+        ])
+        .args(["-U", "sluice", "shop"])
+        .output()
+        .expect("run pg_dump (Debian's postgresql-client)");
+    assert_eq!(text(&out.stderr), "");
+    assert!(out.status.success());
+    // Without the lines that change with each run or pg_dump's version.
+    let dump: String = text(&out.stdout)
+        .lines()
+        .filter(|l| {
+            !l.starts_with("\\restrict")
+                && !l.starts_with("\\unrestrict")
+                && !l.starts_with("-- Dumped by")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let start = dump.find("CREATE TABLE").expect("a CREATE TABLE");
+    assert!(
+        dump.contains("-- Dumped from database version 15.0\n"),
+        "{dump}"
+    );
+    assert_eq!(
+        &dump[start..],
+        "CREATE TABLE public.order_events (\n    id bigint,\n    customer character varying,\n    amount double precision\n);\n\n\n\
+         ALTER TABLE public.order_events OWNER TO sluice;\n\n--\n\
+         -- Name: TABLE order_events; Type: COMMENT; Schema: public; Owner: sluice\n--\n\n\
+         COMMENT ON TABLE public.order_events IS 'stream on topic order_events';\n\n\n--\n\
+         -- Name: COLUMN order_events.id; Type: COMMENT; Schema: public; Owner: sluice\n--\n\n\
+         COMMENT ON COLUMN public.order_events.id IS 'KEY';\n\n\n--\n\
+         -- Name: orders; Type: TABLE; Schema: public; Owner: sluice\n--\n\n\
+         CREATE TABLE public.orders (\n    id bigint NOT NULL,\n    customer character varying,\n    amount double precision\n);\n\n\n\
+         ALTER TABLE public.orders OWNER TO sluice;\n\n--\n\
+         -- Name: TABLE orders; Type: COMMENT; Schema: public; Owner: sluice\n--\n\n\
+         COMMENT ON TABLE public.orders IS 'table on topic ORDERS';\n\n\n--\n\
+         -- Name: COLUMN orders.id; Type: COMMENT; Schema: public; Owner: sluice\n--\n\n\
+         COMMENT ON COLUMN public.orders.id IS 'KEY';\n\n\n--\n\
+         -- Name: payments; Type: TABLE; Schema: public; Owner: sluice\n--\n\n\
+         CREATE TABLE public.payments (\n    id bigint,\n    who character varying\n);\n\n\n\
+         ALTER TABLE public.payments OWNER TO sluice;\n\n--\n\
+         -- Name: TABLE payments; Type: COMMENT; Schema: public; Owner: sluice\n--\n\n\
+         COMMENT ON TABLE public.payments IS 'stream on topic payments';\n\n\n--\n\
+         -- Name: COLUMN payments.id; Type: COMMENT; Schema: public; Owner: sluice\n--\n\n\
+         COMMENT ON COLUMN public.payments.id IS 'KEY';\n\n\n--\n\
+         -- Name: orders orders_pkey; Type: CONSTRAINT; Schema: public; Owner: sluice\n--\n\n\
+         ALTER TABLE ONLY public.orders\n    ADD CONSTRAINT orders_pkey PRIMARY KEY (id);\n\n\n--\n\
+         -- PostgreSQL database dump complete\n--\n\n\n"
+    );
+}

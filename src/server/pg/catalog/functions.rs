@@ -307,6 +307,11 @@ pub(super) fn all(snap: &Arc<Snapshot>) -> Vec<ScalarUDF> {
                 str_of(a.first()).map(|n| super::snapshot::quote_ident(&n)),
             ))
         }),
+        function("quote_literal", &[1], Utf8, |a| {
+            Ok(utf8(
+                str_of(a.first()).map(|v| format!("'{}'", v.replace('\'', "''"))),
+            ))
+        }),
         function("json_build_object", &[], Utf8, |a| {
             let mut object = serde_json::Map::new();
             for pair in a.chunks(2) {

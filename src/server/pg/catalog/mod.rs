@@ -39,6 +39,7 @@
 mod contents;
 mod functions;
 mod rewrite;
+mod selects;
 mod snapshot;
 mod tables;
 mod types;
@@ -86,6 +87,15 @@ const MARKS: &[&str] = &[
     "quote_ident",
 ];
 
+/// Set-returning functions catalog queries read from (`FROM
+/// unnest(...)`): they name no table.
+const TABLE_FUNCTIONS: &[&str] = &[
+    "unnest",
+    "generate_series",
+    "pg_options_to_table",
+    "pg_get_publication_tables",
+];
+
 /// Whether `text` is a query over the Postgres catalog: a query that
 /// reads only catalog tables, or reads no table and calls a catalog
 /// function (`SELECT version()`, `SELECT current_schema()`).
@@ -117,9 +127,11 @@ pub(crate) fn is_catalog_query(text: &str) -> bool {
             })
             .collect();
         match parts.as_slice() {
+            [schema, table]
+                if schema == "pg_catalog" && TABLE_FUNCTIONS.contains(&table.as_str()) => {}
             [schema, _] if schema == "pg_catalog" || schema == "information_schema" => catalog += 1,
             [table] if PG_CATALOG.iter().any(|d| d.name == table) => catalog += 1,
-            [table] if ctes.contains(table) => {}
+            [table] if ctes.contains(table) || TABLE_FUNCTIONS.contains(&table.as_str()) => {}
             _ => other += 1,
         }
         ControlFlow::<()>::Continue(())
@@ -185,7 +197,7 @@ pub(crate) fn answer(
         Ok(answer) => answer,
         Err(e) => {
             let mut simpler = statement;
-            if !rewrite::null_subqueries(&mut simpler) {
+            if !selects::null_subqueries(&mut simpler) {
                 return Err(e);
             }
             run(simpler, &snap).map_err(|_| e)?
@@ -200,16 +212,20 @@ pub(crate) fn answer(
                 .as_ref()
                 .and_then(|n| n.get(i).cloned())
                 .unwrap_or_else(|| f.name().clone());
-            FieldInfo::new(
-                name,
-                None,
-                None,
-                wire_type(f.data_type()),
-                FieldFormat::Text,
-            )
+            let ty = match f.metadata().get(tables::VECTOR).map(String::as_str) {
+                Some("int2vector") => Type::INT2_VECTOR,
+                Some("oidvector") => Type::OID_VECTOR,
+                _ => wire_type(f.data_type()),
+            };
+            FieldInfo::new(name, None, None, ty, FieldFormat::Text)
         })
         .collect();
-    Ok((Arc::new(fields), rows(&batches)?))
+    let vectors: Vec<bool> = schema
+        .fields()
+        .iter()
+        .map(|f| f.metadata().contains_key(tables::VECTOR))
+        .collect();
+    Ok((Arc::new(fields), rows(&batches, &vectors)?))
 }
 
 /// Plan and run `statement` in a context holding the catalog tables it
@@ -278,11 +294,17 @@ fn relations(statement: &Statement) -> BTreeSet<(String, String)> {
 }
 
 fn table(def: &Def, schema_name: &str, snap: &Snapshot) -> Result<MemTable> {
-    let rows = match schema_name {
-        "pg_catalog" => contents::pg_catalog(def.name, snap),
-        _ => contents::information_schema(def.name, snap),
+    let system = schema_name == "pg_catalog";
+    let mut rows = match system {
+        true => contents::pg_catalog(def.name, snap),
+        false => contents::information_schema(def.name, snap),
     };
-    let schema = tables::schema(def);
+    if system {
+        for row in &mut rows {
+            row.push((tables::TABLEOID, tables::oid(def.oid)));
+        }
+    }
+    let schema = tables::schema(def, system);
     let batch = tables::batch(&schema, &rows)?;
     Ok(MemTable::try_new(schema, vec![vec![batch]])?)
 }
@@ -351,14 +373,25 @@ fn wire_type(dt: &DataType) -> Type {
     }
 }
 
-fn rows(batches: &[RecordBatch]) -> Result<Rows> {
+fn rows(batches: &[RecordBatch], vectors: &[bool]) -> Result<Rows> {
     let mut rows = Vec::new();
     for b in batches {
         for r in 0..b.num_rows() {
             let row = b
                 .columns()
                 .iter()
-                .map(|c| value(c.as_ref(), r))
+                .zip(vectors)
+                .map(|(c, vector)| match (value(c.as_ref(), r)?, vector) {
+                    // `int2vector`'s text: `1 2`.
+                    (Value::Array { items, .. }, true) => Ok(Value::Text(
+                        items
+                            .iter()
+                            .filter_map(Value::text)
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    )),
+                    (v, _) => Ok(v),
+                })
                 .collect::<Result<Vec<_>>>()?;
             rows.push(Ok(row));
         }

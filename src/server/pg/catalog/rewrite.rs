@@ -25,6 +25,9 @@ use datafusion::sql::sqlparser::ast::{
     SetExpr, Statement, Value, VisitMut, VisitorMut,
 };
 
+use super::selects::{
+    aggregated, expand_wildcards, first_value, name_literals, table_function_columns,
+};
 use super::snapshot::Snapshot;
 use super::tables::PG_CATALOG;
 use super::types;
@@ -103,6 +106,7 @@ impl VisitorMut for Rewriter<'_> {
 
     fn post_visit_select(&mut self, select: &mut sql::Select) -> ControlFlow<()> {
         name_literals(select);
+        expand_wildcards(select);
         ControlFlow::Continue(())
     }
 
@@ -175,10 +179,15 @@ impl Rewriter<'_> {
                 },
                 _ => Expr::BinaryOp { left, op, right },
             },
-            Expr::CompoundFieldAccess { root, access_chain } => Expr::CompoundFieldAccess {
-                root,
-                access_chain: access_chain.into_iter().map(field_by_name).collect(),
-            },
+            Expr::CompoundFieldAccess { root, access_chain } => {
+                match name_character(&root, &access_chain) {
+                    Some(e) => e,
+                    None => Expr::CompoundFieldAccess {
+                        root,
+                        access_chain: access_chain.into_iter().map(field_by_name).collect(),
+                    },
+                }
+            }
             Expr::Function(f) => function(f),
             Expr::Subquery(q) => Expr::Subquery(Box::new(first_value(*q))),
             other => other,
@@ -191,6 +200,11 @@ impl Rewriter<'_> {
         let literal = string_value(&inner);
         let to = cast_to;
         let reg = |name: &str, e: Expr| call(name, vec![e]);
+        // `'{1,2}'::oid[]`: an array literal written as text.
+        let array_type = key.ends_with("[]") || key == "int2vector" || key == "oidvector";
+        if let (true, Some(Some(items))) = (array_type, array_literal(&inner)) {
+            return self.cast(array_expr(items), data_type);
+        }
         Ok(match key.as_str() {
             "regclass" => match literal {
                 Some(Some(name)) => number(self.snap.regclass_oid(&name).ok_or_else(|| {
@@ -273,13 +287,13 @@ fn type_key(ty: &SqlType) -> String {
     }
 }
 
-fn array_of(elem: SqlType) -> SqlType {
+pub(super) fn array_of(elem: SqlType) -> SqlType {
     SqlType::Array(sql::ArrayElemTypeDef::SquareBracket(Box::new(elem), None))
 }
 
 /// A string literal's value (Some(None): NULL), looking through casts to
 /// text; None for anything else.
-fn string_value(expr: &Expr) -> Option<Option<String>> {
+pub(super) fn string_value(expr: &Expr) -> Option<Option<String>> {
     match expr {
         Expr::Value(v) => match &v.value {
             Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s) => Some(Some(s.clone())),
@@ -358,31 +372,25 @@ fn operator(op: &str) -> Result<BinaryOperator> {
     })
 }
 
-/// The columns of a set-returning catalog function over objects Sluice
-/// has none of (publications): it has no rows.
-fn table_function_columns(name: &str) -> Option<&'static str> {
-    match name.to_ascii_lowercase().trim_start_matches("pg_catalog.") {
-        "pg_get_publication_tables" => Some(
-            "CAST(NULL AS BIGINT) AS pubid, CAST(NULL AS BIGINT) AS relid, \
-             CAST(NULL AS SMALLINT[]) AS attrs, CAST(NULL AS TEXT) AS qual",
-        ),
-        _ => None,
+/// `typname[0]`: a `name` is a fixed array of characters in Postgres, so
+/// it takes a subscript (from 0): `substr(typname, 1, 1)`.
+fn name_character(root: &Expr, chain: &[sql::AccessExpr]) -> Option<Expr> {
+    let column = match root {
+        Expr::Identifier(id) => id,
+        Expr::CompoundIdentifier(parts) => parts.last()?,
+        _ => return None,
+    };
+    let names = [
+        "typname", "relname", "proname", "attname", "nspname", "conname",
+    ];
+    if !names.contains(&column.value.to_ascii_lowercase().as_str()) {
+        return None;
     }
-}
-
-/// Literal output columns named apart: DataFusion wants distinct names
-/// (`SELECT pubname, NULL, NULL`); the client is told Postgres's names,
-/// taken before the rewrite (`output_names`).
-fn name_literals(select: &mut sql::Select) {
-    for (i, item) in select.projection.iter_mut().enumerate() {
-        if let SelectItem::UnnamedExpr(e @ Expr::Value(_)) = item {
-            let expr = std::mem::replace(e, Expr::value(Value::Null));
-            *item = SelectItem::ExprWithAlias {
-                expr,
-                alias: Ident::new(format!("column{}", i + 1)),
-            };
-        }
-    }
+    let [sql::AccessExpr::Subscript(sql::Subscript::Index { index })] = chain else {
+        return None;
+    };
+    let n: i64 = string_value(index)??.parse().ok()?;
+    Some(call("substr", vec![root.clone(), number(n + 1), number(1)]))
 }
 
 /// `(x).field` as `(x)['field']`, which DataFusion reads as a struct's
@@ -402,37 +410,7 @@ fn field_by_name(access: sql::AccessExpr) -> sql::AccessExpr {
     }
 }
 
-/// Each scalar subquery in `statement`'s select lists replaced by a NULL
-/// (see [`super::answer`] for when); false when it has none.
-pub(super) fn null_subqueries(statement: &mut Statement) -> bool {
-    let mut found = false;
-    let _ = sql::visit_expressions_mut(statement, |e| {
-        let null = match e {
-            Expr::Subquery(_) => true,
-            // A set-returning `unnest` of it has no rows: NULL too.
-            Expr::Function(f) if function_name(f) == "unnest" => {
-                matches!(args_of(f).as_slice(), [a] if string_value(a) == Some(None))
-            }
-            _ => false,
-        };
-        if null {
-            found = true;
-            *e = Expr::value(Value::Null);
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    let _ = sql::visit_statements_mut(statement, |s| {
-        if let Statement::Query(q) = s {
-            if let SetExpr::Select(select) = q.body.as_mut() {
-                name_literals(select);
-            }
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    found
-}
-
-fn cast_to(data_type: SqlType, expr: Expr) -> Expr {
+pub(super) fn cast_to(data_type: SqlType, expr: Expr) -> Expr {
     Expr::Cast {
         kind: sql::CastKind::Cast,
         expr: Box::new(expr),
@@ -442,11 +420,11 @@ fn cast_to(data_type: SqlType, expr: Expr) -> Expr {
     }
 }
 
-fn number(n: i64) -> Expr {
+pub(super) fn number(n: i64) -> Expr {
     Expr::value(Value::Number(n.to_string(), false))
 }
 
-fn call(name: &str, args: Vec<Expr>) -> Expr {
+pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(sql::Function {
         name: ObjectName::from(vec![Ident::new(name)]),
         uses_odbc_syntax: false,
@@ -472,7 +450,7 @@ const REG_MARKERS: &[(&str, &str)] = &[
     ("regnamespace", "regnamespaceout"),
 ];
 
-fn function_name(f: &sql::Function) -> String {
+pub(super) fn function_name(f: &sql::Function) -> String {
     match f.name.0.last() {
         Some(ObjectNamePart::Identifier(id)) => id.value.to_ascii_lowercase(),
         _ => String::new(),
@@ -494,7 +472,7 @@ fn out_function(mut f: sql::Function) -> Expr {
     Expr::Function(f)
 }
 
-fn args_of(f: &sql::Function) -> Vec<Expr> {
+pub(super) fn args_of(f: &sql::Function) -> Vec<Expr> {
     match &f.args {
         FunctionArguments::List(list) => list
             .args
@@ -549,103 +527,6 @@ fn function(mut f: sql::Function) -> Expr {
     }
 }
 
-/// `query`'s one column made `array_agg(...)`, in the query's order.
-fn aggregated(mut query: Query) -> Query {
-    let order = query.order_by.take();
-    if let SetExpr::Select(select) = query.body.as_mut() {
-        if let [item] = select.projection.as_mut_slice() {
-            wrap_item(item, "array_agg");
-            let (SelectItem::UnnamedExpr(Expr::Function(f))
-            | SelectItem::ExprWithAlias {
-                expr: Expr::Function(f),
-                ..
-            }) = item
-            else {
-                return query;
-            };
-            let column = args_of(f).into_iter().next();
-            if let (
-                Some(sql::OrderBy {
-                    kind: sql::OrderByKind::Expressions(mut exprs),
-                    ..
-                }),
-                FunctionArguments::List(list),
-                Some(column),
-            ) = (order, &mut f.args, column)
-            {
-                // `ORDER BY 1` is the column itself.
-                for e in &mut exprs {
-                    if matches!(&e.expr, Expr::Value(v) if v.value == Value::Number("1".into(), false))
-                    {
-                        e.expr = column.clone();
-                    }
-                }
-                list.clauses
-                    .push(sql::FunctionArgumentClause::OrderBy(exprs));
-            }
-        }
-    }
-    query
-}
-
-/// A scalar subquery's one column made `first_value(...)`, unless it is
-/// aggregated, grouped or has more than one column.
-fn first_value(mut query: Query) -> Query {
-    if let SetExpr::Select(select) = query.body.as_mut() {
-        let grouped = !matches!(
-            &select.group_by,
-            sql::GroupByExpr::Expressions(e, _) if e.is_empty()
-        );
-        if let ([item], false) = (select.projection.as_mut_slice(), grouped) {
-            let expr = match item {
-                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-                _ => return query,
-            };
-            if !has_aggregate(expr) {
-                wrap_item(item, "first_value");
-            }
-        }
-    }
-    query
-}
-
-fn wrap_item(item: &mut SelectItem, aggregate: &str) {
-    match item {
-        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
-            let inner = std::mem::replace(e, Expr::value(Value::Null));
-            *e = call(aggregate, vec![inner]);
-        }
-        _ => {}
-    }
-}
-
-fn has_aggregate(expr: &Expr) -> bool {
-    const AGGREGATES: &[&str] = &[
-        "count",
-        "sum",
-        "min",
-        "max",
-        "avg",
-        "array_agg",
-        "bool_and",
-        "bool_or",
-        "string_agg",
-        "first_value",
-        "every",
-    ];
-    let mut found = false;
-    let _ = sql::visit_expressions(expr, |e| {
-        if let Expr::Function(f) = e {
-            if AGGREGATES.contains(&function_name(f).as_str()) && f.over.is_none() {
-                found = true;
-                return ControlFlow::Break(());
-            }
-        }
-        ControlFlow::Continue(())
-    });
-    found
-}
-
 /// Output columns whose value is a reg-type OID print its name
 /// (`SELECT c.oid::regclass` lists relation names), under the name
 /// Postgres gives the column.
@@ -670,5 +551,87 @@ fn name_outputs(query: &mut Query) {
                 };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::pg::catalog::snapshot::Facts;
+    use crate::server::pg::results::NameCase;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn rewritten(sql: &str) -> String {
+        let snap = Snapshot::new(
+            std::iter::empty(),
+            Facts {
+                database: "db".into(),
+                user: "u".into(),
+                case: NameCase::Lower,
+                settings: vec![],
+            },
+        );
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .pop()
+            .unwrap();
+        rewrite(&mut statement, &snap).unwrap();
+        statement.to_string()
+    }
+
+    #[test]
+    fn postgres_syntax_becomes_what_datafusion_plans() {
+        assert_eq!(
+            rewritten("SELECT c.oid::regclass FROM pg_class c WHERE c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE pg_catalog.default"),
+            "SELECT regclassout(c.oid) AS \"oid\" FROM pg_catalog.pg_class c WHERE c.relname ~ '^(t)$'"
+        );
+        assert_eq!(
+            rewritten("SELECT 1 FROM pg_type WHERE oid = 'int4'::regtype AND typname = ANY('{a,\"\"}')"),
+            "SELECT 1 AS column1 FROM pg_catalog.pg_type WHERE oid = 23 AND typname = ANY(ARRAY['a', ''])"
+        );
+        assert_eq!(
+            rewritten("SELECT x.n FROM pg_index i, unnest('{1,2}'::pg_catalog.oid[]) AS x(n)"),
+            "SELECT x.n FROM pg_catalog.pg_index i, UNNEST(CAST(ARRAY[1, 2] AS BIGINT[])) AS x (n)"
+        );
+        assert_eq!(
+            rewritten("SELECT typname[0], (information_schema._pg_expandarray(i.indkey)).n, current_user FROM pg_type, pg_index i"),
+            "SELECT substr(typname, 1, 1), (unnest(pg_expandarray(i.indkey)))['n'], current_user() FROM pg_catalog.pg_type, pg_catalog.pg_index i"
+        );
+        assert_eq!(
+            rewritten("SELECT * FROM pg_namespace n"),
+            "SELECT n.oid, n.nspname, n.nspowner, n.nspacl FROM pg_catalog.pg_namespace n"
+        );
+        assert_eq!(
+            rewritten("SELECT array(SELECT rolname FROM pg_roles ORDER BY 1)"),
+            "SELECT (SELECT array_agg(rolname ORDER BY rolname) FROM pg_catalog.pg_roles)"
+        );
+    }
+
+    #[test]
+    fn unknown_names_are_errors_as_in_postgres() {
+        let snap = Snapshot::new(
+            std::iter::empty(),
+            Facts {
+                database: "db".into(),
+                user: "u".into(),
+                case: NameCase::Lower,
+                settings: vec![],
+            },
+        );
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, "SELECT 'nope'::regclass")
+            .unwrap()
+            .pop()
+            .unwrap();
+        let e = rewrite(&mut statement, &snap).unwrap_err();
+        assert_eq!(e.to_string(), "relation \"nope\" does not exist");
+        assert_eq!(
+            array_literal(&Expr::value(Value::SingleQuotedString("{r,p}".into()))),
+            Some(Some(vec!["r".into(), "p".into()]))
+        );
+        assert_eq!(
+            array_literal(&Expr::value(Value::SingleQuotedString("{}".into()))),
+            Some(Some(vec![]))
+        );
     }
 }

@@ -137,14 +137,32 @@ pub(super) fn columns(def: &Def) -> impl Iterator<Item = (&'static str, &'static
         .filter_map(|c| c.split_once(':'))
 }
 
-/// The Arrow schema of `def`.
-pub(super) fn schema(def: &Def) -> SchemaRef {
-    Arc::new(Schema::new(
-        columns(def)
-            .map(|(name, ty)| Field::new(name, arrow_type(ty), true))
-            .collect::<Vec<_>>(),
-    ))
+/// The Arrow schema of `def`; `tableoid` last, for a `pg_catalog` table
+/// (Postgres's system column: pg_dump reads it; `*` leaves it out, see
+/// `rewrite.rs`). `int2vector` and `oidvector` columns are marked: they
+/// are arrays to SQL, but their text is space-separated (`1 2`), which is
+/// what pg_dump parses.
+pub(super) fn schema(def: &Def, tableoid: bool) -> SchemaRef {
+    let mut fields: Vec<Field> = columns(def)
+        .map(|(name, ty)| {
+            let field = Field::new(name, arrow_type(ty), true);
+            match ty {
+                "int2vector" | "oidvector" => field
+                    .with_metadata([(VECTOR.to_string(), ty.to_string())].into_iter().collect()),
+                _ => field,
+            }
+        })
+        .collect();
+    if tableoid {
+        fields.push(Field::new(TABLEOID, DataType::Int64, true));
+    }
+    Arc::new(Schema::new(fields))
 }
+
+/// The metadata key that marks a vector column.
+pub(super) const VECTOR: &str = "sluice.pg_vector";
+
+pub(super) const TABLEOID: &str = "tableoid";
 
 /// One row, as the values of the columns it names (the others: zero or
 /// false for numbers and booleans, as Postgres's `NOT NULL` catalog
@@ -264,7 +282,8 @@ mod tests {
     #[test]
     fn rows_are_made_from_named_values() {
         let def = PG_CATALOG.iter().find(|d| d.name == "pg_index").unwrap();
-        let schema = schema(def);
+        let schema = schema(def, true);
+        assert_eq!(schema.fields().last().unwrap().name(), TABLEOID);
         let b = batch(
             &schema,
             &[vec![
@@ -283,7 +302,8 @@ mod tests {
             ScalarValue::try_from_array(b.column(1), 0).unwrap(),
             ScalarValue::Int64(Some(0))
         );
-        assert!(b.column(b.num_columns() - 1).is_null(0));
+        // indpred, the last column before tableoid: text, so NULL.
+        assert!(b.column(b.num_columns() - 2).is_null(0));
         assert!(batch(&schema, &[vec![("nope", oid(1))]]).is_err());
     }
 }

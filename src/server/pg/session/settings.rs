@@ -86,6 +86,9 @@ impl Session {
         let second = upper.get(1).map(String::as_str).unwrap_or("");
         let response = match (first, second) {
             ("DISCARD", _) => Response::Execution(Tag::new(&format!("DISCARD {second}"))),
+            // pg_dump locks the tables it dumps; Sluice's statements never
+            // block each other, so there is nothing to wait for.
+            ("LOCK", _) => Response::Execution(Tag::new("LOCK TABLE")),
             ("DEALLOCATE", _) => {
                 let name = words[1..]
                     .iter()
