@@ -90,17 +90,7 @@ fn sqlalchemy_reflects_the_catalog_and_pandas_reads_a_pull_query() {
 
 #[test]
 fn jdbc_database_metadata_lists_tables_columns_and_primary_keys() {
-    let jar = std::env::var("HOME")
-        .map(|h| {
-            std::path::PathBuf::from(h)
-                .join(".m2/repository/org/postgresql/postgresql/42.7.8/postgresql-42.7.8.jar")
-        })
-        .expect("HOME");
-    assert!(
-        jar.exists(),
-        "{} is missing: run scripts/setup.sh (it fetches pgjdbc)",
-        jar.display()
-    );
+    let jar = common::pgjdbc();
     let server = shop();
     let out = Command::new("java")
         .arg("-cp")

@@ -192,17 +192,7 @@ fn node_postgres_query_stream_answers_the_next_query_after_a_break() {
 
 #[test]
 fn jdbc_connects_and_queries() {
-    let jar = std::env::var("HOME")
-        .map(|h| {
-            std::path::PathBuf::from(h)
-                .join(".m2/repository/org/postgresql/postgresql/42.7.8/postgresql-42.7.8.jar")
-        })
-        .expect("HOME");
-    assert!(
-        jar.exists(),
-        "{} is missing: run scripts/setup.sh (it fetches pgjdbc)",
-        jar.display()
-    );
+    let jar = common::pgjdbc();
     let server = Server::start_with_env("", |_| {}, &[SERVING_LOG]);
     let out = std::process::Command::new("java")
         .arg("-cp")

@@ -171,6 +171,12 @@ impl Topics for Namespaced {
             .map_err(|e| unprefix(e, &self.prefix))
     }
 
+    fn produce_now(&self, records: &[OutRecord]) -> Result<(), TopicError> {
+        self.inner
+            .produce_now(&prefixed_records(&self.prefix, records))
+            .map_err(|e| unprefix(e, &self.prefix))
+    }
+
     fn commit_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<(), TopicError> {
         self.inner
             .commit_offsets(&self.name(group), &prefixed_offsets(&self.prefix, offsets))

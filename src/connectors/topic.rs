@@ -172,6 +172,12 @@ pub(crate) trait Topics: Send + Sync {
         }
         Ok(())
     }
+    /// Append records a client is waiting on (an INSERT, a COPY): as
+    /// [`Topics::produce_all`], sent at once rather than batched with the
+    /// queries' outputs.
+    fn produce_now(&self, records: &[OutRecord]) -> Result<(), TopicError> {
+        self.produce_all(records)
+    }
     /// Store a consumer group's next offsets.
     fn commit_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<(), TopicError>;
     /// Release what this store holds for a consumer group (a client that

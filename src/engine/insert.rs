@@ -139,7 +139,7 @@ impl Engine {
     /// Write records made by [`Engine::insert_records`] or
     /// [`Engine::copy_records`], all in one send.
     pub(crate) fn write_records(&self, records: &[OutRecord]) -> Result<()> {
-        self.topics.produce_all(records).map_err(Error::from)
+        self.topics.produce_now(records).map_err(Error::from)
     }
 
     /// The stream or table an INSERT or a COPY writes.

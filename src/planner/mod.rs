@@ -30,6 +30,7 @@ pub(crate) mod pull;
 pub(crate) mod pull_keys;
 mod pull_types;
 mod rewrite;
+pub(crate) use rewrite::call;
 
 use std::collections::HashMap;
 use std::sync::Arc;

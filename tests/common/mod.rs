@@ -149,6 +149,23 @@ impl Server {
     }
 }
 
+/// pgjdbc's jar, which `scripts/setup.sh` fetches into `~/.m2`; a test
+/// that needs it fails when it is missing.
+pub fn pgjdbc() -> std::path::PathBuf {
+    let jar = std::env::var("HOME")
+        .map(|h| {
+            std::path::PathBuf::from(h)
+                .join(".m2/repository/org/postgresql/postgresql/42.7.8/postgresql-42.7.8.jar")
+        })
+        .expect("HOME");
+    assert!(
+        jar.exists(),
+        "{} is missing: run scripts/setup.sh (it fetches pgjdbc)",
+        jar.display()
+    );
+    jar
+}
+
 /// The Python of the virtualenv `scripts/setup.sh` makes (psycopg,
 /// psycopg2, ...); a test that needs it fails when it is missing.
 pub fn python() -> std::path::PathBuf {

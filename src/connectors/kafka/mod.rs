@@ -83,6 +83,10 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct KafkaTopics {
     admin: AdminClient<DefaultClientContext>,
     producer: producer::Producer,
+    /// The producer of records a client waits on (INSERT, COPY): without
+    /// `linger.ms`, so one record goes at once instead of waiting to be
+    /// batched (made on first use).
+    at_once: std::sync::OnceLock<producer::Producer>,
     /// Times a produce call waited for room in the producer's local queue.
     queue_full_waits: AtomicU64,
     /// What this client wrote, for the readers (see `fetcher`).
@@ -129,6 +133,7 @@ impl KafkaTopics {
         let topics = Self {
             admin,
             producer,
+            at_once: std::sync::OnceLock::new(),
             queue_full_waits: AtomicU64::new(0),
             hints: hints.clone(),
             consumer: Mutex::new(consumer),
@@ -152,6 +157,28 @@ impl KafkaTopics {
         let mut topics = Self::connect(broker.bootstrap(), &[])?;
         topics.embedded = Some(broker);
         Ok(topics)
+    }
+
+    /// Send `records` with `producer`; a failure makes the topics'
+    /// `max.message.bytes` be read anew (it may have changed since it was
+    /// read: a record too large now fails on every retry).
+    fn produce_with(
+        &self,
+        producer: &producer::Producer,
+        records: &[OutRecord],
+    ) -> Result<(), TopicError> {
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        let _done = Timed("produce_all", &first.topic, Instant::now());
+        let sent = self.send(producer, records).map(|_| ());
+        if sent.is_err() {
+            self.max_bytes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+        }
+        sent
     }
 
     /// The consumer of a group (created on first use).
@@ -178,7 +205,11 @@ impl KafkaTopics {
     /// `producer`). The partition counts of the topics records are keyed
     /// into are looked up once per call, before anything is sent (an
     /// unknown topic sends nothing). Returns where the last record went.
-    fn send(&self, records: &[OutRecord]) -> Result<(i32, i64), TopicError> {
+    fn send(
+        &self,
+        producer: &producer::Producer,
+        records: &[OutRecord],
+    ) -> Result<(i32, i64), TopicError> {
         // The topics written, with their partition counts where a record
         // is placed by its key (a call mostly writes one topic).
         let mut topics: Vec<(&str, Option<i32>)> = Vec::new();
@@ -212,7 +243,7 @@ impl KafkaTopics {
                 (None, None) => 0,
             })
         };
-        let sent = producer::send_all(&self.producer, records, place, &self.queue_full_waits);
+        let sent = producer::send_all(producer, records, place, &self.queue_full_waits);
         // Readers check these topics' ends again (even after a failure:
         // some records may be written).
         for (t, _) in &topics {
@@ -431,27 +462,29 @@ impl Topics for KafkaTopics {
 
     fn produce(&self, record: OutRecord) -> Result<(i32, i64), TopicError> {
         let _done = Timed("produce", &record.topic, Instant::now());
-        self.send(std::slice::from_ref(&record))
+        self.send(&self.producer, std::slice::from_ref(&record))
     }
 
     fn produce_all(&self, records: &[OutRecord]) -> Result<(), TopicError> {
-        let Some(first) = records.first() else {
-            return Ok(());
-        };
-        let _done = Timed("produce_all", &first.topic, Instant::now());
-        let sent = self.send(records).map(|_| ());
-        if sent.is_err() {
-            // A topic's `max.message.bytes` may have changed since it was
-            // read (a record too large now fails on every retry): read anew
-            // before the records are sent again.
-            self.max_bytes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
-        }
-        sent
+        self.produce_with(&self.producer, records)
     }
 
+    fn produce_now(&self, records: &[OutRecord]) -> Result<(), TopicError> {
+        if self.at_once.get().is_none() {
+            let mut settings: Vec<(&str, &str)> = PRODUCER.to_vec();
+            settings.retain(|(k, _)| *k != "linger.ms");
+            settings.push(("linger.ms", "0"));
+            let made = client_config(&self.base, &settings)
+                .create_with_context(producer::Deliveries)
+                .map_err(broker)?;
+            // Another caller may have made one meanwhile: either will do.
+            let _ = self.at_once.set(made);
+        }
+        match self.at_once.get() {
+            Some(p) => self.produce_with(p, records),
+            None => self.produce_all(records),
+        }
+    }
     fn commit_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<(), TopicError> {
         if offsets.is_empty() {
             return Ok(());

@@ -118,14 +118,7 @@ pub(crate) fn is_catalog_query(text: &str) -> bool {
         .collect();
     let (mut catalog, mut other) = (0, 0);
     let _ = visit_relations(query.as_ref(), |name| {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .map(|p| match p {
-                ObjectNamePart::Identifier(id) => id.value.to_ascii_lowercase(),
-                _ => String::new(),
-            })
-            .collect();
+        let parts = name_parts(name);
         match parts.as_slice() {
             [schema, table]
                 if schema == "pg_catalog" && TABLE_FUNCTIONS.contains(&table.as_str()) => {}
@@ -273,18 +266,22 @@ fn run(statement: Statement, snap: &Arc<Snapshot>) -> Result<(SchemaRef, Vec<Rec
     })
 }
 
+/// A relation's name, its parts in lower case (catalog names are).
+fn name_parts(name: &datafusion::sql::sqlparser::ast::ObjectName) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|p| match p {
+            ObjectNamePart::Identifier(id) => id.value.to_ascii_lowercase(),
+            _ => String::new(),
+        })
+        .collect()
+}
+
 /// The catalog tables `statement` names, as `(schema, table)`.
 fn relations(statement: &Statement) -> BTreeSet<(String, String)> {
     let mut named = BTreeSet::new();
     let _ = visit_relations(statement, |name| {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .map(|p| match p {
-                ObjectNamePart::Identifier(id) => id.value.to_ascii_lowercase(),
-                _ => String::new(),
-            })
-            .collect();
+        let parts = name_parts(name);
         if let [schema, table] = parts.as_slice() {
             named.insert((schema.clone(), table.clone()));
         }

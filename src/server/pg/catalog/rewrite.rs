@@ -21,8 +21,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     self as sql, BinaryOperator, DataType as SqlType, Expr, FunctionArg, FunctionArgExpr,
-    FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SelectItem,
-    SetExpr, Statement, Value, VisitMut, VisitorMut,
+    FunctionArguments, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, Statement,
+    Value, VisitMut, VisitorMut,
 };
 
 use super::selects::{
@@ -32,6 +32,7 @@ use super::snapshot::Snapshot;
 use super::tables::PG_CATALOG;
 use super::types;
 use crate::error::{Error, Result};
+pub(super) use crate::planner::call;
 
 /// Rewrite `statement` (see the module's table).
 pub(super) fn rewrite(statement: &mut Statement, snap: &Snapshot) -> Result<()> {
@@ -424,26 +425,6 @@ pub(super) fn number(n: i64) -> Expr {
     Expr::value(Value::Number(n.to_string(), false))
 }
 
-pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Function(sql::Function {
-        name: ObjectName::from(vec![Ident::new(name)]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: args
-                .into_iter()
-                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
-                .collect(),
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    })
-}
-
 const REG_MARKERS: &[(&str, &str)] = &[
     ("regclass", "regclassout"),
     ("regtype", "regtypeout"),
@@ -562,8 +543,9 @@ mod tests {
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
 
-    fn rewritten(sql: &str) -> String {
-        let snap = Snapshot::new(
+    /// A catalog with no streams or tables.
+    fn empty() -> Snapshot {
+        Snapshot::new(
             std::iter::empty(),
             Facts {
                 database: "db".into(),
@@ -571,7 +553,11 @@ mod tests {
                 case: NameCase::Lower,
                 settings: vec![],
             },
-        );
+        )
+    }
+
+    fn rewritten(sql: &str) -> String {
+        let snap = empty();
         let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
             .unwrap()
             .pop()
@@ -610,15 +596,7 @@ mod tests {
 
     #[test]
     fn unknown_names_are_errors_as_in_postgres() {
-        let snap = Snapshot::new(
-            std::iter::empty(),
-            Facts {
-                database: "db".into(),
-                user: "u".into(),
-                case: NameCase::Lower,
-                settings: vec![],
-            },
-        );
+        let snap = empty();
         let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, "SELECT 'nope'::regclass")
             .unwrap()
             .pop()
