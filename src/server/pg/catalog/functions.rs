@@ -400,7 +400,7 @@ fn relation_functions(snap: &Arc<Snapshot>) -> Vec<ScalarUDF> {
             let column = int_of(a.get(1)).unwrap_or(0);
             Ok(utf8(match (column, &r.primary_key) {
                 (0, _) => r.index_definition(),
-                (n, Some(key)) => usize::try_from(n - 1)
+                (n, Some(key)) => usize::try_from(n.saturating_sub(1))
                     .ok()
                     .and_then(|i| key.attnums.get(i))
                     .and_then(|attnum| r.attributes.get(usize::try_from(*attnum - 1).ok()?))
@@ -416,7 +416,7 @@ fn relation_functions(snap: &Arc<Snapshot>) -> Vec<ScalarUDF> {
             ))
         }),
         function("col_description", &[2], Utf8, move |a| {
-            let column = int_of(a.get(1)).and_then(|n| usize::try_from(n - 1).ok());
+            let column = int_of(a.get(1)).and_then(|n| usize::try_from(n.checked_sub(1)?).ok());
             Ok(utf8(
                 int_of(a.first())
                     .and_then(|oid| s7.relation(oid))

@@ -391,7 +391,10 @@ fn name_character(root: &Expr, chain: &[sql::AccessExpr]) -> Option<Expr> {
         return None;
     };
     let n: i64 = string_value(index)??.parse().ok()?;
-    Some(call("substr", vec![root.clone(), number(n + 1), number(1)]))
+    Some(call(
+        "substr",
+        vec![root.clone(), number(n.checked_add(1)?), number(1)],
+    ))
 }
 
 /// `(x).field` as `(x)['field']`, which DataFusion reads as a struct's
@@ -602,6 +605,11 @@ mod tests {
             .pop()
             .unwrap();
         let e = rewrite(&mut statement, &snap).unwrap_err();
+        // A subscript past i64's range is left for DataFusion to refuse.
+        assert_eq!(
+            rewritten("SELECT typname[9223372036854775807] FROM pg_type"),
+            "SELECT typname[9223372036854775807] FROM pg_catalog.pg_type"
+        );
         assert_eq!(e.to_string(), "relation \"nope\" does not exist");
         assert_eq!(
             array_literal(&Expr::value(Value::SingleQuotedString("{r,p}".into()))),
