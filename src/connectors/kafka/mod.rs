@@ -123,9 +123,7 @@ impl KafkaTopics {
         let mut base = vec![("bootstrap.servers".to_string(), bootstrap.to_string())];
         base.extend(extra.iter().cloned());
         let admin = client_config(&base, &[]).create().map_err(broker)?;
-        let producer = client_config(&base, PRODUCER)
-            .create_with_context(producer::Deliveries)
-            .map_err(broker)?;
+        let producer = producer::new(&base, &[])?;
         let consumer = client_config(&base, &consumer_settings("sluice-fetch"))
             .create()
             .map_err(broker)?;
@@ -418,7 +416,7 @@ impl Topics for KafkaTopics {
                 .topic_max_message_bytes(topic)
                 .unwrap_or(EMBEDDED_MAX_BYTES),
         };
-        let limit = broker.min(PRODUCER_MAX_BYTES);
+        let limit = broker.min(producer::MAX_BYTES);
         self.max_bytes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -471,12 +469,7 @@ impl Topics for KafkaTopics {
 
     fn produce_now(&self, records: &[OutRecord]) -> Result<(), TopicError> {
         if self.at_once.get().is_none() {
-            let mut settings: Vec<(&str, &str)> = PRODUCER.to_vec();
-            settings.retain(|(k, _)| *k != "linger.ms");
-            settings.push(("linger.ms", "0"));
-            let made = client_config(&self.base, &settings)
-                .create_with_context(producer::Deliveries)
-                .map_err(broker)?;
+            let made = producer::new(&self.base, &[("linger.ms", "0")])?;
             // Another caller may have made one meanwhile: either will do.
             let _ = self.at_once.set(made);
         }
@@ -597,24 +590,8 @@ impl Topics for KafkaTopics {
     }
 }
 
-/// The largest record Sluice's producers send (`message.max.bytes`):
-/// above every broker's default (1 MiB), so the topic's own
-/// `max.message.bytes` is what limits a record (see
-/// [`Topics::max_record_bytes`]).
-const PRODUCER_MAX_BYTES: usize = 32 << 20;
-
 /// Kafka's default `message.max.bytes` (1 MiB and 12 bytes).
 const EMBEDDED_MAX_BYTES: usize = 1_048_588;
-
-/// Settings of the producers: idempotent, every replica acknowledges.
-const PRODUCER: &[(&str, &str)] = &[
-    ("enable.idempotence", "true"),
-    // PRODUCER_MAX_BYTES
-    ("message.max.bytes", "33554432"),
-    ("acks", "all"),
-    ("linger.ms", "5"),
-    ("message.timeout.ms", "60000"),
-];
 
 /// Settings of a consumer in `group` (positions are the engine's; nothing
 /// is committed automatically; only committed transactions are read).
@@ -691,12 +668,13 @@ struct KafkaTransactions {
 impl KafkaTransactions {
     fn producer(&mut self) -> Result<&producer::Producer, TopicError> {
         if self.producer.is_none() {
-            let mut settings: Vec<(&str, &str)> = PRODUCER.to_vec();
-            settings.push(("transactional.id", &self.transactional_id));
-            settings.push(("transaction.timeout.ms", "60000"));
-            let p: producer::Producer = client_config(&self.base, &settings)
-                .create_with_context(producer::Deliveries)
-                .map_err(broker)?;
+            let p = producer::new(
+                &self.base,
+                &[
+                    ("transactional.id", &self.transactional_id),
+                    ("transaction.timeout.ms", "60000"),
+                ],
+            )?;
             p.init_transactions(TIMEOUT).map_err(broker)?;
             self.producer = Some(p);
         }

@@ -31,6 +31,36 @@ use crate::connectors::topic::{OutRecord, TopicError};
 /// The producers' type: deliveries reported on a thread of their own.
 pub(super) type Producer = ThreadedProducer<Deliveries>;
 
+/// The largest record Sluice's producers send (`message.max.bytes`):
+/// above every broker's default (1 MiB), so the topic's own
+/// `max.message.bytes` is what limits a record (see
+/// [`Topics::max_record_bytes`](crate::connectors::topic::Topics::max_record_bytes)).
+pub(super) const MAX_BYTES: usize = 32 << 20;
+
+/// Settings of the producers: idempotent, every replica acknowledges,
+/// batches wait up to 5 ms to fill.
+const SETTINGS: &[(&str, &str)] = &[
+    ("enable.idempotence", "true"),
+    // MAX_BYTES
+    ("message.max.bytes", "33554432"),
+    ("acks", "all"),
+    ("linger.ms", "5"),
+    ("message.timeout.ms", "60000"),
+];
+
+/// A producer with client settings `base`, the producers' [`SETTINGS`],
+/// and `extra` over them.
+pub(super) fn new(
+    base: &[(String, String)],
+    extra: &[(&str, &str)],
+) -> Result<Producer, TopicError> {
+    let mut settings = SETTINGS.to_vec();
+    settings.extend_from_slice(extra);
+    super::client_config(base, &settings)
+        .create_with_context(Deliveries)
+        .map_err(broker)
+}
+
 /// How long a call waits for its acknowledgements at most: past the
 /// producers' `message.timeout.ms` (60 s), after which librdkafka reports
 /// every record still unacknowledged as failed.
