@@ -175,13 +175,22 @@ pub(crate) fn batch_rows(
 
 /// The rows of `batches`.
 pub(crate) fn rows_of(batches: &[RecordBatch]) -> Result<Rows> {
+    rows_with(batches, |column, _, row| Value::of(column, row))
+}
+
+/// The rows of `batches`, each cell made by `cell(column, its index, row)`.
+pub(crate) fn rows_with(
+    batches: &[RecordBatch],
+    cell: impl Fn(&dyn datafusion::arrow::array::Array, usize, usize) -> Result<Value>,
+) -> Result<Rows> {
     let mut rows = Vec::new();
     for b in batches {
         for r in 0..b.num_rows() {
             let row = b
                 .columns()
                 .iter()
-                .map(|c| Value::of(c.as_ref(), r))
+                .enumerate()
+                .map(|(i, c)| cell(c.as_ref(), i, r))
                 .collect::<Result<Row>>()?;
             rows.push(Ok(row));
         }

@@ -59,7 +59,6 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser as SqlParser;
-use futures::{stream, StreamExt};
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::api::Type;
 
@@ -371,29 +370,19 @@ fn wire_type(dt: &DataType) -> Type {
 }
 
 fn rows(batches: &[RecordBatch], vectors: &[bool]) -> Result<Rows> {
-    let mut rows = Vec::new();
-    for b in batches {
-        for r in 0..b.num_rows() {
-            let row = b
-                .columns()
-                .iter()
-                .zip(vectors)
-                .map(|(c, vector)| match (value(c.as_ref(), r)?, vector) {
-                    // `int2vector`'s text: `1 2`.
-                    (Value::Array { items, .. }, true) => Ok(Value::Text(
-                        items
-                            .iter()
-                            .filter_map(Value::text)
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    )),
-                    (v, _) => Ok(v),
-                })
-                .collect::<Result<Vec<_>>>()?;
-            rows.push(Ok(row));
+    super::results::rows_with(batches, |column, i, r| {
+        match (value(column, r)?, vectors.get(i).copied().unwrap_or(false)) {
+            // `int2vector`'s text: `1 2`.
+            (Value::Array { items, .. }, true) => Ok(Value::Text(
+                items
+                    .iter()
+                    .filter_map(Value::text)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )),
+            (v, _) => Ok(v),
         }
-    }
-    Ok(stream::iter(rows).boxed())
+    })
 }
 
 fn value(column: &dyn Array, row: usize) -> Result<Value> {
