@@ -121,6 +121,7 @@ const READER: &[(&str, &str)] = &[
     ("queued.max.messages.kbytes", "8192"),
     ("queued.min.messages", "100000"),
     ("fetch.queue.backoff.ms", "5"),
+    ("fetch.wait.max.ms", "10"),
 ];
 
 /// The readers' client context. rdkafka passes every error event to the

@@ -602,15 +602,8 @@ fn consumer_settings(group: &str) -> Vec<(&str, &str)> {
         ("enable.partition.eof", "false"),
         ("isolation.level", "read_committed"),
         ("auto.offset.reset", "earliest"),
-        // The broker answers a fetch as soon as any record is there
-        // (`fetch.min.bytes` is 1), so this bounds only how long it holds a
-        // fetch of partitions with nothing new. At 10 ms an idle server had
-        // the broker answer 100 empty fetches a second per reader (7-13% of
-        // a core, taken from lookups on a small machine); at 100 ms it is
-        // about 2%, and records still arrive as soon as they are written.
-        // The price: a partition newly given to a reader waits for the
-        // fetch in flight, at most this long.
-        ("fetch.wait.max.ms", "100"),
+        // A fetch reads what is there: the broker need not wait for more.
+        ("fetch.wait.max.ms", "10"),
         ("fetch.error.backoff.ms", "10"),
     ]
 }
