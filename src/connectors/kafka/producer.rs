@@ -39,10 +39,9 @@ pub(super) const MAX_BYTES: usize = 32 << 20;
 
 /// Settings of the producers: idempotent, every replica acknowledges,
 /// batches wait up to 5 ms to fill.
+/// (`message.max.bytes` is [`MAX_BYTES`], set by [`new`].)
 const SETTINGS: &[(&str, &str)] = &[
     ("enable.idempotence", "true"),
-    // MAX_BYTES
-    ("message.max.bytes", "33554432"),
     ("acks", "all"),
     ("linger.ms", "5"),
     ("message.timeout.ms", "60000"),
@@ -54,7 +53,9 @@ pub(super) fn new(
     base: &[(String, String)],
     extra: &[(&str, &str)],
 ) -> Result<Producer, TopicError> {
+    let max_bytes = MAX_BYTES.to_string();
     let mut settings = SETTINGS.to_vec();
+    settings.push(("message.max.bytes", &max_bytes));
     settings.extend_from_slice(extra);
     super::client_config(base, &settings)
         .create_with_context(Deliveries)
