@@ -1,8 +1,10 @@
 //! `KeyedStore`: one operator's key → row map in RocksDB, behind a
 //! write-back cache.
 //!
-//! Reads go to the cache, then RocksDB; writes stay in the cache and a dirty
-//! set until the task checkpoints, when they join the task's atomic write.
+//! Reads go to the cache, then RocksDB; writes stay in the cache, their keys
+//! listed as dirty, until the task checkpoints, when they join the task's
+//! atomic write. A value is held once: [`KeyedStore::replace`] hands the old
+//! one back instead of copying it.
 //! Keys are arbitrary bytes under the operator's prefix.
 //!
 //! Past [`CACHE_LIMIT`] entries, a checkpoint drops the least recently used
@@ -20,13 +22,23 @@ const CACHE_LIMIT: usize = 100_000;
 pub(crate) struct KeyedStore {
     store: StateStore,
     prefix: Vec<u8>,
-    /// key → (current value (None: absent), interval last used); kept
-    /// as a read cache.
-    cache: HashMap<Vec<u8>, (Option<Vec<u8>>, u64)>,
-    dirty: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// key → its entry; kept as a read cache.
+    cache: HashMap<Vec<u8>, Entry>,
+    /// The keys of the dirty entries, each once.
+    dirty: Vec<Vec<u8>>,
     /// Checkpoints so far: the current interval.
     interval: u64,
     limit: usize,
+}
+
+/// One key's current value in the cache.
+struct Entry {
+    /// None: absent.
+    value: Option<Vec<u8>>,
+    /// The interval that last read or wrote it.
+    used: u64,
+    /// Written since the last checkpoint (its key is in `dirty`).
+    dirty: bool,
 }
 
 impl KeyedStore {
@@ -35,7 +47,7 @@ impl KeyedStore {
             store,
             prefix,
             cache: HashMap::default(),
-            dirty: HashMap::default(),
+            dirty: Vec::new(),
             interval: 0,
             limit: CACHE_LIMIT,
         }
@@ -48,19 +60,80 @@ impl KeyedStore {
     }
 
     pub(crate) fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        if let Some((v, used)) = self.cache.get_mut(key) {
-            *used = self.interval;
-            return Ok(v.clone());
+        if let Some(e) = self.cache.get_mut(key) {
+            e.used = self.interval;
+            return Ok(e.value.clone());
         }
         let v = self.store.get(&self.full_key(key))?;
-        self.cache.insert(key.to_vec(), (v.clone(), self.interval));
+        self.cache.insert(
+            key.to_vec(),
+            Entry {
+                value: v.clone(),
+                used: self.interval,
+                dirty: false,
+            },
+        );
         Ok(v)
     }
 
     pub(crate) fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        self.cache
-            .insert(key.clone(), (value.clone(), self.interval));
-        self.dirty.insert(key, value);
+        match self.cache.get_mut(&key) {
+            Some(e) => {
+                e.value = value;
+                e.used = self.interval;
+                if !e.dirty {
+                    e.dirty = true;
+                    self.dirty.push(key);
+                }
+            }
+            None => {
+                self.insert_dirty(key.clone(), value);
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    /// Set `key` to `value` and return what it was: `get` then `set`
+    /// without copying either value. Setting an absent key absent writes
+    /// nothing.
+    pub(crate) fn replace(
+        &mut self,
+        key: &[u8],
+        value: Option<Vec<u8>>,
+    ) -> Result<Option<Vec<u8>>> {
+        if let Some(e) = self.cache.get_mut(key) {
+            e.used = self.interval;
+            let old = std::mem::replace(&mut e.value, value);
+            if !e.dirty && (old.is_some() || e.value.is_some()) {
+                e.dirty = true;
+                self.dirty.push(key.to_vec());
+            }
+            return Ok(old);
+        }
+        let old = self.store.get(&self.full_key(key))?;
+        if old.is_some() || value.is_some() {
+            self.insert_dirty(key.to_vec(), value);
+            self.dirty.push(key.to_vec());
+        } else {
+            self.cache.insert(
+                key.to_vec(),
+                Entry {
+                    value: None,
+                    used: self.interval,
+                    dirty: false,
+                },
+            );
+        }
+        Ok(old)
+    }
+
+    fn insert_dirty(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let entry = Entry {
+            value,
+            used: self.interval,
+            dirty: true,
+        };
+        self.cache.insert(key, entry);
     }
 
     /// Keys (without the prefix) and values of every entry whose key starts
@@ -72,13 +145,11 @@ impl KeyedStore {
             .into_iter()
             .map(|(k, v)| (k[self.prefix.len()..].to_vec(), v))
             .collect();
-        for (k, v) in &self.dirty {
-            if k.starts_with(key_prefix) {
-                match v {
-                    Some(v) => found.insert(k.clone(), v.clone()),
-                    None => found.remove(k),
-                };
-            }
+        for k in self.dirty.iter().filter(|k| k.starts_with(key_prefix)) {
+            match self.cache.get(k).and_then(|e| e.value.as_ref()) {
+                Some(v) => found.insert(k.clone(), v.clone()),
+                None => found.remove(k),
+            };
         }
         Ok(found.into_iter().collect())
     }
@@ -88,13 +159,19 @@ impl KeyedStore {
     /// instead of searching its skip list from the top for each key.
     pub(crate) fn checkpoint(&mut self, batch: &mut StateBatch) {
         let mut full = self.prefix.clone();
-        let mut dirty: Vec<_> = std::mem::take(&mut self.dirty).into_iter().collect();
-        dirty.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (k, v) in dirty {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        for k in dirty {
+            // A dirty entry stays cached until it is written (eviction
+            // follows checkpoints only).
+            let Some(e) = self.cache.get_mut(&k) else {
+                continue;
+            };
+            e.dirty = false;
             full.truncate(self.prefix.len());
             full.extend_from_slice(&k);
-            match v {
-                Some(row) => batch.put(&full, &row),
+            match &e.value {
+                Some(row) => batch.put(&full, row),
                 None => batch.delete(&full),
             }
         }
@@ -109,7 +186,7 @@ impl KeyedStore {
             return;
         }
         let target = self.limit - self.limit / 4;
-        let mut used: Vec<u64> = self.cache.values().map(|(_, u)| *u).collect();
+        let mut used: Vec<u64> = self.cache.values().map(|e| e.used).collect();
         let excess = self.cache.len() - target;
         if excess >= used.len() {
             self.cache.clear();
@@ -119,10 +196,10 @@ impl KeyedStore {
         // Entries used before `oldest_kept` go; of those used in that very
         // interval, as many as still needed.
         let mut ties = excess - used.iter().filter(|&&u| u < oldest_kept).count();
-        self.cache.retain(|_, (_, u)| {
-            if *u < oldest_kept {
+        self.cache.retain(|_, e| {
+            if e.used < oldest_kept {
                 false
-            } else if *u == oldest_kept && ties > 0 {
+            } else if e.used == oldest_kept && ties > 0 {
                 ties -= 1;
                 false
             } else {
@@ -135,6 +212,35 @@ impl KeyedStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replace_hands_back_the_old_value_and_writes_only_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let mut s = KeyedStore::new(store.clone(), b"v/".to_vec());
+        assert_eq!(s.replace(b"a", Some(b"1".to_vec())).unwrap(), None);
+        assert_eq!(
+            s.replace(b"a", Some(b"2".to_vec())).unwrap(),
+            Some(b"1".to_vec())
+        );
+        // Absent, and set absent: nothing to write.
+        assert_eq!(s.replace(b"b", None).unwrap(), None);
+        let mut cp = StateBatch::default();
+        s.checkpoint(&mut cp);
+        store.commit(cp).unwrap();
+        assert_eq!(
+            store.scan_prefix(b"v/").unwrap(),
+            [(b"v/a".to_vec(), b"2".to_vec())]
+        );
+        // A fresh store reads the written value; deleting it writes a delete.
+        let mut s = KeyedStore::new(store.clone(), b"v/".to_vec());
+        assert_eq!(s.replace(b"a", None).unwrap(), Some(b"2".to_vec()));
+        assert_eq!(s.scan(b"").unwrap(), Vec::<(Vec<u8>, Vec<u8>)>::new());
+        let mut cp = StateBatch::default();
+        s.checkpoint(&mut cp);
+        store.commit(cp).unwrap();
+        assert_eq!(store.scan_prefix(b"v/").unwrap(), Vec::new());
+    }
 
     #[test]
     fn eviction_keeps_the_recently_used() {

@@ -8,7 +8,10 @@
 //! caught up with its inputs, and at least once per commit interval
 //! (`commit.interval.ms`) while it has not: one RocksDB write, one wait for
 //! the outputs' acknowledgements (or one Kafka transaction) per checkpoint,
-//! not per poll.
+//! not per poll. A caller that polls while records keep arriving (the
+//! server's loop) spaces the checkpoints of a caught-up task by a least gap
+//! ([`Task::poll`]'s `gap`): records trickling in then share a checkpoint
+//! instead of paying one each round.
 //!
 //! # Checkpoints, offsets and transactions
 //!
@@ -46,7 +49,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::changes::Changes;
 use super::decode::decode_batch;
@@ -320,9 +323,11 @@ impl Task {
 
     /// Process what is there; a Kafka failure (broker unreachable or
     /// restarting) is not the query's fault: the query rewinds to its last
-    /// checkpoint, reports that it is waiting, and is retried.
-    pub(crate) fn poll(&mut self, max: usize) -> Result<usize> {
-        let result = self.poll_or_recover(max);
+    /// checkpoint, reports that it is waiting, and is retried. A task that
+    /// has caught up checkpoints only when `gap` has passed since its last
+    /// checkpoint (zero: at once; a later poll finds it due).
+    pub(crate) fn poll(&mut self, max: usize, gap: Duration) -> Result<usize> {
+        let result = self.poll_or_recover(max, gap);
         match result {
             Ok(n) => {
                 self.waiting = None;
@@ -341,13 +346,13 @@ impl Task {
         }
     }
 
-    fn poll_or_recover(&mut self, max: usize) -> Result<usize> {
+    fn poll_or_recover(&mut self, max: usize, gap: Duration) -> Result<usize> {
         if self.needs_rewind {
             self.rewind()?;
         }
         self.deliver_outbox()?;
         self.discover_partitions();
-        self.poll_once(max)
+        self.poll_once(max, gap)
     }
 
     fn source(&self, index: usize) -> &SourceSpec {
@@ -356,10 +361,10 @@ impl Task {
 
     /// Process up to `max` records per source partition, in the order and
     /// batches of [`merge`]; returns how many were read. Checkpoints when
-    /// the query has caught up with its inputs, when the commit interval
-    /// has passed since the last checkpoint, or when the outputs waiting
-    /// for one pass [`MAX_PENDING_OUTPUTS`].
-    fn poll_once(&mut self, max: usize) -> Result<usize> {
+    /// the query has caught up with its inputs and `gap` has passed since
+    /// the last checkpoint, when the commit interval has passed, or when the
+    /// outputs waiting for one pass [`MAX_PENDING_OUTPUTS`].
+    fn poll_once(&mut self, max: usize, gap: Duration) -> Result<usize> {
         let mut queues = Vec::new();
         let mut read = 0;
         let mut caught_up = true;
@@ -410,8 +415,9 @@ impl Task {
             }
             self.dirty = true;
         }
-        let due = caught_up
-            || self.last_checkpoint.elapsed() >= self.plan.commit_interval
+        let since = self.last_checkpoint.elapsed();
+        let due = since >= self.plan.commit_interval
+            || (caught_up && since >= gap)
             || self.outputs.len() >= MAX_PENDING_OUTPUTS;
         if self.dirty && due {
             self.checkpoint()?;

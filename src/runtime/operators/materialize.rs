@@ -48,14 +48,12 @@ impl Materialize {
             rows: KeyedStore::new(store, prefix),
         }
     }
+}
 
-    fn lookup(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.rows.get(key)
-    }
-
-    fn set(&mut self, key: Vec<u8>, row: Option<Vec<u8>>) {
-        self.rows.set(key, row)
-    }
+/// An output row: an input row as it came, or a row the state held.
+enum OutRow {
+    Input(usize),
+    Old(Vec<u8>),
 }
 
 impl Operator for Materialize {
@@ -82,7 +80,7 @@ impl Operator for Materialize {
         let keys = key_codec.encode(&key_cols)?;
         let rows = row_codec.encode(input.batch.columns())?;
 
-        let mut out_rows: Vec<Vec<u8>> = Vec::new();
+        let mut out_rows: Vec<OutRow> = Vec::new();
         let mut out_ops = Vec::new();
         // The input row each output row answers (its time is the change's).
         let mut origin: Vec<u32> = Vec::new();
@@ -91,32 +89,32 @@ impl Operator for Materialize {
                 continue;
             }
             let before = out_rows.len();
-            let key = keys.row(i).as_ref().to_vec();
-            let new_row = rows.row(i).as_ref().to_vec();
-            let old = self.lookup(&key)?;
-            match (input.ops[i].is_add(), old) {
-                (true, None) => {
-                    out_rows.push(new_row.clone());
-                    out_ops.push(Op::Insert);
-                    self.set(key, Some(new_row));
+            let key = keys.row(i);
+            if input.ops[i].is_add() {
+                let new_row = rows.row(i).as_ref().to_vec();
+                match self.rows.replace(key.as_ref(), Some(new_row))? {
+                    None => {
+                        out_rows.push(OutRow::Input(i));
+                        out_ops.push(Op::Insert);
+                    }
+                    Some(old) => {
+                        out_rows.push(OutRow::Old(old));
+                        out_ops.push(Op::UpdateBefore);
+                        out_rows.push(OutRow::Input(i));
+                        out_ops.push(Op::UpdateAfter);
+                    }
                 }
-                (true, Some(old)) => {
-                    out_rows.push(old);
-                    out_ops.push(Op::UpdateBefore);
-                    out_rows.push(new_row.clone());
-                    out_ops.push(Op::UpdateAfter);
-                    self.set(key, Some(new_row));
-                }
-                (false, Some(old)) => {
-                    out_rows.push(old);
-                    out_ops.push(Op::Delete);
-                    self.set(key, None);
-                }
-                (false, None) => {
-                    if self.emit_unknown_deletes {
-                        out_rows.push(new_row);
+            } else {
+                match self.rows.replace(key.as_ref(), None)? {
+                    Some(old) => {
+                        out_rows.push(OutRow::Old(old));
                         out_ops.push(Op::Delete);
                     }
+                    None if self.emit_unknown_deletes => {
+                        out_rows.push(OutRow::Input(i));
+                        out_ops.push(Op::Delete);
+                    }
+                    None => {}
                 }
             }
             origin.extend(std::iter::repeat_n(i as u32, out_rows.len() - before));
@@ -127,7 +125,10 @@ impl Operator for Materialize {
         let Some((_, row_codec, schema)) = &self.codecs else {
             return Ok(vec![]);
         };
-        let mut cols = row_codec.decode(out_rows.iter().map(|r| r.as_slice()))?;
+        let mut cols = row_codec.decode(out_rows.iter().map(|r| match r {
+            OutRow::Input(i) => rows.row(*i).data(),
+            OutRow::Old(row) => row.as_slice(),
+        }))?;
         // Old rows (UpdateBefore, Delete) are stamped with the time of the
         // record that changed them, as Kafka Streams forwards a change.
         if let Some(t) = schema.fields().iter().position(|f| f.name() == ROWTIME) {
