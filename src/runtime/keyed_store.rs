@@ -65,14 +65,7 @@ impl KeyedStore {
             return Ok(e.value.clone());
         }
         let v = self.store.get(&self.full_key(key))?;
-        self.cache.insert(
-            key.to_vec(),
-            Entry {
-                value: v.clone(),
-                used: self.interval,
-                dirty: false,
-            },
-        );
+        self.insert(key.to_vec(), v.clone(), false);
         Ok(v)
     }
 
@@ -81,15 +74,9 @@ impl KeyedStore {
             Some(e) => {
                 e.value = value;
                 e.used = self.interval;
-                if !e.dirty {
-                    e.dirty = true;
-                    self.dirty.push(key);
-                }
+                mark_dirty(e, &mut self.dirty, &key);
             }
-            None => {
-                self.insert_dirty(key.clone(), value);
-                self.dirty.push(key);
-            }
+            None => self.insert(key, value, true),
         }
     }
 
@@ -104,36 +91,24 @@ impl KeyedStore {
         if let Some(e) = self.cache.get_mut(key) {
             e.used = self.interval;
             let old = std::mem::replace(&mut e.value, value);
-            if !e.dirty && (old.is_some() || e.value.is_some()) {
-                e.dirty = true;
-                self.dirty.push(key.to_vec());
+            if old.is_some() || e.value.is_some() {
+                mark_dirty(e, &mut self.dirty, key);
             }
             return Ok(old);
         }
         let old = self.store.get(&self.full_key(key))?;
-        if old.is_some() || value.is_some() {
-            self.insert_dirty(key.to_vec(), value);
-            self.dirty.push(key.to_vec());
-        } else {
-            self.cache.insert(
-                key.to_vec(),
-                Entry {
-                    value: None,
-                    used: self.interval,
-                    dirty: false,
-                },
-            );
-        }
+        let dirty = old.is_some() || value.is_some();
+        self.insert(key.to_vec(), value, dirty);
         Ok(old)
     }
 
-    fn insert_dirty(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        let entry = Entry {
-            value,
-            used: self.interval,
-            dirty: true,
-        };
-        self.cache.insert(key, entry);
+    /// Cache `key`'s entry, listed as dirty if it is.
+    fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>, dirty: bool) {
+        if dirty {
+            self.dirty.push(key.clone());
+        }
+        let used = self.interval;
+        self.cache.insert(key, Entry { value, used, dirty });
     }
 
     /// Keys (without the prefix) and values of every entry whose key starts
@@ -206,6 +181,14 @@ impl KeyedStore {
                 true
             }
         });
+    }
+}
+
+/// List a written entry's key as dirty, once per checkpoint.
+fn mark_dirty(e: &mut Entry, dirty: &mut Vec<Vec<u8>>, key: &[u8]) {
+    if !e.dirty {
+        e.dirty = true;
+        dirty.push(key.to_vec());
     }
 }
 
