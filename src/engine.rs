@@ -360,9 +360,19 @@ impl Engine {
     /// [`Engine::run_once`], but a query that has caught up checkpoints
     /// only when `gap` has passed since its last checkpoint (a later round
     /// finds it due, with or without new records), so that a trickle of
-    /// records shares one checkpoint instead of paying one per round.
+    /// records shares one checkpoint instead of paying one per round; and
+    /// a checkpoint waits for its outputs' acknowledgements only a few
+    /// milliseconds: past that the query pauses until a later round finds
+    /// them in ([`Engine::settling`]), and the other queries go on.
     pub fn run_once_spaced(&mut self, gap: std::time::Duration) -> Result<usize> {
         Ok(self.run_round(self.poll_records()?, gap))
+    }
+
+    /// Whether a query's last checkpoint waits for its outputs'
+    /// acknowledgements (a later round of [`Engine::run_once_spaced`]
+    /// completes it; the query reads nothing until then).
+    pub fn settling(&self) -> bool {
+        self.tasks.values().any(|t| t.settling())
     }
 
     /// A numeric setting: a property under its own name or ksqlDB's
@@ -1590,6 +1600,8 @@ pub(crate) fn parameter_types(
 }
 
 #[cfg(test)]
+mod settling_tests;
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -1602,7 +1614,7 @@ mod tests {
         (Engine::open(config).unwrap(), dir)
     }
 
-    fn values(e: &mut Engine, topic: &str) -> Vec<String> {
+    pub(super) fn values(e: &mut Engine, topic: &str) -> Vec<String> {
         match e
             .execute(&format!("PRINT '{topic}' FROM BEGINNING;"))
             .unwrap()
@@ -1802,50 +1814,8 @@ mod tests {
         }
 
         impl Topics for ScriptedTopics {
-            fn create(&self, topic: &str, partitions: i32) -> Result<(), TopicError> {
-                self.inner.create(topic, partitions)
-            }
-            fn delete(&self, topic: &str) {
-                self.inner.delete(topic)
-            }
-            fn exists(&self, topic: &str) -> bool {
-                self.inner.exists(topic)
-            }
-            fn partitions(&self, topic: &str) -> Option<i32> {
-                self.inner.partitions(topic)
-            }
-            fn list(&self) -> Vec<String> {
-                self.inner.list()
-            }
-            fn produce(&self, record: OutRecord) -> Result<(i32, i64), TopicError> {
-                self.inner.produce(record)
-            }
-            fn fetch(
-                &self,
-                topic: &str,
-                partition: i32,
-                offset: i64,
-                max: usize,
-            ) -> Result<Vec<Record>, TopicError> {
-                self.inner.fetch(topic, partition, offset, max)
-            }
-            fn end_offset(&self, topic: &str, partition: i32) -> Result<i64, TopicError> {
-                self.inner.end_offset(topic, partition)
-            }
-            fn commit_offsets(
-                &self,
-                group: &str,
-                offsets: &[GroupOffset],
-            ) -> Result<(), TopicError> {
-                self.inner.commit_offsets(group, offsets)
-            }
-            fn committed_offsets(
-                &self,
-                group: &str,
-                partitions: &[(String, i32)],
-            ) -> Result<Vec<Option<i64>>, TopicError> {
-                self.inner.committed_offsets(group, partitions)
-            }
+            crate::connectors::forward_topics!(inner);
+
             fn transactional_writer(
                 &self,
                 _id: &str,

@@ -13,7 +13,9 @@
 //! and an event not delivered within 30 s of the last one counts as
 //! infinitely late (a p99 with more than 1% missing is "not delivered"). In the shared scenario a probe
 //! takes the newest event sent and asks the table for its key until the
-//! answer holds it: the freshness of a pull query. A stall is the largest
+//! answer holds it: the freshness of a pull query (probes are 5 to 15 ms
+//! apart, drawn at random: a fixed pause locks them to the checkpoint
+//! period). A stall is the largest
 //! gap between two push rows, or between two pull answers, while the input
 //! flows (after the warm-up).
 
@@ -117,6 +119,26 @@ pub struct Latency {
     pub seconds: u64,
     pub warmup_secs: u64,
     pub scenarios: Vec<Scenario>,
+}
+
+/// The pause between two pull probes: 5 to 15 ms, drawn anew each time.
+/// A fixed pause locks the probes to the server's checkpoint period (every
+/// probe then starts at the same point of the cycle, and the figure says
+/// where that point is, not how fresh the table is).
+struct ProbeSpacing(u64);
+
+impl ProbeSpacing {
+    fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
+    fn next(&mut self) -> Duration {
+        // xorshift64
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        Duration::from_micros(5_000 + self.0 % 10_000)
+    }
 }
 
 fn now_us() -> i64 {
@@ -424,6 +446,7 @@ async fn one_run(
             .prepare("SELECT seq FROM lat_latest WHERE id = $1")
             .await?;
         let mut last_seq = -1;
+        let mut spacing = ProbeSpacing::new(now_us() as u64);
         while !stop.load(Ordering::SeqCst) {
             let target = newest.lock().unwrap_or_else(|e| e.into_inner()).clone();
             let Some((key, seq, sent)) = target.filter(|t| t.1 != last_seq) else {
@@ -442,7 +465,7 @@ async fn one_run(
                 }
             };
             freshness.push((sent, seen));
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(spacing.next()).await;
         }
     }
     let (_, warm, end, acks) = producer

@@ -519,7 +519,9 @@ fn latency(s: &mut String, p: &Measurement<Latency>) {
          delivered within 30 s of the last one is later than any: a p99 with over 1% \
          missing is \"not delivered\"). \
          Pull (shared only): a probe takes the newest event sent and asks the table for its \
-         key until the answer holds it: produce to the first pull that sees the record. \
+         key until the answer holds it: produce to the first pull that sees the record; \
+         probes are 5 to 15 ms apart, drawn at random (a fixed pause locks them to the \
+         checkpoint period). \
          Gaps: the largest time between two push rows, or two pull answers, while the input \
          flowed (a stall). p50 and p99 are medians of the runs; delivered, max and gaps are \
          the worst run's. The producer (librdkafka) runs with its client's defaults \

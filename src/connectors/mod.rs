@@ -12,6 +12,9 @@ pub(crate) mod namespaced;
 pub(crate) mod parquet;
 mod topic;
 
+#[cfg(test)]
+pub(crate) use topic::forward_topics;
 pub(crate) use topic::{
-    GroupOffset, OutRecord, Record, TopicError, TopicSpec, Topics, TransactionalWriter,
+    GroupOffset, OutRecord, Record, Sending, Settle, TopicError, TopicSpec, Topics,
+    TransactionalWriter,
 };

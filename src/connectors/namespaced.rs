@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::topic::{
-    GroupOffset, OutRecord, Record, TopicError, TopicSpec, Topics, TransactionalWriter,
+    GroupOffset, OutRecord, Record, Sending, TopicError, TopicSpec, Topics, TransactionalWriter,
 };
 
 pub(crate) struct Namespaced {
@@ -168,6 +168,14 @@ impl Topics for Namespaced {
     fn produce_all(&self, records: &[OutRecord]) -> Result<(), TopicError> {
         self.inner
             .produce_all(&prefixed_records(&self.prefix, records))
+            .map_err(|e| unprefix(e, &self.prefix))
+    }
+
+    fn send_all(&self, records: &[OutRecord]) -> Result<Sending, TopicError> {
+        let prefix = self.prefix.clone();
+        self.inner
+            .send_all(&prefixed_records(&self.prefix, records))
+            .map(|sending| sending.map_err(move |e| unprefix(e, &prefix)))
             .map_err(|e| unprefix(e, &self.prefix))
     }
 

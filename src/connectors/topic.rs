@@ -131,6 +131,73 @@ impl Default for TopicSpec {
     }
 }
 
+/// Records on their way to their topics ([`Topics::send_all`]): the
+/// caller goes on and asks later whether every one is stored.
+pub(crate) struct Sending(Option<Box<dyn Settle>>);
+
+/// What a store's records in flight answer (see [`Sending`]).
+pub(crate) trait Settle: Send {
+    /// None while a record is unacknowledged after waiting up to `limit`;
+    /// then Ok once every record is stored, or the first error (and never
+    /// before every record of the call is settled, stored or failed).
+    fn settled(&mut self, limit: std::time::Duration) -> Option<Result<(), TopicError>>;
+    /// Wait until [`Settle::settled`] has an answer, and give it.
+    fn wait(&mut self) -> Result<(), TopicError>;
+}
+
+impl Sending {
+    /// Records already stored (or none sent).
+    pub(crate) fn done() -> Self {
+        Self(None)
+    }
+
+    pub(crate) fn pending(settle: Box<dyn Settle>) -> Self {
+        Self(Some(settle))
+    }
+
+    /// As [`Settle::settled`]; done once it has answered Ok.
+    pub(crate) fn settled(&mut self, limit: std::time::Duration) -> Option<Result<(), TopicError>> {
+        let answer = match &mut self.0 {
+            None => return Some(Ok(())),
+            Some(settle) => settle.settled(limit)?,
+        };
+        if answer.is_ok() {
+            self.0 = None;
+        }
+        Some(answer)
+    }
+
+    /// As [`Settle::wait`].
+    pub(crate) fn wait(&mut self) -> Result<(), TopicError> {
+        match &mut self.0 {
+            None => Ok(()),
+            Some(settle) => {
+                settle.wait()?;
+                self.0 = None;
+                Ok(())
+            }
+        }
+    }
+
+    /// The same records with their errors mapped by `f` (a store over
+    /// another, as [`super::namespaced`]).
+    pub(crate) fn map_err(self, f: impl Fn(TopicError) -> TopicError + Send + 'static) -> Self {
+        struct Mapped<F>(Box<dyn Settle>, F);
+        impl<F: Fn(TopicError) -> TopicError + Send> Settle for Mapped<F> {
+            fn settled(&mut self, limit: std::time::Duration) -> Option<Result<(), TopicError>> {
+                Some(self.0.settled(limit)?.map_err(&self.1))
+            }
+            fn wait(&mut self) -> Result<(), TopicError> {
+                self.0.wait().map_err(&self.1)
+            }
+        }
+        match self.0 {
+            None => self,
+            Some(settle) => Self::pending(Box::new(Mapped(settle, f))),
+        }
+    }
+}
+
 /// A set of topics: the in-memory store here, Kafka behind the same calls.
 pub(crate) trait Topics: Send + Sync {
     /// Create a topic, or return Ok if it exists with the same partition count.
@@ -171,6 +238,12 @@ pub(crate) trait Topics: Send + Sync {
             self.produce(r.clone())?;
         }
         Ok(())
+    }
+    /// Start appending records in order and return at once: the answer
+    /// tells when every one is stored (a store without acknowledgements
+    /// to wait for stores them first).
+    fn send_all(&self, records: &[OutRecord]) -> Result<Sending, TopicError> {
+        self.produce_all(records).map(|()| Sending::done())
     }
     /// Append records a client is waiting on (an INSERT, a COPY): as
     /// [`Topics::produce_all`], sent at once rather than batched with the
@@ -253,6 +326,56 @@ fn murmur2(data: &[u8]) -> u32 {
     h ^= h >> 15;
     h
 }
+
+/// The [`Topics`] calls of a test's wrapper that go to the store in its
+/// field `$inner` unchanged (the wrapper writes the calls it changes).
+#[cfg(test)]
+macro_rules! forward_topics {
+    ($inner:ident) => {
+        fn create(&self, topic: &str, partitions: i32) -> Result<(), TopicError> {
+            self.$inner.create(topic, partitions)
+        }
+        fn delete(&self, topic: &str) {
+            self.$inner.delete(topic)
+        }
+        fn exists(&self, topic: &str) -> bool {
+            self.$inner.exists(topic)
+        }
+        fn partitions(&self, topic: &str) -> Option<i32> {
+            self.$inner.partitions(topic)
+        }
+        fn list(&self) -> Vec<String> {
+            self.$inner.list()
+        }
+        fn produce(&self, record: OutRecord) -> Result<(i32, i64), TopicError> {
+            self.$inner.produce(record)
+        }
+        fn fetch(
+            &self,
+            topic: &str,
+            partition: i32,
+            offset: i64,
+            max: usize,
+        ) -> Result<Vec<Record>, TopicError> {
+            self.$inner.fetch(topic, partition, offset, max)
+        }
+        fn end_offset(&self, topic: &str, partition: i32) -> Result<i64, TopicError> {
+            self.$inner.end_offset(topic, partition)
+        }
+        fn commit_offsets(&self, group: &str, offsets: &[GroupOffset]) -> Result<(), TopicError> {
+            self.$inner.commit_offsets(group, offsets)
+        }
+        fn committed_offsets(
+            &self,
+            group: &str,
+            partitions: &[(String, i32)],
+        ) -> Result<Vec<Option<i64>>, TopicError> {
+            self.$inner.committed_offsets(group, partitions)
+        }
+    };
+}
+#[cfg(test)]
+pub(crate) use forward_topics;
 
 #[cfg(test)]
 mod tests {

@@ -30,7 +30,12 @@
 //!   and acknowledged first, then the checkpoint is committed, then the group's
 //!   offsets. A crash between the write and the checkpoint processes the
 //!   records again: the state stays exact, the sink may get those outputs
-//!   twice.
+//!   twice. In the server's loop the checkpoint waits for the
+//!   acknowledgements only [`SETTLE_WAIT`]; past that it is kept aside
+//!   ([`Settling`]) and the task reads nothing until a later poll finds
+//!   them in and commits it, so a slow broker holds back this query, not
+//!   the others in the loop (push queries among them). An output that
+//!   fails rewinds the task.
 //! - **Exactly once** (`processing.guarantee = 'exactly_once'`): the
 //!   checkpoint is committed first and holds, besides state and positions,
 //!   the checkpoint's outputs (the *outbox*, [`super::outbox`]). Then one Kafka
@@ -62,7 +67,9 @@ use super::processing_log::{Entry, ProcessingLog};
 use super::record_cache::RecordCache;
 use super::state::{offset_key, StateBatch, StateStore};
 use super::view::ViewWriter;
-use crate::connectors::{GroupOffset, OutRecord, Record, TopicError, Topics, TransactionalWriter};
+use crate::connectors::{
+    GroupOffset, OutRecord, Record, Sending, TopicError, Topics, TransactionalWriter,
+};
 use crate::error::{Error, Result};
 
 /// Counters of one task.
@@ -120,7 +127,27 @@ pub(crate) struct Task {
     last_checkpoint: Instant,
     /// A table sink's outputs since the last checkpoint, one per key.
     cache: RecordCache,
+    /// The last checkpoint, while its outputs are on their way.
+    settling: Option<Settling>,
 }
+
+/// A checkpoint whose outputs are on their way to Kafka (at least once, in
+/// a loop that does not wait for them): its state and positions are
+/// committed once every output is acknowledged, and the task reads nothing
+/// until then, so other queries run meanwhile.
+struct Settling {
+    sending: Sending,
+    batch: StateBatch,
+    offsets: Vec<GroupOffset>,
+}
+
+/// How long a checkpoint in a loop that does not wait (see [`Settling`])
+/// still waits for its outputs' acknowledgements before it is put aside:
+/// a broker nearby acknowledges within the producer's `linger.ms` (5 ms)
+/// and a round trip, and then the checkpoint completes at once, as it
+/// would if it waited; a broker that takes longer holds back only this
+/// query.
+const SETTLE_WAIT: Duration = Duration::from_millis(10);
 
 /// Outputs a task keeps for its next checkpoint before it checkpoints
 /// early (memory stays bounded whatever the commit interval).
@@ -188,6 +215,7 @@ impl Task {
             dirty: false,
             last_checkpoint: Instant::now(),
             cache: RecordCache::new(0),
+            settling: None,
         };
         if task.plan.sink.is_table && task.plan.output == Output::Topic {
             task.cache = RecordCache::new(task.plan.cache_bytes);
@@ -316,6 +344,7 @@ impl Task {
         self.pushed.clear();
         self.log.clear();
         self.cache.clear();
+        self.settling = None;
         self.dirty = false;
         self.needs_rewind = false;
         Ok(())
@@ -349,6 +378,9 @@ impl Task {
     fn poll_or_recover(&mut self, max: usize, gap: Duration) -> Result<usize> {
         if self.needs_rewind {
             self.rewind()?;
+        }
+        if !self.settle(gap.is_zero(), Duration::ZERO)? {
+            return Ok(0);
         }
         self.deliver_outbox()?;
         self.discover_partitions();
@@ -420,7 +452,7 @@ impl Task {
             || (caught_up && since >= gap)
             || self.outputs.len() >= MAX_PENDING_OUTPUTS;
         if self.dirty && due {
-            self.checkpoint()?;
+            self.checkpoint(gap.is_zero())?;
             self.dirty = false;
             self.last_checkpoint = Instant::now();
         }
@@ -596,7 +628,9 @@ impl Task {
     /// positions and outputs (see the module docs for the order per
     /// processing guarantee). The positions of a push query or a source
     /// table's materialization stay in RocksDB (they commit nothing to Kafka).
-    fn checkpoint(&mut self) -> Result<()> {
+    /// Without `wait`, an at-least-once checkpoint is completed by a later
+    /// poll, once its outputs are acknowledged ([`Settling`]).
+    fn checkpoint(&mut self, wait: bool) -> Result<()> {
         self.settle_outputs()?;
         let mut batch = StateBatch::default();
         for op in self.operators.iter_mut() {
@@ -630,13 +664,45 @@ impl Task {
             self.outbox = Some(outputs);
             self.deliver_outbox()
         } else {
-            self.topics.produce_all(&outputs).map_err(Error::from)?;
-            self.store.commit(batch)?;
-            let offsets = self.group_offsets();
-            self.topics
-                .commit_offsets(&self.plan.consumer_group, &offsets)
-                .map_err(Error::from)
+            let sending = self.topics.send_all(&outputs).map_err(Error::from)?;
+            self.settling = Some(Settling {
+                sending,
+                batch,
+                offsets: self.group_offsets(),
+            });
+            self.settle(wait, SETTLE_WAIT).map(|_| ())
         }
+    }
+
+    /// Complete the checkpoint whose outputs are on their way, if there is
+    /// one and they are acknowledged within `limit` (with `wait`: once they
+    /// are); false while they are not.
+    fn settle(&mut self, wait: bool, limit: Duration) -> Result<bool> {
+        let Some(settling) = &mut self.settling else {
+            return Ok(true);
+        };
+        let answer = if wait {
+            Some(settling.sending.wait())
+        } else {
+            settling.sending.settled(limit)
+        };
+        let Some(answer) = answer else {
+            return Ok(false);
+        };
+        let Some(settling) = self.settling.take() else {
+            return Ok(true);
+        };
+        answer.map_err(Error::from)?;
+        self.store.commit(settling.batch)?;
+        self.topics
+            .commit_offsets(&self.plan.consumer_group, &settling.offsets)
+            .map_err(Error::from)?;
+        Ok(true)
+    }
+
+    /// Whether the last checkpoint waits for its outputs' acknowledgements.
+    pub(crate) fn settling(&self) -> bool {
+        self.settling.is_some()
     }
 
     /// The next offset of every source partition, by topic.

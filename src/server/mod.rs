@@ -63,9 +63,14 @@ pub const STACK_BYTES: usize = 64 << 20;
 /// latency at low rates), against the cost of rounds that find nothing.
 const IDLE: Duration = Duration::from_millis(10);
 
+/// How long the loop sleeps when nothing was read but a query's
+/// checkpoint waits for its outputs' acknowledgements (a few milliseconds
+/// on a broker nearby): the query reads again once a round finds them in.
+const SETTLING: Duration = Duration::from_millis(1);
+
 /// The least time between two checkpoints of a query that has caught up
 /// with its inputs (`Engine::run_once_spaced`). A checkpoint writes the
-/// query's outputs and waits for their acknowledgements, writes RocksDB and
+/// query's outputs, and once they are acknowledged writes RocksDB and
 /// commits offsets: paid per round, it cost a query fed 20,000 events/s
 /// about 120 checkpoints a second. What it delays: a table's rows in pull
 /// queries and a query's outputs in its topic, by at most this much more
@@ -221,11 +226,11 @@ impl Server {
     /// reached makes queries wait and retry; the loop keeps going.
     pub fn run(&mut self, stop: &AtomicBool) -> Result<()> {
         while !stop.load(Ordering::Relaxed) {
-            let round = self
-                .engine
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .run_once_spaced(CHECKPOINT_GAP);
+            let (round, settling) = {
+                let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+                let round = engine.run_once_spaced(CHECKPOINT_GAP);
+                (round, engine.settling())
+            };
             // Connections waiting for the engine take it now, each once; a
             // busy loop would otherwise win the lock again and again, and a
             // client asking again and again would hold back the queries.
@@ -242,7 +247,7 @@ impl Server {
                 }
             };
             if read == 0 {
-                std::thread::sleep(IDLE);
+                std::thread::sleep(if settling { SETTLING } else { IDLE });
             }
         }
         Ok(())

@@ -57,7 +57,7 @@ use rdkafka::producer::Producer as _;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::topic::{
-    murmur2_partition, GroupOffset, OutRecord, Record, TopicError, TopicSpec, Topics,
+    murmur2_partition, GroupOffset, OutRecord, Record, Sending, TopicError, TopicSpec, Topics,
     TransactionalWriter,
 };
 
@@ -67,6 +67,7 @@ pub(crate) const ZERO_TIME_HEADER: &str = "sluice.rowtime-zero";
 mod embedded;
 mod fetcher;
 mod group;
+mod in_flight;
 mod producer;
 #[cfg(test)]
 mod tests;
@@ -109,7 +110,7 @@ pub(crate) struct KafkaTopics {
     groups: Mutex<std::collections::HashMap<String, BaseConsumer<GroupContext>>>,
     /// The largest record each topic takes (its `max.message.bytes`), as
     /// the broker last said.
-    max_bytes: Mutex<std::collections::HashMap<String, usize>>,
+    max_bytes: in_flight::RecordLimits,
 }
 
 fn broker(e: KafkaError) -> TopicError {
@@ -140,7 +141,7 @@ impl KafkaTopics {
             embedded: None,
             base,
             groups: Mutex::new(std::collections::HashMap::new()),
-            max_bytes: Mutex::new(std::collections::HashMap::new()),
+            max_bytes: Arc::default(),
         };
         // Fail early, with the address, when nothing answers.
         topics
@@ -169,14 +170,7 @@ impl KafkaTopics {
             return Ok(());
         };
         let _done = Timed("produce_all", &first.topic, Instant::now());
-        let sent = self.send(producer, records).map(|_| ());
-        if sent.is_err() {
-            self.max_bytes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
-        }
-        sent
+        self.send(producer, records).map(|_| ())
     }
 
     /// The consumer of a group (created on first use).
@@ -200,14 +194,26 @@ impl KafkaTopics {
     }
 
     /// Send `records` and wait for every acknowledgement (see
-    /// `producer`). The partition counts of the topics records are keyed
-    /// into are looked up once per call, before anything is sent (an
-    /// unknown topic sends nothing). Returns where the last record went.
+    /// `producer`). Returns where the last record went.
     fn send(
         &self,
         producer: &producer::Producer,
         records: &[OutRecord],
     ) -> Result<(i32, i64), TopicError> {
+        let mut in_flight = self.queue(producer, records)?;
+        let sent = in_flight.queued.wait();
+        in_flight.written.settled(&sent);
+        sent
+    }
+
+    /// Queue `records` without waiting. The partition counts of the topics
+    /// records are keyed into are looked up once per call, before anything
+    /// is queued (an unknown topic queues nothing).
+    fn queue(
+        &self,
+        producer: &producer::Producer,
+        records: &[OutRecord],
+    ) -> Result<in_flight::InFlight, TopicError> {
         // The topics written, with their partition counts where a record
         // is placed by its key (a call mostly writes one topic).
         let mut topics: Vec<(&str, Option<i32>)> = Vec::new();
@@ -241,13 +247,15 @@ impl KafkaTopics {
                 (None, None) => 0,
             })
         };
-        let sent = producer::send_all(producer, records, place, &self.queue_full_waits);
-        // Readers check these topics' ends again (even after a failure:
-        // some records may be written).
-        for (t, _) in &topics {
-            self.hints.wrote(t);
-        }
-        sent
+        let queued = producer::queue_all(producer, records, place, &self.queue_full_waits);
+        // Readers check these topics' ends again once the records are
+        // settled (even after a failure: some records may be written).
+        let written = in_flight::Written {
+            hints: self.hints.clone(),
+            limits: self.max_bytes.clone(),
+            topics: topics.iter().map(|(t, _)| t.to_string()).collect(),
+        };
+        Ok(in_flight::InFlight { queued, written })
     }
 
     #[cfg(test)]
@@ -465,6 +473,14 @@ impl Topics for KafkaTopics {
 
     fn produce_all(&self, records: &[OutRecord]) -> Result<(), TopicError> {
         self.produce_with(&self.producer, records)
+    }
+
+    fn send_all(&self, records: &[OutRecord]) -> Result<Sending, TopicError> {
+        if records.is_empty() {
+            return Ok(Sending::done());
+        }
+        let in_flight = self.queue(&self.producer, records)?;
+        Ok(Sending::pending(Box::new(in_flight)))
     }
 
     fn produce_now(&self, records: &[OutRecord]) -> Result<(), TopicError> {

@@ -151,16 +151,24 @@ impl Acks {
 
     /// Wait until all `sent` records are reported; the first error, if any.
     fn wait(&self, sent: usize) -> Result<(), TopicError> {
+        self.wait_until(sent, Instant::now() + ACK_TIMEOUT)
+            .unwrap_or_else(|| {
+                Err(TopicError::Broker(format!(
+                    "{} of {sent} records were not acknowledged within {ACK_TIMEOUT:?}",
+                    sent - self.reported.load(Ordering::SeqCst)
+                )))
+            })
+    }
+
+    /// As [`Acks::wait`], but None if a record is still unreported at
+    /// `deadline`.
+    fn wait_until(&self, sent: usize, deadline: Instant) -> Option<Result<(), TopicError>> {
         self.expected.store(sent, Ordering::SeqCst);
-        let deadline = Instant::now() + ACK_TIMEOUT;
         let mut outcome = self.outcome();
         while !outcome.done && self.reported.load(Ordering::SeqCst) < sent {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(TopicError::Broker(format!(
-                    "{} of {sent} records were not acknowledged within {ACK_TIMEOUT:?}",
-                    sent - self.reported.load(Ordering::SeqCst)
-                )));
+                return None;
             }
             outcome = self
                 .settled
@@ -168,10 +176,10 @@ impl Acks {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        match outcome.error.take() {
+        Some(match outcome.error.take() {
             Some(e) => Err(e),
             None => Ok(()),
-        }
+        })
     }
 }
 
@@ -183,9 +191,20 @@ impl Acks {
 pub(super) fn send_all(
     producer: &Producer,
     records: &[OutRecord],
-    mut place: impl FnMut(&OutRecord) -> Result<i32, TopicError>,
+    place: impl FnMut(&OutRecord) -> Result<i32, TopicError>,
     queue_full: &AtomicU64,
 ) -> Result<(i32, i64), TopicError> {
+    queue_all(producer, records, place, queue_full).wait()
+}
+
+/// Queue `records` as [`send_all`] does, without waiting: the answer
+/// tells when they are acknowledged.
+pub(super) fn queue_all(
+    producer: &Producer,
+    records: &[OutRecord],
+    mut place: impl FnMut(&OutRecord) -> Result<i32, TopicError>,
+    queue_full: &AtomicU64,
+) -> Queued {
     let acks = Arc::new(Acks::new());
     let mut sent = 0;
     let mut refused = None;
@@ -199,15 +218,49 @@ pub(super) fn send_all(
             }
         }
     }
-    let delivered = acks.wait(sent);
-    if let Some(e) = refused {
-        return Err(e);
+    // From here on the last report wakes a waiter.
+    acks.expected.store(sent, Ordering::SeqCst);
+    Queued {
+        acks,
+        sent,
+        refused,
     }
-    delivered?;
-    Ok((
-        acks.partition.load(Ordering::Relaxed),
-        acks.offset.load(Ordering::Relaxed),
-    ))
+}
+
+/// One call's records, queued: their acknowledgements to come.
+pub(super) struct Queued {
+    acks: Arc<Acks>,
+    sent: usize,
+    /// The error that stopped the call queueing (what was queued before
+    /// it is still waited for).
+    refused: Option<TopicError>,
+}
+
+impl Queued {
+    /// What [`Queued::wait`] returns, if every record is reported within
+    /// `limit`; else None. Answers once.
+    pub(super) fn settled(&mut self, limit: Duration) -> Option<Result<(i32, i64), TopicError>> {
+        let delivered = self.acks.wait_until(self.sent, Instant::now() + limit)?;
+        Some(self.outcome(delivered))
+    }
+
+    /// Wait for every acknowledgement; the refusal, else the first error
+    /// reported, else where the last record went.
+    pub(super) fn wait(&mut self) -> Result<(i32, i64), TopicError> {
+        let delivered = self.acks.wait(self.sent);
+        self.outcome(delivered)
+    }
+
+    fn outcome(&mut self, delivered: Result<(), TopicError>) -> Result<(i32, i64), TopicError> {
+        if let Some(e) = self.refused.take() {
+            return Err(e);
+        }
+        delivered?;
+        Ok((
+            self.acks.partition.load(Ordering::Relaxed),
+            self.acks.offset.load(Ordering::Relaxed),
+        ))
+    }
 }
 
 /// Queue one record on `partition`, waiting while the local queue is full.
