@@ -7,6 +7,7 @@
 //! partition; records without a key go to partition 0 unless one is given.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 /// One record of a topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,12 +138,12 @@ pub(crate) struct Sending(Option<Box<dyn Settle>>);
 
 /// What a store's records in flight answer (see [`Sending`]).
 pub(crate) trait Settle: Send {
-    /// None while a record is unacknowledged after waiting up to `limit`;
-    /// then Ok once every record is stored, or the first error (and never
-    /// before every record of the call is settled, stored or failed).
-    fn settled(&mut self, limit: std::time::Duration) -> Option<Result<(), TopicError>>;
-    /// Wait until [`Settle::settled`] has an answer, and give it.
-    fn wait(&mut self) -> Result<(), TopicError>;
+    /// Ok once every record is stored, or the first error (never before
+    /// every record of the call is settled, stored or failed); None if a
+    /// record is still unacknowledged after waiting up to `limit` (no
+    /// limit: waits for the answer, so always Some). Asked until it
+    /// answers, then not again.
+    fn settled(&mut self, limit: Option<Duration>) -> Option<Result<(), TopicError>>;
 }
 
 impl Sending {
@@ -155,27 +156,11 @@ impl Sending {
         Self(Some(settle))
     }
 
-    /// As [`Settle::settled`]; done once it has answered Ok.
-    pub(crate) fn settled(&mut self, limit: std::time::Duration) -> Option<Result<(), TopicError>> {
-        let answer = match &mut self.0 {
-            None => return Some(Ok(())),
-            Some(settle) => settle.settled(limit)?,
-        };
-        if answer.is_ok() {
-            self.0 = None;
-        }
-        Some(answer)
-    }
-
-    /// As [`Settle::wait`].
-    pub(crate) fn wait(&mut self) -> Result<(), TopicError> {
+    /// As [`Settle::settled`].
+    pub(crate) fn settled(&mut self, limit: Option<Duration>) -> Option<Result<(), TopicError>> {
         match &mut self.0 {
-            None => Ok(()),
-            Some(settle) => {
-                settle.wait()?;
-                self.0 = None;
-                Ok(())
-            }
+            None => Some(Ok(())),
+            Some(settle) => settle.settled(limit),
         }
     }
 
@@ -184,11 +169,8 @@ impl Sending {
     pub(crate) fn map_err(self, f: impl Fn(TopicError) -> TopicError + Send + 'static) -> Self {
         struct Mapped<F>(Box<dyn Settle>, F);
         impl<F: Fn(TopicError) -> TopicError + Send> Settle for Mapped<F> {
-            fn settled(&mut self, limit: std::time::Duration) -> Option<Result<(), TopicError>> {
+            fn settled(&mut self, limit: Option<Duration>) -> Option<Result<(), TopicError>> {
                 Some(self.0.settled(limit)?.map_err(&self.1))
-            }
-            fn wait(&mut self) -> Result<(), TopicError> {
-                self.0.wait().map_err(&self.1)
             }
         }
         match self.0 {

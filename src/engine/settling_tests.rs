@@ -28,19 +28,15 @@ struct HeldTopics {
 struct Held(Arc<AtomicU8>);
 
 impl Settle for Held {
-    fn settled(&mut self, _limit: Duration) -> Option<Result<(), TopicError>> {
+    /// Only a caller that runs until idle waits (no limit), and the test
+    /// acknowledges before it does.
+    fn settled(&mut self, limit: Option<Duration>) -> Option<Result<(), TopicError>> {
         match self.0.load(Ordering::SeqCst) {
+            HOLD if limit.is_none() => panic!("waited for acknowledgements the test holds back"),
             HOLD => None,
             ACK => Some(Ok(())),
             _ => Some(Err(TopicError::Broker("injected: not acknowledged".into()))),
         }
-    }
-
-    /// Only a caller that runs until idle waits, and the test acknowledges
-    /// before it does.
-    fn wait(&mut self) -> Result<(), TopicError> {
-        self.settled(Duration::ZERO)
-            .expect("waited for acknowledgements the test holds back")
     }
 }
 

@@ -149,6 +149,13 @@ struct Settling {
 /// query.
 const SETTLE_WAIT: Duration = Duration::from_millis(10);
 
+/// How long a poll given `gap` waits for a checkpoint's acknowledgements:
+/// a caller without a gap (it runs until idle) waits for them; the
+/// server's loop at most `within`.
+fn limit(gap: Duration, within: Duration) -> Option<Duration> {
+    (!gap.is_zero()).then_some(within)
+}
+
 /// Outputs a task keeps for its next checkpoint before it checkpoints
 /// early (memory stays bounded whatever the commit interval).
 const MAX_PENDING_OUTPUTS: usize = 100_000;
@@ -379,7 +386,7 @@ impl Task {
         if self.needs_rewind {
             self.rewind()?;
         }
-        if !self.settle(gap.is_zero(), Duration::ZERO)? {
+        if !self.settle(limit(gap, Duration::ZERO))? {
             return Ok(0);
         }
         self.deliver_outbox()?;
@@ -452,7 +459,7 @@ impl Task {
             || (caught_up && since >= gap)
             || self.outputs.len() >= MAX_PENDING_OUTPUTS;
         if self.dirty && due {
-            self.checkpoint(gap.is_zero())?;
+            self.checkpoint(limit(gap, SETTLE_WAIT))?;
             self.dirty = false;
             self.last_checkpoint = Instant::now();
         }
@@ -628,9 +635,10 @@ impl Task {
     /// positions and outputs (see the module docs for the order per
     /// processing guarantee). The positions of a push query or a source
     /// table's materialization stay in RocksDB (they commit nothing to Kafka).
-    /// Without `wait`, an at-least-once checkpoint is completed by a later
-    /// poll, once its outputs are acknowledged ([`Settling`]).
-    fn checkpoint(&mut self, wait: bool) -> Result<()> {
+    /// An at-least-once checkpoint whose outputs are not acknowledged
+    /// within `limit` (none: waits) is completed by a later poll
+    /// ([`Settling`]).
+    fn checkpoint(&mut self, limit: Option<Duration>) -> Result<()> {
         self.settle_outputs()?;
         let mut batch = StateBatch::default();
         for op in self.operators.iter_mut() {
@@ -670,27 +678,20 @@ impl Task {
                 batch,
                 offsets: self.group_offsets(),
             });
-            self.settle(wait, SETTLE_WAIT).map(|_| ())
+            self.settle(limit).map(|_| ())
         }
     }
 
     /// Complete the checkpoint whose outputs are on their way, if there is
-    /// one and they are acknowledged within `limit` (with `wait`: once they
-    /// are); false while they are not.
-    fn settle(&mut self, wait: bool, limit: Duration) -> Result<bool> {
-        let Some(settling) = &mut self.settling else {
+    /// one and they are acknowledged within `limit` (none: once they are);
+    /// false while they are not.
+    fn settle(&mut self, limit: Option<Duration>) -> Result<bool> {
+        let Some(mut settling) = self.settling.take() else {
             return Ok(true);
         };
-        let answer = if wait {
-            Some(settling.sending.wait())
-        } else {
-            settling.sending.settled(limit)
-        };
-        let Some(answer) = answer else {
+        let Some(answer) = settling.sending.settled(limit) else {
+            self.settling = Some(settling);
             return Ok(false);
-        };
-        let Some(settling) = self.settling.take() else {
-            return Ok(true);
         };
         answer.map_err(Error::from)?;
         self.store.commit(settling.batch)?;

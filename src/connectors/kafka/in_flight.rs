@@ -48,15 +48,13 @@ pub(super) struct InFlight {
 }
 
 impl Settle for InFlight {
-    fn settled(&mut self, limit: Duration) -> Option<Result<(), TopicError>> {
-        let result = self.queued.settled(limit)?.map(|_| ());
+    fn settled(&mut self, limit: Option<Duration>) -> Option<Result<(), TopicError>> {
+        let result = match limit {
+            Some(limit) => self.queued.settled(limit)?,
+            None => self.queued.wait(),
+        }
+        .map(|_| ());
         self.written.settled(&result);
         Some(result)
-    }
-
-    fn wait(&mut self) -> Result<(), TopicError> {
-        let result = self.queued.wait().map(|_| ());
-        self.written.settled(&result);
-        result
     }
 }
